@@ -1,0 +1,3 @@
+// Package bench holds petite's headline benchmarks: the figures quoted in
+// bench/README.md, each with the command that reproduces it.
+package bench

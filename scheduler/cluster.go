@@ -1,0 +1,480 @@
+package scheduler
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+)
+
+// NodeID is a node's index in its cluster; ids are dense and never reused.
+type NodeID int32
+
+// NoNode is the NodeID of "no node".
+const NoNode NodeID = -1
+
+// nodeRec is the hot, fixed-size record of one node that filters and scores
+// read. Everything variable-length lives in the cluster's slabs.
+type nodeRec struct {
+	cpuCap, memCap   int64
+	cpuFree, memFree int64
+	gpuFreeSum       int64 // sum of free milli over the node's GPUs
+	gpuOff, gpuN     int32 // the node's GPUs in the slabs
+	fullFree         int32 // GPUs with all their capacity free
+	model            int32 // model id; -1 for a node without GPUs
+	pool             int32
+	rack             int32
+	state            NodeState
+	tags             uint64 // bit per task tag present (see taskTag)
+	seq              uint64 // change sequence of the last mutation
+}
+
+// Cluster is the placement core's view of a fleet: static node attributes,
+// the free capacity of every node and GPU, and the per-shape score indexes.
+// It is not safe for concurrent use; drivers serialise access.
+type Cluster struct {
+	pools     []Pool
+	poolByNam map[string]int32
+	specs     []Node // as registered, for labels and names
+	labels    []map[string]string
+	nodes     []nodeRec
+	byName    map[string]NodeID
+	rank      []int32 // tie-break rank of each node: lower wins
+	order     []NodeID
+	rackNames []string
+	rackByNam map[string]int32
+	rackNodes [][]NodeID
+
+	models    []string
+	modelByNm map[string]int32
+
+	// GPU slabs, indexed by nodeRec.gpuOff + device index.
+	gpuFree   []int32
+	gpuCap    []int32
+	gpuIsland []int16
+	// tagCount[n*numTags+t] counts the live tasks with tag t on node n.
+	tagCount []int32
+
+	selectors []selector
+	selByKey  map[string]int32
+
+	// change log: node ids mutated, for the lazy refresh of shape indexes.
+	log     []NodeID
+	logBase uint64 // sequence number of log[0]
+	seq     uint64 // sequence number of the next mutation
+
+	idx idxCache
+
+	// maxCPU and maxGPU are the largest node shape, the default normalisers.
+	maxCPU, maxGPU int64
+}
+
+const numTags = 65 // tag 0 = sharing task, tag k = task of k whole GPUs
+
+// NewCluster builds a cluster from pools and nodes. Node ranks start as the
+// registration order.
+func NewCluster(pools []Pool, nodes []Node) (*Cluster, error) {
+	c := &Cluster{
+		poolByNam: map[string]int32{},
+		byName:    map[string]NodeID{},
+		rackByNam: map[string]int32{},
+		modelByNm: map[string]int32{},
+		selByKey:  map[string]int32{},
+	}
+	c.selectors = append(c.selectors, selector{}) // id 0: no constraint
+	c.idx.init()
+	for _, p := range pools {
+		if err := c.AddPool(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range nodes {
+		if _, err := c.AddNode(n); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// AddPool registers a pool.
+func (c *Cluster) AddPool(p Pool) error {
+	if p.Name == "" {
+		return fmt.Errorf("pool: field name: want a non-empty name")
+	}
+	if _, dup := c.poolByNam[p.Name]; dup {
+		return fmt.Errorf("pool %s: already registered", p.Name)
+	}
+	if p.PricePerGPUHour < 0 {
+		return fmt.Errorf("pool %s: field price_per_gpu_hour: want >= 0, got %g", p.Name, p.PricePerGPUHour)
+	}
+	p.Labels = maps.Clone(p.Labels)
+	c.poolByNam[p.Name] = int32(len(c.pools))
+	c.pools = append(c.pools, p)
+	return nil
+}
+
+// Pools returns the registered pools.
+func (c *Cluster) Pools() []Pool { return c.pools }
+
+// AddNode registers a node in an existing pool and returns its id.
+func (c *Cluster) AddNode(n Node) (NodeID, error) {
+	if n.Name == "" {
+		return NoNode, fmt.Errorf("node: field name: want a non-empty name")
+	}
+	if _, dup := c.byName[n.Name]; dup {
+		return NoNode, fmt.Errorf("node %s: already registered", n.Name)
+	}
+	pool, ok := c.poolByNam[n.Pool]
+	if !ok {
+		if n.Pool != "" || len(c.pools) > 0 {
+			return NoNode, fmt.Errorf("node %s: field pool: unknown pool %q", n.Name, n.Pool)
+		}
+		// A bare fleet without pools gets one implicit onprem pool.
+		if err := c.AddPool(Pool{Name: "default"}); err != nil {
+			return NoNode, err
+		}
+		n.Pool = "default"
+		pool = c.poolByNam["default"]
+	}
+	if n.CPUMilli < 0 || n.MemoryMiB < 0 {
+		return NoNode, fmt.Errorf("node %s: fields cpu_milli/memory_mib: want >= 0", n.Name)
+	}
+	if len(n.GPUs) > MaxGPUsPerNode {
+		return NoNode, fmt.Errorf("node %s: field gpus: at most %d devices, got %d", n.Name, MaxGPUsPerNode, len(n.GPUs))
+	}
+	model := int32(-1)
+	gpus := slices.Clone(n.GPUs)
+	for i := range gpus {
+		g := &gpus[i]
+		if g.Model == "" {
+			return NoNode, fmt.Errorf("node %s: gpus[%d].model: want a model name", n.Name, i)
+		}
+		if gpus[0].Model != g.Model {
+			return NoNode, fmt.Errorf("node %s: gpus[%d].model: %q differs from gpus[0] %q; a node has one GPU model", n.Name, i, g.Model, gpus[0].Model)
+		}
+		if g.MIG != "" && g.MilliCap == 0 {
+			m, err := migMilli(g.MIG)
+			if err != nil {
+				return NoNode, fmt.Errorf("node %s: gpus[%d].mig: %w", n.Name, i, err)
+			}
+			g.MilliCap = m
+		}
+		if g.MilliCap == 0 {
+			g.MilliCap = MilliPerGPU
+		}
+		if g.MilliCap < 0 || g.MilliCap > MilliPerGPU {
+			return NoNode, fmt.Errorf("node %s: gpus[%d].milli_cap: want 1..1000, got %d", n.Name, i, g.MilliCap)
+		}
+	}
+	if len(gpus) > 0 {
+		model = c.modelID(gpus[0].Model)
+	}
+	n.GPUs = gpus
+	n.Labels = maps.Clone(n.Labels)
+	id := NodeID(len(c.nodes))
+	rec := nodeRec{
+		cpuCap: n.CPUMilli, memCap: n.MemoryMiB, cpuFree: n.CPUMilli, memFree: n.MemoryMiB,
+		gpuOff: int32(len(c.gpuFree)), gpuN: int32(len(gpus)), model: model, pool: pool,
+		rack: c.rackID(n.Rack), state: n.State,
+	}
+	for _, g := range gpus {
+		c.gpuFree = append(c.gpuFree, g.MilliCap)
+		c.gpuCap = append(c.gpuCap, g.MilliCap)
+		c.gpuIsland = append(c.gpuIsland, int16(g.Island))
+		rec.gpuFreeSum += int64(g.MilliCap)
+		if g.MilliCap == MilliPerGPU {
+			rec.fullFree++
+		}
+	}
+	c.nodes = append(c.nodes, rec)
+	c.specs = append(c.specs, n)
+	c.labels = append(c.labels, c.mergedLabels(pool, n))
+	c.byName[n.Name] = id
+	c.rank = append(c.rank, int32(id))
+	c.order = append(c.order, id)
+	c.tagCount = append(c.tagCount, make([]int32, numTags)...)
+	if rec.rack >= 0 {
+		c.rackNodes[rec.rack] = append(c.rackNodes[rec.rack], id)
+	}
+	c.maxCPU = max(c.maxCPU, n.CPUMilli)
+	c.maxGPU = max(c.maxGPU, rec.gpuFreeSum)
+	for s := 1; s < len(c.selectors); s++ {
+		c.selectors[s].ok = append(c.selectors[s].ok, c.selectors[s].match(c.labels[id]))
+	}
+	c.idx.reset() // the node set changed: every index is rebuilt on next use
+	c.touch(id)
+	return id, nil
+}
+
+func (c *Cluster) mergedLabels(pool int32, n Node) map[string]string {
+	p := c.pools[pool]
+	l := map[string]string{"pool": p.Name, "pool.kind": p.Kind.String()}
+	if p.Region != "" {
+		l["region"] = p.Region
+	}
+	if p.Zone != "" {
+		l["zone"] = p.Zone
+	}
+	if n.Rack != "" {
+		l["rack"] = n.Rack
+	}
+	maps.Copy(l, p.Labels)
+	maps.Copy(l, n.Labels)
+	return l
+}
+
+func (c *Cluster) modelID(m string) int32 {
+	if id, ok := c.modelByNm[m]; ok {
+		return id
+	}
+	id := int32(len(c.models))
+	c.models = append(c.models, m)
+	c.modelByNm[m] = id
+	return id
+}
+
+func (c *Cluster) rackID(r string) int32 {
+	if r == "" {
+		return -1
+	}
+	if id, ok := c.rackByNam[r]; ok {
+		return id
+	}
+	id := int32(len(c.rackNames))
+	c.rackNames = append(c.rackNames, r)
+	c.rackByNam[r] = id
+	c.rackNodes = append(c.rackNodes, nil)
+	return id
+}
+
+// NumNodes is the number of registered nodes.
+func (c *Cluster) NumNodes() int { return len(c.nodes) }
+
+// Node returns the registered spec of a node (its state kept current).
+func (c *Cluster) Node(id NodeID) Node {
+	n := c.specs[id]
+	n.State = c.nodes[id].state
+	return n
+}
+
+// NodeByName finds a node's id.
+func (c *Cluster) NodeByName(name string) (NodeID, bool) {
+	id, ok := c.byName[name]
+	return id, ok
+}
+
+// Labels returns a node's labels merged over its pool's (read-only).
+func (c *Cluster) Labels(id NodeID) map[string]string { return c.labels[id] }
+
+// PoolOf returns the pool of a node.
+func (c *Cluster) PoolOf(id NodeID) *Pool { return &c.pools[c.nodes[id].pool] }
+
+// SetState changes a node's health state. Work already there stays; only a
+// ready node takes new work.
+func (c *Cluster) SetState(id NodeID, s NodeState) {
+	if c.nodes[id].state != s {
+		c.nodes[id].state = s
+		c.touch(id)
+	}
+}
+
+// SetRanks sets each node's tie-break rank from a permutation of the node
+// ids: perm[i] is the node of rank i. Drivers draw it from their seed.
+func (c *Cluster) SetRanks(perm []NodeID) error {
+	if len(perm) != len(c.nodes) {
+		return fmt.Errorf("ranks: want a permutation of %d nodes, got %d", len(c.nodes), len(perm))
+	}
+	seen := make([]bool, len(perm))
+	for _, n := range perm {
+		if n < 0 || int(n) >= len(perm) || seen[n] {
+			return fmt.Errorf("ranks: not a permutation: node %d repeated or out of range", n)
+		}
+		seen[n] = true
+	}
+	copy(c.order, perm)
+	for r, n := range perm {
+		c.rank[n] = int32(r)
+	}
+	c.idx.reset()
+	return nil
+}
+
+// Rank returns a node's tie-break rank.
+func (c *Cluster) Rank(id NodeID) int32 { return c.rank[id] }
+
+// touch records that a node changed, so that every shape index refreshes it.
+func (c *Cluster) touch(id NodeID) {
+	c.nodes[id].seq = c.seq
+	c.seq++
+	c.log = append(c.log, id)
+	// Keep the log bounded: an index that fell further behind rebuilds.
+	if limit := 4*len(c.nodes) + 1024; len(c.log) > 2*limit {
+		drop := len(c.log) - limit
+		c.log = append(c.log[:0], c.log[drop:]...)
+		c.logBase += uint64(drop)
+	}
+}
+
+// NodeUsage is the free and total capacity of one node.
+type NodeUsage struct {
+	CPUFree, CPUCap int64
+	MemFree, MemCap int64
+	GPUFree, GPUCap int64 // milli-GPU summed over devices
+	GPUs            []int32
+}
+
+// Usage reports a node's capacity and what is free of it.
+func (c *Cluster) Usage(id NodeID) NodeUsage {
+	r := &c.nodes[id]
+	u := NodeUsage{CPUFree: r.cpuFree, CPUCap: r.cpuCap, MemFree: r.memFree, MemCap: r.memCap, GPUFree: r.gpuFreeSum}
+	for i := r.gpuOff; i < r.gpuOff+r.gpuN; i++ {
+		u.GPUCap += int64(c.gpuCap[i])
+	}
+	u.GPUs = slices.Clone(c.gpuFree[r.gpuOff : r.gpuOff+r.gpuN])
+	return u
+}
+
+// Totals sums GPU capacity and allocation over the nodes, in milli-GPU.
+func (c *Cluster) Totals() (capMilli, usedMilli int64) {
+	for i := range c.gpuCap {
+		capMilli += int64(c.gpuCap[i])
+		usedMilli += int64(c.gpuCap[i] - c.gpuFree[i])
+	}
+	return capMilli, usedMilli
+}
+
+// Models lists the GPU models of the fleet, sorted.
+func (c *Cluster) Models() []string {
+	m := slices.Clone(c.models)
+	sort.Strings(m)
+	return m
+}
+
+// Assign is the placement of one task on one node: which GPUs, and how much
+// of each. It is a plain value so the hot path allocates nothing.
+type Assign struct {
+	Node NodeID
+	// Mask has bit i set for each device i of the node the task uses.
+	Mask uint64
+	// Take is the milli-GPU taken on each of those devices (a MIG instance
+	// is taken whole).
+	Take     int32
+	CPUMilli int64
+	MemMiB   int64
+	// Tag is the task's GPU tag (see taskTag), for tag-aware policies.
+	Tag int8
+}
+
+// apply takes an assignment's resources from its node.
+func (c *Cluster) apply(a *Assign) {
+	r := &c.nodes[a.Node]
+	r.cpuFree -= a.CPUMilli
+	r.memFree -= a.MemMiB
+	for m := a.Mask; m != 0; m &= m - 1 {
+		g := r.gpuOff + int32(trailingZeros(m))
+		if c.gpuFree[g] == c.gpuCap[g] && c.gpuCap[g] == MilliPerGPU {
+			r.fullFree--
+		}
+		c.gpuFree[g] -= a.Take
+		r.gpuFreeSum -= int64(a.Take)
+	}
+	if a.Tag >= 0 {
+		tc := &c.tagCount[int(a.Node)*numTags+int(a.Tag)]
+		*tc++
+		r.tags |= 1 << uint(a.Tag)
+	}
+	c.touch(a.Node)
+}
+
+// release gives an assignment's resources back to its node.
+func (c *Cluster) release(a *Assign) {
+	r := &c.nodes[a.Node]
+	r.cpuFree += a.CPUMilli
+	r.memFree += a.MemMiB
+	for m := a.Mask; m != 0; m &= m - 1 {
+		g := r.gpuOff + int32(trailingZeros(m))
+		c.gpuFree[g] += a.Take
+		if c.gpuFree[g] == c.gpuCap[g] && c.gpuCap[g] == MilliPerGPU {
+			r.fullFree++
+		}
+		r.gpuFreeSum += int64(a.Take)
+	}
+	if a.Tag >= 0 {
+		tc := &c.tagCount[int(a.Node)*numTags+int(a.Tag)]
+		*tc--
+		if *tc == 0 {
+			r.tags &^= 1 << uint(a.Tag)
+		}
+	}
+	c.touch(a.Node)
+}
+
+// Commit re-checks an assignment against the current state and applies it.
+// The leader does this before committing a plan, so a stale plan can never
+// give a GPU twice.
+func (c *Cluster) Commit(a Assign) error {
+	if err := c.check(&a); err != nil {
+		return err
+	}
+	c.apply(&a)
+	return nil
+}
+
+// Release gives back the resources of an assignment made earlier. It checks
+// that the assignment is plausible (nothing would exceed capacity).
+func (c *Cluster) Release(a Assign) error {
+	if a.Node < 0 || int(a.Node) >= len(c.nodes) {
+		return fmt.Errorf("release: unknown node %d", a.Node)
+	}
+	r := &c.nodes[a.Node]
+	if r.cpuFree+a.CPUMilli > r.cpuCap || r.memFree+a.MemMiB > r.memCap {
+		return fmt.Errorf("release on %s: CPU or memory would exceed capacity", c.specs[a.Node].Name)
+	}
+	for m := a.Mask; m != 0; m &= m - 1 {
+		i := int32(trailingZeros(m))
+		if i >= r.gpuN {
+			return fmt.Errorf("release on %s: no GPU %d", c.specs[a.Node].Name, i)
+		}
+		if c.gpuFree[r.gpuOff+i]+a.Take > c.gpuCap[r.gpuOff+i] {
+			return fmt.Errorf("release on %s: GPU %d would exceed capacity", c.specs[a.Node].Name, i)
+		}
+	}
+	if a.Tag >= 0 && c.tagCount[int(a.Node)*numTags+int(a.Tag)] == 0 {
+		return fmt.Errorf("release on %s: no task with tag %d", c.specs[a.Node].Name, a.Tag)
+	}
+	c.release(&a)
+	return nil
+}
+
+func (c *Cluster) check(a *Assign) error {
+	if a.Node < 0 || int(a.Node) >= len(c.nodes) {
+		return fmt.Errorf("commit: unknown node %d", a.Node)
+	}
+	r := &c.nodes[a.Node]
+	name := c.specs[a.Node].Name
+	if a.CPUMilli < 0 || a.MemMiB < 0 || a.Take < 0 {
+		return fmt.Errorf("commit on %s: negative request", name)
+	}
+	if a.CPUMilli > r.cpuFree {
+		return fmt.Errorf("commit on %s: CPU oversubscribed: want %d, %d free", name, a.CPUMilli, r.cpuFree)
+	}
+	if a.MemMiB > r.memFree {
+		return fmt.Errorf("commit on %s: memory oversubscribed: want %d MiB, %d free", name, a.MemMiB, r.memFree)
+	}
+	if a.Mask != 0 && a.Take == 0 {
+		return fmt.Errorf("commit on %s: GPUs named but no share taken", name)
+	}
+	for m := a.Mask; m != 0; m &= m - 1 {
+		i := int32(trailingZeros(m))
+		if i >= r.gpuN {
+			return fmt.Errorf("commit on %s: no GPU %d", name, i)
+		}
+		if c.gpuFree[r.gpuOff+i] < a.Take {
+			return fmt.Errorf("commit on %s: GPU %d oversubscribed: want %d milli, %d free", name, i, a.Take, c.gpuFree[r.gpuOff+i])
+		}
+	}
+	if a.Tag < -1 || int(a.Tag) >= numTags {
+		return fmt.Errorf("commit on %s: bad task tag %d", name, a.Tag)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package scheduler
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// TargetType is one kind of task of the expected workload that
+// fragmentation is measured against (FRAG-METHOD §6), with its share.
+type TargetType struct {
+	CPU    int64   // milli-CPU request
+	Milli  int32   // milli-GPU on each device; 0 for a CPU-only type
+	GPUs   int32   // devices
+	Models string  // accepted models joined by "|"; empty accepts any
+	Count  int     // how many tasks of the trace have this type
+	Prob   float64 // share of the type in the kept workload
+}
+
+// TargetFromCounts builds the target workload from counted task types: the
+// most frequent types, largest first (equal counts by CPU, GPU share, GPU
+// count, then model string, larger first), kept until they cover 95% of all
+// tasks, with probabilities renormalised over the kept types.
+func TargetFromCounts(types []TargetType) []TargetType {
+	ts := slices.Clone(types)
+	slices.SortStableFunc(ts, func(a, b TargetType) int {
+		return cmp.Or(
+			cmp.Compare(b.Count, a.Count),
+			cmp.Compare(b.CPU, a.CPU),
+			cmp.Compare(b.Milli, a.Milli),
+			cmp.Compare(b.GPUs, a.GPUs),
+			strings.Compare(b.Models, a.Models),
+		)
+	})
+	total := 0
+	for _, t := range ts {
+		total += t.Count
+	}
+	kept, sum := 0, 0
+	for _, t := range ts {
+		if sum*100 >= 95*total {
+			break
+		}
+		sum += t.Count
+		kept++
+	}
+	ts = ts[:kept]
+	for i := range ts {
+		ts[i].Prob = float64(ts[i].Count) / float64(sum)
+	}
+	return ts
+}
+
+// defaultTarget is the expected workload when none is given: a mix of
+// whole-GPU gangs, shares and CPU-only tasks.
+func defaultTarget() []TargetType {
+	return []TargetType{
+		{CPU: 8000, Milli: 1000, GPUs: 1, Count: 30},
+		{CPU: 4000, Milli: 500, GPUs: 1, Count: 20},
+		{CPU: 2000, Milli: 250, GPUs: 1, Count: 10},
+		{CPU: 16000, Milli: 1000, GPUs: 2, Count: 10},
+		{CPU: 32000, Milli: 1000, GPUs: 4, Count: 10},
+		{CPU: 64000, Milli: 1000, GPUs: 8, Count: 10},
+		{CPU: 4000, Count: 10},
+	}
+}
+
+// fgdType is a target type compiled against one cluster's model ids.
+type fgdType struct {
+	cpu    int64
+	milli  int32
+	gpus   int32
+	models uint64
+	p      float64
+}
+
+// FGD is fragmentation gradient descent (Weng et al., ATC'23): it scores a
+// node by how much placing the task grows the node's fragmentation, the GPU
+// capacity that tasks of the expected workload could not use. Scores are
+// trunc(100 σ(Δ/1000)) with Δ = F(before) − F(after) in milli-GPU.
+//
+// An FGD value caches per-node fragmentation for the last cluster it scored;
+// use one value per cluster.
+type FGD struct {
+	Target []TargetType
+
+	c      *Cluster
+	types  []fgdType
+	fnode  []float64 // F of each node's current state
+	fvalid []uint64  // node seq+1 that fnode was computed at
+}
+
+// Name implements Scorer.
+func (*FGD) Name() string { return "fgd" }
+
+func newFGD(_ *Cluster, o Options) *Policy {
+	f := &FGD{Target: o.Target}
+	return &Policy{Scorers: []Weighted{{Scorer: f, Weight: 1}}, Picker: f}
+}
+
+// prepare compiles the target workload for c and sizes the caches.
+func (f *FGD) prepare(c *Cluster) {
+	if f.c == c && len(f.fnode) == len(c.nodes) {
+		return
+	}
+	if f.c != c {
+		target := f.Target
+		if len(target) == 0 {
+			target = TargetFromCounts(defaultTarget())
+		}
+		f.types = f.types[:0]
+		for _, t := range target {
+			ft := fgdType{cpu: t.CPU, milli: t.Milli, gpus: t.GPUs, p: t.Prob}
+			if t.Milli > 0 && t.Models != "" {
+				ft.models = c.ModelMask(strings.Split(t.Models, "|"))
+			}
+			f.types = append(f.types, ft)
+		}
+		f.c = c
+	}
+	f.fnode = make([]float64, len(c.nodes))
+	f.fvalid = make([]uint64, len(c.nodes))
+}
+
+// Frag is the fragmentation of a node's current state against the
+// target workload, in milli-GPU (FRAG-METHOD §5).
+func (f *FGD) Frag(c *Cluster, n NodeID) float64 {
+	f.prepare(c)
+	return f.nodeFrag(c, n)
+}
+
+func (f *FGD) nodeFrag(c *Cluster, n NodeID) float64 {
+	r := &c.nodes[n]
+	if f.fvalid[n] == r.seq+1 {
+		return f.fnode[n]
+	}
+	v := f.frag(r.cpuFree, c.gpuFree[r.gpuOff:r.gpuOff+r.gpuN], r.model)
+	f.fnode[n], f.fvalid[n] = v, r.seq+1
+	return v
+}
+
+// frag computes F for free CPU cpu and device free amounts free.
+func (f *FGD) frag(cpu int64, free []int32, model int32) float64 {
+	var idle int64
+	for _, x := range free {
+		idle += int64(x)
+	}
+	if idle == 0 {
+		return 0
+	}
+	bit := uint64(1) << uint(max(model, 0))
+	fi := float64(idle)
+	var sum float64
+	for i := range f.types {
+		t := &f.types[i]
+		if t.milli == 0 || (t.models != 0 && t.models&bit == 0) {
+			sum += t.p * fi
+			continue
+		}
+		var cnt int32
+		var small int64
+		for _, x := range free {
+			if x >= t.milli {
+				cnt++
+			} else {
+				small += int64(x)
+			}
+		}
+		if cnt >= t.gpus && cpu >= t.cpu {
+			sum += t.p * float64(small)
+		} else {
+			sum += t.p * fi
+		}
+	}
+	return sum
+}
+
+func sigmoidScore(delta float64) int64 {
+	return int64(100 / (1 + math.Exp(-delta/1000)))
+}
+
+// Score implements Scorer.
+func (f *FGD) Score(c *Cluster, n NodeID, s *Shape) int64 {
+	score, _ := f.score(c, n, s)
+	return score
+}
+
+// score returns the node's score and, for a share, the lowest-numbered
+// device that reaches it.
+func (f *FGD) score(c *Cluster, n NodeID, s *Shape) (int64, int32) {
+	f.prepare(c)
+	r := &c.nodes[n]
+	before := f.nodeFrag(c, n)
+	var buf [MaxGPUsPerNode]int32
+	free := buf[:r.gpuN]
+	copy(free, c.gpuFree[r.gpuOff:r.gpuOff+r.gpuN])
+	cpu := r.cpuFree - s.CPU
+	switch {
+	case s.GPUs == 0:
+		return sigmoidScore(before - f.frag(cpu, free, r.model)), -1
+	case !s.Sharing():
+		need := s.GPUs
+		for i := range free {
+			if need > 0 && free[i] == MilliPerGPU && c.gpuCap[r.gpuOff+int32(i)] == MilliPerGPU {
+				free[i] = 0
+				need--
+			}
+		}
+		return sigmoidScore(before - f.frag(cpu, free, r.model)), -1
+	}
+	best, bestDev := int64(-1), int32(-1)
+	for i := range free {
+		x := free[i]
+		if x < s.Milli {
+			continue
+		}
+		free[i] = x - shareTake(c, r.gpuOff+int32(i), s.Milli)
+		if sc := sigmoidScore(before - f.frag(cpu, free, r.model)); sc > best {
+			best, bestDev = sc, int32(i)
+		}
+		free[i] = x
+	}
+	return best, bestDev
+}
+
+// Pick implements Picker: whole GPUs on the lowest-numbered free devices; a
+// share on the lowest-numbered device that reaches the node's score.
+func (f *FGD) Pick(c *Cluster, n NodeID, s *Shape, _ *rand.Rand) (uint64, int32) {
+	if !s.Sharing() {
+		return pickLowestFree(c, n, s), MilliPerGPU
+	}
+	_, dev := f.score(c, n, s)
+	if dev < 0 {
+		return 0, 0
+	}
+	r := &c.nodes[n]
+	return 1 << uint(dev), shareTake(c, r.gpuOff+dev, s.Milli)
+}

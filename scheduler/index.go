@@ -1,0 +1,206 @@
+package scheduler
+
+import (
+	"math"
+	"math/rand/v2"
+)
+
+// noScore marks an infeasible node in a score index.
+const noScore = math.MinInt64
+
+// idxKey names one score index: a policy and a task shape.
+type idxKey struct {
+	pol   *Policy
+	shape Shape
+}
+
+// shapeIndex is a tournament tree over the nodes in rank order. Each leaf
+// holds the node's score for one shape under one policy (noScore when the
+// node cannot take it); each inner entry holds the best of its two children
+// and the number of feasible leaves below it. The best node is the leftmost
+// leaf with the root's score: the lowest rank among the best scores.
+type shapeIndex struct {
+	key  idxKey
+	seq  uint64 // change-log position the leaves are current to
+	size int    // number of leaves, a power of two
+	val  []int64
+	cnt  []int32
+	used uint64
+}
+
+// idxCache holds the indexes of the shapes seen recently, least recently
+// used out first.
+type idxCache struct {
+	m     map[idxKey]*shapeIndex
+	tick  uint64
+	limit int
+	spare []*shapeIndex
+}
+
+func (ic *idxCache) init() { ic.m = map[idxKey]*shapeIndex{} }
+
+// reset drops every index, keeping their memory for reuse.
+func (ic *idxCache) reset() {
+	if len(ic.m) == 0 {
+		return
+	}
+	for k, ix := range ic.m {
+		ic.spare = append(ic.spare, ix)
+		delete(ic.m, k)
+	}
+}
+
+// index returns the up-to-date score index of a shape under a policy.
+func (c *Cluster) index(p *Policy, s *Shape) *shapeIndex {
+	ic := &c.idx
+	ic.tick++
+	key := idxKey{p, *s}
+	ix := ic.m[key]
+	if ix == nil {
+		ix = c.newIndex(key)
+		ic.m[key] = ix
+	} else {
+		c.sync(ix)
+	}
+	ix.used = ic.tick
+	return ix
+}
+
+func (c *Cluster) newIndex(key idxKey) *shapeIndex {
+	ic := &c.idx
+	if ic.limit == 0 {
+		// Bound memory to about 256 MiB of indexes whatever the fleet size.
+		per := 24 * (len(c.nodes) + 64)
+		ic.limit = min(max(256<<20/per, 16), 4096)
+	}
+	if len(ic.m) >= ic.limit {
+		var victim idxKey
+		oldest := uint64(math.MaxUint64)
+		for k, ix := range ic.m {
+			if ix.used < oldest {
+				oldest, victim = ix.used, k
+			}
+		}
+		ic.spare = append(ic.spare, ic.m[victim])
+		delete(ic.m, victim)
+	}
+	size := 1
+	for size < len(c.nodes) {
+		size <<= 1
+	}
+	var ix *shapeIndex
+	for len(ic.spare) > 0 && ix == nil {
+		last := ic.spare[len(ic.spare)-1]
+		ic.spare = ic.spare[:len(ic.spare)-1]
+		if last.size == size {
+			ix = last
+		}
+	}
+	if ix == nil {
+		ix = &shapeIndex{size: size, val: make([]int64, 2*size), cnt: make([]int32, 2*size)}
+	}
+	ix.key = key
+	c.rebuild(ix)
+	return ix
+}
+
+// leaf computes one node's entry.
+func (c *Cluster) leaf(p *Policy, s *Shape, n NodeID) int64 {
+	if !c.Fits(n, s) || !p.filter(c, n, s) {
+		return noScore
+	}
+	return p.nodeScore(c, n, s)
+}
+
+func (c *Cluster) rebuild(ix *shapeIndex) {
+	size := ix.size
+	for i := size; i < 2*size; i++ {
+		ix.val[i], ix.cnt[i] = noScore, 0
+	}
+	for n := range c.nodes {
+		v := c.leaf(ix.key.pol, &ix.key.shape, NodeID(n))
+		pos := size + int(c.rank[n])
+		ix.val[pos] = v
+		if v != noScore {
+			ix.cnt[pos] = 1
+		}
+	}
+	for i := size - 1; i >= 1; i-- {
+		ix.val[i] = max(ix.val[2*i], ix.val[2*i+1])
+		ix.cnt[i] = ix.cnt[2*i] + ix.cnt[2*i+1]
+	}
+	ix.seq = c.seq
+}
+
+// sync brings an index up to date with the change log: only the nodes that
+// changed since it was last used are scored again.
+func (c *Cluster) sync(ix *shapeIndex) {
+	if ix.seq == c.seq {
+		return
+	}
+	if ix.seq < c.logBase {
+		c.rebuild(ix)
+		return
+	}
+	p, s := ix.key.pol, &ix.key.shape
+	for i := ix.seq - c.logBase; i < uint64(len(c.log)); i++ {
+		n := c.log[i]
+		if c.nodes[n].seq != c.logBase+i {
+			continue // a later entry covers this node
+		}
+		v := c.leaf(p, s, n)
+		pos := ix.size + int(c.rank[n])
+		var cn int32
+		if v != noScore {
+			cn = 1
+		}
+		if ix.val[pos] == v && ix.cnt[pos] == cn {
+			continue
+		}
+		ix.val[pos], ix.cnt[pos] = v, cn
+		for pos >>= 1; pos >= 1; pos >>= 1 {
+			nv := max(ix.val[2*pos], ix.val[2*pos+1])
+			nc := ix.cnt[2*pos] + ix.cnt[2*pos+1]
+			if ix.val[pos] == nv && ix.cnt[pos] == nc {
+				break
+			}
+			ix.val[pos], ix.cnt[pos] = nv, nc
+		}
+	}
+	ix.seq = c.seq
+}
+
+// best returns the feasible node with the highest score and, among equals,
+// the lowest rank.
+func (c *Cluster) best(ix *shapeIndex) (NodeID, int64) {
+	if ix.val[1] == noScore {
+		return NoNode, noScore
+	}
+	top, i := ix.val[1], 1
+	for i < ix.size {
+		if ix.val[2*i] == top {
+			i = 2 * i
+		} else {
+			i = 2*i + 1
+		}
+	}
+	return c.order[i-ix.size], top
+}
+
+// uniform returns a feasible node drawn uniformly at random.
+func (c *Cluster) uniform(ix *shapeIndex, rng *rand.Rand) NodeID {
+	if ix.cnt[1] == 0 {
+		return NoNode
+	}
+	k := int32(rng.IntN(int(ix.cnt[1])))
+	i := 1
+	for i < ix.size {
+		if k < ix.cnt[2*i] {
+			i = 2 * i
+		} else {
+			k -= ix.cnt[2*i]
+			i = 2*i + 1
+		}
+	}
+	return c.order[i-ix.size]
+}
