@@ -124,17 +124,18 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 	if _, dup := c.byName[n.Name]; dup {
 		return NoNode, fmt.Errorf("node %s: already registered", n.Name)
 	}
+	if n.Pool == "" {
+		// A node without a pool joins the implicit onprem pool "default".
+		n.Pool = "default"
+		if _, ok := c.poolByNam[n.Pool]; !ok {
+			if err := c.AddPool(Pool{Name: n.Pool}); err != nil {
+				return NoNode, err
+			}
+		}
+	}
 	pool, ok := c.poolByNam[n.Pool]
 	if !ok {
-		if n.Pool != "" || len(c.pools) > 0 {
-			return NoNode, fmt.Errorf("node %s: field pool: unknown pool %q", n.Name, n.Pool)
-		}
-		// A bare fleet without pools gets one implicit onprem pool.
-		if err := c.AddPool(Pool{Name: "default"}); err != nil {
-			return NoNode, err
-		}
-		n.Pool = "default"
-		pool = c.poolByNam["default"]
+		return NoNode, fmt.Errorf("node %s: field pool: unknown pool %q", n.Name, n.Pool)
 	}
 	if n.CPUMilli < 0 || n.MemoryMiB < 0 {
 		return NoNode, fmt.Errorf("node %s: fields cpu_milli/memory_mib: want >= 0", n.Name)
