@@ -1,0 +1,470 @@
+package traces
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// canonicalMagic starts the first line of a canonical CSV file.
+const canonicalMagic = "#petite-trace"
+
+// canonicalVersion is the version of the canonical format this package
+// writes (and the only one it reads).
+const canonicalVersion = "v1"
+
+// canonicalColumns are the canonical CSV columns, in the order written. A
+// job is the run of consecutive rows with the same job_id, one row per task
+// (a job with no tasks has one row with the task columns empty).
+var canonicalColumns = []string{
+	"job_id", "submit", "start", "end", "duration", "tenant", "group", "priority", "qos", "kind", "status",
+	"task", "count", "gpus", "gpu_milli", "gpu_models", "cpu_milli", "memory_mib",
+}
+
+const (
+	ccJobID = iota
+	ccSubmit
+	ccStart
+	ccEnd
+	ccDuration
+	ccTenant
+	ccGroup
+	ccPriority
+	ccQoS
+	ccKind
+	ccStatus
+	ccTask
+	ccCount
+	ccGPUs
+	ccGPUMilli
+	ccGPUModels
+	ccCPUMilli
+	ccMemoryMiB
+	ccN
+)
+
+// metaLine formats the first line of a canonical CSV file.
+func metaLine(m Meta) string {
+	return fmt.Sprintf("%s %s clock=%s zone=%s", canonicalMagic, canonicalVersion, m.Clock, m.Zone)
+}
+
+// parseMetaLine reads the "#petite-trace v1 clock=... zone=..." line.
+func parseMetaLine(line, file string) (Meta, error) {
+	m := Meta{Clock: ClockUnix, Zone: "UTC"}
+	fields := strings.Fields(strings.TrimPrefix(line, canonicalMagic))
+	if len(fields) == 0 || fields[0] != canonicalVersion {
+		return m, &ParseError{File: file, Line: 1, Want: canonicalMagic + " " + canonicalVersion, Got: line}
+	}
+	for _, kv := range fields[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "clock":
+			if Clock(v) != ClockUnix && Clock(v) != ClockRelative {
+				return m, &ParseError{File: file, Line: 1, Field: "clock", Want: "unix or relative", Got: v}
+			}
+			m.Clock = Clock(v)
+		case "zone":
+			if _, err := parseZone(v); err != nil {
+				return m, &ParseError{File: file, Line: 1, Field: "zone", Want: "UTC, an offset like +08:00 or an IANA zone", Got: v}
+			}
+			m.Zone = v
+		}
+	}
+	return m, nil
+}
+
+// jsonlMeta is the optional first line of a canonical JSON Lines file.
+type jsonlMeta struct {
+	PetiteTrace string `json:"petite_trace"`
+	Clock       Clock  `json:"clock"`
+	Zone        string `json:"zone"`
+}
+
+// newCanonicalReader reads petite's canonical CSV or JSON Lines.
+func newCanonicalReader(br *bufio.Reader, name string, f Format, opts Options) (*Reader, error) {
+	meta := Meta{Format: f, Clock: ClockUnix, Zone: "UTC"}
+	if f == FormatJSONL {
+		s := &jsonlSource{file: name, sc: bufio.NewScanner(br), info: meta}
+		s.sc.Buffer(make([]byte, 0, 64<<10), maxJSONLine)
+		return newReader(s, opts), nil
+	}
+	line := 0
+	if head, _ := br.Peek(len(canonicalMagic)); string(head) == canonicalMagic {
+		first, err := br.ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		m, err := parseMetaLine(strings.TrimSpace(first), name)
+		if err != nil {
+			return nil, err
+		}
+		meta.Clock, meta.Zone = m.Clock, m.Zone
+		line = 1
+	}
+	rows := newCSVRows(br, name)
+	cols, err := rows.header("job_id", "submit")
+	if err != nil {
+		return nil, err
+	}
+	s := &csvSource{rows: rows, info: meta, lineOff: line}
+	for i, c := range canonicalColumns {
+		s.cols[i] = col(cols, c)
+	}
+	return newReader(s, opts), nil
+}
+
+// csvSource streams canonical CSV, gathering each job's rows.
+type csvSource struct {
+	rows    *csvRows
+	info    Meta
+	lineOff int // lines before the CSV data (the meta line)
+	cols    [ccN]int
+	// pending is the first row of the next job, already read.
+	pending     *csvRow
+	pendingLine int
+	done        bool
+}
+
+// csvRow is one parsed canonical row: its job fields and its task.
+type csvRow struct {
+	job     Job
+	key     [ccTask]string // the raw job fields, to check a job's rows agree
+	hasTask bool
+	task    Task
+}
+
+func (s *csvSource) meta() Meta { return s.info }
+
+func (s *csvSource) next(j *Job) error {
+	for {
+		if s.pending == nil {
+			if s.done {
+				return io.EOF
+			}
+			r, line, err := s.readRow()
+			if errors.Is(err, io.EOF) {
+				s.done = true
+				return io.EOF
+			}
+			if err != nil {
+				return err
+			}
+			s.pending, s.pendingLine = r, line
+		}
+		first, firstLine := s.pending, s.pendingLine
+		s.pending = nil
+		*j = first.job
+		if first.hasTask {
+			j.Tasks = []Task{first.task}
+		}
+		var bad error
+		for {
+			r, line, err := s.readRow()
+			if errors.Is(err, io.EOF) {
+				s.done = true
+				break
+			}
+			if err != nil {
+				if IsBadRecord(err) {
+					if bad == nil {
+						bad = err
+					}
+					continue
+				}
+				return err
+			}
+			if r.job.ID != j.ID {
+				s.pending, s.pendingLine = r, line
+				break
+			}
+			if bad == nil && r.key != first.key {
+				bad = &ParseError{File: s.rows.file, Line: line, Want: fmt.Sprintf("the job fields of job %s's first row (line %d)", j.ID, firstLine), Got: strings.Join(r.key[:], ",")}
+			}
+			if bad == nil && (!r.hasTask || !first.hasTask) {
+				bad = &ParseError{File: s.rows.file, Line: line, Field: "count", Want: "a task on every row of a job with several rows", Got: ""}
+			}
+			j.Tasks = append(j.Tasks, r.task)
+		}
+		if bad != nil {
+			return bad
+		}
+		if err := j.Validate(); err != nil {
+			return &ParseError{File: s.rows.file, Line: firstLine, Err: err}
+		}
+		return nil
+	}
+}
+
+// readRow parses one CSV row.
+func (s *csvSource) readRow() (*csvRow, int, error) {
+	rec, line, err := s.rows.next()
+	line += s.lineOff
+	if err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			pe.Line += s.lineOff
+		}
+		return nil, line, err
+	}
+	r := row{file: s.rows.file, line: line, rec: rec}
+	c := &s.cols
+	out := &csvRow{}
+	for i := range out.key {
+		out.key[i] = r.str(c[i])
+	}
+	out.job = Job{
+		ID: out.key[ccJobID], Tenant: out.key[ccTenant], Group: out.key[ccGroup], QoS: out.key[ccQoS],
+		Submit:   canonTime(&r, c[ccSubmit], "submit"),
+		Start:    canonTime(&r, c[ccStart], "start"),
+		End:      canonTime(&r, c[ccEnd], "end"),
+		Duration: canonTime(&r, c[ccDuration], "duration"),
+	}
+	if out.job.ID == "" {
+		r.fail("job_id", "a job id", "")
+	}
+	if p := out.key[ccPriority]; p != "" {
+		v, err := strconv.Atoi(p)
+		if err != nil {
+			r.fail("priority", "an integer", p)
+		}
+		out.job.Priority = v
+	}
+	var ok bool
+	if out.job.Kind, ok = ParseKind(out.key[ccKind]); !ok {
+		r.fail("kind", "training, inference or empty", out.key[ccKind])
+	}
+	if out.job.Status, ok = ParseStatus(out.key[ccStatus]); !ok {
+		r.fail("status", "succeeded, failed, killed, timeout, running, pending or empty", out.key[ccStatus])
+	}
+	for _, i := range []int{ccTask, ccCount, ccGPUs, ccGPUMilli, ccGPUModels, ccCPUMilli, ccMemoryMiB} {
+		if r.str(c[i]) != "" {
+			out.hasTask = true
+		}
+	}
+	if out.hasTask {
+		t := Task{Name: r.str(c[ccTask])}
+		t.Count = int(r.int(c[ccCount], "count", 1, false))
+		t.GPUs = int(r.int(c[ccGPUs], "gpus", 0, false))
+		def := int64(0)
+		if t.GPUs > 0 {
+			def = 1000
+		}
+		t.GPUMilli = r.int(c[ccGPUMilli], "gpu_milli", def, false)
+		t.GPUModels = splitModels(r.str(c[ccGPUModels]))
+		t.CPUMilli = r.int(c[ccCPUMilli], "cpu_milli", 0, false)
+		t.MemoryMiB = r.int(c[ccMemoryMiB], "memory_mib", 0, false)
+		if r.err == nil && (t.Count > 1<<31 || t.GPUs > 1<<31 || t.Count < 0 || t.GPUs < 0) {
+			r.fail("count/gpus", "a plausible size", r.str(c[ccCount])+"/"+r.str(c[ccGPUs]))
+		}
+		out.task = t
+	}
+	if r.err != nil {
+		return nil, line, r.err
+	}
+	return out, line, nil
+}
+
+// canonTime reads a canonical time: seconds, or empty (or -1) for unknown.
+func canonTime(r *row, i int, field string) int64 {
+	s := r.str(i)
+	if s == "" || s == "-1" {
+		return NoTime
+	}
+	return r.int(i, field, NoTime, false)
+}
+
+// maxJSONLine is the longest JSON Lines record read.
+const maxJSONLine = 16 << 20
+
+// jsonlSource streams canonical JSON Lines.
+type jsonlSource struct {
+	file string
+	sc   *bufio.Scanner
+	info Meta
+	line int
+}
+
+func (s *jsonlSource) meta() Meta { return s.info }
+
+func (s *jsonlSource) next(j *Job) error {
+	for s.sc.Scan() {
+		s.line++
+		b := bytes.TrimSpace(s.sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		if s.line == 1 && bytes.Contains(b, []byte(`"petite_trace"`)) {
+			var m jsonlMeta
+			if err := json.Unmarshal(b, &m); err != nil || m.PetiteTrace != canonicalVersion {
+				return fmt.Errorf("%s:1: want a meta line {\"petite_trace\":%q,...}, got %q", s.file, canonicalVersion, clip(string(b), 80))
+			}
+			if m.Clock != "" {
+				if m.Clock != ClockUnix && m.Clock != ClockRelative {
+					return fmt.Errorf("%s:1: clock: want unix or relative, got %q", s.file, m.Clock)
+				}
+				s.info.Clock = m.Clock
+			}
+			if m.Zone != "" {
+				if _, err := parseZone(m.Zone); err != nil {
+					return fmt.Errorf("%s:1: %w", s.file, err)
+				}
+				s.info.Zone = m.Zone
+			}
+			continue
+		}
+		*j = Job{Submit: NoTime, Start: NoTime, End: NoTime, Duration: NoTime}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(j); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return &ParseError{File: s.file, Line: s.line, Path: te.Field, Want: "a JSON " + te.Type.String(), Got: te.Value}
+			}
+			return &ParseError{File: s.file, Line: s.line, Err: fmt.Errorf("not a JSON job: %w", err)}
+		}
+		if len(j.Tasks) == 0 {
+			j.Tasks = nil
+		}
+		if dec.More() {
+			return &ParseError{File: s.file, Line: s.line, Err: errors.New("more than one JSON value on the line")}
+		}
+		if err := j.Validate(); err != nil {
+			return &ParseError{File: s.file, Line: s.line, Err: err}
+		}
+		return nil
+	}
+	if err := s.sc.Err(); err != nil {
+		return fmt.Errorf("%s:%d: %w", s.file, s.line+1, err)
+	}
+	return io.EOF
+}
+
+// Writer writes jobs in a canonical format. Call Close to flush.
+type Writer interface {
+	// Write writes one job.
+	Write(j *Job) error
+	// Close flushes what is buffered; it does not close the underlying
+	// io.Writer.
+	Close() error
+}
+
+// NewWriter returns a Writer of the canonical format f (FormatCSV or
+// FormatJSONL) that first writes m's clock and zone.
+func NewWriter(w io.Writer, f Format, m Meta) (Writer, error) {
+	switch f {
+	case FormatCSV:
+		return newCSVWriter(w, m), nil
+	case FormatJSONL:
+		return newJSONLWriter(w, m), nil
+	}
+	return nil, fmt.Errorf("cannot write format %q: want %s or %s", f, FormatCSV, FormatJSONL)
+}
+
+type csvWriter struct {
+	bw  *bufio.Writer
+	cw  *csv.Writer
+	rec []string
+	buf []byte
+	err error
+}
+
+func newCSVWriter(w io.Writer, m Meta) *csvWriter {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	cw := &csvWriter{bw: bw, cw: csv.NewWriter(bw), rec: make([]string, ccN)}
+	_, cw.err = bw.WriteString(metaLine(m) + "\n")
+	if cw.err == nil {
+		cw.err = cw.cw.Write(canonicalColumns)
+	}
+	return cw
+}
+
+func fmtTime(t int64) string {
+	if t == NoTime {
+		return ""
+	}
+	return strconv.FormatInt(t, 10)
+}
+
+func (w *csvWriter) Write(j *Job) error {
+	if w.err != nil {
+		return w.err
+	}
+	r := w.rec
+	r[ccJobID], r[ccSubmit], r[ccStart], r[ccEnd], r[ccDuration] = j.ID, fmtTime(j.Submit), fmtTime(j.Start), fmtTime(j.End), fmtTime(j.Duration)
+	r[ccTenant], r[ccGroup], r[ccQoS], r[ccKind], r[ccStatus] = j.Tenant, j.Group, j.QoS, string(j.Kind), string(j.Status)
+	r[ccPriority] = ""
+	if j.Priority != 0 {
+		r[ccPriority] = strconv.Itoa(j.Priority)
+	}
+	if len(j.Tasks) == 0 {
+		for i := ccTask; i < ccN; i++ {
+			r[i] = ""
+		}
+		w.err = w.cw.Write(r)
+		return w.err
+	}
+	for _, t := range j.Tasks {
+		r[ccTask] = t.Name
+		r[ccCount] = strconv.Itoa(t.Count)
+		r[ccGPUs] = strconv.Itoa(t.GPUs)
+		r[ccGPUMilli] = strconv.FormatInt(t.GPUMilli, 10)
+		r[ccGPUModels] = strings.Join(t.GPUModels, "|")
+		r[ccCPUMilli] = strconv.FormatInt(t.CPUMilli, 10)
+		r[ccMemoryMiB] = strconv.FormatInt(t.MemoryMiB, 10)
+		if w.err = w.cw.Write(r); w.err != nil {
+			return w.err
+		}
+	}
+	return nil
+}
+
+func (w *csvWriter) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	w.cw.Flush()
+	if err := w.cw.Error(); err != nil {
+		return err
+	}
+	return w.bw.Flush()
+}
+
+type jsonlWriter struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
+	err error
+}
+
+func newJSONLWriter(w io.Writer, m Meta) *jsonlWriter {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	jw := &jsonlWriter{bw: bw, enc: json.NewEncoder(bw)}
+	jw.enc.SetEscapeHTML(false)
+	jw.err = jw.enc.Encode(jsonlMeta{PetiteTrace: canonicalVersion, Clock: m.Clock, Zone: m.Zone})
+	return jw
+}
+
+func (w *jsonlWriter) Write(j *Job) error {
+	if w.err != nil {
+		return w.err
+	}
+	if j.Tasks == nil {
+		jj := *j
+		jj.Tasks = []Task{}
+		j = &jj
+	}
+	w.err = w.enc.Encode(j)
+	return w.err
+}
+
+func (w *jsonlWriter) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	return w.bw.Flush()
+}

@@ -1,0 +1,234 @@
+package traces
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// phillyTimeLayout is how cluster_job_log writes times (US Pacific, no zone).
+const phillyTimeLayout = "2006-01-02 15:04:05"
+
+// phillyZone is the zone the Philly cluster logged its times in.
+const phillyZone = "America/Los_Angeles"
+
+type phillyJobJSON struct {
+	Status    string              `json:"status"`
+	VC        string              `json:"vc"`
+	JobID     string              `json:"jobid"`
+	Attempts  []phillyAttemptJSON `json:"attempts"`
+	Submitted *string             `json:"submitted_time"`
+	User      string              `json:"user"`
+}
+
+type phillyAttemptJSON struct {
+	Start  *string `json:"start_time"`
+	End    *string `json:"end_time"`
+	Detail []struct {
+		IP   string   `json:"ip"`
+		GPUs []string `json:"gpus"`
+	} `json:"detail"`
+}
+
+// phillySource streams the elements of the cluster_job_log JSON array.
+type phillySource struct {
+	file  string
+	dec   *json.Decoder
+	loc   *time.Location
+	index int  // index of the next element
+	begun bool // the opening '[' was read
+	done  bool
+}
+
+// NewPhillyReader reads a Philly cluster_job_log (a JSON array of jobs) one
+// job at a time. Times are read in US Pacific time and kept as Unix seconds.
+// A job's GPUs come from its first attempt that lists any machine (the trace
+// authors count the first attempt; the two agree whenever that attempt has
+// a detail); its start is the earliest attempt start and its end the latest
+// attempt end, "None" times skipped. Machines of an attempt with the same
+// number of GPUs form one task.
+func NewPhillyReader(in io.Reader, name string, opts Options) (*Reader, error) {
+	loc, err := time.LoadLocation(phillyZone)
+	if err != nil {
+		return nil, fmt.Errorf("philly: %w", err)
+	}
+	br, err := decompress(in, name)
+	if err != nil {
+		return nil, err
+	}
+	return newReader(&phillySource{file: name, dec: json.NewDecoder(br), loc: loc}, opts), nil
+}
+
+func (s *phillySource) meta() Meta {
+	return Meta{Format: FormatPhilly, Clock: ClockUnix, Zone: phillyZone}
+}
+
+func (s *phillySource) syntaxErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%s: $[%d]: not valid JSON near byte %d: %w", s.file, s.index, s.dec.InputOffset(), err)
+}
+
+func (s *phillySource) next(j *Job) error {
+	if s.done {
+		return io.EOF
+	}
+	if !s.begun {
+		tok, err := s.dec.Token()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: empty file, want a JSON array of jobs", s.file)
+			}
+			return s.syntaxErr(err)
+		}
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return fmt.Errorf("%s: want a JSON array of jobs, got %v", s.file, tok)
+		}
+		s.begun = true
+	}
+	if !s.dec.More() {
+		if _, err := s.dec.Token(); err != nil {
+			return s.syntaxErr(err)
+		}
+		s.done = true
+		return io.EOF
+	}
+	idx := s.index
+	s.index++
+	var raw phillyJobJSON
+	if err := s.dec.Decode(&raw); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// The decoder read the whole element before failing, so the
+			// stream can go on after it.
+			return &ParseError{File: s.file, Path: fmt.Sprintf("$[%d].%s", idx, te.Field), Want: "a JSON " + jsonKind(te.Type.String()), Got: te.Value}
+		}
+		return s.syntaxErr(err)
+	}
+	return s.convert(j, idx, &raw)
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string" || goType == "*string":
+		return "string"
+	case strings.HasPrefix(goType, "[]"):
+		return "array"
+	case strings.Contains(goType, "struct"), strings.Contains(goType, "phillyJob"), strings.Contains(goType, "phillyAttempt"):
+		return "object"
+	}
+	return goType
+}
+
+// time parses a Philly time; nil, "None" and "" are unknown.
+func (s *phillySource) time(v *string, path string) (int64, error) {
+	if v == nil || missing(*v) {
+		return NoTime, nil
+	}
+	t, err := time.ParseInLocation(phillyTimeLayout, *v, s.loc)
+	if err != nil || t.Unix() < 0 {
+		return 0, &ParseError{File: s.file, Path: path, Want: `a time "YYYY-MM-DD HH:MM:SS" or "None"`, Got: *v}
+	}
+	return t.Unix(), nil
+}
+
+func (s *phillySource) convert(j *Job, idx int, raw *phillyJobJSON) error {
+	at := func(suffix string) string { return fmt.Sprintf("$[%d]%s", idx, suffix) }
+	if raw.JobID == "" {
+		return &ParseError{File: s.file, Path: at(".jobid"), Want: "a job id", Got: ""}
+	}
+	*j = Job{ID: raw.JobID, Tenant: raw.User, Group: raw.VC, Kind: KindTraining, Start: NoTime, End: NoTime, Duration: NoTime}
+	switch raw.Status {
+	case "Pass":
+		j.Status = StatusSucceeded
+	case "Killed":
+		j.Status = StatusKilled
+	case "Failed":
+		j.Status = StatusFailed
+	default:
+		return &ParseError{File: s.file, Path: at(".status"), Want: "Pass, Killed or Failed", Got: raw.Status}
+	}
+	var err error
+	if j.Submit, err = s.time(raw.Submitted, at(".submitted_time")); err != nil {
+		return err
+	}
+	counted := false
+	for k, a := range raw.Attempts {
+		start, err := s.time(a.Start, at(fmt.Sprintf(".attempts[%d].start_time", k)))
+		if err != nil {
+			return err
+		}
+		end, err := s.time(a.End, at(fmt.Sprintf(".attempts[%d].end_time", k)))
+		if err != nil {
+			return err
+		}
+		if start != NoTime && end != NoTime && end < start {
+			return &ParseError{File: s.file, Path: at(fmt.Sprintf(".attempts[%d].end_time", k)), Want: "a time not before the attempt's start_time " + *a.Start, Got: *a.End}
+		}
+		if start != NoTime && (j.Start == NoTime || start < j.Start) {
+			j.Start = start
+		}
+		if end > j.End {
+			j.End = end
+		}
+		if !counted && len(a.Detail) > 0 {
+			counted = true
+			if err := s.tasks(j, a, at(fmt.Sprintf(".attempts[%d]", k))); err != nil {
+				return err
+			}
+		}
+	}
+	if j.Start != NoTime && j.End != NoTime {
+		if j.End < j.Start {
+			return &ParseError{File: s.file, Path: at(".attempts"), Want: "an attempt ending after the first start", Got: time.Unix(j.End, 0).In(s.loc).Format(phillyTimeLayout)}
+		}
+		j.Duration = j.End - j.Start
+	}
+	return nil
+}
+
+// tasks turns one attempt's machines into tasks: machines with the same
+// number of distinct GPU ids form one task, in order of first appearance.
+func (s *phillySource) tasks(j *Job, a phillyAttemptJSON, path string) error {
+	var ips []string
+	gpus := map[string][]string{}
+	for m, d := range a.Detail {
+		if d.IP == "" {
+			return &ParseError{File: s.file, Path: fmt.Sprintf("%s.detail[%d].ip", path, m), Want: "a machine name", Got: ""}
+		}
+		if _, ok := gpus[d.IP]; !ok {
+			ips = append(ips, d.IP)
+			gpus[d.IP] = nil
+		}
+		for _, g := range d.GPUs {
+			if !slices.Contains(gpus[d.IP], g) {
+				gpus[d.IP] = append(gpus[d.IP], g)
+			}
+		}
+	}
+	for _, ip := range ips {
+		n := len(gpus[ip])
+		found := false
+		for i := range j.Tasks {
+			if j.Tasks[i].GPUs == n {
+				j.Tasks[i].Count++
+				found = true
+				break
+			}
+		}
+		if !found {
+			t := Task{Name: "worker", Count: 1, GPUs: n}
+			if n > 0 {
+				t.GPUMilli = 1000
+			}
+			j.Tasks = append(j.Tasks, t)
+		}
+	}
+	return nil
+}
+
