@@ -73,7 +73,7 @@ type live struct {
 // benchPlacement places the mix on the 10k-node fleet kept about 90% full:
 // each iteration places one job; the oldest jobs leave as needed to hold the
 // level. It reports task placements per second.
-func benchPlacement(b *testing.B, policy string) {
+func benchPlacement(b *testing.B, policy string, scan bool) {
 	pools, nodes := fleet10k()
 	c, err := scheduler.NewCluster(pools, nodes)
 	if err != nil {
@@ -83,6 +83,7 @@ func benchPlacement(b *testing.B, policy string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	p.Scan = scan
 	rng := rand.New(rand.NewPCG(42, 1))
 	const pool = 8192
 	jobs := make([]scheduler.Job, pool)
@@ -152,6 +153,8 @@ func benchPlacement(b *testing.B, policy string) {
 	b.ReportMetric(float64(placed)/sec, "placements/s")
 	b.ReportMetric(float64(b.N)/sec, "jobs/s")
 	b.ReportMetric(100*float64(failed)/float64(b.N), "fail%")
+	_, usedMilli := c.Totals()
+	b.ReportMetric(100*float64(usedMilli)/float64(capMilli), "util%")
 }
 
 func popcount(m uint64) int {
@@ -165,6 +168,14 @@ func popcount(m uint64) int {
 // BenchmarkPlacement10kNodes is the headline placement figure.
 func BenchmarkPlacement10kNodes(b *testing.B) {
 	for _, pol := range []string{"best-fit", "fgd", "first-fit", "gpu-packing", "dot-product", "topology"} {
-		b.Run(pol, func(b *testing.B) { benchPlacement(b, pol) })
+		b.Run(pol, func(b *testing.B) { benchPlacement(b, pol, false) })
+	}
+}
+
+// BenchmarkPlacement10kNodesScan is the naive baseline: the same decisions
+// made by scanning and scoring every node for every task.
+func BenchmarkPlacement10kNodesScan(b *testing.B) {
+	for _, pol := range []string{"best-fit", "fgd"} {
+		b.Run(pol, func(b *testing.B) { benchPlacement(b, pol, true) })
 	}
 }

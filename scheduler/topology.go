@@ -6,7 +6,7 @@ func newTopology(_ *Cluster, o Options) *Policy {
 	return &Policy{
 		Scorers: []Weighted{
 			{Scorer: IslandFit{}, Weight: 1000},
-			{Scorer: BestFit{CPUNorm: o.CPUNorm, GPUNorm: o.GPUNorm}, Weight: 1},
+			{Scorer: Tightness{CPUNorm: o.CPUNorm, GPUNorm: o.GPUNorm}, Weight: 1},
 		},
 		Picker:    IslandPicker{},
 		GangLocal: true,
@@ -118,4 +118,16 @@ func islandOf(c *Cluster, g int32) int {
 		return 0
 	}
 	return isl
+}
+
+// Tightness is best fit's raw score without its per-decision rescaling, so
+// that it composes with other scorers under the score index.
+type Tightness struct{ CPUNorm, GPUNorm int64 }
+
+// Name implements Scorer.
+func (Tightness) Name() string { return "tightness" }
+
+// Score implements Scorer.
+func (t Tightness) Score(c *Cluster, n NodeID, s *Shape) int64 {
+	return BestFit(t).Score(c, n, s)
 }
