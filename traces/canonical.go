@@ -92,6 +92,12 @@ func newCanonicalReader(br *bufio.Reader, name string, f Format, opts Options) (
 	if f == FormatJSONL {
 		s := &jsonlSource{file: name, sc: bufio.NewScanner(br), info: meta}
 		s.sc.Buffer(make([]byte, 0, 64<<10), maxJSONLine)
+		head, _ := br.Peek(sniffLen)
+		if first, _, _ := bytes.Cut(head, []byte("\n")); isJSONLMeta(first) {
+			if err := s.readMeta(bytes.TrimSpace(first)); err != nil {
+				return nil, err
+			}
+		}
 		return newReader(s, opts), nil
 	}
 	line := 0
@@ -279,6 +285,32 @@ func canonTime(r *row, i int, field string) int64 {
 	return r.int(i, field, NoTime, false)
 }
 
+// isJSONLMeta reports whether a JSON Lines line is the meta line.
+func isJSONLMeta(line []byte) bool {
+	return bytes.Contains(line, []byte(`"petite_trace"`))
+}
+
+// readMeta reads the {"petite_trace":"v1",...} first line.
+func (s *jsonlSource) readMeta(b []byte) error {
+	var m jsonlMeta
+	if err := json.Unmarshal(b, &m); err != nil || m.PetiteTrace != canonicalVersion {
+		return &ParseError{File: s.file, Line: 1, Want: fmt.Sprintf(`a meta line {"petite_trace":%q,...}`, canonicalVersion), Got: string(b)}
+	}
+	if m.Clock != "" {
+		if m.Clock != ClockUnix && m.Clock != ClockRelative {
+			return &ParseError{File: s.file, Line: 1, Field: "clock", Want: "unix or relative", Got: string(m.Clock)}
+		}
+		s.info.Clock = m.Clock
+	}
+	if m.Zone != "" {
+		if _, err := parseZone(m.Zone); err != nil {
+			return &ParseError{File: s.file, Line: 1, Field: "zone", Want: "UTC, an offset like +08:00 or an IANA zone", Got: m.Zone}
+		}
+		s.info.Zone = m.Zone
+	}
+	return nil
+}
+
 // maxJSONLine is the longest JSON Lines record read.
 const maxJSONLine = 16 << 20
 
@@ -299,24 +331,8 @@ func (s *jsonlSource) next(j *Job) error {
 		if len(b) == 0 {
 			continue
 		}
-		if s.line == 1 && bytes.Contains(b, []byte(`"petite_trace"`)) {
-			var m jsonlMeta
-			if err := json.Unmarshal(b, &m); err != nil || m.PetiteTrace != canonicalVersion {
-				return fmt.Errorf("%s:1: want a meta line {\"petite_trace\":%q,...}, got %q", s.file, canonicalVersion, clip(string(b), 80))
-			}
-			if m.Clock != "" {
-				if m.Clock != ClockUnix && m.Clock != ClockRelative {
-					return fmt.Errorf("%s:1: clock: want unix or relative, got %q", s.file, m.Clock)
-				}
-				s.info.Clock = m.Clock
-			}
-			if m.Zone != "" {
-				if _, err := parseZone(m.Zone); err != nil {
-					return fmt.Errorf("%s:1: %w", s.file, err)
-				}
-				s.info.Zone = m.Zone
-			}
-			continue
+		if s.line == 1 && isJSONLMeta(b) {
+			continue // read by newCanonicalReader
 		}
 		*j = Job{Submit: NoTime, Start: NoTime, End: NoTime, Duration: NoTime}
 		dec := json.NewDecoder(bytes.NewReader(b))

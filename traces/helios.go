@@ -47,7 +47,9 @@ func NewHeliosReader(in io.Reader, name string, opts Options) (*Reader, error) {
 	return newReader(s, opts), nil
 }
 
-func (s *heliosSource) meta() Meta { return Meta{Format: FormatHelios, Clock: ClockUnix, Zone: heliosZone} }
+func (s *heliosSource) meta() Meta {
+	return Meta{Format: FormatHelios, Clock: ClockUnix, Zone: heliosZone}
+}
 
 func (s *heliosSource) time(r *row, i int, field string, required bool) int64 {
 	v := r.str(i)

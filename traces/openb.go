@@ -199,7 +199,6 @@ func splitModels(spec string) []string {
 	return out
 }
 
-
 func openbStatus(phase string) Status {
 	switch strings.ToLower(phase) {
 	case "succeeded":
@@ -238,4 +237,6 @@ func (s *openbSource) next(j *Job) error {
 	return nil
 }
 
-func (s *openbSource) meta() Meta { return Meta{Format: FormatOpenb, Clock: ClockRelative, Zone: "UTC"} }
+func (s *openbSource) meta() Meta {
+	return Meta{Format: FormatOpenb, Clock: ClockRelative, Zone: "UTC"}
+}

@@ -67,11 +67,12 @@ func (s *phillySource) meta() Meta {
 	return Meta{Format: FormatPhilly, Clock: ClockUnix, Zone: phillyZone}
 }
 
-func (s *phillySource) syntaxErr(err error) error {
+// syntaxErr reports JSON the decoder cannot go on after, at element idx.
+func (s *phillySource) syntaxErr(idx int, err error) error {
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
-	return fmt.Errorf("%s: $[%d]: not valid JSON near byte %d: %w", s.file, s.index, s.dec.InputOffset(), err)
+	return fmt.Errorf("%s: $[%d]: not valid JSON near byte %d: %w", s.file, idx, s.dec.InputOffset(), err)
 }
 
 func (s *phillySource) next(j *Job) error {
@@ -84,7 +85,7 @@ func (s *phillySource) next(j *Job) error {
 			if errors.Is(err, io.EOF) {
 				return fmt.Errorf("%s: empty file, want a JSON array of jobs", s.file)
 			}
-			return s.syntaxErr(err)
+			return s.syntaxErr(0, err)
 		}
 		if d, ok := tok.(json.Delim); !ok || d != '[' {
 			return fmt.Errorf("%s: want a JSON array of jobs, got %v", s.file, tok)
@@ -93,7 +94,7 @@ func (s *phillySource) next(j *Job) error {
 	}
 	if !s.dec.More() {
 		if _, err := s.dec.Token(); err != nil {
-			return s.syntaxErr(err)
+			return s.syntaxErr(s.index, err)
 		}
 		s.done = true
 		return io.EOF
@@ -108,7 +109,7 @@ func (s *phillySource) next(j *Job) error {
 			// stream can go on after it.
 			return &ParseError{File: s.file, Path: fmt.Sprintf("$[%d].%s", idx, te.Field), Want: "a JSON " + jsonKind(te.Type.String()), Got: te.Value}
 		}
-		return s.syntaxErr(err)
+		return s.syntaxErr(idx, err)
 	}
 	return s.convert(j, idx, &raw)
 }
@@ -231,4 +232,3 @@ func (s *phillySource) tasks(j *Job, a phillyAttemptJSON, path string) error {
 	}
 	return nil
 }
-

@@ -57,7 +57,7 @@ func Sniff(br *bufio.Reader, name string) (Format, error) {
 		return FormatOpenb, nil
 	case has("sn", "cpu_milli", "memory_mib", "gpu"):
 		return FormatOpenbNodes, nil
-	case has(canonicalColumns[:4]...):
+	case has("job_id", "submit"):
 		return FormatCSV, nil
 	case has("machineId", "number of GPUs"):
 		return FormatPhillyMachines, nil

@@ -1,0 +1,97 @@
+package traces
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCanonicalRoundTrip checks canonical → canonical is the identity, for
+// every golden file, through CSV and through JSON Lines.
+func TestCanonicalRoundTrip(t *testing.T) {
+	for _, name := range []string{"openb_gpuspec33_head.csv", "openb_multigpu20_head.csv", "pai.csv", "philly.csv", "helios.csv"} {
+		t.Run(name, func(t *testing.T) {
+			in, err := os.ReadFile("testdata/golden/" + name)
+			require.NoError(t, err)
+			r, err := NewReader(bytes.NewReader(in), name, Options{Strict: true})
+			require.NoError(t, err)
+			require.Equal(t, FormatCSV, r.Meta().Format)
+			assert.Equal(t, string(in), string(convertAll(t, r)), "CSV → CSV")
+
+			// CSV → JSONL → CSV.
+			r, err = NewReader(bytes.NewReader(in), name, Options{Strict: true})
+			require.NoError(t, err)
+			var jl bytes.Buffer
+			w, err := NewWriter(&jl, FormatJSONL, r.Meta())
+			require.NoError(t, err)
+			for j, err := range r.All() {
+				require.NoError(t, err)
+				require.NoError(t, w.Write(&j))
+			}
+			require.NoError(t, w.Close())
+			r, err = NewReader(bytes.NewReader(jl.Bytes()), name+".jsonl", Options{Strict: true})
+			require.NoError(t, err)
+			require.Equal(t, FormatJSONL, r.Meta().Format)
+			assert.Equal(t, string(in), string(convertAll(t, r)), "CSV → JSONL → CSV")
+		})
+	}
+}
+
+func TestCanonicalPlannerFile(t *testing.T) {
+	// What a planner might write by hand: no meta line, only some columns,
+	// a two-task job, a job without tasks and -1 for an unknown time.
+	in := "job_id,submit,duration,tenant,gpus,count,task\n" +
+		"train-1,1700000000,3600,ml,8,4,worker\n" +
+		"train-1,1700000000,3600,ml,0,1,ps\n" +
+		"batch-2,1700000100,-1,etl,,,\n" +
+		"serve-3,1700000200,,web,1,,\n"
+	r, err := NewReader(strings.NewReader(in), "plan.csv", Options{Strict: true})
+	require.NoError(t, err)
+	jobs := readAll(t, r)
+	assert.Equal(t, Meta{Format: FormatCSV, Clock: ClockUnix, Zone: "UTC"}, r.Meta())
+	assert.Equal(t, []Job{
+		{ID: "train-1", Tenant: "ml", Submit: 1700000000, Start: NoTime, End: NoTime, Duration: 3600, Tasks: []Task{
+			{Name: "worker", Count: 4, GPUs: 8, GPUMilli: 1000}, {Name: "ps", Count: 1}}},
+		{ID: "batch-2", Tenant: "etl", Submit: 1700000100, Start: NoTime, End: NoTime, Duration: NoTime},
+		{ID: "serve-3", Tenant: "web", Submit: 1700000200, Start: NoTime, End: NoTime, Duration: NoTime, Tasks: []Task{{Count: 1, GPUs: 1, GPUMilli: 1000}}},
+	}, jobs)
+}
+
+func TestCanonicalErrors(t *testing.T) {
+	hdr := "#petite-trace v1 clock=unix zone=UTC\n" + strings.Join(canonicalColumns, ",") + "\n"
+	tests := []struct{ name, in, want string }{
+		{"bad status", hdr + "j,1,,,,,,,,,done,,1,0,0,,0,0\n", `c.csv:3: field status: want succeeded, failed, killed, timeout, running, pending or empty, got "done"`},
+		{"end before start", hdr + "j,1,10,5,,,,,,,,,1,0,0,,0,0\n", `c.csv:3: job j: end 5 is before start 10`},
+		{"rows of one job disagree", hdr + "j,1,,,,a,,,,,,,1,0,0,,0,0\nj,1,,,,b,,,,,,,1,0,0,,0,0\n", `c.csv:4: want the job fields of job j's first row (line 3), got "j,1,,,,b,,,,,"`},
+		{"gpu share on a CPU task", hdr + "j,1,,,,,,,,,,,1,0,500,,0,0\n", `c.csv:3: job j: task 0: gpu_milli is 500 on a task with no GPUs, want 0`},
+		{"bad meta", "#petite-trace v9\njob_id,submit\n", `c.csv:1: want #petite-trace v1, got "#petite-trace v9"`},
+		{"bad kind", hdr + "j,1,,,,,,,,batch,,,1,0,0,,0,0\n", `c.csv:3: field kind: want training, inference or empty, got "batch"`},
+		{"jsonl unknown field", `{"id":"j","submit":1,"tasks":[],"gpu":3}` + "\n", `c.csv:1: not a JSON job: json: unknown field "gpu"`},
+		{"jsonl wrong type", `{"id":"j","submit":"soon"}` + "\n", `c.csv:1: submit: want a JSON int64, got "string"`},
+		{"jsonl invalid job", `{"id":"","submit":1}` + "\n", `c.csv:1: job has no id`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(tc.in), "c.csv", Options{Strict: true})
+			if err == nil {
+				_, err = r.Next()
+			}
+			require.Error(t, err)
+			assert.Equal(t, tc.want, err.Error())
+		})
+	}
+}
+
+func TestJSONLMeta(t *testing.T) {
+	in := `{"petite_trace":"v1","clock":"relative","zone":"+08:00"}` + "\n\n" + `{"id":"a","submit":5,"tasks":[{"count":1,"gpus":1,"gpu_milli":250}]}` + "\n"
+	r, err := NewReader(strings.NewReader(in), "x.jsonl", Options{Strict: true})
+	require.NoError(t, err)
+	jobs := readAll(t, r)
+	assert.Equal(t, Meta{Format: FormatJSONL, Clock: ClockRelative, Zone: "+08:00"}, r.Meta())
+	require.Len(t, jobs, 1)
+	assert.Equal(t, Job{ID: "a", Submit: 5, Start: NoTime, End: NoTime, Duration: NoTime, Tasks: []Task{{Count: 1, GPUs: 1, GPUMilli: 250}}}, jobs[0])
+}

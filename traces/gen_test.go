@@ -1,0 +1,147 @@
+package traces
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"petite/traces/samples"
+)
+
+func genCSV(t *testing.T, spec Spec) []byte {
+	t.Helper()
+	g, err := NewGenerator(spec)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, FormatCSV, g.Meta())
+	require.NoError(t, err)
+	for {
+		j, err := g.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		require.NoError(t, j.Validate())
+		require.NoError(t, w.Write(&j))
+	}
+	require.NoError(t, w.Close())
+	return buf.Bytes()
+}
+
+func TestGenDeterministic(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Jobs = 2000
+	a, b := genCSV(t, spec), genCSV(t, spec)
+	assert.Equal(t, a, b, "same seed, same bytes")
+	spec.Seed = 2
+	assert.NotEqual(t, a, genCSV(t, spec))
+}
+
+func TestGenPoissonRate(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Jobs = 20000
+	spec.Arrival = Arrival{Process: "poisson", RatePerHour: 60}
+	g, err := NewGenerator(spec)
+	require.NoError(t, err)
+	st, err := ComputeStats(g)
+	require.NoError(t, err)
+	assert.Equal(t, 20000, st.Jobs)
+	assert.InEpsilon(t, 60, st.ArrivalsPerHour, 0.03)
+	// Lognormal median is exp(mu).
+	assert.InEpsilon(t, math.Exp(spec.Duration.Mu), st.Duration.P50, 0.05)
+}
+
+func TestGenDiurnal(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Jobs = 50000
+	spec.Arrival.Hourly = make([]float64, 24)
+	for h := 9; h < 17; h++ {
+		spec.Arrival.Hourly[h] = 1
+	}
+	g, err := NewGenerator(spec)
+	require.NoError(t, err)
+	st, err := ComputeStats(g)
+	require.NoError(t, err)
+	for h, n := range st.ByHour {
+		if h < 9 || h >= 17 {
+			assert.Zero(t, n, "no arrivals at hour %d", h)
+		} else {
+			assert.InEpsilon(t, 50000.0/8, n, 0.05, "hour %d", h)
+		}
+	}
+}
+
+func TestFitOpenb(t *testing.T) {
+	r, err := NewReader(bytes.NewReader(samples.OpenbDefaultPods()), "pods", Options{Strict: true})
+	require.NoError(t, err)
+	spec, err := Fit(r)
+	require.NoError(t, err)
+	assert.Equal(t, 8152, spec.Jobs)
+	assert.Equal(t, "diurnal", spec.Arrival.Process)
+	assert.Len(t, spec.Arrival.Hourly, 24)
+	assert.Equal(t, ClockRelative, spec.Clock)
+	assert.LessOrEqual(t, len(spec.Shapes), maxFitShapes)
+
+	// A trace generated from the fit has about the same GPU-demand mix.
+	g, err := NewGenerator(spec)
+	require.NoError(t, err)
+	got, err := ComputeStats(g)
+	require.NoError(t, err)
+	r, err = NewReader(bytes.NewReader(samples.OpenbDefaultPods()), "pods", Options{Strict: true})
+	require.NoError(t, err)
+	want, err := ComputeStats(r)
+	require.NoError(t, err)
+	assert.InDelta(t, float64(want.GPUJobs)/float64(want.Jobs), float64(got.GPUJobs)/float64(got.Jobs), 0.05)
+	assert.InDelta(t, float64(want.SharedGPUJobs)/float64(want.Jobs), float64(got.SharedGPUJobs)/float64(got.Jobs), 0.05)
+	assert.InEpsilon(t, want.ArrivalsPerHour, got.ArrivalsPerHour, 0.1)
+}
+
+func TestSpecValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(s *Spec)
+		want   string
+	}{
+		{"default is valid", func(*Spec) {}, ""},
+		{"bad process", func(s *Spec) { s.Arrival.Process = "bursty" }, `spec: arrival.process "bursty", want poisson or diurnal`},
+		{"short hourly", func(s *Spec) { s.Arrival.Hourly = []float64{1} }, "spec: arrival.hourly has 1 weights, want 24"},
+		{"zero rate", func(s *Spec) { s.Arrival.RatePerHour = 0 }, "spec: arrival.rate_per_hour is 0, want a positive number"},
+		{"bad dist", func(s *Spec) { s.Duration.Dist = "normal" }, `spec: duration.dist "normal", want lognormal or pareto`},
+		{"min above max", func(s *Spec) { s.Duration.Min = 10; s.Duration.Max = 5 }, "spec: duration min 10, max 5: want 1 <= min <= max"},
+		{"no shapes", func(s *Spec) { s.Shapes = nil }, "spec: no shapes"},
+		{"bad task", func(s *Spec) { s.Shapes[0].Tasks[0].Count = 0 }, "spec: shape 0: task 0: count is 0, want at least 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := DefaultSpec()
+			tc.mutate(&s)
+			err := s.Validate()
+			if tc.want == "" {
+				assert.NoError(t, err)
+			} else {
+				assert.EqualError(t, err, tc.want)
+			}
+		})
+	}
+	_, err := ReadSpec(strings.NewReader(`{"jobs": 1, "typo": 2}`))
+	assert.EqualError(t, err, `spec: json: unknown field "typo"`)
+}
+
+func TestGenPareto(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Jobs = 20000
+	spec.Duration = DurationDist{Dist: "pareto", Xm: 60, Alpha: 1.5, Min: 1, Max: 1 << 40}
+	g, err := NewGenerator(spec)
+	require.NoError(t, err)
+	st, err := ComputeStats(g)
+	require.NoError(t, err)
+	// Pareto median is xm·2^(1/alpha).
+	assert.InEpsilon(t, 60*math.Pow(2, 1/1.5), st.Duration.P50, 0.05)
+	assert.GreaterOrEqual(t, st.Duration.P50, 60.0)
+}
