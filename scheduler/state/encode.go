@@ -1,0 +1,234 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Version is the version of the encoding this package writes. It reads
+// exactly this version; a change to the wire format that old readers could
+// misread bumps it.
+const Version = 1
+
+// maxDepth bounds the nesting of a decoded document; the deepest command is
+// far shallower.
+const maxDepth = 32
+
+// Encode writes a command in its wire form: one JSON object whose first
+// members are the version and the type, {"v":1,"type":"submit",...},
+// followed by the command's fields in their declared order (maps sorted by
+// key). The same command always encodes to the same bytes.
+func Encode(cmd Command) ([]byte, error) {
+	cmd, err := deref(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	body, err := marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", cmd.Type(), err)
+	}
+	var b bytes.Buffer
+	b.Grow(len(body) + 32)
+	fmt.Fprintf(&b, `{"v":%d,"type":"%s"`, Version, cmd.Type())
+	if len(body) > 2 { // more than "{}"
+		b.WriteByte(',')
+		b.Write(body[1:])
+	} else {
+		b.WriteByte('}')
+	}
+	return b.Bytes(), nil
+}
+
+// Decode reads a command from its wire form. Decoding is strict: an unknown
+// version or type, an unknown or repeated field (names match exactly, case
+// included), a value of the wrong type or trailing data is an error that
+// names the field.
+func Decode(data []byte) (Command, error) {
+	var head struct {
+		V    *int    `json:"v"`
+		Type *string `json:"type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("decode command: %w", err)
+	}
+	switch {
+	case head.V == nil:
+		return nil, errors.New("decode command: field v: missing")
+	case *head.V != Version:
+		return nil, fmt.Errorf("decode command: field v: unsupported version %d (this build reads %d)", *head.V, Version)
+	case head.Type == nil:
+		return nil, errors.New("decode command: field type: missing")
+	}
+	ptr := newCommand(*head.Type)
+	if ptr == nil {
+		return nil, fmt.Errorf("decode command: field type: unknown command type %q (known: %s)", *head.Type, strings.Join(commandTypes, ", "))
+	}
+	if err := checkFields(data, reflect.TypeOf(ptr), "v", "type"); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", *head.Type, err)
+	}
+	if err := json.Unmarshal(data, ptr); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", *head.Type, err)
+	}
+	return reflect.ValueOf(ptr).Elem().Interface().(Command), nil
+}
+
+// deref turns a pointer to a command into the command value, so that
+// callers may pass either.
+func deref(cmd Command) (Command, error) {
+	if cmd == nil {
+		return nil, errors.New("nil command")
+	}
+	v := reflect.ValueOf(cmd)
+	if v.Kind() != reflect.Pointer {
+		return cmd, nil
+	}
+	if v.IsNil() {
+		return nil, fmt.Errorf("nil %s command", cmd.Type())
+	}
+	return v.Elem().Interface().(Command), nil
+}
+
+// marshal encodes a value as compact JSON without HTML escaping.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// unmarshalStrict decodes one JSON document into ptr after checking its
+// field names against ptr's type (see checkFields).
+func unmarshalStrict(data []byte, ptr any) error {
+	if err := checkFields(data, reflect.TypeOf(ptr)); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, ptr)
+}
+
+// checkFields walks a JSON document beside the Go type it decodes into and
+// rejects what encoding/json lets through: unknown fields, fields named in
+// another case, repeated fields, nesting deeper than maxDepth and trailing
+// data. extra names top-level members that the envelope owns. Value types
+// are left to encoding/json.
+func checkFields(data []byte, t reflect.Type, extra ...string) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	if err := walkValue(d, t, "", 0, extra); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("trailing data after the document")
+	}
+	return nil
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+func walkValue(d *json.Decoder, t reflect.Type, path string, depth int, extra []string) error {
+	if depth > maxDepth {
+		return fmt.Errorf("field %s: nested deeper than %d", path, maxDepth)
+	}
+	tok, err := d.Token()
+	if err != nil {
+		return fieldErr(path, err)
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t != nil && reflect.PointerTo(t).Implements(unmarshalerType) {
+		t = nil // it reads its own shape
+	}
+	switch delim {
+	case '{':
+		seen := map[string]bool{}
+		for d.More() {
+			kt, err := d.Token()
+			if err != nil {
+				return fieldErr(path, err)
+			}
+			key, _ := kt.(string)
+			p := key
+			if path != "" {
+				p = path + "." + key
+			}
+			if seen[key] {
+				return fmt.Errorf("field %s: repeated", p)
+			}
+			seen[key] = true
+			var ft reflect.Type
+			switch {
+			case t == nil:
+			case t.Kind() == reflect.Struct:
+				f, ok := fieldByName(t, key)
+				if !ok {
+					if depth == 0 && slices.Contains(extra, key) {
+						break
+					}
+					return fmt.Errorf("field %s: unknown", p)
+				}
+				ft = f
+			case t.Kind() == reflect.Map:
+				ft = t.Elem()
+			}
+			if err := walkValue(d, ft, p, depth+1, nil); err != nil {
+				return err
+			}
+		}
+	case '[':
+		var et reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			et = t.Elem()
+		}
+		for i := 0; d.More(); i++ {
+			if err := walkValue(d, et, fmt.Sprintf("%s[%d]", path, i), depth+1, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := d.Token(); err != nil { // the closing delimiter
+		return fieldErr(path, err)
+	}
+	return nil
+}
+
+func fieldErr(path string, err error) error {
+	if path == "" {
+		return err
+	}
+	return fmt.Errorf("field %s: %w", path, err)
+}
+
+// fieldByName finds the type of the struct field that encoding/json writes
+// under name, matching exactly.
+func fieldByName(t reflect.Type, name string) (reflect.Type, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name {
+			return f.Type, true
+		}
+	}
+	return nil, false
+}

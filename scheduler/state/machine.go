@@ -1,0 +1,514 @@
+package state
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"petite/scheduler"
+)
+
+// Machine is the deterministic state machine: the cluster (pools, nodes,
+// free capacity), the job table and the tenants, changed only by Apply.
+// It is not safe for concurrent use; drivers serialise access, as raft does.
+type Machine struct {
+	c       *scheduler.Cluster
+	jobs    map[string]*record
+	pending []*record // in submission order (seq)
+	running map[string]*record
+	view    []*scheduler.RunningJob // running jobs by id; nil when stale
+	tenants map[string]Tenant
+	applied uint64
+	nextSeq uint64
+}
+
+// New returns an empty machine: no pools, nodes, tenants or jobs.
+func New() *Machine {
+	c, err := scheduler.NewCluster(nil, nil)
+	if err != nil {
+		panic(fmt.Sprintf("state: empty cluster: %v", err)) // cannot happen: nothing to reject
+	}
+	return newMachine(c)
+}
+
+func newMachine(c *scheduler.Cluster) *Machine {
+	return &Machine{c: c, jobs: map[string]*record{}, running: map[string]*record{}, tenants: map[string]Tenant{}}
+}
+
+// Result says what an applied command did.
+type Result struct {
+	// Changed is false when the command changed nothing (a plan applied a
+	// second time, a node set to the state it has).
+	Changed bool
+	// Started lists the jobs that went from pending to running, Requeued the
+	// jobs sent back to the queue, Degraded the running services that lost
+	// replicas, and Ended the jobs that reached a final status; each sorted.
+	Started  []string
+	Requeued []string
+	Degraded []string
+	Ended    []string
+}
+
+func (r *Result) finish() {
+	for _, l := range []*[]string{&r.Started, &r.Requeued, &r.Degraded, &r.Ended} {
+		slices.Sort(*l)
+		*l = slices.Compact(*l)
+	}
+}
+
+// Apply applies one command. It is deterministic: the result and the new
+// state depend only on the state and the command. A rejected command
+// returns an error and changes nothing.
+func (m *Machine) Apply(cmd Command) (Result, error) {
+	cmd, err := deref(cmd)
+	if err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	var res Result
+	switch c := cmd.(type) {
+	case RegisterPool:
+		err = m.registerPool(c, &res)
+	case RegisterNode:
+		err = m.registerNode(c, &res)
+	case SetNodeState:
+		err = m.setNodeState(c, &res)
+	case SetRanks:
+		err = m.setRanks(c, &res)
+	case SetTenant:
+		err = m.setTenant(c, &res)
+	case Submit:
+		err = m.submit(c, &res)
+	case Cancel:
+		err = m.cancel(c, &res)
+	case ApplyPlan:
+		err = m.applyPlan(c, &res)
+	case Finish:
+		err = m.finish(c, &res)
+	case Preempt:
+		err = m.preempt(c, &res)
+	case Prune:
+		err = m.prune(c, &res)
+	default:
+		err = fmt.Errorf("unknown command %T", cmd)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", cmd.Type(), err)
+	}
+	if res.Changed {
+		m.applied++
+	}
+	res.finish()
+	return res, nil
+}
+
+// Cluster returns the cluster the machine keeps. Callers read it (a
+// scheduling pass works on it) but change it only through Apply.
+func (m *Machine) Cluster() *scheduler.Cluster { return m.c }
+
+// Applied counts the commands that changed the state: a version of the
+// state. Rejected commands and commands that changed nothing leave it, so
+// equal histories give equal snapshots even when a plan was applied twice.
+func (m *Machine) Applied() uint64 { return m.applied }
+
+// Pending returns the queued jobs in submission order (a requeued job at
+// its original place). The jobs are the machine's own: read-only.
+func (m *Machine) Pending() []*scheduler.Job {
+	out := make([]*scheduler.Job, len(m.pending))
+	for i, r := range m.pending {
+		out[i] = &r.job
+	}
+	return out
+}
+
+// Running returns the running jobs sorted by id, with their live tasks.
+// A running service with fewer tasks than its Count is under-replicated; a
+// running training gang with fewer has tasks done (see Job). The values
+// are the machine's own: read-only, valid until the next Apply.
+func (m *Machine) Running() []*scheduler.RunningJob {
+	if m.view == nil {
+		m.view = make([]*scheduler.RunningJob, 0, len(m.running))
+		for _, r := range m.running {
+			m.view = append(m.view, &r.run)
+		}
+		slices.SortFunc(m.view, func(a, b *scheduler.RunningJob) int { return strings.Compare(a.Job.ID, b.Job.ID) })
+	}
+	return slices.Clone(m.view)
+}
+
+// Job returns a copy of a job's record.
+func (m *Machine) Job(id string) (JobInfo, bool) {
+	r, ok := m.jobs[id]
+	if !ok {
+		return JobInfo{}, false
+	}
+	return r.info(), true
+}
+
+// NumJobs is the number of jobs the machine remembers (not pruned).
+func (m *Machine) NumJobs() int { return len(m.jobs) }
+
+// Jobs returns copies of every job record, sorted by id.
+func (m *Machine) Jobs() []JobInfo {
+	out := make([]JobInfo, 0, len(m.jobs))
+	for _, r := range m.jobs {
+		out = append(out, r.info())
+	}
+	slices.SortFunc(out, func(a, b JobInfo) int { return strings.Compare(a.Job.ID, b.Job.ID) })
+	return out
+}
+
+// Tenants returns the tenants sorted by name.
+func (m *Machine) Tenants() []Tenant {
+	out := make([]Tenant, 0, len(m.tenants))
+	for _, t := range m.tenants {
+		out = append(out, t)
+	}
+	sortTenants(out)
+	return out
+}
+
+// Tenant returns one tenant's settings.
+func (m *Machine) Tenant(name string) (Tenant, bool) {
+	t, ok := m.tenants[name]
+	return t, ok
+}
+
+func (m *Machine) registerPool(c RegisterPool, res *Result) error {
+	if err := m.c.AddPool(clonePool(c.Pool)); err != nil {
+		return err
+	}
+	res.Changed = true
+	return nil
+}
+
+func (m *Machine) registerNode(c RegisterNode, res *Result) error {
+	n := cloneNode(c.Node)
+	if n.State > scheduler.NodeRetired {
+		return fmt.Errorf("node %s: field state: unknown node state %d", n.Name, n.State)
+	}
+	if n.Pool == "" && len(m.c.Pools()) == 0 {
+		// The cluster adds its implicit default pool before it checks the
+		// rest of the node; check on a scratch cluster first, so that a
+		// rejected node leaves no pool behind.
+		scratch, _ := scheduler.NewCluster(nil, nil)
+		if _, err := scratch.AddNode(cloneNode(n)); err != nil {
+			return err
+		}
+	}
+	if _, err := m.c.AddNode(n); err != nil {
+		return err
+	}
+	res.Changed = true
+	return nil
+}
+
+func (m *Machine) setNodeState(c SetNodeState, res *Result) error {
+	id, ok := m.c.NodeByName(c.Node)
+	if !ok {
+		return fmt.Errorf("field node: unknown node %q", c.Node)
+	}
+	if c.State > scheduler.NodeRetired {
+		return fmt.Errorf("node %s: field state: unknown node state %d", c.Node, c.State)
+	}
+	if m.c.Node(id).State == c.State {
+		return nil
+	}
+	m.c.SetState(id, c.State)
+	res.Changed = true
+	if c.State != scheduler.NodeDown && c.State != scheduler.NodeRetired {
+		return nil
+	}
+	// The node's tasks are lost: gangs go back whole, services lose replicas.
+	for _, rj := range m.Running() {
+		r := m.running[rj.Job.ID]
+		var lost []int
+		for _, tp := range r.run.Tasks {
+			if tp.Node == c.Node {
+				lost = append(lost, tp.Task)
+			}
+		}
+		switch {
+		case len(lost) == 0:
+		case r.job.Kind == scheduler.Training:
+			m.requeue(r, res)
+		default:
+			m.dropTasks(r, lost, res)
+		}
+	}
+	return nil
+}
+
+func (m *Machine) setRanks(c SetRanks, res *Result) error {
+	perm := make([]scheduler.NodeID, len(c.Nodes))
+	same := true
+	for i, name := range c.Nodes {
+		id, ok := m.c.NodeByName(name)
+		if !ok {
+			return fmt.Errorf("field nodes[%d]: unknown node %q", i, name)
+		}
+		perm[i] = id
+		same = same && m.c.Rank(id) == int32(i)
+	}
+	if err := m.c.SetRanks(perm); err != nil {
+		return fmt.Errorf("field nodes: %w", err)
+	}
+	res.Changed = !same
+	return nil
+}
+
+func (m *Machine) setTenant(c SetTenant, res *Result) error {
+	if err := c.Tenant.validate(); err != nil {
+		return err
+	}
+	if old, ok := m.tenants[c.Tenant.Name]; ok && old == c.Tenant {
+		return nil
+	}
+	m.tenants[c.Tenant.Name] = c.Tenant
+	res.Changed = true
+	return nil
+}
+
+func (m *Machine) submit(c Submit, res *Result) error {
+	j := cloneJob(c.Job)
+	if err := j.Validate(); err != nil {
+		return err
+	}
+	if old, ok := m.jobs[j.ID]; ok {
+		return fmt.Errorf("job %s: field id: already submitted (%s)", j.ID, old.status)
+	}
+	s, err := m.c.ShapeOf(&j.Task)
+	if err != nil {
+		return fmt.Errorf("job %s: field task: %w", j.ID, err)
+	}
+	j.Submitted = c.At
+	r := &record{job: j, seq: m.nextSeq, status: Pending, tag: s.Tag}
+	r.run.Job = &r.job
+	m.nextSeq++
+	m.jobs[j.ID] = r
+	m.pending = append(m.pending, r) // the newest seq goes last
+	res.Changed = true
+	return nil
+}
+
+func (m *Machine) cancel(c Cancel, res *Result) error {
+	r, ok := m.jobs[c.Job]
+	if !ok {
+		return fmt.Errorf("field job: unknown job %q", c.Job)
+	}
+	switch r.status {
+	case Pending:
+		m.unqueue(r)
+	case Running:
+		m.releaseAll(r)
+	default:
+		return nil // ended already
+	}
+	m.end(r, Cancelled, c.At, res)
+	return nil
+}
+
+func (m *Machine) finish(c Finish, res *Result) error {
+	r, ok := m.jobs[c.Job]
+	if !ok {
+		return fmt.Errorf("field job: unknown job %q", c.Job)
+	}
+	if err := checkTasks(r, c.Tasks); err != nil {
+		return err
+	}
+	switch {
+	case r.status.Ended():
+		return nil
+	case r.status == Pending:
+		return fmt.Errorf("job %s: is pending, not running", c.Job)
+	}
+	status := Succeeded
+	if c.Failed {
+		status = Failed
+	}
+	if len(c.Tasks) == 0 {
+		m.releaseAll(r)
+		m.end(r, status, c.At, res)
+		return nil
+	}
+	var live []int
+	for _, t := range c.Tasks {
+		if r.live(t) >= 0 {
+			live = append(live, t)
+		}
+	}
+	switch {
+	case len(live) == 0:
+		return nil // those tasks are gone already
+	case r.job.Kind == scheduler.Inference:
+		m.dropTasks(r, live, res)
+	case c.Failed:
+		m.releaseAll(r)
+		m.end(r, Failed, c.At, res)
+	default:
+		for _, t := range live {
+			m.releaseTask(r, t)
+			r.done = append(r.done, t)
+		}
+		slices.Sort(r.done)
+		res.Changed = true
+		if len(r.run.Tasks) == 0 {
+			m.end(r, Succeeded, c.At, res)
+		}
+	}
+	return nil
+}
+
+func (m *Machine) preempt(c Preempt, res *Result) error {
+	r, ok := m.jobs[c.Job]
+	if !ok {
+		return fmt.Errorf("field job: unknown job %q", c.Job)
+	}
+	if err := checkEviction(r, c.Tasks); err != nil {
+		return err
+	}
+	if r.status != Running {
+		return nil // gone already
+	}
+	if r.job.Kind == scheduler.Training {
+		m.requeue(r, res)
+		return nil
+	}
+	var gone []int
+	for _, tp := range r.run.Tasks {
+		if len(c.Tasks) == 0 || slices.Contains(c.Tasks, tp.Task) {
+			gone = append(gone, tp.Task)
+		}
+	}
+	if len(gone) > 0 {
+		m.dropTasks(r, gone, res)
+	}
+	return nil
+}
+
+func (m *Machine) prune(c Prune, res *Result) error {
+	for id, r := range m.jobs {
+		if r.status.Ended() && r.ended < c.Before {
+			delete(m.jobs, id)
+			res.Changed = true
+		}
+	}
+	return nil
+}
+
+// checkTasks checks a list of task indices of a job: in range, no repeats.
+func checkTasks(r *record, tasks []int) error {
+	for i, t := range tasks {
+		if t < 0 || t >= r.job.Count {
+			return fmt.Errorf("job %s: field tasks[%d]: task %d out of range 0..%d", r.job.ID, i, t, r.job.Count-1)
+		}
+		if slices.Contains(tasks[:i], t) {
+			return fmt.Errorf("job %s: field tasks[%d]: task %d repeated", r.job.ID, i, t)
+		}
+	}
+	return nil
+}
+
+// checkEviction checks the tasks an eviction names: a training gang is
+// evicted whole.
+func checkEviction(r *record, tasks []int) error {
+	if r.job.Kind == scheduler.Training && len(tasks) > 0 {
+		return fmt.Errorf("job %s: field tasks: a training gang is evicted whole; name no tasks", r.job.ID)
+	}
+	return checkTasks(r, tasks)
+}
+
+// assignOf is the cluster assignment of a live task.
+func (m *Machine) assignOf(r *record, tp scheduler.TaskPlacement) scheduler.Assign {
+	a, err := m.c.AssignOf(tp, r.tag)
+	if err != nil {
+		panic(fmt.Sprintf("state: job %s: live task does not map to the cluster: %v", r.job.ID, err))
+	}
+	return a
+}
+
+// releaseTask gives a live task's resources back and forgets the task.
+func (m *Machine) releaseTask(r *record, t int) {
+	i := r.live(t)
+	if err := m.c.Release(m.assignOf(r, r.run.Tasks[i])); err != nil {
+		panic(fmt.Sprintf("state: job %s task %d: %v", r.job.ID, t, err))
+	}
+	r.run.Tasks = slices.Delete(r.run.Tasks, i, i+1)
+}
+
+// releaseAll releases every live task of a running job.
+func (m *Machine) releaseAll(r *record) {
+	for len(r.run.Tasks) > 0 {
+		m.releaseTask(r, r.run.Tasks[len(r.run.Tasks)-1].Task)
+	}
+}
+
+// requeue sends a running job back to the queue, whole.
+func (m *Machine) requeue(r *record, res *Result) {
+	m.releaseAll(r)
+	m.stopRunning(r)
+	r.done = nil
+	r.requeues++
+	m.enqueue(r)
+	res.Changed = true
+	res.Requeued = append(res.Requeued, r.job.ID)
+}
+
+// dropTasks takes some replicas of a running service away; a service left
+// with none goes back to the queue.
+func (m *Machine) dropTasks(r *record, tasks []int, res *Result) {
+	for _, t := range tasks {
+		m.releaseTask(r, t)
+	}
+	res.Changed = true
+	if len(r.run.Tasks) > 0 {
+		res.Degraded = append(res.Degraded, r.job.ID)
+		return
+	}
+	m.stopRunning(r)
+	r.requeues++
+	m.enqueue(r)
+	res.Requeued = append(res.Requeued, r.job.ID)
+}
+
+// end gives a job its final status; it holds nothing any more.
+func (m *Machine) end(r *record, s JobStatus, at int64, res *Result) {
+	if r.status == Running {
+		m.stopRunning(r)
+	}
+	r.status, r.ended, r.done = s, at, nil
+	res.Changed = true
+	res.Ended = append(res.Ended, r.job.ID)
+}
+
+// start makes a pending job running.
+func (m *Machine) start(r *record, at int64, res *Result) {
+	m.unqueue(r)
+	r.status = Running
+	r.run.Started = at
+	m.running[r.job.ID] = r
+	m.view = nil
+	res.Started = append(res.Started, r.job.ID)
+}
+
+func (m *Machine) stopRunning(r *record) {
+	delete(m.running, r.job.ID)
+	m.view = nil
+	r.run.Started = 0
+}
+
+// enqueue puts a job in the pending queue at its submission place.
+func (m *Machine) enqueue(r *record) {
+	r.status = Pending
+	i, _ := slices.BinarySearchFunc(m.pending, r.seq, func(p *record, s uint64) int { return cmp.Compare(p.seq, s) })
+	m.pending = slices.Insert(m.pending, i, r)
+}
+
+// unqueue takes a job out of the pending queue.
+func (m *Machine) unqueue(r *record) {
+	i, ok := slices.BinarySearchFunc(m.pending, r.seq, func(p *record, s uint64) int { return cmp.Compare(p.seq, s) })
+	if !ok {
+		panic(fmt.Sprintf("state: job %s is not in the queue", r.job.ID))
+	}
+	m.pending = slices.Delete(m.pending, i, i+1)
+}

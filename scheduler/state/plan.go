@@ -1,0 +1,353 @@
+package state
+
+import (
+	"fmt"
+	"slices"
+
+	"petite/scheduler"
+)
+
+// placeOp is one job's placements of a plan, checked.
+type placeOp struct {
+	r     *record
+	tasks []scheduler.TaskPlacement // by task index, GPUs sorted
+	as    []scheduler.Assign
+	skip  []bool // placed exactly so already
+}
+
+// applyPlan applies a plan all or nothing. It checks the plan's form
+// against the job table, works out what is already done (the idempotence
+// rule), then changes the cluster (releases, then commits that re-check
+// every device), undoing it all on the first refusal, and only then
+// updates the job table.
+func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
+	ops, err := m.checkPlacements(p.Place)
+	if err != nil {
+		return err
+	}
+	evict, err := m.evictions(p.Evict, ops)
+	if err != nil {
+		return err
+	}
+	if err := m.decidePlacements(ops, evict); err != nil {
+		return err
+	}
+
+	// Change the cluster: release the evicted tasks, commit the new ones.
+	type undo struct {
+		a       scheduler.Assign
+		release bool // true: undo by releasing, false: by committing again
+	}
+	var log []undo
+	rollback := func() {
+		for i := len(log) - 1; i >= 0; i-- {
+			var err error
+			if log[i].release {
+				err = m.c.Release(log[i].a)
+			} else {
+				err = m.c.Commit(log[i].a)
+			}
+			if err != nil {
+				panic(fmt.Sprintf("state: rolling a plan back: %v", err))
+			}
+		}
+	}
+	for _, e := range evict {
+		for _, t := range e.tasks {
+			a := m.assignOf(e.r, e.r.run.Tasks[e.r.live(t)])
+			if err := m.c.Release(a); err != nil {
+				rollback()
+				return fmt.Errorf("evict job %s task %d: %w", e.r.job.ID, t, err)
+			}
+			log = append(log, undo{a, false})
+		}
+	}
+	for i := range ops {
+		op := &ops[i]
+		for k := range op.tasks {
+			if op.skip[k] {
+				continue
+			}
+			if err := m.commit(op, k); err != nil {
+				rollback()
+				return err
+			}
+			log = append(log, undo{op.as[k], true})
+		}
+	}
+
+	// The cluster took it all: update the job table.
+	for _, e := range evict {
+		if e.r.job.Kind == scheduler.Training || len(e.tasks) == len(e.r.run.Tasks) {
+			e.r.run.Tasks = nil
+			if e.r.job.Kind == scheduler.Training {
+				e.r.done = nil
+			}
+			m.stopRunning(e.r)
+			e.r.requeues++
+			m.enqueue(e.r)
+			res.Requeued = append(res.Requeued, e.r.job.ID)
+		} else {
+			e.r.run.Tasks = slices.DeleteFunc(e.r.run.Tasks, func(tp scheduler.TaskPlacement) bool {
+				return slices.Contains(e.tasks, tp.Task)
+			})
+			res.Degraded = append(res.Degraded, e.r.job.ID)
+		}
+		res.Changed = true
+	}
+	for i := range ops {
+		op := &ops[i]
+		added := false
+		for k, tp := range op.tasks {
+			if op.skip[k] {
+				continue
+			}
+			j, _ := slices.BinarySearchFunc(op.r.run.Tasks, tp.Task, func(p scheduler.TaskPlacement, t int) int { return p.Task - t })
+			op.r.run.Tasks = slices.Insert(op.r.run.Tasks, j, tp)
+			added = true
+		}
+		if !added {
+			continue
+		}
+		res.Changed = true
+		if op.r.status == Pending {
+			m.start(op.r, p.At, res)
+		}
+	}
+	return nil
+}
+
+// commit re-checks one placement against the state at hand and takes its
+// resources: the node must be ready and match the task (labels, model),
+// and every device, CPU and memory must have room.
+func (m *Machine) commit(op *placeOp, k int) error {
+	tp := &op.tasks[k]
+	id, _ := m.c.NodeByName(tp.Node)
+	s, err := m.c.ShapeOf(&op.r.job.Task)
+	if err != nil {
+		return fmt.Errorf("place job %s task %d: %w", op.r.job.ID, tp.Task, err)
+	}
+	switch why := m.c.Why(id, &s); why {
+	case scheduler.ReasonNotReady:
+		return fmt.Errorf("place job %s task %d on %s: node is %s", op.r.job.ID, tp.Task, tp.Node, m.c.Node(id).State)
+	case scheduler.ReasonConstraint, scheduler.ReasonNoGPU, scheduler.ReasonModel:
+		// Capacity is left to Commit, which names the device.
+		return fmt.Errorf("place job %s task %d on %s: %s", op.r.job.ID, tp.Task, tp.Node, why)
+	}
+	if err := m.c.Commit(op.as[k]); err != nil {
+		return fmt.Errorf("place job %s task %d: %w", op.r.job.ID, tp.Task, err)
+	}
+	return nil
+}
+
+// checkPlacements checks the form of a plan's placements: known, live
+// jobs, each once; task indices in range, each once; known nodes and
+// devices; and resources that are exactly what the task asks for.
+func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, error) {
+	ops := make([]placeOp, 0, len(place))
+	seen := map[string]bool{}
+	for i, jp := range place {
+		r, ok := m.jobs[jp.Job]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("field place[%d].job: unknown job %q", i, jp.Job)
+		case r.status.Ended():
+			return nil, fmt.Errorf("field place[%d].job: job %s has ended (%s)", i, jp.Job, r.status)
+		case seen[jp.Job]:
+			return nil, fmt.Errorf("field place[%d].job: job %s placed twice in one plan", i, jp.Job)
+		case len(jp.Tasks) == 0:
+			return nil, fmt.Errorf("field place[%d].tasks: job %s: no tasks", i, jp.Job)
+		}
+		seen[jp.Job] = true
+		op := placeOp{r: r, tasks: cloneTasks(jp.Tasks), as: make([]scheduler.Assign, len(jp.Tasks)), skip: make([]bool, len(jp.Tasks))}
+		slices.SortFunc(op.tasks, func(a, b scheduler.TaskPlacement) int { return a.Task - b.Task })
+		for k := range op.tasks {
+			tp := &op.tasks[k]
+			slices.Sort(tp.GPUs)
+			if k > 0 && op.tasks[k-1].Task == tp.Task {
+				return nil, fmt.Errorf("field place[%d].tasks: job %s: task %d placed twice", i, jp.Job, tp.Task)
+			}
+			if err := m.checkTask(r, tp); err != nil {
+				return nil, fmt.Errorf("field place[%d].tasks: job %s task %d: %w", i, jp.Job, tp.Task, err)
+			}
+			a, err := m.c.AssignOf(*tp, r.tag)
+			if err != nil {
+				return nil, fmt.Errorf("field place[%d].tasks: job %s: %w", i, jp.Job, err)
+			}
+			op.as[k] = a
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// checkTask checks that a placement gives a task exactly what it asks for.
+// A share of a GPU takes that share, or a whole MIG instance that holds it.
+func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) error {
+	t := &r.job.Task
+	if tp.Task < 0 || tp.Task >= r.job.Count {
+		return fmt.Errorf("field task: out of range 0..%d", r.job.Count-1)
+	}
+	if r.isDone(tp.Task) {
+		return fmt.Errorf("field task: the task is done")
+	}
+	id, ok := m.c.NodeByName(tp.Node)
+	if !ok {
+		return fmt.Errorf("field node: unknown node %q", tp.Node)
+	}
+	switch {
+	case tp.CPUMilli != t.CPUMilli:
+		return fmt.Errorf("field cpu_milli: want the task's %d, got %d", t.CPUMilli, tp.CPUMilli)
+	case tp.MemoryMiB != t.MemoryMiB:
+		return fmt.Errorf("field memory_mib: want the task's %d, got %d", t.MemoryMiB, tp.MemoryMiB)
+	case len(tp.GPUs) != t.GPUs:
+		return fmt.Errorf("field gpus: want %d devices, got %d", t.GPUs, len(tp.GPUs))
+	case t.GPUs == 0 && tp.GPUMilli != 0:
+		return fmt.Errorf("field gpu_milli: want 0 for a CPU-only task, got %d", tp.GPUMilli)
+	case t.GPUs == 0:
+		return nil
+	}
+	gpus := m.c.Node(id).GPUs
+	for _, g := range tp.GPUs {
+		if g < 0 || g >= len(gpus) {
+			return fmt.Errorf("field gpus: node %s has no GPU %d", tp.Node, g)
+		}
+	}
+	want := int32(t.GPUMilli)
+	if cp := gpus[tp.GPUs[0]].MilliCap; want < scheduler.MilliPerGPU && cp < scheduler.MilliPerGPU {
+		if cp < want {
+			return fmt.Errorf("field gpus: MIG instance %d of %s holds %d milli, the task wants %d", tp.GPUs[0], tp.Node, cp, want)
+		}
+		want = cp // a MIG instance is taken whole
+	}
+	if tp.GPUMilli != want {
+		return fmt.Errorf("field gpu_milli: want %d, got %d", want, tp.GPUMilli)
+	}
+	return nil
+}
+
+// eviction is what a plan takes from one running job.
+type eviction struct {
+	r     *record
+	tasks []int // live tasks to release, sorted
+}
+
+// evictions works out what the plan's evictions take, in plan order, one
+// entry per job. Tasks already gone are skipped, and so are tasks that the
+// same plan places exactly where they run (a plan applied twice). A
+// training gang is evicted whole, unless the plan places every live task
+// of it exactly where it runs.
+func (m *Machine) evictions(evs []scheduler.Eviction, ops []placeOp) ([]eviction, error) {
+	placed := map[*record]*placeOp{}
+	for i := range ops {
+		placed[ops[i].r] = &ops[i]
+	}
+	var out []eviction
+	at := map[*record]int{}
+	for i, ev := range evs {
+		r, ok := m.jobs[ev.Job]
+		if !ok {
+			return nil, fmt.Errorf("field evict[%d].job: unknown job %q", i, ev.Job)
+		}
+		if err := checkEviction(r, ev.Tasks); err != nil {
+			return nil, fmt.Errorf("field evict[%d]: %w", i, err)
+		}
+		if r.status != Running {
+			continue
+		}
+		op := placed[r]
+		var take []int
+		for _, tp := range r.run.Tasks {
+			if len(ev.Tasks) > 0 && !slices.Contains(ev.Tasks, tp.Task) {
+				continue
+			}
+			if r.job.Kind == scheduler.Inference && op != nil && op.exact(&tp) {
+				continue
+			}
+			take = append(take, tp.Task)
+		}
+		if r.job.Kind == scheduler.Training && op != nil && op.exactGang() {
+			take = nil
+		}
+		if len(take) == 0 {
+			continue
+		}
+		if k, ok := at[r]; ok {
+			out[k].tasks = mergeSorted(out[k].tasks, take)
+			continue
+		}
+		at[r] = len(out)
+		out = append(out, eviction{r: r, tasks: take})
+	}
+	return out, nil
+}
+
+// decidePlacements marks the placements already in force, and rejects
+// those that clash with the state as the evictions leave it: a task
+// running elsewhere, or part of a training gang.
+func (m *Machine) decidePlacements(ops []placeOp, evict []eviction) error {
+	gone := map[*record][]int{}
+	for _, e := range evict {
+		gone[e.r] = e.tasks
+	}
+	for i := range ops {
+		op := &ops[i]
+		r := op.r
+		ev, evicted := gone[r]
+		if r.job.Kind == scheduler.Training {
+			switch {
+			case r.status == Running && !evicted:
+				if op.exactGang() {
+					for k := range op.skip {
+						op.skip[k] = true
+					}
+					continue
+				}
+				return fmt.Errorf("place job %s: the training gang is running; evict it to place it again", r.job.ID)
+			case len(op.tasks) != r.job.Count:
+				return fmt.Errorf("place job %s: a training gang is placed whole: want %d tasks, got %d", r.job.ID, r.job.Count, len(op.tasks))
+			}
+			continue
+		}
+		for k := range op.tasks {
+			tp := &op.tasks[k]
+			j := r.live(tp.Task)
+			if j < 0 || slices.Contains(ev, tp.Task) {
+				continue
+			}
+			if !samePlacement(&r.run.Tasks[j], tp) {
+				return fmt.Errorf("place job %s task %d: runs on %s already; evict it to place it again", r.job.ID, tp.Task, r.run.Tasks[j].Node)
+			}
+			op.skip[k] = true
+		}
+	}
+	return nil
+}
+
+// exact reports whether the plan places a live task exactly where it runs.
+func (op *placeOp) exact(live *scheduler.TaskPlacement) bool {
+	i, ok := slices.BinarySearchFunc(op.tasks, live.Task, func(p scheduler.TaskPlacement, t int) int { return p.Task - t })
+	return ok && samePlacement(&op.tasks[i], live)
+}
+
+// exactGang reports whether a running gang runs exactly as placed: the
+// plan names each live task where it runs, and no other task.
+func (op *placeOp) exactGang() bool {
+	r := op.r
+	if r.status != Running || len(op.tasks) != len(r.run.Tasks) {
+		return false
+	}
+	for i := range op.tasks {
+		if !samePlacement(&op.tasks[i], &r.run.Tasks[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeSorted merges two sorted lists of task indices without repeats.
+func mergeSorted(a, b []int) []int {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
