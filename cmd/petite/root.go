@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 
 	"github.com/spf13/pflag"
@@ -38,3 +39,6 @@ func versionCommand() *command {
 		},
 	}
 }
+
+// newRand is the one seeded random source the CLI hands to the core.
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)) }

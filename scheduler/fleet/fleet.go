@@ -1,0 +1,270 @@
+// Package fleet reads a fleet description (pools of nodes, as planners and
+// admins write it in YAML) into the scheduler's model, and ships the demo
+// fleet petite runs on when nothing else is given.
+package fleet
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"petite/scheduler"
+)
+
+//go:embed demo.yaml
+var demo []byte
+
+// Demo returns the embedded demo fleet's YAML.
+func Demo() []byte { return bytes.Clone(demo) }
+
+// Spec is a fleet file: its pools, each with groups of identical nodes.
+type Spec struct {
+	Pools []PoolSpec `yaml:"pools"`
+}
+
+// PoolSpec is one pool and its node groups.
+type PoolSpec struct {
+	Name              string            `yaml:"name"`
+	Kind              string            `yaml:"kind"`
+	Region            string            `yaml:"region"`
+	Zone              string            `yaml:"zone"`
+	Labels            map[string]string `yaml:"labels"`
+	PricePerGPUHour   float64           `yaml:"price_per_gpu_hour"`
+	Pricing           string            `yaml:"pricing"`
+	MaxNodes          int               `yaml:"max_nodes"`
+	ProvisionDelaySec int64             `yaml:"provision_delay_sec"`
+	// RetireAt is a date (2027-03-31) or RFC 3339 time.
+	RetireAt string      `yaml:"retire_at"`
+	Nodes    []GroupSpec `yaml:"nodes"`
+}
+
+// GroupSpec is Count identical nodes, named Prefix-0001, ...
+type GroupSpec struct {
+	Count     int               `yaml:"count"`
+	Prefix    string            `yaml:"prefix"`
+	RackSize  int               `yaml:"rack_size"`
+	CPUMilli  int64             `yaml:"cpu_milli"`
+	MemoryMiB int64             `yaml:"memory_mib"`
+	GPUs      GPUSpec           `yaml:"gpus"`
+	Labels    map[string]string `yaml:"labels"`
+}
+
+// GPUSpec describes the GPUs of each node of a group.
+type GPUSpec struct {
+	Count     int    `yaml:"count"`
+	Model     string `yaml:"model"`
+	MemoryMiB int64  `yaml:"memory_mib"`
+	// Islands splits the GPUs into this many NVLink islands of equal size.
+	Islands int `yaml:"islands"`
+	// MIG, when set, partitions each GPU into these instance profiles.
+	MIG []string `yaml:"mig"`
+}
+
+// Load reads a fleet file; an empty path reads the demo fleet.
+func Load(path string) ([]scheduler.Pool, []scheduler.Node, error) {
+	if path == "" {
+		return Parse(bytes.NewReader(demo), "demo.yaml")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fleet: %w", err)
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+// Parse reads a fleet description. Errors name the file, line and field.
+func Parse(r io.Reader, name string) ([]scheduler.Pool, []scheduler.Node, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var spec Spec
+	if err := dec.Decode(&spec); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, fmt.Errorf("%s: empty fleet file", name)
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, nil, fmt.Errorf("%s: %s", name, strings.Join(te.Errors, "; "))
+		}
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return spec.build(name, &root)
+}
+
+// lineOf finds the line of pools[i] (and of nodes[j] within it when j >= 0).
+func lineOf(root *yaml.Node, i, j int) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	get := func(m *yaml.Node, key string) *yaml.Node {
+		if m == nil || m.Kind != yaml.MappingNode {
+			return nil
+		}
+		for k := 0; k+1 < len(m.Content); k += 2 {
+			if m.Content[k].Value == key {
+				return m.Content[k+1]
+			}
+		}
+		return nil
+	}
+	idx := func(s *yaml.Node, k int) *yaml.Node {
+		if s == nil || s.Kind != yaml.SequenceNode || k >= len(s.Content) {
+			return nil
+		}
+		return s.Content[k]
+	}
+	p := idx(get(n, "pools"), i)
+	if p == nil {
+		return 0
+	}
+	if j < 0 {
+		return p.Line
+	}
+	if g := idx(get(p, "nodes"), j); g != nil {
+		return g.Line
+	}
+	return p.Line
+}
+
+func (s *Spec) build(name string, root *yaml.Node) ([]scheduler.Pool, []scheduler.Node, error) {
+	var pools []scheduler.Pool
+	var nodes []scheduler.Node
+	if len(s.Pools) == 0 {
+		return nil, nil, fmt.Errorf("%s: field pools: want at least one pool", name)
+	}
+	for i, ps := range s.Pools {
+		at := fmt.Sprintf("%s:%d: pools[%d]", name, lineOf(root, i, -1), i)
+		kind, err := scheduler.ParsePoolKind(ps.Kind)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: field kind: %w", at, err)
+		}
+		p := scheduler.Pool{
+			Name: ps.Name, Kind: kind, Region: ps.Region, Zone: ps.Zone, Labels: ps.Labels,
+			PricePerGPUHour: ps.PricePerGPUHour, MaxNodes: ps.MaxNodes, ProvisionDelaySec: ps.ProvisionDelaySec,
+		}
+		switch strings.ToLower(ps.Pricing) {
+		case "", "on-demand", "ondemand":
+			p.Pricing = scheduler.OnDemand
+		case "reserved":
+			p.Pricing = scheduler.Reserved
+		case "spot":
+			p.Pricing = scheduler.Spot
+		default:
+			return nil, nil, fmt.Errorf("%s: field pricing: want on-demand, reserved or spot, got %q", at, ps.Pricing)
+		}
+		if ps.Name == "" {
+			return nil, nil, fmt.Errorf("%s: field name: want a pool name", at)
+		}
+		if kind.Owned() && ps.PricePerGPUHour != 0 {
+			return nil, nil, fmt.Errorf("%s: field price_per_gpu_hour: an %s pool is already paid for; leave it out", at, kind)
+		}
+		if ps.RetireAt != "" {
+			if kind != scheduler.PoolOnPrem {
+				return nil, nil, fmt.Errorf("%s: field retire_at: only onprem pools retire", at)
+			}
+			t, err := parseTime(ps.RetireAt)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: field retire_at: %w", at, err)
+			}
+			p.RetireAt = t
+		}
+		pools = append(pools, p)
+		for j, g := range ps.Nodes {
+			at := fmt.Sprintf("%s:%d: pools[%d].nodes[%d]", name, lineOf(root, i, j), i, j)
+			group, err := g.expand(ps.Name)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", at, err)
+			}
+			nodes = append(nodes, group...)
+		}
+	}
+	// Let the cluster check what a file cannot show alone (duplicates).
+	if _, err := scheduler.NewCluster(pools, nodes); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return pools, nodes, nil
+}
+
+func parseTime(s string) (int64, error) {
+	for _, layout := range []string{"2006-01-02", time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Unix(), nil
+		}
+	}
+	return 0, fmt.Errorf("want a date like 2027-03-31 or an RFC 3339 time, got %q", s)
+}
+
+// maxGroup bounds one group, so a typo cannot ask for a billion nodes.
+const maxGroup = 100000
+
+func (g *GroupSpec) expand(pool string) ([]scheduler.Node, error) {
+	switch {
+	case g.Count < 1 || g.Count > maxGroup:
+		return nil, fmt.Errorf("field count: want 1..%d, got %d", maxGroup, g.Count)
+	case g.CPUMilli <= 0:
+		return nil, fmt.Errorf("field cpu_milli: want > 0, got %d", g.CPUMilli)
+	case g.MemoryMiB <= 0:
+		return nil, fmt.Errorf("field memory_mib: want > 0, got %d", g.MemoryMiB)
+	case g.GPUs.Count < 0 || g.GPUs.Count > 16:
+		return nil, fmt.Errorf("field gpus.count: want 0..16, got %d", g.GPUs.Count)
+	case g.GPUs.Count > 0 && g.GPUs.Model == "":
+		return nil, fmt.Errorf("field gpus.model: want a model for %d GPUs", g.GPUs.Count)
+	case g.GPUs.Islands < 0 || (g.GPUs.Islands > 0 && g.GPUs.Count%g.GPUs.Islands != 0):
+		return nil, fmt.Errorf("field gpus.islands: want a divisor of gpus.count (%d), got %d", g.GPUs.Count, g.GPUs.Islands)
+	case g.RackSize < 0:
+		return nil, fmt.Errorf("field rack_size: want >= 0, got %d", g.RackSize)
+	}
+	prefix := g.Prefix
+	if prefix == "" {
+		prefix = pool
+	}
+	per := g.GPUs.Count
+	if g.GPUs.Islands > 0 {
+		per = g.GPUs.Count / g.GPUs.Islands
+	}
+	var gpus []scheduler.GPU
+	for i := 0; i < g.GPUs.Count; i++ {
+		island := 0
+		if per > 0 {
+			island = i / per
+		}
+		if len(g.GPUs.MIG) == 0 {
+			gpus = append(gpus, scheduler.GPU{Model: g.GPUs.Model, MemoryMiB: g.GPUs.MemoryMiB, Island: island})
+			continue
+		}
+		for _, prof := range g.GPUs.MIG {
+			gpus = append(gpus, scheduler.GPU{Model: g.GPUs.Model, Island: island, MIG: prof})
+		}
+	}
+	if len(gpus) > scheduler.MaxGPUsPerNode {
+		return nil, fmt.Errorf("field gpus.mig: %d devices per node, at most %d", len(gpus), scheduler.MaxGPUsPerNode)
+	}
+	out := make([]scheduler.Node, g.Count)
+	for k := range out {
+		n := scheduler.Node{
+			Name: fmt.Sprintf("%s-%04d", prefix, k), Pool: pool, CPUMilli: g.CPUMilli,
+			MemoryMiB: g.MemoryMiB, GPUs: gpus, Labels: g.Labels,
+		}
+		if g.RackSize > 0 {
+			n.Rack = fmt.Sprintf("%s-rack%02d", prefix, k/g.RackSize)
+		}
+		out[k] = n
+	}
+	return out, nil
+}

@@ -1,0 +1,100 @@
+package fleet
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
+)
+
+func TestDemoFleet(t *testing.T) {
+	pools, nodes, err := Load("")
+	require.NoError(t, err)
+	kinds := map[scheduler.PoolKind]int{}
+	for _, p := range pools {
+		kinds[p.Kind]++
+	}
+	assert.Equal(t, 1, kinds[scheduler.PoolOnPrem])
+	assert.Equal(t, 1, kinds[scheduler.PoolOutposts])
+	assert.Equal(t, 2, kinds[scheduler.PoolCloud])
+	whole, mig := 0, 0
+	for _, n := range nodes {
+		for _, g := range n.GPUs {
+			if g.MIG != "" {
+				mig++
+			} else {
+				whole++
+			}
+		}
+	}
+	assert.Greater(t, whole, 5000, "sized for the openb default workload")
+	assert.Greater(t, mig, 0, "the demo shows MIG")
+	require.NotZero(t, pools[0].RetireAt, "the onprem pool retires")
+}
+
+func TestParseGroups(t *testing.T) {
+	src := `
+pools:
+  - name: lab
+    kind: onprem
+    nodes:
+      - {count: 3, prefix: gpu, rack_size: 2, cpu_milli: 64000, memory_mib: 65536,
+         gpus: {count: 4, model: L4, islands: 2}}
+`
+	_, nodes, err := Parse(strings.NewReader(src), "lab.yaml")
+	require.NoError(t, err)
+	require.Len(t, nodes, 3)
+	assert.Equal(t, "gpu-0002", nodes[2].Name)
+	assert.Equal(t, "gpu-rack01", nodes[2].Rack)
+	assert.Equal(t, "gpu-rack00", nodes[1].Rack)
+	require.Len(t, nodes[0].GPUs, 4)
+	assert.Equal(t, []int{0, 0, 1, 1}, []int{nodes[0].GPUs[0].Island, nodes[0].GPUs[1].Island, nodes[0].GPUs[2].Island, nodes[0].GPUs[3].Island})
+}
+
+func TestParseErrorsNameFileLineField(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"unknown field", "pools:\n  - name: a\n    kind: onprem\n    colour: red\n", "f.yaml: line 4: field colour not found"},
+		{"bad kind", "pools:\n  - name: a\n    kind: moon\n", "f.yaml:2: pools[0]: field kind"},
+		{"count", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: 0, cpu_milli: 1, memory_mib: 1}\n", "f.yaml:5: pools[0].nodes[0]: field count"},
+		{"model", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: 1, cpu_milli: 1, memory_mib: 1, gpus: {count: 2}}\n", "field gpus.model"},
+		{"islands", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: 1, cpu_milli: 1, memory_mib: 1, gpus: {count: 3, model: T4, islands: 2}}\n", "field gpus.islands"},
+		{"owned price", "pools:\n  - name: a\n    kind: onprem\n    price_per_gpu_hour: 2\n", "field price_per_gpu_hour"},
+		{"retire cloud", "pools:\n  - name: a\n    kind: cloud\n    retire_at: 2027-01-01\n", "only onprem pools retire"},
+		{"retire date", "pools:\n  - name: a\n    kind: onprem\n    retire_at: March\n", "field retire_at"},
+		{"pricing", "pools:\n  - name: a\n    kind: cloud\n    pricing: free\n", "field pricing"},
+		{"duplicate", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: 1, prefix: x, cpu_milli: 1, memory_mib: 1}\n      - {count: 1, prefix: x, cpu_milli: 1, memory_mib: 1}\n", "already registered"},
+		{"type", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: many}\n", "f.yaml: line 5"},
+		{"empty", "", "empty fleet file"},
+		{"no pools", "pools: []\n", "field pools"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Parse(strings.NewReader(tc.src), "f.yaml")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(string(Demo()))
+	f.Add("pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: 2, cpu_milli: 1, memory_mib: 1, gpus: {count: 2, model: T4, mig: [1g.5gb]}}\n")
+	f.Add("pools: [{name: x, kind: cloud, nodes: [{count: 1, cpu_milli: 5, memory_mib: 5}]}]")
+	f.Fuzz(func(t *testing.T, src string) {
+		if len(src) > 4096 {
+			return
+		}
+		pools, nodes, err := Parse(strings.NewReader(src), "fuzz.yaml")
+		if err != nil {
+			return
+		}
+		// Whatever parses must build a cluster.
+		_, err = scheduler.NewCluster(pools, nodes)
+		require.NoError(t, err)
+	})
+}
