@@ -334,3 +334,15 @@ func TestFleets(t *testing.T) {
 }
 
 func bufioString(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+func TestFleetStats(t *testing.T) {
+	st := ComputeFleetStats(FormatPAIMachines, []Machine{
+		{Name: "a", GPUs: 8, GPUModel: "V100", CPUMilli: 96000, MemoryMiB: 1024},
+		{Name: "b", GPUs: 2, GPUModel: "T4"},
+		{Name: "c", GPUs: 8, GPUModel: "V100"},
+		{Name: "d"},
+	})
+	assert.Equal(t, FleetStats{Format: FormatPAIMachines, Machines: 4, GPUs: 18, CPUMilli: 96000, MemMiB: 1024, ByModel: []ModelCount{
+		{Model: "", Machines: 1}, {Model: "T4", Machines: 1, GPUs: 2}, {Model: "V100", Machines: 2, GPUs: 16},
+	}}, st)
+}

@@ -336,3 +336,9 @@ func loadFile[T any](path string, read func(io.Reader, string) ([]T, error)) ([]
 	}
 	return read(br, name)
 }
+
+// Buffered returns a buffered reader over in, gunzipped if it is gzip, ready
+// for Sniff.
+func Buffered(in io.Reader, name string) (*bufio.Reader, error) {
+	return decompress(in, name)
+}

@@ -1,0 +1,448 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"petite/traces"
+)
+
+func (t *traceIO) statsCommand() *command {
+	return &command{
+		name:    "stats",
+		summary: "Summarise a trace: jobs, GPU demand, arrivals, durations, GPU-hours.",
+		usage:   "FILE",
+		long: `Reports jobs and GPU jobs, the GPU-demand distribution, arrivals by hour of day and
+weekday, duration quantiles, total GPU-hours, the time span and the bad records
+skipped. A machine list (openb nodes, PAI machine spec, Philly machine list, Helios
+GPU numbers) gets a fleet summary instead. --json prints the same as JSON.`,
+		flags: func(fs *pflag.FlagSet) func([]string) error {
+			var in inputFlags
+			in.add(fs)
+			asJSON := fs.Bool("json", false, "print JSON for scripts")
+			return func(args []string) error {
+				if len(args) != 1 {
+					return usageErr("stats takes one FILE, got %d arguments", len(args))
+				}
+				opts, err := in.options()
+				if err != nil {
+					return err
+				}
+				if done, err := t.fleetStats(args[0], opts.Format, *asJSON); done || err != nil {
+					return err
+				}
+				r, err := t.open(args[0], &in)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				st, err := traces.ComputeStats(r)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeTraceJSON(t.stdout, st)
+				}
+				printTraceStats(t.stdout, args[0], st)
+				return nil
+			}
+		},
+	}
+}
+
+// fleetStats prints the summary of a machine list and reports done when
+// path is one (by --format or by sniffing).
+func (t *traceIO) fleetStats(path string, f traces.Format, asJSON bool) (bool, error) {
+	if path == "-" || (f != traces.FormatAuto && !f.IsFleet()) {
+		return false, nil
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("open trace: %w", err)
+	}
+	defer file.Close()
+	if f == traces.FormatAuto {
+		br, err := traces.Buffered(file, filepath.Base(path))
+		if err != nil {
+			return false, err
+		}
+		if f, err = traces.Sniff(br, filepath.Base(path)); err != nil || !f.IsFleet() {
+			return false, nil
+		}
+		if _, err := file.Seek(0, io.SeekStart); err != nil {
+			return false, fmt.Errorf("rewind %s: %w", path, err)
+		}
+	}
+	ms, f, err := traces.ReadFleet(file, filepath.Base(path), f)
+	if err != nil {
+		return true, err
+	}
+	st := traces.ComputeFleetStats(f, ms)
+	if asJSON {
+		return true, writeTraceJSON(t.stdout, st)
+	}
+	w := tabwriter.NewWriter(t.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "fleet\t%s (%s)\n", path, f)
+	fmt.Fprintf(w, "machines\t%d\n", st.Machines)
+	fmt.Fprintf(w, "GPUs\t%d\n", st.GPUs)
+	if st.CPUMilli > 0 || st.MemMiB > 0 {
+		fmt.Fprintf(w, "CPU, memory\t%d cores, %d GiB\n", st.CPUMilli/1000, st.MemMiB/1024)
+	}
+	for _, m := range st.ByModel {
+		name := m.Model
+		if name == "" {
+			name = "(no GPU model)"
+		}
+		fmt.Fprintf(w, "  %s\t%d machines, %d GPUs\n", name, m.Machines, m.GPUs)
+	}
+	return true, w.Flush()
+}
+
+func writeTraceJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printTraceStats(out io.Writer, name string, st *traces.Stats) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintf(w, "trace\t%s (%s; %s clock, zone %s)\n", name, st.Meta.Format, st.Meta.Clock, st.Meta.Zone)
+	fmt.Fprintf(w, "jobs\t%d (%d use GPUs, %d of them a shared GPU; %d task instances)\n", st.Jobs, st.GPUJobs, st.SharedGPUJobs, st.Instances)
+	var status []string
+	for _, s := range []traces.Status{traces.StatusSucceeded, traces.StatusFailed, traces.StatusKilled, traces.StatusTimeout, traces.StatusRunning, traces.StatusPending, traces.StatusUnknown} {
+		if n := st.Status[s]; n > 0 {
+			label := string(s)
+			if s == traces.StatusUnknown {
+				label = "unknown"
+			}
+			status = append(status, fmt.Sprintf("%s %d", label, n))
+		}
+	}
+	fmt.Fprintf(w, "status\t%s\n", strings.Join(status, ", "))
+	var demand []string
+	for _, b := range st.GPUDemand {
+		demand = append(demand, fmt.Sprintf("%d GPU: %d (%.1f%%)", b.GPUs, b.Jobs, 100*float64(b.Jobs)/float64(max(1, st.Jobs))))
+	}
+	fmt.Fprintf(w, "GPU demand\t%s\n", strings.Join(demand, ", "))
+	if st.FirstSubmit != traces.NoTime {
+		fmt.Fprintf(w, "span\t%s (first submit %s, last submit %s, last end %s)\n", traces.FormatDuration(float64(st.SpanSeconds)),
+			traceStamp(st.Meta, st.FirstSubmit), traceStamp(st.Meta, st.LastSubmit), traceStamp(st.Meta, st.LastEnd))
+		fmt.Fprintf(w, "arrivals\t%.2f jobs/h on average\n", st.ArrivalsPerHour)
+		hourLabel := "by hour"
+		if st.Meta.Clock == traces.ClockRelative {
+			hourLabel = "by hour (from origin)"
+		}
+		days := st.Days()
+		var hours []string
+		for h, n := range st.ByHour {
+			hours = append(hours, fmt.Sprintf("%02d:%.1f", h, float64(n)/days))
+		}
+		fmt.Fprintf(w, "  %s, jobs/h\t%s\n", hourLabel, strings.Join(hours[:12], " "))
+		fmt.Fprintf(w, "\t%s\n", strings.Join(hours[12:], " "))
+		if st.ByWeekday != nil {
+			var wd []string
+			for d, n := range st.ByWeekday {
+				wd = append(wd, fmt.Sprintf("%s %d", time.Weekday(d).String()[:3], n))
+			}
+			fmt.Fprintf(w, "  by weekday, jobs\t%s\n", strings.Join(wd, ", "))
+		}
+	}
+	if st.NoSubmit > 0 {
+		fmt.Fprintf(w, "no submit time\t%d jobs\n", st.NoSubmit)
+	}
+	d := st.Duration
+	if d.Known > 0 {
+		fmt.Fprintf(w, "duration\tp50 %s, p90 %s, p95 %s, p99 %s, max %s, mean %s (%d jobs known)\n",
+			traces.FormatDuration(d.P50), traces.FormatDuration(d.P90), traces.FormatDuration(d.P95),
+			traces.FormatDuration(d.P99), traces.FormatDuration(d.Max), traces.FormatDuration(d.Mean), d.Known)
+	}
+	fmt.Fprintf(w, "GPU-hours\t%.1f\n", st.GPUHours)
+	if st.Problems.Skipped == 0 {
+		fmt.Fprintf(w, "bad records\tnone\n")
+	} else {
+		fmt.Fprintf(w, "bad records\t%s\n", strings.ReplaceAll(st.Problems.String(), "\n", "\n\t"))
+	}
+}
+
+// traceStamp prints a trace time: a date on a Unix clock, seconds otherwise.
+func traceStamp(m traces.Meta, t int64) string {
+	if t == traces.NoTime {
+		return "-"
+	}
+	if m.Clock != traces.ClockUnix {
+		return fmt.Sprintf("%ds", t)
+	}
+	loc, err := m.Location()
+	if err != nil {
+		loc = time.UTC
+	}
+	return time.Unix(t, 0).In(loc).Format("2006-01-02 15:04 MST")
+}
+
+func (t *traceIO) headCommand() *command {
+	return &command{
+		name:    "head",
+		summary: "Print the first jobs of a trace.",
+		usage:   "FILE",
+		long:    `Prints a table by default; --to petite-csv or petite-jsonl prints canonical records instead.`,
+		flags: func(fs *pflag.FlagSet) func([]string) error {
+			var in inputFlags
+			var out outputFlags
+			in.add(fs)
+			out.add(fs)
+			n := fs.IntP("lines", "n", 10, "number of jobs to print")
+			return func(args []string) error {
+				if len(args) != 1 {
+					return usageErr("head takes one FILE, got %d arguments", len(args))
+				}
+				if *n < 0 {
+					return usageErr("--lines must be 0 or more")
+				}
+				r, err := t.open(args[0], &in)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				left := *n
+				next := func() (traces.Job, error) {
+					if left == 0 {
+						return traces.Job{}, io.EOF
+					}
+					left--
+					return r.Next()
+				}
+				if out.to != "" {
+					f, err := out.format("-")
+					if err != nil {
+						return err
+					}
+					_, err = t.writeJobs("-", f, r.Meta(), next)
+					t.reportProblems(args[0], r.Problems())
+					return err
+				}
+				w := tabwriter.NewWriter(t.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tSUBMIT\tSTART\tDURATION\tTENANT\tSTATUS\tTASKS")
+				for {
+					j, err := next()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						w.Flush()
+						return err
+					}
+					dur := "-"
+					if j.Duration != traces.NoTime {
+						dur = traces.FormatDuration(float64(j.Duration))
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, traceStamp(r.Meta(), j.Submit), traceStamp(r.Meta(), j.Start),
+						dur, traceOrDash(j.Tenant), traceOrDash(string(j.Status)), traceTaskSummary(j.Tasks))
+				}
+				t.reportProblems(args[0], r.Problems())
+				return w.Flush()
+			}
+		},
+	}
+}
+
+func traceOrDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// traceTaskSummary describes tasks as "4×(8 GPU, 64 CPU, 256 GiB)".
+func traceTaskSummary(ts []traces.Task) string {
+	if len(ts) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, t := range ts {
+		var d []string
+		switch {
+		case t.GPUs == 0:
+		case t.GPUMilli < 1000:
+			d = append(d, fmt.Sprintf("%d×%.2f GPU", t.GPUs, float64(t.GPUMilli)/1000))
+		default:
+			d = append(d, fmt.Sprintf("%d GPU", t.GPUs))
+		}
+		if len(t.GPUModels) > 0 {
+			d = append(d, strings.Join(t.GPUModels, "|"))
+		}
+		if t.CPUMilli > 0 {
+			d = append(d, fmt.Sprintf("%.4g CPU", float64(t.CPUMilli)/1000))
+		}
+		if t.MemoryMiB > 0 {
+			d = append(d, fmt.Sprintf("%.4g GiB", float64(t.MemoryMiB)/1024))
+		}
+		s := strings.Join(d, ", ")
+		if t.Name != "" {
+			s = t.Name + ": " + s
+		}
+		if t.Count != 1 {
+			s = fmt.Sprintf("%d×(%s)", t.Count, s)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " + ")
+}
+
+func (t *traceIO) sampleCommand() *command {
+	return &command{
+		name:    "sample",
+		summary: "Draw a reproducible random subsample of a trace's jobs.",
+		usage:   "IN [OUT]",
+		long: `Draws --jobs jobs uniformly in one pass (reservoir sampling seeded by --seed) and
+writes them in their original order as canonical records (OUT defaults to standard
+output). The same input, --jobs and --seed always give the same bytes.`,
+		flags: func(fs *pflag.FlagSet) func([]string) error {
+			var in inputFlags
+			var out outputFlags
+			in.add(fs)
+			out.add(fs)
+			n := fs.Int("jobs", 0, "number of jobs to draw (required)")
+			seed := fs.Uint64("seed", 1, "random seed")
+			return func(args []string) error {
+				if len(args) < 1 || len(args) > 2 {
+					return usageErr("sample takes IN and an optional OUT, got %d arguments", len(args))
+				}
+				if *n <= 0 {
+					return usageErr("--jobs must be a positive number")
+				}
+				dst := "-"
+				if len(args) == 2 {
+					dst = args[1]
+				}
+				f, err := out.format(dst)
+				if err != nil {
+					return err
+				}
+				r, err := t.open(args[0], &in)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				jobs, err := traces.Sample(r, *n, *seed)
+				if err != nil {
+					return err
+				}
+				i := 0
+				_, err = t.writeJobs(dst, f, r.Meta(), func() (traces.Job, error) {
+					if i == len(jobs) {
+						return traces.Job{}, io.EOF
+					}
+					i++
+					return jobs[i-1], nil
+				})
+				t.reportProblems(args[0], r.Problems())
+				return err
+			}
+		},
+	}
+}
+
+func (t *traceIO) genCommand() *command {
+	return &command{
+		name:    "gen",
+		summary: "Generate a synthetic trace, from a built-in spec, a spec file or a fit to a real trace.",
+		usage:   "[OUT]",
+		long: `Arrivals are Poisson or diurnal (a Poisson process whose rate follows the hour of
+day), run times lognormal or Pareto, and the job shapes (gang size, GPUs per
+instance, GPU share, CPU, memory, GPU models) drawn from a weighted mix.
+
+--fit FILE estimates all of these from a real trace; --spec FILE reads them from JSON
+(--print-spec shows the format, and is a good start for one). --jobs, --seed,
+--arrival and --rate override the spec. Output goes to OUT (default standard
+output) as canonical CSV or JSON Lines; the same spec and seed give the same bytes.`,
+		flags: func(fs *pflag.FlagSet) func([]string) error {
+			var in inputFlags
+			var out outputFlags
+			in.add(fs)
+			out.add(fs)
+			fit := fs.String("fit", "", "fit the spec to this trace")
+			specFile := fs.String("spec", "", "read the spec from this JSON file")
+			jobs := fs.Int("jobs", 0, "number of jobs (default: the spec's; with --fit, as many as the trace has)")
+			seed := fs.Uint64("seed", 1, "random seed")
+			arrival := fs.String("arrival", "", "arrival process: poisson or diurnal (default: the spec's)")
+			rate := fs.Float64("rate", 0, "mean arrivals per hour (default: the spec's)")
+			printSpec := fs.Bool("print-spec", false, "print the spec as JSON instead of generating")
+			return func(args []string) error {
+				if len(args) > 1 {
+					return usageErr("gen takes at most one OUT, got %d arguments", len(args))
+				}
+				if *fit != "" && *specFile != "" {
+					return usageErr("--fit and --spec exclude each other")
+				}
+				spec := traces.DefaultSpec()
+				switch {
+				case *fit != "":
+					r, err := t.open(*fit, &in)
+					if err != nil {
+						return err
+					}
+					spec, err = traces.Fit(r)
+					r.Close()
+					if err != nil {
+						return fmt.Errorf("%s: %w", *fit, err)
+					}
+					t.reportProblems(*fit, r.Problems())
+				case *specFile != "":
+					f, err := os.Open(*specFile)
+					if err != nil {
+						return fmt.Errorf("open spec: %w", err)
+					}
+					spec, err = traces.ReadSpec(f)
+					f.Close()
+					if err != nil {
+						return fmt.Errorf("%s: %w", *specFile, err)
+					}
+				}
+				if fs.Changed("jobs") {
+					if *jobs < 0 {
+						return usageErr("--jobs must be 0 or more")
+					}
+					spec.Jobs = *jobs
+				}
+				if fs.Changed("seed") || *specFile == "" {
+					spec.Seed = *seed
+				}
+				if *arrival != "" {
+					spec.Arrival.Process = *arrival
+				}
+				if *rate != 0 {
+					spec.Arrival.RatePerHour = *rate
+				}
+				if *printSpec {
+					if err := spec.Validate(); err != nil {
+						return err
+					}
+					return writeTraceJSON(t.stdout, spec)
+				}
+				g, err := traces.NewGenerator(spec)
+				if err != nil {
+					return err
+				}
+				dst := "-"
+				if len(args) == 1 {
+					dst = args[0]
+				}
+				f, err := out.format(dst)
+				if err != nil {
+					return err
+				}
+				_, err = t.writeJobs(dst, f, g.Meta(), g.Next)
+				return err
+			}
+		},
+	}
+}
