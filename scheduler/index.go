@@ -138,36 +138,49 @@ func (c *Cluster) sync(ix *shapeIndex) {
 	if ix.seq == c.seq {
 		return
 	}
-	if ix.seq < c.logBase {
-		c.rebuild(ix)
+	if ix.seq < c.logBase || c.seq-ix.seq > uint64(len(c.nodes)) {
+		// The log was trimmed past the index, or holds more changes than
+		// there are nodes: visit each node once and score again those whose
+		// last change is newer than the index (a rarely used shape would
+		// otherwise read the whole log since its last use).
+		for n := range c.nodes {
+			if c.nodes[n].seq >= ix.seq {
+				c.refresh(ix, NodeID(n))
+			}
+		}
+		ix.seq = c.seq
 		return
 	}
-	p, s := ix.key.pol, &ix.key.shape
 	for i := ix.seq - c.logBase; i < uint64(len(c.log)); i++ {
 		n := c.log[i]
 		if c.nodes[n].seq != c.logBase+i {
 			continue // a later entry covers this node
 		}
-		v := c.leaf(p, s, n)
-		pos := ix.size + int(c.rank[n])
-		var cn int32
-		if v != noScore {
-			cn = 1
-		}
-		if ix.val[pos] == v && ix.cnt[pos] == cn {
-			continue
-		}
-		ix.val[pos], ix.cnt[pos] = v, cn
-		for pos >>= 1; pos >= 1; pos >>= 1 {
-			nv := max(ix.val[2*pos], ix.val[2*pos+1])
-			nc := ix.cnt[2*pos] + ix.cnt[2*pos+1]
-			if ix.val[pos] == nv && ix.cnt[pos] == nc {
-				break
-			}
-			ix.val[pos], ix.cnt[pos] = nv, nc
-		}
+		c.refresh(ix, n)
 	}
 	ix.seq = c.seq
+}
+
+// refresh scores one node again and updates its leaf and the path above it.
+func (c *Cluster) refresh(ix *shapeIndex, n NodeID) {
+	v := c.leaf(ix.key.pol, &ix.key.shape, n)
+	pos := ix.size + int(c.rank[n])
+	var cn int32
+	if v != noScore {
+		cn = 1
+	}
+	if ix.val[pos] == v && ix.cnt[pos] == cn {
+		return
+	}
+	ix.val[pos], ix.cnt[pos] = v, cn
+	for pos >>= 1; pos >= 1; pos >>= 1 {
+		nv := max(ix.val[2*pos], ix.val[2*pos+1])
+		nc := ix.cnt[2*pos] + ix.cnt[2*pos+1]
+		if ix.val[pos] == nv && ix.cnt[pos] == nc {
+			break
+		}
+		ix.val[pos], ix.cnt[pos] = nv, nc
+	}
 }
 
 // best returns the feasible node with the highest score and, among equals,

@@ -5,5 +5,8 @@ func simCommand() *command {
 	return &command{
 		name:    "sim",
 		summary: "Simulate placement over a fleet: experiments and scenarios.",
+		subs: []*command{
+			simFragCommand(),
+		},
 	}
 }
