@@ -135,6 +135,11 @@ type csvSource struct {
 	pending     *csvRow
 	pendingLine int
 	done        bool
+	// pendingErr is a bad row met while reading the previous job, to
+	// report next; badID is the job it belongs to, whose other rows are
+	// skipped without a second report.
+	pendingErr error
+	badID      string
 }
 
 // csvRow is one parsed canonical row: its job fields and its task.
@@ -148,19 +153,32 @@ type csvRow struct {
 func (s *csvSource) meta() Meta { return s.info }
 
 func (s *csvSource) next(j *Job) error {
+	if s.pendingErr != nil {
+		err := s.pendingErr
+		s.pendingErr = nil
+		return err
+	}
 	for {
 		if s.pending == nil {
 			if s.done {
 				return io.EOF
 			}
-			r, line, err := s.readRow()
+			r, line, id, err := s.readRow()
 			if errors.Is(err, io.EOF) {
 				s.done = true
 				return io.EOF
 			}
 			if err != nil {
+				if IsBadRecord(err) && id != "" && id == s.badID {
+					continue // another row of a job already reported bad
+				}
+				s.badID = id
 				return err
 			}
+			if r.job.ID == s.badID {
+				continue
+			}
+			s.badID = ""
 			s.pending, s.pendingLine = r, line
 		}
 		first, firstLine := s.pending, s.pendingLine
@@ -171,19 +189,25 @@ func (s *csvSource) next(j *Job) error {
 		}
 		var bad error
 		for {
-			r, line, err := s.readRow()
+			r, line, id, err := s.readRow()
 			if errors.Is(err, io.EOF) {
 				s.done = true
 				break
 			}
-			if err != nil {
-				if IsBadRecord(err) {
-					if bad == nil {
-						bad = err
-					}
-					continue
-				}
+			if err != nil && !IsBadRecord(err) {
 				return err
+			}
+			if err != nil && id != j.ID {
+				// A bad row of another job (or one without a readable
+				// id): this job ends here, the bad row is reported next.
+				s.pendingErr, s.badID = err, id
+				break
+			}
+			if err != nil {
+				if bad == nil {
+					bad = err
+				}
+				continue
 			}
 			if r.job.ID != j.ID {
 				s.pending, s.pendingLine = r, line
@@ -207,8 +231,10 @@ func (s *csvSource) next(j *Job) error {
 	}
 }
 
-// readRow parses one CSV row.
-func (s *csvSource) readRow() (*csvRow, int, error) {
+// readRow parses one CSV row. It returns the row's job_id even when the
+// row is bad (if the row is CSV at all), so the bad record can be charged
+// to its job.
+func (s *csvSource) readRow() (*csvRow, int, string, error) {
 	rec, line, err := s.rows.next()
 	line += s.lineOff
 	if err != nil {
@@ -216,7 +242,7 @@ func (s *csvSource) readRow() (*csvRow, int, error) {
 		if errors.As(err, &pe) {
 			pe.Line += s.lineOff
 		}
-		return nil, line, err
+		return nil, line, "", err
 	}
 	r := row{file: s.rows.file, line: line, rec: rec}
 	c := &s.cols
@@ -271,9 +297,9 @@ func (s *csvSource) readRow() (*csvRow, int, error) {
 		out.task = t
 	}
 	if r.err != nil {
-		return nil, line, r.err
+		return nil, line, out.key[ccJobID], r.err
 	}
-	return out, line, nil
+	return out, line, out.key[ccJobID], nil
 }
 
 // canonTime reads a canonical time: seconds, or empty (or -1) for unknown.

@@ -95,3 +95,28 @@ func TestJSONLMeta(t *testing.T) {
 	require.Len(t, jobs, 1)
 	assert.Equal(t, Job{ID: "a", Submit: 5, Start: NoTime, End: NoTime, Duration: NoTime, Tasks: []Task{{Count: 1, GPUs: 1, GPUMilli: 250}}}, jobs[0])
 }
+
+// TestCanonicalBadRowCharge checks a bad row is charged to its own job: the
+// job before it comes out whole, the bad job is skipped once with all its
+// rows, and the next job is read.
+func TestCanonicalBadRowCharge(t *testing.T) {
+	in := "job_id,submit,task,count,gpus\n" +
+		"a,1,w,1,1\n" +
+		"a,1,w,1,2\n" +
+		"b,2,w,x,1\n" + // bad count: job b is bad
+		"b,2,p,1,1\n" +
+		"c,3,w,1,1\n" +
+		"c,3,p,y,1\n" + // bad row inside job c
+		"d,4,w,1,1\n"
+	r, err := NewReader(strings.NewReader(in), "j.csv", Options{})
+	require.NoError(t, err)
+	jobs := readAll(t, r)
+	require.Len(t, jobs, 2)
+	assert.Equal(t, "a", jobs[0].ID)
+	assert.Len(t, jobs[0].Tasks, 2)
+	assert.Equal(t, "d", jobs[1].ID)
+	assert.Equal(t, []string{
+		`j.csv:4: field count: want a non-negative integer, got "x"`,
+		`j.csv:7: field count: want a non-negative integer, got "y"`,
+	}, r.Problems().Examples)
+}

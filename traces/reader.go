@@ -118,7 +118,7 @@ func (r *Reader) Next() (Job, error) {
 		if err == nil {
 			return j, nil
 		}
-		if !r.strict && IsBadRecord(err) && !errors.Is(err, io.EOF) {
+		if !r.strict && IsBadRecord(err) {
 			r.problems.add(err)
 			continue
 		}

@@ -1,0 +1,244 @@
+package traces
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"reflect"
+	"testing"
+)
+
+// drain reads r to the end, failing if it yields more records than the
+// input has bytes (a reader that makes no progress), and checks that every
+// job it returns is valid.
+func drain(t *testing.T, r *Reader, inputLen int) {
+	t.Helper()
+	for n := 0; ; n++ {
+		if n > inputLen+1 {
+			t.Fatalf("more records (%d) than input bytes (%d)", n, inputLen)
+		}
+		j, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		if verr := j.Validate(); verr != nil && r.Meta().Format != FormatOpenb {
+			// openb jobs are checked by the pod rules, not Validate (a
+			// pod may lack times); every other reader gives valid jobs.
+			t.Fatalf("reader returned an invalid job: %v", verr)
+		}
+	}
+}
+
+func addFiles(f *testing.F, paths ...string) {
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+func FuzzOpenbPods(f *testing.F) {
+	addFiles(f, "testdata/openb/openb_pod_list_gpuspec33_head.csv", "testdata/openb/openb_pod_list_multigpu20_head.csv")
+	f.Add([]byte("name,cpu_milli,memory_mib,num_gpu\np,1,1,99999999999\n"))
+	f.Add([]byte("name,cpu_milli,memory_mib,num_gpu,gpu_milli\n\"p\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pods, err := ReadOpenbPods(bytes.NewReader(data), "f.csv")
+		if err == nil {
+			for _, p := range pods {
+				if p.Name == "" || p.CPUMilli < 0 || p.GPUMilli > 1000 || p.NumGPU < 0 {
+					t.Fatalf("accepted a bad pod: %+v", p)
+				}
+			}
+		}
+		r, err := NewReader(bytes.NewReader(data), "f.csv", Options{Format: FormatOpenb})
+		if err == nil {
+			drain(t, r, len(data))
+		}
+	})
+}
+
+func FuzzOpenbNodes(f *testing.F) {
+	f.Add([]byte("sn,cpu_milli,memory_mib,gpu,model\nopenb-node-0000,64000,262144,2,P100\nn1,96000,786432,0,\n"))
+	f.Add([]byte("model,gpu,sn,memory_mib,cpu_milli\nA10,1,n,1,1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		nodes, err := ReadOpenbNodes(bytes.NewReader(data), "n.csv")
+		if err == nil {
+			for _, n := range nodes {
+				if n.Name == "" || n.GPU < 0 || (n.GPU > 0 && n.Model == "") {
+					t.Fatalf("accepted a bad node: %+v", n)
+				}
+			}
+		}
+	})
+}
+
+func FuzzPAI(f *testing.F) {
+	jobs, err := os.ReadFile("testdata/pai/pai_job_table.csv")
+	if err != nil {
+		f.Fatal(err)
+	}
+	tasks, err := os.ReadFile("testdata/pai/pai_task_table.csv")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(jobs, tasks)
+	f.Add([]byte("j,i,u,Terminated,1.0,\n"), []byte("j,t,1.0,Running,2.0,,1.0,1.0,150.0,V100\nj,t2,2.0,Running,2.0,,1.0,1.0,,\n"))
+	f.Add([]byte(""), tasks)
+	f.Fuzz(func(t *testing.T, jobs, tasks []byte) {
+		r, err := NewPAIReader(bytes.NewReader(jobs), "jobs", bytes.NewReader(tasks), "tasks", Options{})
+		if err == nil {
+			drain(t, r, len(jobs)+len(tasks))
+		}
+	})
+}
+
+func FuzzPhilly(f *testing.F) {
+	addFiles(f, "testdata/philly/cluster_job_log")
+	f.Add([]byte(`[{"status":"Pass","jobid":"a","attempts":[{"start_time":"None","end_time":null,"detail":[{"ip":"m1","gpus":["gpu0","gpu0"]}]}]}]`))
+	f.Add([]byte(`[{"jobid":5}, {"status":"Killed","jobid":"b"}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewPhillyReader(bytes.NewReader(data), "log", Options{})
+		if err == nil {
+			drain(t, r, len(data))
+		}
+	})
+}
+
+func FuzzHelios(f *testing.F) {
+	addFiles(f, "testdata/helios/cluster_log.csv")
+	f.Add([]byte("job_id, user, vc, gpu_num, cpu_num, node_num, state, submit_time, start_time, end_time, duration, queue\nj,u,v,8.0,NaN,0,FAILED,2020-04-01 00:00:00,None,,,\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewHeliosReader(bytes.NewReader(data), "h.csv", Options{})
+		if err == nil {
+			drain(t, r, len(data))
+		}
+	})
+}
+
+// FuzzCanonical reads canonical CSV or JSON Lines leniently and checks that
+// what it reads writes back and reads again to the same jobs.
+func FuzzCanonical(f *testing.F) {
+	addFiles(f, "testdata/golden/pai.csv", "testdata/golden/philly.csv", "testdata/golden/openb_gpuspec33_head.csv")
+	f.Add([]byte(`{"petite_trace":"v1","clock":"relative","zone":"+08:00"}` + "\n" + `{"id":"a","submit":1,"tasks":[{"count":2,"gpus":1,"gpu_milli":5}]}` + "\n"))
+	f.Add([]byte("job_id,submit,gpus,gpu_models\nj,1,1,\"A|B\"\nj,1,2,\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, format := range []Format{FormatCSV, FormatJSONL} {
+			r, err := NewReader(bytes.NewReader(data), "c", Options{Format: format})
+			if err != nil {
+				continue
+			}
+			var jobs []Job
+			for n := 0; ; n++ {
+				if n > len(data)+1 {
+					t.Fatal("no progress")
+				}
+				j, err := r.Next()
+				if err != nil {
+					break
+				}
+				if err := j.Validate(); err != nil {
+					t.Fatalf("invalid job read: %v", err)
+				}
+				jobs = append(jobs, j)
+			}
+			for _, out := range []Format{FormatCSV, FormatJSONL} {
+				var buf bytes.Buffer
+				w, err := NewWriter(&buf, out, r.Meta())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range jobs {
+					if err := w.Write(&jobs[i]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				again, err := NewReader(bytes.NewReader(buf.Bytes()), "again", Options{Strict: true})
+				if err != nil {
+					t.Fatalf("re-read %s: %v", out, err)
+				}
+				got := 0
+				for j, err := range again.All() {
+					if err != nil {
+						t.Fatalf("re-read %s: %v\n%s", out, err, buf.Bytes())
+					}
+					if got >= len(jobs) {
+						t.Fatalf("re-read %s: more jobs than written", out)
+					}
+					if !sameJob(j, jobs[got]) {
+						t.Fatalf("re-read %s: job %d\n got %+v\nwant %+v", out, got, j, jobs[got])
+					}
+					got++
+				}
+				if got != len(jobs) && !adjacentSameIDs(jobs) {
+					t.Fatalf("re-read %s: %d jobs, wrote %d", out, got, len(jobs))
+				}
+			}
+		}
+	})
+}
+
+// sameJob compares jobs treating nil and empty slices alike.
+func sameJob(a, b Job) bool {
+	norm := func(j Job) Job {
+		c := j.Clone()
+		if len(c.Tasks) == 0 {
+			c.Tasks = nil
+		}
+		for i := range c.Tasks {
+			if len(c.Tasks[i].GPUModels) == 0 {
+				c.Tasks[i].GPUModels = nil
+			}
+		}
+		return c
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+// adjacentSameIDs reports whether two consecutive jobs share an ID, which
+// canonical CSV reads back as one job.
+func adjacentSameIDs(jobs []Job) bool {
+	for i := 1; i < len(jobs); i++ {
+		if jobs[i].ID == jobs[i-1].ID {
+			return true
+		}
+	}
+	return false
+}
+
+func FuzzFleet(f *testing.F) {
+	addFiles(f, "testdata/pai/pai_machine_spec.csv", "testdata/philly/cluster_machine_list", "testdata/helios/earth_cluster_gpu_number.csv")
+	f.Add([]byte("sn,cpu_milli,memory_mib,gpu,model\nn,1,1,1,T4\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ms, _, err := ReadFleet(bytes.NewReader(data), "fleet", FormatAuto)
+		if err == nil {
+			for _, m := range ms {
+				if m.GPUs < 0 || m.CPUMilli < 0 || m.MemoryMiB < 0 {
+					t.Fatalf("accepted a bad machine: %+v", m)
+				}
+			}
+		}
+	})
+}
+
+func FuzzSniff(f *testing.F) {
+	addFiles(f, "testdata/pai/pai_task_table.csv", "testdata/philly/cluster_job_log", "testdata/golden/helios.csv")
+	f.Add([]byte{0x1f, 0x8b, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewReader(bytes.NewReader(data), "any", Options{})
+		if err == nil {
+			drain(t, r, len(data))
+		}
+	})
+}
