@@ -1,0 +1,575 @@
+package scheduler
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// Pass is the input of one scheduling pass: the queue, the running work
+// and the settings. The cluster it runs on must already hold the running
+// jobs' tasks.
+type Pass struct {
+	// Now is the driver's clock, in seconds.
+	Now int64
+	// Policy places every job of the pass.
+	Policy *Policy
+	// Rng is the pass's only source of chance (random policies draw from it).
+	Rng *rand.Rand
+	// Pending are the jobs waiting to start, in any order.
+	Pending []*Job
+	// Running are the jobs with live tasks, as the state machine holds them.
+	Running []*RunningJob
+	// Tenants carry quotas and fair-share weights. A tenant a job names but
+	// this list lacks is best-effort: no guarantee, no maximum, weight one.
+	Tenants []Tenant
+	// Preempt lets a job that does not fit evict running jobs of strictly
+	// lower priority (see the package's preemption rules in preempt.go).
+	Preempt bool
+	// Backfill turns on EASY backfill: a queue head that cannot start holds
+	// a reservation, and jobs behind it (and every later decision of the
+	// pass, whatever its tenant) may start only if they cannot delay it.
+	Backfill bool
+	// Limits bound the work of the pass; zero fields take the defaults.
+	Limits Limits
+}
+
+// Limits bound the work of one pass on a big fleet. A placement costs
+// O(tasks · log nodes) through the score index; the limits cap how many of
+// them a pass makes and bound the few steps that are not indexed.
+type Limits struct {
+	// Decisions caps the placement attempts of a pass (default 4096). Jobs
+	// not reached are unplaced with WhyBudget.
+	Decisions int
+	// Explain is how many unplaced queue heads get their reasons counted
+	// over the nodes (Cluster.Explain is O(nodes)); default 4.
+	Explain int
+	// Reservations caps the backfill reservations of a pass (default 8): a
+	// blocked head beyond them blocks its tenant's queue outright.
+	Reservations int
+	// BackfillDepth caps the jobs tried behind one blocked head (default 64).
+	BackfillDepth int
+	// ShadowWalk caps the running jobs released, in order of expected end,
+	// to find when and where a blocked head would start (default 4096).
+	// Past it the head gets no reservation and blocks its queue.
+	ShadowWalk int
+	// ShadowFits caps the trial placements of one such walk (default 32).
+	ShadowFits int
+	// Preemptions caps the preemption attempts of a pass (default 16);
+	// each is O(running tasks + candidate nodes · gang size).
+	Preemptions int
+}
+
+// The default limits of a pass.
+const (
+	DefaultDecisions     = 4096
+	DefaultExplain       = 4
+	DefaultReservations  = 8
+	DefaultBackfillDepth = 64
+	DefaultShadowWalk    = 4096
+	DefaultShadowFits    = 32
+	DefaultPreemptions   = 16
+)
+
+func (l *Limits) withDefaults() (Limits, error) {
+	out := *l
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"decisions", &out.Decisions, DefaultDecisions},
+		{"explain", &out.Explain, DefaultExplain},
+		{"reservations", &out.Reservations, DefaultReservations},
+		{"backfill_depth", &out.BackfillDepth, DefaultBackfillDepth},
+		{"shadow_walk", &out.ShadowWalk, DefaultShadowWalk},
+		{"shadow_fits", &out.ShadowFits, DefaultShadowFits},
+		{"preemptions", &out.Preemptions, DefaultPreemptions},
+	} {
+		switch {
+		case *f.v < 0:
+			return out, fmt.Errorf("pass: field limits.%s: want >= 0 (0 takes the default), got %d", f.name, *f.v)
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	return out, nil
+}
+
+// The notes an Unplaced job carries in Why.
+const (
+	// WhyNoFit: the job does not fit the free capacity (Reasons, when
+	// present, count why over the nodes).
+	WhyNoFit = "does not fit"
+	// WhyNever: the job does not fit the ready nodes even with every
+	// running job gone.
+	WhyNever = "does not fit the fleet even when empty"
+	// WhyQuotaNever: the job alone asks more GPU than its tenant's maximum.
+	WhyQuotaNever = "quota: asks more than the tenant's maximum"
+	// WhyQuotaMax: the tenant's running jobs leave no room under its maximum.
+	WhyQuotaMax = "quota: the tenant is at its maximum"
+	// WhyQuotaBorrow: the job must borrow GPU that other tenants' unused
+	// guarantees claim.
+	WhyQuotaBorrow = "quota: no idle quota to borrow"
+	// WhyReserved: the job would delay a blocked head's reservation.
+	WhyReserved = "would delay a reserved head job"
+	// WhyBehindHead: the tenant's queue is blocked by its head job (FIFO).
+	WhyBehindHead = "waits behind the head job"
+	// WhyBudget: the pass spent its decisions before reaching the job.
+	WhyBudget = "decision budget spent"
+)
+
+// noEnd is the expected end of a job of unknown walltime: never.
+const noEnd = math.MaxInt64
+
+// endOf is when a job started at start is expected to end.
+func endOf(start, walltime int64) int64 {
+	if walltime <= 0 || start > noEnd-walltime {
+		return noEnd
+	}
+	return start + walltime
+}
+
+// liveJob is a job holding resources during the pass: a running job from
+// the input or a job the pass placed.
+type liveJob struct {
+	job     *Job
+	tenant  int
+	tasks   []int    // task indices of the tasks held
+	assigns []Assign // their assignments, parallel to tasks
+	alive   []bool   // false once the pass evicted the task
+	nAlive  int
+	started int64
+	end     int64 // expected end; noEnd when unknown
+	running bool  // from Pass.Running, so a possible victim
+}
+
+// undoOp is one change the pass made to the cluster.
+type undoOp struct {
+	a       Assign
+	applied bool // true: the pass applied a; false: it released a
+}
+
+// pass is the state of one scheduling pass.
+type pass struct {
+	c    *Cluster
+	in   *Pass
+	lim  Limits
+	l    *ledger
+	live []*liveJob
+	// undo records every change to the cluster, so that any suffix can be
+	// rolled back and the whole pass undone before Schedule returns.
+	undo     []undoOp
+	plan     Plan
+	resv     []*reservation
+	vict     *victimIndex
+	buf      []Assign
+	explains int
+	preempts int
+}
+
+// Schedule runs one scheduling pass and returns its plan: the evictions,
+// the placements and, for every pending job not placed, why.
+//
+// Tenants take turns by dominant-resource fair share: the tenant of
+// smallest weighted dominant share (GPU, CPU and memory, each relative to
+// the ready capacity) goes next, and its share grows with what it starts.
+// Within a tenant the queue is FIFO by priority (higher first), then
+// submission time, then id. A queue head that cannot start blocks its
+// tenant's queue, except that with Pass.Backfill jobs behind it may start
+// when they cannot delay it (see reservation). Quotas are checked before
+// every start (see Tenant). With Pass.Preempt a head that does not fit may
+// evict lower-priority work (see preempt.go).
+//
+// The cluster must reflect the running jobs. Schedule applies its decisions
+// to the cluster as it goes, so that later decisions see earlier ones, and
+// undoes all of them before it returns: the free capacity of every node
+// and device is exactly what it was (only internal caches move). The state
+// machine applies the returned plan: evictions first, then placements.
+//
+// Work per decision is bounded (see Limits): each placement goes through
+// the score index; Explain, backfill shadows and preemption are capped per
+// pass. Setting up costs O(nodes + running tasks + pending log pending).
+// The same inputs give the same plan, byte for byte.
+func (c *Cluster) Schedule(in Pass) (Plan, error) {
+	s, err := c.newPass(&in)
+	if err != nil {
+		return Plan{}, err
+	}
+	defer s.rollback(0)
+	if err := s.run(); err != nil {
+		return Plan{}, err
+	}
+	s.finish()
+	return s.plan, nil
+}
+
+func (c *Cluster) newPass(in *Pass) (*pass, error) {
+	if in.Policy == nil {
+		return nil, fmt.Errorf("pass: field policy: want a policy")
+	}
+	if in.Rng == nil {
+		return nil, fmt.Errorf("pass: field rng: want a seeded *rand.Rand")
+	}
+	lim, err := in.Limits.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l, err := newLedger(in.Tenants)
+	if err != nil {
+		return nil, err
+	}
+	s := &pass{c: c, in: in, lim: lim, l: l}
+	for i := range c.nodes {
+		r := &c.nodes[i]
+		if r.state != NodeReady {
+			continue
+		}
+		l.cap.cpu += r.cpuCap
+		l.cap.mem += r.memCap
+		l.free.cpu += r.cpuFree
+		l.free.mem += r.memFree
+		l.free.gpu += r.gpuFreeSum
+		for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
+			l.cap.gpu += int64(c.gpuCap[g])
+		}
+	}
+	ids := map[string]bool{}
+	for i, rj := range in.Running {
+		if rj == nil || rj.Job == nil {
+			return nil, fmt.Errorf("pass: field running[%d]: want a job", i)
+		}
+		if ids[rj.Job.ID] {
+			return nil, fmt.Errorf("pass: field running[%d]: job %s listed twice", i, rj.Job.ID)
+		}
+		ids[rj.Job.ID] = true
+		lj, err := s.liveOf(rj)
+		if err != nil {
+			return nil, fmt.Errorf("pass: field running[%d]: %w", i, err)
+		}
+		s.live = append(s.live, lj)
+	}
+	for i, j := range in.Pending {
+		if j == nil {
+			return nil, fmt.Errorf("pass: field pending[%d]: want a job", i)
+		}
+		if err := j.Validate(); err != nil {
+			return nil, fmt.Errorf("pass: field pending[%d]: %w", i, err)
+		}
+		if _, err := c.ShapeOf(&j.Task); err != nil {
+			return nil, fmt.Errorf("pass: field pending[%d]: job %s: %w", i, j.ID, err)
+		}
+		if ids[j.ID] {
+			return nil, fmt.Errorf("pass: field pending[%d]: job %s is listed twice or also running", i, j.ID)
+		}
+		ids[j.ID] = true
+		t := &l.tenants[l.tenant(j.Tenant)]
+		t.queue = append(t.queue, j)
+	}
+	for i := range l.tenants {
+		t := &l.tenants[i]
+		slices.SortFunc(t.queue, fifo)
+		t.out = make([]*Unplaced, len(t.queue))
+	}
+	return s, nil
+}
+
+// fifo orders a tenant's queue: priority desc, submitted asc, id asc.
+func fifo(a, b *Job) int {
+	if a.Priority != b.Priority {
+		return cmp.Compare(b.Priority, a.Priority)
+	}
+	if a.Submitted != b.Submitted {
+		return cmp.Compare(a.Submitted, b.Submitted)
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// liveOf converts a running job and charges its tasks to its tenant.
+func (s *pass) liveOf(rj *RunningJob) (*liveJob, error) {
+	j := rj.Job
+	sh, err := s.c.ShapeOf(&j.Task)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", j.ID, err)
+	}
+	lj := &liveJob{job: j, tenant: s.l.tenant(j.Tenant), started: rj.Started,
+		end: endOf(rj.Started, j.Walltime), running: true}
+	t := &s.l.tenants[lj.tenant]
+	for _, tp := range rj.Tasks {
+		a, err := s.c.AssignOf(tp, sh.Tag)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w", j.ID, err)
+		}
+		lj.tasks = append(lj.tasks, tp.Task)
+		lj.assigns = append(lj.assigns, a)
+		lj.alive = append(lj.alive, true)
+		lj.nAlive++
+		t.used.add(amountOf(&a))
+	}
+	return lj, nil
+}
+
+// count keeps the free amounts of the ready nodes current: sign -1 when a
+// is applied, +1 when it is released.
+func (s *pass) count(a *Assign, sign int64) {
+	if s.c.nodes[a.Node].state != NodeReady {
+		return
+	}
+	am := amountOf(a)
+	s.l.free.gpu += sign * am.gpu
+	s.l.free.cpu += sign * am.cpu
+	s.l.free.mem += sign * am.mem
+}
+
+// applied records assignments that PlaceJob or PlaceTask applied already.
+func (s *pass) applied(as []Assign) {
+	for i := range as {
+		s.count(&as[i], -1)
+		s.undo = append(s.undo, undoOp{a: as[i], applied: true})
+	}
+}
+
+// release gives an assignment's resources back, for the rest of the pass.
+func (s *pass) release(a Assign) {
+	s.c.release(&a)
+	s.count(&a, +1)
+	s.undo = append(s.undo, undoOp{a: a})
+}
+
+// rollback undoes the changes to the cluster after undo position mark.
+func (s *pass) rollback(mark int) {
+	for i := len(s.undo) - 1; i >= mark; i-- {
+		op := &s.undo[i]
+		if op.applied {
+			s.c.release(&op.a)
+			s.count(&op.a, +1)
+		} else {
+			s.c.apply(&op.a)
+			s.count(&op.a, -1)
+		}
+	}
+	s.undo = s.undo[:mark]
+}
+
+// run takes the queues in fair-share order until they are spent.
+func (s *pass) run() error {
+	decisions := 0
+	for {
+		ti := s.l.next()
+		if ti < 0 {
+			return nil
+		}
+		t := &s.l.tenants[ti]
+		if t.backfill && t.depth >= s.lim.BackfillDepth {
+			t.done = true
+			continue
+		}
+		if decisions >= s.lim.Decisions {
+			return nil // the rest is unplaced with WhyBudget
+		}
+		decisions++
+		var err error
+		if t.backfill {
+			t.depth++
+			err = s.backfillStep(ti)
+		} else {
+			err = s.headStep(ti)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// unplaced records why the job at the tenant's position did not start and
+// moves past it.
+func (s *pass) unplaced(t *tenantState, why string, reasons map[string]int) {
+	j := t.queue[t.pos]
+	t.out[t.pos] = &Unplaced{Job: j.ID, Why: why, Reasons: reasons}
+	t.pos++
+}
+
+// headStep tries the head of a tenant's queue: quota, placement,
+// preemption; a head that cannot start blocks the queue.
+func (s *pass) headStep(ti int) error {
+	t := &s.l.tenants[ti]
+	j := t.queue[t.pos]
+	ok, why, err := s.place(ti, j)
+	if err != nil || ok {
+		if ok {
+			t.pos++
+		}
+		return err
+	}
+	if why == WhyQuotaNever {
+		// It can never start; it does not hold up the jobs behind it.
+		s.unplaced(t, why, nil)
+		return nil
+	}
+	if s.in.Preempt && (why == WhyNoFit || why == WhyQuotaBorrow) {
+		ok, err := s.preempt(ti, j)
+		if err != nil || ok {
+			if ok {
+				t.pos++
+			}
+			return err
+		}
+	}
+	// The head is blocked.
+	var reasons map[string]int
+	if why == WhyNoFit && s.explains < s.lim.Explain {
+		s.explains++
+		reasons = s.explain(j)
+	}
+	s.unplaced(t, why, reasons)
+	t.head, t.done = j, true
+	if why != WhyNoFit || !s.in.Backfill || len(s.resv) >= s.lim.Reservations {
+		return nil
+	}
+	r, never, err := s.reserve(j)
+	switch {
+	case err != nil:
+		return err
+	case never:
+		t.out[t.pos-1].Why = WhyNever
+		t.done, t.backfill = false, true
+	case r != nil:
+		s.resv = append(s.resv, r)
+		t.done, t.backfill = false, true
+	}
+	return nil
+}
+
+// backfillStep tries a job behind a blocked head: it starts only if the
+// quotas allow and it delays no reservation. Backfill never preempts.
+func (s *pass) backfillStep(ti int) error {
+	t := &s.l.tenants[ti]
+	ok, why, err := s.place(ti, t.queue[t.pos])
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		t.pos++
+	default:
+		s.unplaced(t, why, nil)
+	}
+	return nil
+}
+
+var quotaWhy = [...]string{quotaNever: WhyQuotaNever, quotaMax: WhyQuotaMax, quotaBorrow: WhyQuotaBorrow}
+
+// place tries to start a job where the policy puts it, within the quotas.
+// The quotas are checked on the request first and then on what the
+// placement takes (a share placed on a MIG instance takes all of it). A
+// placement that would delay a reservation is undone and tried once more
+// with the nodes of the reservations it must respect hidden from the
+// policy; if that fails too the job does not start (WhyReserved).
+func (s *pass) place(ti int, j *Job) (bool, string, error) {
+	if v := s.l.check(ti, j.GPUMilliTotal()); v != quotaOK {
+		return false, quotaWhy[v], nil
+	}
+	end := endOf(s.in.Now, j.Walltime)
+	for try := 0; try < 2; try++ {
+		mark := len(s.undo)
+		var show func()
+		if try == 1 {
+			show = s.hideReserved(end)
+		}
+		as, ok, err := s.c.PlaceJob(s.in.Policy, j, s.in.Rng, s.buf[:0])
+		s.buf = as[:0]
+		if show != nil {
+			show()
+		}
+		switch {
+		case err != nil:
+			return false, "", fmt.Errorf("schedule: %w", err)
+		case !ok && try == 0:
+			return false, WhyNoFit, nil
+		case !ok:
+			return false, WhyReserved, nil
+		}
+		s.applied(as)
+		if v := s.quotaAfter(ti, as); v != quotaOK {
+			s.rollback(mark)
+			return false, quotaWhy[v], nil
+		}
+		if s.admit(as, end) {
+			s.start(ti, j, as)
+			return true, "", nil
+		}
+		s.rollback(mark)
+	}
+	return false, WhyReserved, nil
+}
+
+// quotaAfter checks the quotas of tenant ti for assignments just applied,
+// as they stood before them.
+func (s *pass) quotaAfter(ti int, as []Assign) quotaVerdict {
+	var took, ready int64
+	for i := range as {
+		g := amountOf(&as[i]).gpu
+		took += g
+		if s.c.nodes[as[i].Node].state == NodeReady {
+			ready += g
+		}
+	}
+	s.l.free.gpu += ready
+	v := s.l.check(ti, took)
+	s.l.free.gpu -= ready
+	return v
+}
+
+// start commits a placement: the tenant is charged, the job is live and
+// the plan places it.
+func (s *pass) start(ti int, j *Job, as []Assign) {
+	lj := &liveJob{job: j, tenant: ti, started: s.in.Now, end: endOf(s.in.Now, j.Walltime),
+		assigns: slices.Clone(as), alive: make([]bool, len(as)), tasks: make([]int, len(as)), nAlive: len(as)}
+	jp := JobPlacement{Job: j.ID, Tasks: make([]TaskPlacement, len(as))}
+	t := &s.l.tenants[ti]
+	for k := range as {
+		lj.tasks[k], lj.alive[k] = k, true
+		t.used.add(amountOf(&as[k]))
+		jp.Tasks[k] = s.c.Placement(k, as[k])
+	}
+	s.live = append(s.live, lj)
+	s.plan.Place = append(s.plan.Place, jp)
+}
+
+// explain counts over the nodes why a job's task does not fit now.
+func (s *pass) explain(j *Job) map[string]int {
+	sh, err := s.c.ShapeOf(&j.Task)
+	if err != nil {
+		return nil // validated when the pass began
+	}
+	out := map[string]int{}
+	for r, k := range s.c.Explain(s.in.Policy, &sh) {
+		out[r.String()] += k
+	}
+	return out
+}
+
+// finish lists every pending job that did not start, tenant by tenant in
+// name order and each queue in FIFO order.
+func (s *pass) finish() {
+	ts := slices.Clone(s.l.tenants)
+	slices.SortFunc(ts, func(a, b tenantState) int { return strings.Compare(a.Name, b.Name) })
+	for i := range ts {
+		t := &ts[i]
+		for k := range t.queue {
+			u := t.out[k]
+			switch {
+			case u != nil:
+			case k < t.pos:
+				continue // placed
+			case t.head != nil && (t.done || t.backfill):
+				u = &Unplaced{Job: t.queue[k].ID, Why: WhyBehindHead + " " + t.head.ID}
+			default:
+				u = &Unplaced{Job: t.queue[k].ID, Why: WhyBudget}
+			}
+			s.plan.Unplaced = append(s.plan.Unplaced, *u)
+		}
+	}
+}
