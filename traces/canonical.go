@@ -409,11 +409,12 @@ func NewWriter(w io.Writer, f Format, m Meta) (Writer, error) {
 }
 
 type csvWriter struct {
-	bw  *bufio.Writer
-	cw  *csv.Writer
-	rec []string
-	buf []byte
-	err error
+	bw     *bufio.Writer
+	cw     *csv.Writer
+	rec    []string
+	lastID string
+	wrote  bool
+	err    error
 }
 
 func newCSVWriter(w io.Writer, m Meta) *csvWriter {
@@ -433,10 +434,16 @@ func fmtTime(t int64) string {
 	return strconv.FormatInt(t, 10)
 }
 
+// Write writes the job's rows. Two jobs in a row with the same ID would
+// read back as one, so the second is an error.
 func (w *csvWriter) Write(j *Job) error {
 	if w.err != nil {
 		return w.err
 	}
+	if w.wrote && j.ID == w.lastID {
+		return fmt.Errorf("job %q follows a job with the same id: canonical CSV would read them as one", j.ID)
+	}
+	w.wrote, w.lastID = true, j.ID
 	r := w.rec
 	r[ccJobID], r[ccSubmit], r[ccStart], r[ccEnd], r[ccDuration] = j.ID, fmtTime(j.Submit), fmtTime(j.Start), fmtTime(j.End), fmtTime(j.Duration)
 	r[ccTenant], r[ccGroup], r[ccQoS], r[ccKind], r[ccStatus] = j.Tenant, j.Group, j.QoS, string(j.Kind), string(j.Status)

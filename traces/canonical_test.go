@@ -120,3 +120,12 @@ func TestCanonicalBadRowCharge(t *testing.T) {
 		`j.csv:7: field count: want a non-negative integer, got "y"`,
 	}, r.Problems().Examples)
 }
+
+func TestCSVWriterRefusesAdjacentSameID(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, FormatCSV, Meta{Clock: ClockUnix, Zone: "UTC"})
+	require.NoError(t, err)
+	j := Job{ID: "x", Start: NoTime, End: NoTime, Duration: NoTime}
+	require.NoError(t, w.Write(&j))
+	assert.EqualError(t, w.Write(&j), `job "x" follows a job with the same id: canonical CSV would read them as one`)
+}

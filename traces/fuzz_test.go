@@ -156,6 +156,9 @@ func FuzzCanonical(f *testing.F) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if out == FormatCSV && adjacentSameIDs(jobs) {
+					continue // the CSV writer refuses these (tested below)
+				}
 				for i := range jobs {
 					if err := w.Write(&jobs[i]); err != nil {
 						t.Fatal(err)
@@ -181,7 +184,7 @@ func FuzzCanonical(f *testing.F) {
 					}
 					got++
 				}
-				if got != len(jobs) && !adjacentSameIDs(jobs) {
+				if got != len(jobs) {
 					t.Fatalf("re-read %s: %d jobs, wrote %d", out, got, len(jobs))
 				}
 			}
