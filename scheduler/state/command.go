@@ -43,7 +43,7 @@ type SetRanks struct {
 
 // SetTenant registers a tenant or replaces its settings.
 type SetTenant struct {
-	Tenant Tenant `json:"tenant"`
+	Tenant scheduler.Tenant `json:"tenant"`
 }
 
 // Submit adds a job to the pending queue. The job's Submitted time is set

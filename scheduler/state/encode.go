@@ -89,7 +89,7 @@ func deref(cmd Command) (Command, error) {
 		return cmd, nil
 	}
 	if v.IsNil() {
-		return nil, fmt.Errorf("nil %s command", cmd.Type())
+		return nil, fmt.Errorf("nil %s", v.Type())
 	}
 	return v.Elem().Interface().(Command), nil
 }

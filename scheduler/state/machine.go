@@ -18,7 +18,7 @@ type Machine struct {
 	pending []*record // in submission order (seq)
 	running map[string]*record
 	view    []*scheduler.RunningJob // running jobs by id; nil when stale
-	tenants map[string]Tenant
+	tenants map[string]scheduler.Tenant
 	applied uint64
 	nextSeq uint64
 }
@@ -33,7 +33,7 @@ func New() *Machine {
 }
 
 func newMachine(c *scheduler.Cluster) *Machine {
-	return &Machine{c: c, jobs: map[string]*record{}, running: map[string]*record{}, tenants: map[string]Tenant{}}
+	return &Machine{c: c, jobs: map[string]*record{}, running: map[string]*record{}, tenants: map[string]scheduler.Tenant{}}
 }
 
 // Result says what an applied command did.
@@ -159,17 +159,17 @@ func (m *Machine) Jobs() []JobInfo {
 }
 
 // Tenants returns the tenants sorted by name.
-func (m *Machine) Tenants() []Tenant {
-	out := make([]Tenant, 0, len(m.tenants))
+func (m *Machine) Tenants() []scheduler.Tenant {
+	out := make([]scheduler.Tenant, 0, len(m.tenants))
 	for _, t := range m.tenants {
 		out = append(out, t)
 	}
-	sortTenants(out)
+	slices.SortFunc(out, func(a, b scheduler.Tenant) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
 // Tenant returns one tenant's settings.
-func (m *Machine) Tenant(name string) (Tenant, bool) {
+func (m *Machine) Tenant(name string) (scheduler.Tenant, bool) {
 	t, ok := m.tenants[name]
 	return t, ok
 }
@@ -258,7 +258,7 @@ func (m *Machine) setRanks(c SetRanks, res *Result) error {
 }
 
 func (m *Machine) setTenant(c SetTenant, res *Result) error {
-	if err := c.Tenant.validate(); err != nil {
+	if err := c.Tenant.Validate(); err != nil {
 		return err
 	}
 	if old, ok := m.tenants[c.Tenant.Name]; ok && old == c.Tenant {

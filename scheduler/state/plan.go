@@ -201,7 +201,7 @@ func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) error {
 	case tp.MemoryMiB != t.MemoryMiB:
 		return fmt.Errorf("field memory_mib: want the task's %d, got %d", t.MemoryMiB, tp.MemoryMiB)
 	case len(tp.GPUs) != t.GPUs:
-		return fmt.Errorf("field gpus: want %d devices, got %d", t.GPUs, len(tp.GPUs))
+		return fmt.Errorf("field gpus: want %d device indices, got %d", t.GPUs, len(tp.GPUs))
 	case t.GPUs == 0 && tp.GPUMilli != 0:
 		return fmt.Errorf("field gpu_milli: want 0 for a CPU-only task, got %d", tp.GPUMilli)
 	case t.GPUs == 0:

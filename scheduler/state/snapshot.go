@@ -21,9 +21,9 @@ type snapshot struct {
 	Nodes []scheduler.Node `json:"nodes,omitempty"`
 	// Ranks lists the nodes by tie-break rank; absent while the ranks are
 	// the registration order.
-	Ranks   []string  `json:"ranks,omitempty"`
-	Tenants []Tenant  `json:"tenants,omitempty"`
-	Jobs    []JobInfo `json:"jobs,omitempty"` // by id
+	Ranks   []string           `json:"ranks,omitempty"`
+	Tenants []scheduler.Tenant `json:"tenants,omitempty"`
+	Jobs    []JobInfo          `json:"jobs,omitempty"` // by id
 }
 
 const snapshotType = "snapshot"
@@ -115,7 +115,7 @@ func Restore(r io.Reader) (*Machine, error) {
 	m := newMachine(c)
 	m.applied, m.nextSeq = s.Applied, s.NextSeq
 	for i, t := range s.Tenants {
-		if err := t.validate(); err != nil {
+		if err := t.Validate(); err != nil {
 			return nil, fmt.Errorf("restore: field tenants[%d]: %w", i, err)
 		}
 		if _, dup := m.tenants[t.Name]; dup {
