@@ -2,10 +2,13 @@ package traces
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -345,4 +348,21 @@ func TestFleetStats(t *testing.T) {
 	assert.Equal(t, FleetStats{Format: FormatPAIMachines, Machines: 4, GPUs: 18, CPUMilli: 96000, MemMiB: 1024, ByModel: []ModelCount{
 		{Model: "", Machines: 1}, {Model: "T4", Machines: 1, GPUs: 2}, {Model: "V100", Machines: 2, GPUs: 16},
 	}}, st)
+}
+
+func TestOpenGzip(t *testing.T) {
+	plain, err := os.ReadFile("testdata/helios/cluster_log.csv")
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err = zw.Write(plain)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	path := filepath.Join(t.TempDir(), "cluster_log.csv.gz")
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	r, err := Open(path, Options{Strict: true})
+	require.NoError(t, err)
+	defer r.Close()
+	assert.Equal(t, FormatHelios, r.Meta().Format)
+	assert.Len(t, readAll(t, r), 7)
 }

@@ -72,9 +72,9 @@ type Kind string
 // The kinds of job. Philly and Helios are training clusters; openb and PAI
 // do not say, so their jobs are KindUnknown.
 const (
-	KindUnknown   Kind = ""
-	KindTraining  Kind = "training"
-	KindInference Kind = "inference"
+	KindUnknown   Kind = ""          // the source does not say
+	KindTraining  Kind = "training"  // a batch job that runs to completion
+	KindInference Kind = "inference" // a long-running service
 )
 
 // Status is how a job ended, or where it stood when the trace was taken.
@@ -82,13 +82,13 @@ type Status string
 
 // The statuses every format maps onto (docs/traces.md has the table).
 const (
-	StatusUnknown   Status = ""
-	StatusSucceeded Status = "succeeded"
-	StatusFailed    Status = "failed"
-	StatusKilled    Status = "killed"
-	StatusTimeout   Status = "timeout"
-	StatusRunning   Status = "running"
-	StatusPending   Status = "pending"
+	StatusUnknown   Status = ""          // the source does not say
+	StatusSucceeded Status = "succeeded" // ended normally
+	StatusFailed    Status = "failed"    // ended in error (node failures included)
+	StatusKilled    Status = "killed"    // cancelled or killed by a user or operator
+	StatusTimeout   Status = "timeout"   // stopped at its time limit
+	StatusRunning   Status = "running"   // still running when the trace ends
+	StatusPending   Status = "pending"   // never started, or waiting when the trace ends
 )
 
 var statuses = []Status{StatusUnknown, StatusSucceeded, StatusFailed, StatusKilled, StatusTimeout, StatusRunning, StatusPending}

@@ -197,7 +197,7 @@ func NewReader(in io.Reader, name string, opts Options) (*Reader, error) {
 		return newCanonicalReader(br, name, f, opts)
 	}
 	if f.IsFleet() {
-		return nil, fmt.Errorf("%s: is a %s file, a list of machines, not of jobs", name, f)
+		return nil, fmt.Errorf("%s: is a machine list (%s), not a job trace", name, f)
 	}
 	return nil, fmt.Errorf("%s: unknown format %q", name, f)
 }
