@@ -69,13 +69,12 @@ func Decode(data []byte) (Command, error) {
 	if ptr == nil {
 		return nil, fmt.Errorf("decode command: field type: unknown command type %q (known: %s)", *head.Type, strings.Join(commandTypes, ", "))
 	}
-	if err := checkFields(data, reflect.TypeOf(ptr), "v", "type"); err != nil {
+	cmd := func() Command { return reflect.ValueOf(ptr).Elem().Interface().(Command) }
+	err := unmarshalStrict(data, ptr, func() ([]byte, error) { return Encode(cmd()) }, "v", "type")
+	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", *head.Type, err)
 	}
-	if err := json.Unmarshal(data, ptr); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", *head.Type, err)
-	}
-	return reflect.ValueOf(ptr).Elem().Interface().(Command), nil
+	return cmd(), nil
 }
 
 // deref turns a pointer to a command into the command value, so that
@@ -105,13 +104,23 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// unmarshalStrict decodes one JSON document into ptr after checking its
-// field names against ptr's type (see checkFields).
-func unmarshalStrict(data []byte, ptr any) error {
-	if err := checkFields(data, reflect.TypeOf(ptr)); err != nil {
+// unmarshalStrict decodes one JSON document into ptr, strictly: field
+// names are checked against ptr's type (see checkFields). encode writes
+// what was decoded in this package's canonical form; a document that is
+// already canonical, as everything this package writes is, cannot hold an
+// unknown, repeated or miscased field, and skips the slower check. extra
+// names the envelope's top-level members.
+func unmarshalStrict(data []byte, ptr any, encode func() ([]byte, error), extra ...string) error {
+	if err := json.Unmarshal(data, ptr); err != nil {
+		if ferr := checkFields(data, reflect.TypeOf(ptr), extra...); ferr != nil {
+			return ferr // the field error says more
+		}
 		return err
 	}
-	return json.Unmarshal(data, ptr)
+	if enc, err := encode(); err == nil && bytes.Equal(enc, bytes.TrimSuffix(data, []byte("\n"))) {
+		return nil
+	}
+	return checkFields(data, reflect.TypeOf(ptr), extra...)
 }
 
 // checkFields walks a JSON document beside the Go type it decodes into and

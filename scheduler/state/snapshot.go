@@ -70,7 +70,7 @@ func Restore(r io.Reader) (*Machine, error) {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	var s snapshot
-	if err := unmarshalStrict(data, &s); err != nil {
+	if err := unmarshalStrict(data, &s, func() ([]byte, error) { return marshal(&s) }); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	switch {

@@ -1,0 +1,81 @@
+package state
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
+)
+
+// bigMachine is a fleet of n 8-GPU nodes with a 4-GPU job running on each
+// half of every node.
+func bigMachine(b *testing.B, n int) *Machine {
+	b.Helper()
+	m := New()
+	apply := func(c Command) {
+		_, err := m.Apply(c)
+		require.NoError(b, err)
+	}
+	apply(RegisterPool{Pool: scheduler.Pool{Name: "p", Region: "eu"}})
+	task := scheduler.Task{GPUs: 4, GPUMilli: 1000, CPUMilli: 8000, MemoryMiB: 65536}
+	for i := range n {
+		node := fmt.Sprintf("n%05d", i)
+		apply(RegisterNode{Node: scheduler.Node{Name: node, Pool: "p", CPUMilli: 64000, MemoryMiB: 1 << 20, GPUs: gpus("H100", 8)}})
+		for h := range 2 {
+			id := fmt.Sprintf("j%05d-%d", i, h)
+			apply(Submit{Job: scheduler.Job{ID: id, Count: 1, Task: task}, At: 1})
+			apply(ApplyPlan{Place: []scheduler.JobPlacement{{Job: id, Tasks: []scheduler.TaskPlacement{
+				{Node: node, GPUs: []int{4 * h, 4*h + 1, 4*h + 2, 4*h + 3}, GPUMilli: 1000, CPUMilli: 8000, MemoryMiB: 65536},
+			}}}, At: 2})
+		}
+	}
+	return m
+}
+
+// BenchmarkApplyCycle measures one job's life on a loaded fleet: a submit,
+// a plan that places it and a finish.
+func BenchmarkApplyCycle(b *testing.B) {
+	m := bigMachine(b, 1000)
+	task := scheduler.Task{GPUs: 4, GPUMilli: 1000, CPUMilli: 8000, MemoryMiB: 65536}
+	_, err := m.Apply(Finish{Job: "j00000-0", At: 3})
+	require.NoError(b, err)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		id := fmt.Sprint("b", i)
+		for _, c := range []Command{
+			Submit{Job: scheduler.Job{ID: id, Count: 1, Task: task}, At: int64(i)},
+			ApplyPlan{Place: []scheduler.JobPlacement{{Job: id, Tasks: []scheduler.TaskPlacement{
+				{Node: "n00000", GPUs: []int{0, 1, 2, 3}, GPUMilli: 1000, CPUMilli: 8000, MemoryMiB: 65536},
+			}}}, At: int64(i)},
+			Finish{Job: id, At: int64(i)},
+		} {
+			if _, err := m.Apply(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkSnapshotRestore measures a snapshot and a restore of a fleet of
+// 1000 nodes running 2000 jobs.
+func BenchmarkSnapshotRestore(b *testing.B) {
+	m := bigMachine(b, 1000)
+	var buf bytes.Buffer
+	require.NoError(b, m.Snapshot(&buf))
+	size := buf.Len()
+	b.ResetTimer()
+	for range b.N {
+		buf.Reset()
+		if err := m.Snapshot(&buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Restore(&buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(size), "snapshot-bytes")
+}
