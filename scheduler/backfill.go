@@ -70,18 +70,15 @@ func byEnd(a, b *liveJob) int {
 func (s *pass) reserve(h *Job) (r *reservation, never bool, err error) {
 	mark := len(s.undo)
 	defer s.rollback(mark)
-	order := make([]*liveJob, 0, len(s.live))
-	for _, lj := range s.live {
-		if lj.nAlive > 0 {
-			order = append(order, lj)
-		}
-	}
-	slices.SortFunc(order, byEnd)
+	order := s.walkOrder()
 	need := amount{gpu: h.GPUMilliTotal(), cpu: int64(h.Count) * h.Task.CPUMilli, mem: int64(h.Count) * h.Task.MemoryMiB}
 	timed, shadow, fits := true, s.in.Now, 0
 	for i, lj := range order {
 		if i >= s.lim.ShadowWalk {
 			return nil, false, nil
+		}
+		if lj.nAlive == 0 {
+			continue // evicted by the pass
 		}
 		for k, a := range lj.assigns {
 			if lj.alive[k] {
@@ -114,6 +111,33 @@ func (s *pass) reserve(h *Job) (r *reservation, never bool, err error) {
 	// Every live job is gone (each release was followed by a trial unless
 	// the free totals ruled it out) and the head still does not fit.
 	return nil, true, nil
+}
+
+// walkOrder lists the live jobs in byEnd order. The running jobs are
+// sorted once per pass; the few the pass started are sorted and merged in.
+func (s *pass) walkOrder() []*liveJob {
+	if s.byEnd == nil {
+		for _, lj := range s.live {
+			if lj.running {
+				s.byEnd = append(s.byEnd, lj)
+			}
+		}
+		slices.SortFunc(s.byEnd, byEnd)
+	}
+	started := slices.Clone(s.live[len(s.in.Running):])
+	slices.SortFunc(started, byEnd)
+	out := make([]*liveJob, 0, len(s.byEnd)+len(started))
+	i, k := 0, 0
+	for i < len(s.byEnd) || k < len(started) {
+		if k == len(started) || (i < len(s.byEnd) && byEnd(s.byEnd[i], started[k]) <= 0) {
+			out = append(out, s.byEnd[i])
+			i++
+		} else {
+			out = append(out, started[k])
+			k++
+		}
+	}
+	return out
 }
 
 // snapshot records what the head's trial placement leaves free on its nodes.

@@ -7,12 +7,14 @@ import (
 	"strings"
 )
 
-// Preemption (Pass.Preempt). A queue head that does not fit, or that must
-// borrow quota nobody lends, may evict running work to start. Victims are
-// running, Preemptible jobs of strictly lower priority. A head that would
-// borrow beyond its tenant's guarantee may take victims only from its own
-// tenant or from tenants that are themselves borrowing, so no tenant's
-// guarantee is given to a borrower.
+// Preemption (Pass.Preempt). A queue head that does not fit may evict
+// running work to start. Victims are running, Preemptible jobs of strictly
+// lower priority. A head that would borrow beyond its tenant's guarantee
+// may take victims only from its own tenant or from tenants that are
+// themselves borrowing, and starts only if the quotas hold once the victims
+// are gone, so no tenant's guarantee is given to a borrower. Victims are
+// chosen to make room, not quota: a head refused only because the idle
+// capacity is claimed by guarantees gains nothing here.
 //
 // The unit of eviction, cheapest class first:
 //
@@ -29,8 +31,8 @@ import (
 // cheapest prefix of its victims, in unit order, that makes one more task
 // fit there, pruned of units it does not need. The node with the cheapest
 // prefix wins the round (its victims' worst class, then their highest
-// priority, then the GPU time lost, then their number, then the node's
-// rank); gang victims free their other nodes too, which later rounds see.
+// priority, then the GPU time lost, then their number, then the unit order
+// of its costliest victim, then the node's rank); gang victims free their other nodes too, which later rounds see.
 // The set is then verified: the victims are released and the job placed by
 // the policy, the quotas and reservations checked; if anything fails the
 // pass rolls back and evicts nothing.
@@ -147,12 +149,16 @@ func (s *pass) buildVictims() *victimIndex {
 	return v
 }
 
-// victimCost is the cost of a set of victims, compared field by field.
+// victimCost is the cost of a set of victims, compared field by field:
+// its costliest class, its highest priority, the GPU time it loses, its
+// size, and last the position of its costliest unit in the unit order
+// (so that job ids break ties).
 type victimCost struct {
 	class int8
 	prio  int32
 	lost  int64
 	n     int
+	worst int32
 }
 
 func (a victimCost) compare(b victimCost) int {
@@ -165,7 +171,10 @@ func (a victimCost) compare(b victimCost) int {
 	if c := cmp.Compare(a.lost, b.lost); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.n, b.n)
+	if c := cmp.Compare(a.n, b.n); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.worst, b.worst)
 }
 
 // acctNode is a candidate node's free resources as the victim choice
@@ -287,42 +296,53 @@ type chooser struct {
 	v        *victimIndex
 	sh       *Shape
 	eligible func(u *victimUnit) bool
-	selected map[int32]bool
+	selected []bool // by unit
 	trims    map[*liveJob]int
 	accts    []*acctNode
-	byNode   map[NodeID]*acctNode
+	byNode   []*acctNode // by node id; nil for a node that is no candidate
+	// scratch for cheapest
+	free  acctNode
+	local []*liveJob // services trimmed by the prefix being built, once per replica
 }
 
-// trimsLeft is how many more replicas of a service may go.
-func (ch *chooser) trimsLeft(lj *liveJob, local map[*liveJob]int) int {
-	return lj.nAlive - lj.job.MinReplicas - ch.trims[lj] - local[lj]
+// trimsLeft is how many more replicas of a service may go, besides those
+// the prefix being built takes.
+func (ch *chooser) trimsLeft(lj *liveJob) int {
+	n := lj.nAlive - lj.job.MinReplicas - ch.trims[lj]
+	for _, x := range ch.local {
+		if x == lj {
+			n--
+		}
+	}
+	return n
 }
 
 // cheapest finds a candidate node's cheapest victim prefix for one task.
 func (ch *chooser) cheapest(a *acctNode) {
 	c := ch.s.c
-	a.valid, a.ok, a.opt, a.cost = true, false, a.opt[:0], victimCost{class: -1, prio: math.MinInt32}
-	free := acctNode{n: a.n, cpu: a.cpu, mem: a.mem, dev: slices.Clone(a.dev)}
-	if c.fitCount(&free, ch.sh) >= 1 {
+	a.valid, a.ok, a.opt, a.cost = true, false, a.opt[:0], victimCost{class: -1, prio: math.MinInt32, worst: -1}
+	free := &ch.free
+	free.n, free.cpu, free.mem, free.dev = a.n, a.cpu, a.mem, append(free.dev[:0], a.dev...)
+	if c.fitCount(free, ch.sh) >= 1 {
 		a.ok = true
 		return
 	}
 	var parts []victimPart
-	local := map[*liveJob]int{}
+	ch.local = ch.local[:0]
 	for _, p := range ch.v.on[a.n] {
 		u := &ch.v.units[p.u]
 		if ch.selected[p.u] || !ch.eligible(u) {
 			continue
 		}
 		if u.k >= 0 {
-			if ch.trimsLeft(u.lj, local) <= 0 {
+			if ch.trimsLeft(u.lj) <= 0 {
 				continue
 			}
-			local[u.lj]++
+			ch.local = append(ch.local, u.lj)
 		}
 		free.add(p.as, +1)
 		parts = append(parts, p)
-		if c.fitCount(&free, ch.sh) >= 1 {
+		if c.fitCount(free, ch.sh) >= 1 {
 			a.ok = true
 			break
 		}
@@ -335,7 +355,7 @@ func (ch *chooser) cheapest(a *acctNode) {
 	keep := make([]bool, len(parts))
 	for i := len(parts) - 1; i >= 0; i-- {
 		free.add(parts[i].as, -1)
-		if keep[i] = c.fitCount(&free, ch.sh) < 1; keep[i] {
+		if keep[i] = c.fitCount(free, ch.sh) < 1; keep[i] {
 			free.add(parts[i].as, +1)
 		}
 	}
@@ -349,6 +369,7 @@ func (ch *chooser) cheapest(a *acctNode) {
 		a.cost.prio = max(a.cost.prio, u.prio)
 		a.cost.lost += u.lost
 		a.cost.n++
+		a.cost.worst = max(a.cost.worst, p.u)
 	}
 }
 
@@ -436,7 +457,13 @@ func (s *pass) preempt(ti int, j *Job) (bool, error) {
 		}
 		return true
 	}
-	if !slices.ContainsFunc(v.units, func(u victimUnit) bool { return eligible(&u) }) {
+	found := false
+	for i := range v.units {
+		if found = eligible(&v.units[i]); found {
+			break
+		}
+	}
+	if !found {
 		return false, nil
 	}
 	if s.preempts >= s.lim.Preemptions {
@@ -459,8 +486,8 @@ func (s *pass) preempt(ti int, j *Job) (bool, error) {
 	}
 	var chosen []int32
 	if placed < j.Count {
-		ch := &chooser{s: s, v: v, sh: &sh, eligible: eligible, selected: map[int32]bool{},
-			trims: map[*liveJob]int{}, byNode: map[NodeID]*acctNode{}}
+		ch := &chooser{s: s, v: v, sh: &sh, eligible: eligible, selected: make([]bool, len(v.units)),
+			trims: map[*liveJob]int{}, byNode: make([]*acctNode, len(s.c.nodes))}
 		for _, n := range v.nodes {
 			if !s.c.couldHost(n, &sh) {
 				continue

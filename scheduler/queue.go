@@ -32,6 +32,9 @@ type Pass struct {
 	// Backfill turns on EASY backfill: a queue head that cannot start holds
 	// a reservation, and jobs behind it (and every later decision of the
 	// pass, whatever its tenant) may start only if they cannot delay it.
+	// A head found not to fit the ready nodes even with every running job
+	// gone (WhyNever) holds nothing up: the job behind it becomes the head.
+	// Backfill jobs never preempt.
 	Backfill bool
 	// Limits bound the work of the pass; zero fields take the defaults.
 	Limits Limits
@@ -165,6 +168,7 @@ type pass struct {
 	undo     []undoOp
 	plan     Plan
 	resv     []*reservation
+	byEnd    []*liveJob // the running jobs in byEnd order, once needed
 	vict     *victimIndex
 	buf      []Assign
 	explains int
@@ -252,6 +256,9 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 		}
 		s.live = append(s.live, lj)
 	}
+	if err := s.checkHeld(); err != nil {
+		return nil, err
+	}
 	for i, j := range in.Pending {
 		if j == nil {
 			return nil, fmt.Errorf("pass: field pending[%d]: want a job", i)
@@ -310,6 +317,46 @@ func (s *pass) liveOf(rj *RunningJob) (*liveJob, error) {
 		t.used.add(amountOf(&a))
 	}
 	return lj, nil
+}
+
+// checkHeld verifies that the cluster holds the running jobs' tasks: on
+// no node and device do they add up to more than is allocated there. The
+// pass releases them tentatively, so a cluster that does not reflect them
+// is broken input. It costs O(running tasks + devices).
+func (s *pass) checkHeld() error {
+	c := s.c
+	cpu := make([]int64, len(c.nodes))
+	mem := make([]int64, len(c.nodes))
+	gpu := make([]int64, len(c.gpuFree))
+	tags := make([]int32, len(c.tagCount))
+	for _, lj := range s.live {
+		for i := range lj.assigns {
+			a := &lj.assigns[i]
+			r := &c.nodes[a.Node]
+			cpu[a.Node] += a.CPUMilli
+			mem[a.Node] += a.MemMiB
+			for m := a.Mask; m != 0; m &= m - 1 {
+				gpu[r.gpuOff+int32(trailingZeros(m))] += int64(a.Take)
+			}
+			if a.Tag >= 0 {
+				tags[int(a.Node)*numTags+int(a.Tag)]++
+			}
+		}
+	}
+	for n := range c.nodes {
+		r := &c.nodes[n]
+		bad := cpu[n] > r.cpuCap-r.cpuFree || mem[n] > r.memCap-r.memFree
+		for g := r.gpuOff; g < r.gpuOff+r.gpuN && !bad; g++ {
+			bad = gpu[g] > int64(c.gpuCap[g]-c.gpuFree[g])
+		}
+		for t := range numTags {
+			bad = bad || tags[n*numTags+t] > c.tagCount[n*numTags+t]
+		}
+		if bad {
+			return fmt.Errorf("pass: field running: the tasks on node %s hold more than the cluster has allocated there; the cluster must reflect the running jobs", c.specs[n].Name)
+		}
+	}
+	return nil
 }
 
 // count keeps the free amounts of the ready nodes current: sign -1 when a
@@ -434,8 +481,10 @@ func (s *pass) headStep(ti int) error {
 	case err != nil:
 		return err
 	case never:
+		// Nothing running holds it up, so it holds up nothing: the next
+		// job is the head.
 		t.out[t.pos-1].Why = WhyNever
-		t.done, t.backfill = false, true
+		t.head, t.done = nil, false
 	case r != nil:
 		s.resv = append(s.resv, r)
 		t.done, t.backfill = false, true

@@ -98,13 +98,24 @@ func qWhy(p Plan) map[string]string {
 	return out
 }
 
-// qSnapshot is every node's free and total capacity.
-func qSnapshot(c *Cluster) []NodeUsage {
-	out := make([]NodeUsage, c.NumNodes())
-	for i := range out {
-		out[i] = c.Usage(NodeID(i))
+// qState is everything of a cluster's state that placement reads: each
+// node's record (less its change sequence), free device capacity and task
+// tag counts.
+type qState struct {
+	Usage    []NodeUsage
+	Nodes    []nodeRec
+	GPUFree  []int32
+	TagCount []int32
+}
+
+// qSnapshot captures a cluster's state.
+func qSnapshot(c *Cluster) qState {
+	st := qState{Nodes: slices.Clone(c.nodes), GPUFree: slices.Clone(c.gpuFree), TagCount: slices.Clone(c.tagCount)}
+	for i := range st.Nodes {
+		st.Nodes[i].seq = 0
+		st.Usage = append(st.Usage, c.Usage(NodeID(i)))
 	}
-	return out
+	return st
 }
 
 // qSchedule runs a pass, checks that the pass left the cluster as it found
@@ -323,17 +334,23 @@ func TestQueueReservationBindsOtherTenants(t *testing.T) {
 }
 
 func TestQueueBackfillBehindImpossibleHead(t *testing.T) {
-	// A head that fits no node even when everything ends reserves nothing:
-	// the jobs behind it run.
+	// A head that fits no node even when everything ends holds nothing up:
+	// the job behind it becomes the head, and as a head it may preempt.
 	f := qNew(t, qNodes("n", "H100", 2, 4))
-	f.run(t, qJob("r", "x", 0, 1, 2), 0, "n0:0,1")
-	small := qJob("small", "a", 0, 1, 1)
-	small.Submitted = 1
-	in := f.pass(0, qJob("head", "a", 0, 1, 8), small)
-	in.Backfill = true
+	f.run(t, qVictim("lo", Training, 0, 1, 4, true, 0), 0, "n0:0,1,2,3")
+	f.run(t, qPin("pin", 2), 0, "n1:0,1")
+	second := qJob("second", "a", 5, 1, 3)
+	second.Submitted = 1
+	third := qJob("third", "a", 5, 1, 2)
+	third.Submitted = 2
+	in := f.pass(0, qJob("head", "a", 5, 1, 8), second, third)
+	in.Backfill, in.Preempt = true, true
 	plan := qSchedule(t, f.c, in)
-	assert.Equal(t, []string{"small"}, qPlaced(plan))
 	assert.Equal(t, WhyNever, qWhy(plan)["head"])
+	assert.Equal(t, []Eviction{{Job: "lo", For: "second"}}, plan.Evict)
+	assert.Equal(t, []string{"second", "third"}, qPlaced(plan))
+	assert.Equal(t, "n0", plan.Place[0].Tasks[0].Node)
+	assert.Equal(t, "n1", plan.Place[1].Tasks[0].Node, "third fits beside pin without eviction")
 }
 
 func TestQueueLimits(t *testing.T) {
@@ -376,6 +393,9 @@ func TestScheduleRejectsBrokenInput(t *testing.T) {
 		{"bad job", func(p *Pass) { p.Pending[0].Count = 0 }, "field count"},
 		{"job twice", func(p *Pass) { p.Pending = append(p.Pending, p.Pending[0]) }, "listed twice"},
 		{"negative limit", func(p *Pass) { p.Limits.Explain = -1 }, "limits.explain"},
+		{"running job the cluster does not hold", func(p *Pass) {
+			p.Running = []*RunningJob{{Job: qJob("r", "a", 0, 1, 1), Tasks: []TaskPlacement{{Node: "n0", GPUs: []int{0}, GPUMilli: 1000}}}}
+		}, "must reflect the running jobs"},
 		{"unknown node", func(p *Pass) {
 			p.Running = []*RunningJob{{Job: qJob("r", "a", 0, 1, 0), Tasks: []TaskPlacement{{Node: "nowhere"}}}}
 		}, "unknown node"},
@@ -658,4 +678,80 @@ func qFilterFor(evs []Eviction, job string) []Eviction {
 		}
 	}
 	return out
+}
+
+// BenchmarkSchedule10kNodes is one pass on 10,000 eight-GPU nodes, 85% or
+// 99% full of running jobs (a mix of known and unknown walltimes, some
+// preemptible), with 2,000 jobs queued over eight tenants that outrank
+// part of the running work; preemption and backfill on.
+func BenchmarkSchedule10kNodes(b *testing.B) {
+	for _, fill := range []int64{85, 99} {
+		b.Run(fmt.Sprintf("full=%d%%", fill), func(b *testing.B) { benchSchedule(b, fill) })
+	}
+}
+
+func benchSchedule(b *testing.B, fill int64) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	var nodes []Node
+	for z := range 4 {
+		zn := qNodes(fmt.Sprintf("z%d-", z), []string{"A100", "H100"}[z%2], 2500, 8)
+		for i := range zn {
+			zn[i].Labels = map[string]string{"zone": fmt.Sprintf("z%d", z)}
+		}
+		nodes = append(nodes, zn...)
+	}
+	c, err := NewCluster(nil, nodes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := NewPolicy(c, "best-fit", Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	job := func(id string) *Job {
+		j := qRandomJob(rng, id)
+		j.Tenant = fmt.Sprintf("t%d", rng.IntN(8))
+		j.Task.Models = nil
+		return j
+	}
+	capMilli, _ := c.Totals()
+	var running []*RunningJob
+	var as []Assign
+	for i, used := 0, int64(0); used < capMilli*fill/100 && i < 200000; i++ {
+		j := job(fmt.Sprintf("r%d", i))
+		start := len(as)
+		var ok bool
+		if as, ok, err = c.PlaceJob(p, j, rng, as); err != nil {
+			b.Fatal(err)
+		} else if !ok {
+			continue
+		}
+		used += j.GPUMilliTotal()
+		rj := &RunningJob{Job: j, Started: int64(rng.IntN(1000))}
+		for k, a := range as[start:] {
+			rj.Tasks = append(rj.Tasks, c.Placement(k, a))
+		}
+		running = append(running, rj)
+	}
+	var pending []*Job
+	for i := range 2000 {
+		j := job(fmt.Sprintf("p%d", i))
+		j.Priority += 2
+		pending = append(pending, j)
+	}
+	var tenants []Tenant
+	for i := range 8 {
+		tenants = append(tenants, Tenant{Name: fmt.Sprintf("t%d", i), GuaranteedMilli: capMilli / 10})
+	}
+	var plan Plan
+	for b.Loop() {
+		plan, err = c.Schedule(Pass{Now: 1000, Policy: p, Rng: rand.New(rand.NewPCG(1, 1)), Pending: pending,
+			Running: running, Tenants: tenants, Preempt: true, Backfill: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(plan.Place)), "placed")
+	b.ReportMetric(float64(len(plan.Evict)), "evictions")
+	b.ReportMetric(float64(len(running)), "running")
 }
