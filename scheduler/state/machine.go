@@ -102,6 +102,11 @@ func (m *Machine) Apply(cmd Command) (Result, error) {
 	return res, nil
 }
 
+// String summarises the machine in one line, for logs.
+func (m *Machine) String() string {
+	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending), len(m.running), len(m.jobs))
+}
+
 // Cluster returns the cluster the machine keeps. Callers read it (a
 // scheduling pass works on it) but change it only through Apply.
 func (m *Machine) Cluster() *scheduler.Cluster { return m.c }

@@ -226,8 +226,3 @@ func checkRecord(ji *JobInfo) error {
 	}
 	return nil
 }
-
-// String summarises the machine in a few lines, for logs and transcripts.
-func (m *Machine) String() string {
-	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending), len(m.running), len(m.jobs))
-}
