@@ -281,6 +281,7 @@ var builders = []policyBuilder{
 	{"gpu-packing", "partly used GPUs first, then partly used nodes, then empty ones", newGPUPacking},
 	{"fgd", "the smallest growth of expected-workload fragmentation (Weng et al., ATC'23)", newFGD},
 	{"topology", "gangs inside an NVLink island, then a node, then a rack", newTopology},
+	{"fgd-strand", "fgd with exact deltas that also count the GPU capacity a node's free CPU can no longer feed (petite's own)", newFGDStrand},
 }
 
 // PolicyNames lists the policies NewPolicy builds, in a stable order.

@@ -12,7 +12,7 @@ import (
 )
 
 // OwnPolicies are petite's own policies, measured beside the published ones.
-var OwnPolicies = []string{"fgd-stack"}
+var OwnPolicies = []string{"fgd-strand"}
 
 // PaperWorkloads are the 17 openb workloads of the paper's figures: the
 // default trace and four variants of each of its four stresses (more
