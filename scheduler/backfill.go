@@ -33,6 +33,12 @@ type reservation struct {
 	timed  bool  // the shadow time is known
 	shadow int64 // when the head is expected to start, if timed
 	nodes  []resvNode
+	// trial is the head's placement at the shadow time; upTo is the last
+	// live job the walk released (byEnd order) and nLive the number of live
+	// jobs then. Tests rebuild the shadow state from them.
+	trial []Assign
+	upTo  *liveJob
+	nLive int
 }
 
 // resvNode is what the head leaves free on one reserved node.
@@ -105,7 +111,9 @@ func (s *pass) reserve(h *Job) (r *reservation, never bool, err error) {
 		}
 		if ok {
 			s.applied(as)
-			return s.snapshot(h, as, timed, shadow), false, nil
+			r := s.snapshot(h, as, timed, shadow)
+			r.upTo, r.nLive = lj, len(s.live)
+			return r, false, nil
 		}
 	}
 	// Every live job is gone (each release was followed by a trial unless
@@ -142,7 +150,7 @@ func (s *pass) walkOrder() []*liveJob {
 
 // snapshot records what the head's trial placement leaves free on its nodes.
 func (s *pass) snapshot(h *Job, as []Assign, timed bool, shadow int64) *reservation {
-	r := &reservation{job: h, timed: timed, shadow: shadow}
+	r := &reservation{job: h, timed: timed, shadow: shadow, trial: slices.Clone(as)}
 	for i := range as {
 		n := as[i].Node
 		if slices.ContainsFunc(r.nodes, func(x resvNode) bool { return x.n == n }) {

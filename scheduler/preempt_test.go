@@ -227,6 +227,23 @@ func TestPreemptAndGuarantees(t *testing.T) {
 	}
 }
 
+func TestPreemptBorrowerPassesOverGuaranteedVictims(t *testing.T) {
+	// b's checkpointable job is the cheaper victim but sits within b's
+	// guarantee; a borrower takes c's costlier, borrowed job instead.
+	f := qNew(t, qNodes("n", "H100", 2, 1))
+	bLow := qVictim("b-low", Training, 0, 1, 1, true, 0)
+	bLow.Tenant = "b"
+	cLow := qVictim("c-low", Training, 0, 1, 1, false, 0)
+	cLow.Tenant = "c"
+	f.run(t, bLow, 0, "n0:0")
+	f.run(t, cLow, 0, "n1:0")
+	in := f.pass(1000, qJob("a-hi", "a", 5, 1, 1))
+	in.Preempt, in.Tenants = true, []Tenant{{Name: "b", GuaranteedMilli: 1000}}
+	plan := qSchedule(t, f.c, in)
+	assert.Equal(t, []Eviction{{Job: "c-low", For: "a-hi"}}, plan.Evict)
+	assert.Equal(t, []string{"a-hi"}, qPlaced(plan))
+}
+
 func TestPreemptLimit(t *testing.T) {
 	f := qNew(t, qNodes("n", "H100", 2, 1))
 	f.run(t, qVictim("lo-0", Training, 0, 1, 1, true, 0), 0, "n0:0")
