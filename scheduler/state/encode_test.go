@@ -193,7 +193,7 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range []string{
 		`{"v":1,"type":"apply_plan","place":[{"job":"g","tasks":[{"task":0,"node":"n1","gpus":[0,1],"gpu_milli":1000,"cpu_milli":1000,"memory_mib":1024}]}],"at":5}`,
 		`{"v":1,"type":"apply_plan","evict":[{"job":"s","tasks":[0]}],"at":5}`,
-		`{"v":1,"type":"set_node_state","node":"n1","state":2,"at":3}`,
+		`{"v":1,"type":"set_node_state","node":"n1","state":"down","at":3}`,
 		`{"v":1,"type":"finish","job":"s","tasks":[1],"at":9}`,
 		`{"v":1,"type":"cancel","job":"Job","JOB":"x"}`,
 		`{"v":1,"type":"submit","job":{"id":"x","count":1,"task":{"gpus":1,"gpu_milli":300}},"at":1}`,

@@ -104,7 +104,7 @@ func TestRestoreRefusesWorkOnADownNode(t *testing.T) {
 	good := string(snap(t, sample(t)))
 	// Mark n1 down in the snapshot while g still runs there.
 	bad := strings.Replace(good, `{"name":"n1","pool":"p","cpu_milli":8000,"memory_mib":8192,"gpus":[{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000}]}`,
-		`{"name":"n1","pool":"p","cpu_milli":8000,"memory_mib":8192,"gpus":[{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000}],"state":2}`, 1)
+		`{"name":"n1","pool":"p","cpu_milli":8000,"memory_mib":8192,"gpus":[{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000},{"model":"H100","milli_cap":1000}],"state":"down"}`, 1)
 	require.NotEqual(t, good, bad, "the test's anchor")
 	_, err := Restore(strings.NewReader(bad))
 	assert.ErrorContains(t, err, "runs on n1, which is down")
