@@ -10,7 +10,9 @@ import (
 // constants.
 
 // MarshalText implements encoding.TextMarshaler.
-func (k PoolKind) MarshalText() ([]byte, error) { return enumText(k.String(), int(k), len(poolKindNames)) }
+func (k PoolKind) MarshalText() ([]byte, error) {
+	return enumText(k.String(), int(k), len(poolKindNames))
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (k *PoolKind) UnmarshalText(b []byte) error {
@@ -32,7 +34,9 @@ func (s *NodeState) UnmarshalText(b []byte) error {
 }
 
 // MarshalText implements encoding.TextMarshaler.
-func (k JobKind) MarshalText() ([]byte, error) { return enumText(k.String(), int(k), len(jobKindNames)) }
+func (k JobKind) MarshalText() ([]byte, error) {
+	return enumText(k.String(), int(k), len(jobKindNames))
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (k *JobKind) UnmarshalText(b []byte) error {
