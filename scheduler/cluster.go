@@ -63,7 +63,8 @@ type Cluster struct {
 	logBase uint64 // sequence number of log[0]
 	seq     uint64 // sequence number of the next mutation
 
-	idx idxCache
+	idx  idxCache
+	heap []int // scratch for visitBest
 
 	// maxCPU and maxGPU are the largest node shape, the default normalisers.
 	maxCPU, maxGPU int64

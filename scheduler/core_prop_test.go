@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -449,4 +450,47 @@ func TestValidateJob(t *testing.T) {
 			require.ErrorContains(t, j.Validate(), tc.want)
 		})
 	}
+}
+
+// TestVisitBestOrder checks the best-first walk against a sort of the scan.
+func TestVisitBestOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	pools, nodes := randomFleet(rng, 37)
+	c, err := NewCluster(pools, nodes)
+	require.NoError(t, err)
+	p, err := NewPolicy(c, "best-fit", Options{})
+	require.NoError(t, err)
+	for i := 0; i < 40; i++ {
+		task := randomTask(rng)
+		s, err := c.ShapeOf(&task)
+		require.NoError(t, err)
+		c.PlaceTask(p, &s, rng)
+	}
+	task := Task{GPUs: 1, GPUMilli: 300}
+	s, err := c.ShapeOf(&task)
+	require.NoError(t, err)
+	type cand struct {
+		n NodeID
+		v int64
+	}
+	var want []cand
+	for i := range c.nodes {
+		n := NodeID(i)
+		if c.Fits(n, &s) {
+			want = append(want, cand{n, p.nodeScore(c, n, &s)})
+		}
+	}
+	sort.Slice(want, func(i, j int) bool {
+		if want[i].v != want[j].v {
+			return want[i].v > want[j].v
+		}
+		return c.rank[want[i].n] < c.rank[want[j].n]
+	})
+	var got []cand
+	c.visitBest(c.index(p, &s), 1000, func(n NodeID, v int64) bool { got = append(got, cand{n, v}); return true })
+	require.NotEmpty(t, want)
+	require.Equal(t, want, got)
+	got = got[:0]
+	c.visitBest(c.index(p, &s), 3, func(n NodeID, v int64) bool { got = append(got, cand{n, v}); return true })
+	require.Equal(t, want[:min(3, len(want))], got)
 }

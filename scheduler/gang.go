@@ -88,10 +88,30 @@ func (c *Cluster) selectNear(p *Policy, s *Shape, placed []Assign) NodeID {
 	return best
 }
 
+// spreadCandidates bounds how many of the best nodes a replica's choice of
+// failure domain looks at.
+const spreadCandidates = 512
+
 // selectSpread picks a node for a replica in the least-used failure domain:
-// the policy's choice when its domain is as empty as any, else the best node
-// of a less used domain.
+// among the policy's best candidates (at most spreadCandidates of them, best
+// first), the first whose domain holds the fewest replicas of the job.
 func (c *Cluster) selectSpread(p *Policy, s *Shape, rng *rand.Rand, label string, used map[string]int) NodeID {
+	if p.Uniform || !p.indexable() {
+		return c.selectSpreadScan(p, s, rng, label, used)
+	}
+	best, bestUse := NoNode, 0
+	c.visitBest(c.index(p, s), spreadCandidates, func(n NodeID, _ int64) bool {
+		if u := used[c.labels[n][label]]; best == NoNode || u < bestUse {
+			best, bestUse = n, u
+		}
+		return bestUse > 0
+	})
+	return best
+}
+
+// selectSpreadScan is selectSpread by a scan of every node, for policies
+// without a score index.
+func (c *Cluster) selectSpreadScan(p *Policy, s *Shape, rng *rand.Rand, label string, used map[string]int) NodeID {
 	first := c.Select(p, s, rng)
 	if first == NoNode || used[c.labels[first][label]] == 0 {
 		return first

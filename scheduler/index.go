@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"math"
+	"math/bits"
 	"math/rand/v2"
 )
 
@@ -216,4 +217,68 @@ func (c *Cluster) uniform(ix *shapeIndex, rng *rand.Rand) NodeID {
 		}
 	}
 	return c.order[i-ix.size]
+}
+
+// visitBest walks feasible nodes from the best score down (lowest rank first
+// among equals), at most limit of them, until visit returns false. It is a
+// best-first search over the tree, so it costs O(k log n) for k visits.
+func (c *Cluster) visitBest(ix *shapeIndex, limit int, visit func(n NodeID, score int64) bool) {
+	levels := bits.Len(uint(ix.size)) - 1
+	leftmost := func(i int) int { return i<<(levels-(bits.Len(uint(i))-1)) - ix.size }
+	less := func(a, b int) bool { // a comes before b
+		if ix.val[a] != ix.val[b] {
+			return ix.val[a] > ix.val[b]
+		}
+		return leftmost(a) < leftmost(b)
+	}
+	h := c.heap[:0]
+	push := func(i int) {
+		if ix.val[i] == noScore {
+			return
+		}
+		h = append(h, i)
+		for k := len(h) - 1; k > 0; {
+			parent := (k - 1) / 2
+			if !less(h[k], h[parent]) {
+				break
+			}
+			h[k], h[parent] = h[parent], h[k]
+			k = parent
+		}
+	}
+	pop := func() int {
+		top := h[0]
+		last := len(h) - 1
+		h[0] = h[last]
+		h = h[:last]
+		for k := 0; ; {
+			l, r, m := 2*k+1, 2*k+2, k
+			if l < len(h) && less(h[l], h[m]) {
+				m = l
+			}
+			if r < len(h) && less(h[r], h[m]) {
+				m = r
+			}
+			if m == k {
+				break
+			}
+			h[k], h[m] = h[m], h[k]
+			k = m
+		}
+		return top
+	}
+	push(1)
+	for visited := 0; len(h) > 0 && visited < limit; {
+		i := pop()
+		if i >= ix.size {
+			visited++
+			if !visit(c.order[i-ix.size], ix.val[i]) {
+				break
+			}
+			continue
+		}
+		push(2 * i)
+		push(2*i + 1)
+	}
+	c.heap = h[:0]
 }
