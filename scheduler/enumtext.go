@@ -47,6 +47,7 @@ func (k *JobKind) UnmarshalText(b []byte) error {
 
 var priceModelNames = [...]string{"on-demand", "reserved", "spot"}
 
+// String returns the price model's name.
 func (m PriceModel) String() string {
 	if int(m) < len(priceModelNames) {
 		return priceModelNames[m]
@@ -78,6 +79,7 @@ func (m *PriceModel) UnmarshalText(b []byte) error {
 
 var opNames = [...]string{"in", "not-in", "exists"}
 
+// String returns the operator's name.
 func (o Op) String() string {
 	if int(o) < len(opNames) {
 		return opNames[o]

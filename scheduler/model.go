@@ -27,6 +27,7 @@ const (
 
 var poolKindNames = [...]string{"onprem", "outposts", "cloud"}
 
+// String returns the kind's name.
 func (k PoolKind) String() string {
 	if int(k) < len(poolKindNames) {
 		return poolKindNames[k]
@@ -97,6 +98,7 @@ const (
 
 var nodeStateNames = [...]string{"ready", "draining", "down", "retired"}
 
+// String returns the state's name.
 func (s NodeState) String() string {
 	if int(s) < len(nodeStateNames) {
 		return nodeStateNames[s]
@@ -174,6 +176,7 @@ const (
 
 var jobKindNames = [...]string{"training", "inference"}
 
+// String returns the kind's name.
 func (k JobKind) String() string {
 	if int(k) < len(jobKindNames) {
 		return jobKindNames[k]

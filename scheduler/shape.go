@@ -199,6 +199,7 @@ var reasonText = [...]string{
 	"not enough free GPUs", "excluded by the policy",
 }
 
+// String says the reason in words.
 func (r Reason) String() string { return reasonText[r] }
 
 // Why returns the first reason a node cannot take a task of shape s.
