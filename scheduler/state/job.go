@@ -28,6 +28,7 @@ const (
 
 var jobStatusNames = [...]string{"pending", "running", "succeeded", "failed", "cancelled"}
 
+// String returns the status's name.
 func (s JobStatus) String() string {
 	if int(s) < len(jobStatusNames) {
 		return jobStatusNames[s]
