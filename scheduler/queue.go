@@ -186,7 +186,8 @@ type pass struct {
 // tenant's queue, except that with Pass.Backfill jobs behind it may start
 // when they cannot delay it (see reservation). Quotas are checked before
 // every start (see Tenant). With Pass.Preempt a head that does not fit may
-// evict lower-priority work (see preempt.go).
+// evict lower-priority work (see preempt.go). Before the queue, running
+// services get their missing replicas back (see topUp).
 //
 // The cluster must reflect the running jobs. Schedule applies its decisions
 // to the cluster as it goes, so that later decisions see earlier ones, and
@@ -204,6 +205,7 @@ func (c *Cluster) Schedule(in Pass) (Plan, error) {
 		return Plan{}, err
 	}
 	defer s.rollback(0)
+	s.topUp()
 	if err := s.run(); err != nil {
 		return Plan{}, err
 	}

@@ -169,6 +169,21 @@ func qApply(t *testing.T, c *Cluster, running []*RunningJob, pending []*Job, pla
 		jobs[j.ID] = j
 	}
 	for _, jp := range plan.Place {
+		if rj := byID[jp.Job]; rj != nil {
+			// Missing replicas of a running service come back.
+			require.Equal(t, Inference, rj.Job.Kind, "top-up of %s, not a service", jp.Job)
+			for _, tp := range jp.Tasks {
+				for _, have := range rj.Tasks {
+					require.NotEqual(t, have.Task, tp.Task, "replica %d of %s placed twice", tp.Task, jp.Job)
+				}
+				require.Less(t, tp.Task, rj.Job.Count)
+				a, err := c.AssignOf(tp, tag(rj.Job))
+				require.NoError(t, err)
+				require.NoError(t, c.Commit(a), "topping up %s replica %d: capacity exceeded", jp.Job, tp.Task)
+				rj.Tasks = append(rj.Tasks, tp)
+			}
+			continue
+		}
 		j := jobs[jp.Job]
 		require.NotNil(t, j, "placement of %s, not pending", jp.Job)
 		require.Len(t, jp.Tasks, j.Count, "job %s placed in part", j.ID)
