@@ -33,14 +33,18 @@ func Arrivals(pods []Pod, capMilli int64, ratio float64, shuffle bool, rng *rand
 	for i := range pods {
 		sum += pods[i].GPUMilli()
 	}
-	for sum < target {
-		k := rng.IntN(len(pods))
-		p := &pods[k]
-		if sum+int64(p.Milli) > target {
-			break
+	if sum < target {
+		for sum < target {
+			k := rng.IntN(len(pods))
+			p := &pods[k]
+			if sum+int64(p.Milli) > target {
+				break
+			}
+			seq = append(seq, int32(k))
+			sum += p.GPUMilli()
 		}
-		seq = append(seq, int32(k))
-		sum += p.GPUMilli()
+		// A multi-GPU pod may leave the total past the target: it stays.
+		return seq
 	}
 	if sum > target {
 		// Mark the removed pods, then compact once, keeping the order.
