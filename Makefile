@@ -43,5 +43,22 @@ fuzz:
 	  done; \
 	done
 
+## frag-sweep: the fragmentation experiment (Weng et al., ATC'23; docs/frag.md):
+## the paper's 17 openb workloads x the six published policies and petite's
+## own x seeds 42-51, into out/frag (table.md/.tsv/.json, runs.json, plots).
+FRAG_TRACES    ?= ../shared/traces/alibaba-gpu-2023
+FRAG_WORKLOADS ?= default multigpu20 multigpu30 multigpu40 multigpu50 \
+                  gpushare40 gpushare60 gpushare80 gpushare100 \
+                  gpuspec10 gpuspec20 gpuspec25 gpuspec33 cpu050 cpu100 cpu200 cpu250
+FRAG_POLICIES  ?= all
+FRAG_SEEDS     ?= 42-51
+FRAG_OUT       ?= out/frag
+FRAG_PARALLEL  ?= $(shell nproc 2>/dev/null || echo 2)
+
+frag-sweep: build
+	./bin/petite sim frag sweep --nodes $(FRAG_TRACES)/openb_node_list_gpu_node.csv \
+	  $(foreach w,$(FRAG_WORKLOADS),--pods $(FRAG_TRACES)/openb_pod_list_$(w).csv) \
+	  --policies $(FRAG_POLICIES) --seeds $(FRAG_SEEDS) --parallel $(FRAG_PARALLEL) --out $(FRAG_OUT)
+
 clean:
 	rm -rf bin
