@@ -20,8 +20,10 @@ func CurvePlot(workload string, curves []MeanCurve) (*plot.Plot, error) {
 	p.Title.Text = fmt.Sprintf("openb %s: GPU allocation against arrival (mean over seeds)", workload)
 	p.X.Label.Text = "arrived GPU request (% of GPU capacity)"
 	p.Y.Label.Text = "allocated GPUs (% of capacity)"
-	p.Legend.Top = true
-	p.Legend.Left = true
+	// The policies part where the cluster fills up: show from 60% on, with
+	// the legend in the empty lower right.
+	p.Legend.Top = false
+	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	i := 0
 	for _, c := range curves {
@@ -43,7 +45,7 @@ func CurvePlot(workload string, curves []MeanCurve) (*plot.Plot, error) {
 		p.Legend.Add(c.Policy, l)
 		i++
 	}
-	p.X.Min, p.Y.Min = 0, 0
+	p.X.Min, p.Y.Min = 60, 60
 	return p, nil
 }
 
@@ -53,9 +55,18 @@ func SummaryPlot(t *Table) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("GPU allocation at %.0f%% arrival (mean over seeds)", 100*t.Matrix.Inflate)
 	p.Y.Label.Text = "allocated GPUs (% of capacity)"
-	p.Legend.Top = true
+	p.Legend.Top = false
+	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 	nw := len(t.Matrix.Workloads)
+	lowest := 100.0
+	for _, c := range t.Cells {
+		if c.Runs > 0 {
+			lowest = min(lowest, c.Mean)
+		}
+	}
+	// Leave room under the lowest line for the legend.
+	p.Y.Min = max(0, lowest-3*float64(len(t.Matrix.Policies)))
 	for pi, name := range t.Matrix.Policies {
 		xys := make(plotter.XYs, 0, nw)
 		for wi := range t.Matrix.Workloads {
