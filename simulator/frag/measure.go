@@ -5,8 +5,11 @@ import "math"
 // Point is one point of the allocation curve: at arrived% of the cluster's
 // GPU capacity requested so far, alloc% of it allocated.
 type Point struct {
+	// ArrivedPct is the GPU request of the pods seen so far, in percent of
+	// the capacity.
 	ArrivedPct float64 `json:"arrived_pct"`
-	AllocPct   float64 `json:"alloc_pct"`
+	// AllocPct is the GPU milli allocated, in percent of the capacity.
+	AllocPct float64 `json:"alloc_pct"`
 }
 
 // record is the state after one pod of the sequence, placed or failed, in

@@ -44,6 +44,7 @@ type Config struct {
 // Result is what one run measures (FRAG-METHOD §7). Its JSON form is the
 // output of `petite sim frag --json`.
 type Result struct {
+	// Policy, Seed and Inflate repeat the run's Config.
 	Policy  string  `json:"policy"`
 	Seed    uint64  `json:"seed"`
 	Inflate float64 `json:"inflate"`

@@ -15,17 +15,21 @@ import (
 // Matrix is the set of runs of a sweep: every workload under every policy
 // with every seed, with the same arrival options.
 type Matrix struct {
+	// Workloads, Policies and Seeds are the three axes, in table order.
 	Workloads []string `json:"workloads"`
 	Policies  []string `json:"policies"`
 	Seeds     []uint64 `json:"seeds"`
-	Inflate   float64  `json:"inflate"`
-	NoShuffle bool     `json:"no_shuffle,omitempty"`
+	// Inflate and NoShuffle are the arrival options of every run (Config).
+	Inflate   float64 `json:"inflate"`
+	NoShuffle bool    `json:"no_shuffle,omitempty"`
 }
 
 // Job is one run of a matrix, by position.
 type Job struct {
+	// Workload and Policy index the matrix's lists.
 	Workload, Policy int
-	Seed             uint64
+	// Seed is the run's seed.
+	Seed uint64
 }
 
 // Jobs lists the runs of the matrix in canonical order: by workload, then
@@ -52,7 +56,9 @@ func (m *Matrix) equal(o *Matrix) bool {
 // canonical position k has k mod Count = Index. Round robin spreads the
 // dear policies evenly.
 type Shard struct {
+	// Index is this shard, 0 <= Index < Count.
 	Index int `json:"index"`
+	// Count is the number of shards the matrix is split into.
 	Count int `json:"count"`
 }
 
@@ -74,6 +80,7 @@ func ParseShard(s string) (Shard, error) {
 	return Shard{Index: i, Count: n}, nil
 }
 
+// String writes the shard as i/n.
 func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
 
 // Select keeps the jobs of the shard.
@@ -92,6 +99,7 @@ func (s Shard) Select(jobs []Job) []Job {
 
 // Record is the result of one run of a sweep, with its workload.
 type Record struct {
+	// Workload names the pod list the run placed.
 	Workload string `json:"workload"`
 	Result
 }
@@ -184,12 +192,15 @@ feed:
 type Part struct {
 	// Format names the file kind and version.
 	Format string `json:"format"`
+	// Matrix is the whole sweep the shard belongs to.
 	Matrix Matrix `json:"matrix"`
-	Shard  Shard  `json:"shard"`
-	// Fleet is the size of the fleet, a check that the shards agree.
-	Nodes int      `json:"nodes"`
-	GPUs  int      `json:"gpus"`
-	Runs  []Record `json:"runs"`
+	// Shard says which part of it this is.
+	Shard Shard `json:"shard"`
+	// Nodes and GPUs size the fleet, a check that the shards agree.
+	Nodes int `json:"nodes"`
+	GPUs  int `json:"gpus"`
+	// Runs are the shard's runs in canonical order.
+	Runs []Record `json:"runs"`
 }
 
 // PartFormat is the Format of a part file.

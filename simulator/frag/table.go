@@ -10,9 +10,12 @@ import (
 
 // Cell summarises the runs of one workload under one policy over its seeds.
 type Cell struct {
+	// Workload and Policy name the cell ("overall" for a policy's mean
+	// over workloads).
 	Workload string `json:"workload"`
 	Policy   string `json:"policy"`
-	Runs     int    `json:"runs"`
+	// Runs is the number of runs summarised.
+	Runs int `json:"runs"`
 	// Mean and Std are the mean and sample standard deviation of the
 	// allocation at the target arrival, in percent.
 	Mean float64 `json:"mean_alloc_pct"`
@@ -24,8 +27,10 @@ type Cell struct {
 // Table is the summary of a sweep: one cell per workload × policy, in the
 // matrix's order, workloads outer.
 type Table struct {
+	// Matrix is the sweep summarised.
 	Matrix Matrix `json:"matrix"`
-	Cells  []Cell `json:"cells"`
+	// Cells has one entry per workload × policy.
+	Cells []Cell `json:"cells"`
 	// Overall is the mean of each policy's cell means over the workloads.
 	Overall []Cell `json:"overall"`
 }
@@ -185,8 +190,10 @@ func (t *Table) JSON(w io.Writer) error {
 // averaged over its seeds at each whole percent of arrival that every seed
 // reached.
 type MeanCurve struct {
+	// Workload and Policy name the curve.
 	Workload, Policy string
-	Points           []Point
+	// Points are the mean allocation at each whole percent of arrival.
+	Points []Point
 }
 
 // MeanCurves averages the curves of a sweep, in the matrix's order.
