@@ -74,6 +74,7 @@ type fgdType struct {
 	gpus   int32
 	models uint64
 	p      float64
+	share  int // index of milli in FGD.shares (GPU types only)
 }
 
 // FGD is fragmentation gradient descent (Weng et al., ATC'23): it scores a
@@ -86,10 +87,14 @@ type fgdType struct {
 type FGD struct {
 	Target []TargetType
 
-	c      *Cluster
-	types  []fgdType
-	fnode  []float64 // F of each node's current state
-	fvalid []uint64  // node seq+1 that fnode was computed at
+	c     *Cluster
+	types []fgdType
+	// shares are the distinct per-GPU shares of the GPU types; frag counts
+	// the devices that hold each once, whatever the number of types.
+	shares      []int32
+	fits, small []int64
+	fnode       []float64 // F of each node's current state
+	fvalid      []uint64  // node seq+1 that fnode was computed at
 }
 
 // Name implements Scorer.
@@ -110,14 +115,23 @@ func (f *FGD) prepare(c *Cluster) {
 		if len(target) == 0 {
 			target = TargetFromCounts(defaultTarget())
 		}
-		f.types = f.types[:0]
+		f.types, f.shares = f.types[:0], f.shares[:0]
 		for _, t := range target {
 			ft := fgdType{cpu: t.CPU, milli: t.Milli, gpus: t.GPUs, p: t.Prob}
 			if t.Milli > 0 && t.Models != "" {
 				ft.models = c.ModelMask(strings.Split(t.Models, "|"))
 			}
+			if t.Milli > 0 {
+				ft.share = slices.Index(f.shares, t.Milli)
+				if ft.share < 0 {
+					ft.share = len(f.shares)
+					f.shares = append(f.shares, t.Milli)
+				}
+			}
 			f.types = append(f.types, ft)
 		}
+		f.fits = make([]int64, len(f.shares))
+		f.small = make([]int64, len(f.shares))
 		f.c = c
 	}
 	f.fnode = make([]float64, len(c.nodes))
@@ -150,6 +164,19 @@ func (f *FGD) frag(cpu int64, free []int32, model int32) float64 {
 	if idle == 0 {
 		return 0
 	}
+	// For each distinct share: the devices that hold it and the free
+	// milli of those that do not.
+	for j, m := range f.shares {
+		var cnt, small int64
+		for _, x := range free {
+			if x >= m {
+				cnt++
+			} else {
+				small += int64(x)
+			}
+		}
+		f.fits[j], f.small[j] = cnt, small
+	}
 	bit := uint64(1) << uint(max(model, 0))
 	fi := float64(idle)
 	var sum float64
@@ -159,17 +186,8 @@ func (f *FGD) frag(cpu int64, free []int32, model int32) float64 {
 			sum += t.p * fi
 			continue
 		}
-		var cnt int32
-		var small int64
-		for _, x := range free {
-			if x >= t.milli {
-				cnt++
-			} else {
-				small += int64(x)
-			}
-		}
-		if cnt >= t.gpus && cpu >= t.cpu {
-			sum += t.p * float64(small)
+		if f.fits[t.share] >= int64(t.gpus) && cpu >= t.cpu {
+			sum += t.p * float64(f.small[t.share])
 		} else {
 			sum += t.p * fi
 		}
