@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -47,6 +48,9 @@ default pod list.`,
 				}
 				if *inflate < 0 {
 					return usageErr("--inflate: want >= 0, got %g", *inflate)
+				}
+				if !slices.Contains(frag.PolicyNames(), *policy) {
+					return usageErr("--policy: unknown policy %q (see --list-policies)", *policy)
 				}
 				fleet, err := loadFleet(*nodes)
 				if err != nil {
