@@ -63,8 +63,9 @@ type Cluster struct {
 	logBase uint64 // sequence number of log[0]
 	seq     uint64 // sequence number of the next mutation
 
-	idx  idxCache
-	heap []int // scratch for visitBest
+	idx      idxCache
+	heap     []int // scratch for visitBest
+	jobShape Shape // scratch for PlaceJob
 
 	// maxCPU and maxGPU are the largest node shape, the default normalisers.
 	maxCPU, maxGPU int64

@@ -14,10 +14,14 @@ import (
 // already uses, then in their racks, then anywhere. Inference replicas
 // spread over the job's failure domain label (zone by default).
 func (c *Cluster) PlaceJob(p *Policy, j *Job, rng *rand.Rand, out []Assign) ([]Assign, bool, error) {
-	s, err := c.ShapeOf(&j.Task)
+	// The shape lives in the cluster: scorers take it by pointer through an
+	// interface, which would otherwise move it to the heap for every job.
+	shape, err := c.ShapeOf(&j.Task)
 	if err != nil {
 		return out, false, fmt.Errorf("job %s: %w", j.ID, err)
 	}
+	c.jobShape = shape
+	s := &c.jobShape
 	start := len(out)
 	var domains map[string]int
 	if j.Kind == Inference && j.Count > 1 {
@@ -27,14 +31,14 @@ func (c *Cluster) PlaceJob(p *Policy, j *Job, rng *rand.Rand, out []Assign) ([]A
 		n := NoNode
 		switch {
 		case domains != nil:
-			n = c.selectSpread(p, &s, rng, spreadLabel(j), domains)
+			n = c.selectSpread(p, s, rng, spreadLabel(j), domains)
 		case p.GangLocal && k > 0:
-			n = c.selectNear(p, &s, out[start:])
+			n = c.selectNear(p, s, out[start:])
 			if n == NoNode {
-				n = c.Select(p, &s, rng)
+				n = c.Select(p, s, rng)
 			}
 		default:
-			n = c.Select(p, &s, rng)
+			n = c.Select(p, s, rng)
 		}
 		if n == NoNode {
 			for i := len(out) - 1; i >= start; i-- {
@@ -42,7 +46,7 @@ func (c *Cluster) PlaceJob(p *Policy, j *Job, rng *rand.Rand, out []Assign) ([]A
 			}
 			return out[:start], false, nil
 		}
-		a := c.assign(p, n, &s, rng)
+		a := c.assign(p, n, s, rng)
 		c.apply(&a)
 		out = append(out, a)
 		if domains != nil {
