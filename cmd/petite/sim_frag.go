@@ -20,7 +20,7 @@ func simFragCommand() *command {
 		summary: "Run the fragmentation experiment (Weng et al., ATC'23) on openb traces.",
 		long: `
 Places an openb workload on an openb fleet pod by pod under one policy, the
-way shared/FRAG-METHOD.md describes the paper's artifact: shuffled arrivals,
+way the paper's artifact runs it (docs/frag.md): shuffled arrivals,
 inflated to --inflate times the GPU capacity, ties broken by a node rank
 drawn from --seed. It reports the GPU allocation at the target arrival and,
 with --json, the allocation curve at every 1% of arrival.
