@@ -11,10 +11,12 @@ all: lint build test
 build:
 	$(GO) build -o bin/petite ./cmd/petite
 
-## test: the whole suite, as CI runs it (race detector on the core).
+## test: the whole suite, as CI runs it, then the race detector over the
+## code that runs goroutines (the sweep's workers, the CLI driving them).
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m ./simulator/... ./cmd/...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
