@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"petite/scheduler"
 	"petite/scheduler/fleet"
+	"petite/simulator/frag"
 	"petite/traces"
 	"petite/traces/samples"
 )
@@ -79,13 +81,19 @@ func runPlace(w io.Writer, fleetPath, podsPath, policy string, cost bool, seed u
 		return err
 	}
 	var pods []traces.OpenbPod
-	source := "openb_pod_list_default.csv (embedded)"
+	source, file := "openb_pod_list_default.csv (embedded)", samples.OpenbDefaultPodsFile
 	if podsPath == "" {
-		pods, err = traces.ReadOpenbPods(bytes.NewReader(samples.OpenbDefaultPods()), "openb_pod_list_default.csv")
+		pods, err = traces.ReadOpenbPods(bytes.NewReader(samples.OpenbDefaultPods()), file)
 	} else {
-		source = podsPath
+		source, file = podsPath, podsPath
 		pods, err = traces.LoadOpenbPods(podsPath)
 	}
+	if err != nil {
+		return err
+	}
+	// The fragmentation experiment's reading of a pod list: requests
+	// normalised as its method says, and the workload's mix for fgd.
+	wl, err := frag.NewWorkload(frag.WorkloadName(file), file, pods)
 	if err != nil {
 		return err
 	}
@@ -93,11 +101,11 @@ func runPlace(w io.Writer, fleetPath, podsPath, policy string, cost bool, seed u
 	if err != nil {
 		return err
 	}
-	p, err := scheduler.NewPolicy(c, policy, scheduler.Options{Cost: cost, Target: targetOf(pods)})
+	p, err := scheduler.NewPolicy(c, policy, scheduler.Options{Cost: cost, Target: wl.Target})
 	if err != nil {
 		return err
 	}
-	jobs := jobsOf(pods)
+	jobs := jobsOf(pods, wl)
 	rng := newRand(seed)
 	sum := placeSummary{Policy: p.Name, Jobs: len(jobs), UnplacedWhy: map[string]int{}, source: source}
 	if fleetPath == "" {
@@ -134,9 +142,9 @@ func runPlace(w io.Writer, fleetPath, podsPath, policy string, cost bool, seed u
 	}
 	sum.elapsed = time.Since(start)
 	summarisePools(c, tasks, &sum)
-	frag := &scheduler.FGD{Target: targetOf(pods)}
+	fgd := &scheduler.FGD{Target: wl.Target}
 	for n := 0; n < c.NumNodes(); n++ {
-		sum.FragmentGPUs += frag.Frag(c, scheduler.NodeID(n)) / scheduler.MilliPerGPU
+		sum.FragmentGPUs += fgd.Frag(c, scheduler.NodeID(n)) / scheduler.MilliPerGPU
 	}
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -178,11 +186,15 @@ func summarisePools(c *scheduler.Cluster, tasks []int, sum *placeSummary) {
 		ps.GPUs = float64(gpuCap[name]) / scheduler.MilliPerGPU
 		ps.GPUAllocPct = pct(gpuUsed[name], gpuCap[name])
 		ps.CPUAllocPct = pct(cpuUsed[name], cpuCap[name])
+		ps.CostPerHour = cents(ps.CostPerHour)
 		sum.CostPerHour += ps.CostPerHour
 		sum.Pools[i] = *ps
 	}
 	sum.GPUAllocPct = pct(allUsed, allCap)
+	sum.CostPerHour = cents(sum.CostPerHour)
 }
+
+func cents(x float64) float64 { return math.Round(100*x) / 100 }
 
 func pct(a, b int64) float64 {
 	if b == 0 {
@@ -222,43 +234,15 @@ func printPlace(w io.Writer, s *placeSummary) {
 
 // jobsOf turns openb pods into one-task jobs in arrival order. Latency-
 // sensitive pods are inference services; the rest are training.
-func jobsOf(pods []traces.OpenbPod) []scheduler.Job {
+func jobsOf(pods []traces.OpenbPod, w *frag.Workload) []scheduler.Job {
 	jobs := make([]scheduler.Job, len(pods))
 	for i, p := range pods {
-		j := scheduler.Job{ID: p.Name, Count: 1, Tenant: "default", Submitted: p.Creation}
+		j := scheduler.Job{ID: p.Name, Count: 1, Tenant: "default", Submitted: p.Creation, Task: w.Pods[i].Task()}
 		if p.QoS == "LS" {
 			j.Kind = scheduler.Inference
-		}
-		j.Task = scheduler.Task{CPUMilli: p.CPUMilli, MemoryMiB: p.MemoryMiB}
-		if p.NumGPU > 0 {
-			j.Task.GPUs = p.NumGPU
-			j.Task.GPUMilli = int(min(max(p.GPUMilli, 1), scheduler.MilliPerGPU))
-			if p.GPUSpec != "" {
-				j.Task.Models = strings.Split(p.GPUSpec, "|")
-			}
 		}
 		jobs[i] = j
 	}
 	slices.SortStableFunc(jobs, func(a, b scheduler.Job) int { return cmp.Compare(a.Submitted, b.Submitted) })
 	return jobs
-}
-
-// targetOf counts the workload's task types, the mix fgd measures against.
-func targetOf(pods []traces.OpenbPod) []scheduler.TargetType {
-	idx := map[scheduler.TargetType]int{}
-	var types []scheduler.TargetType
-	for _, p := range pods {
-		t := scheduler.TargetType{CPU: p.CPUMilli}
-		if p.NumGPU > 0 {
-			t.GPUs, t.Milli, t.Models = int32(p.NumGPU), int32(min(p.GPUMilli, scheduler.MilliPerGPU)), p.GPUSpec
-		}
-		if i, ok := idx[t]; ok {
-			types[i].Count++
-			continue
-		}
-		idx[t] = len(types)
-		t.Count = 1
-		types = append(types, t)
-	}
-	return scheduler.TargetFromCounts(types)
 }
