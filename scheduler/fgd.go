@@ -246,13 +246,19 @@ func (f *FGD) score(c *Cluster, n NodeID, s *Shape) (int64, int32) {
 // Pick implements Picker: whole GPUs on the lowest-numbered free devices; a
 // share on the lowest-numbered device that reaches the node's score.
 func (f *FGD) Pick(c *Cluster, n NodeID, s *Shape, _ *rand.Rand) (uint64, int32) {
+	return pickTrial(c, n, s, func() int32 { _, dev := f.score(c, n, s); return dev })
+}
+
+// pickTrial is the Picker of a policy that chooses a share's device by its
+// own trials: whole GPUs on the lowest-numbered free devices, a share on the
+// device trial names (none when it names -1).
+func pickTrial(c *Cluster, n NodeID, s *Shape, trial func() int32) (uint64, int32) {
 	if !s.Sharing() {
 		return pickLowestFree(c, n, s), MilliPerGPU
 	}
-	_, dev := f.score(c, n, s)
+	dev := trial()
 	if dev < 0 {
 		return 0, 0
 	}
-	r := &c.nodes[n]
-	return 1 << uint(dev), shareTake(c, r.gpuOff+dev, s.Milli)
+	return 1 << uint(dev), shareTake(c, c.nodes[n].gpuOff+dev, s.Milli)
 }

@@ -122,13 +122,5 @@ func (f *FGDStrand) Score(c *Cluster, n NodeID, s *Shape) int64 {
 // Pick implements Picker: whole GPUs on the lowest-numbered free devices; a
 // share on the device of the best delta.
 func (f *FGDStrand) Pick(c *Cluster, n NodeID, s *Shape, _ *rand.Rand) (uint64, int32) {
-	if !s.Sharing() {
-		return pickLowestFree(c, n, s), MilliPerGPU
-	}
-	_, dev := f.delta(c, n, s)
-	if dev < 0 {
-		return 0, 0
-	}
-	r := &c.nodes[n]
-	return 1 << uint(dev), shareTake(c, r.gpuOff+dev, s.Milli)
+	return pickTrial(c, n, s, func() int32 { _, dev := f.delta(c, n, s); return dev })
 }
