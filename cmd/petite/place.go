@@ -223,7 +223,7 @@ func printPlace(w io.Writer, s *placeSummary) {
 			why = append(why, kv{k, v})
 		}
 		slices.SortFunc(why, func(a, b kv) int { return cmp.Or(cmp.Compare(b.v, a.v), strings.Compare(a.k, b.k)) })
-		fmt.Fprintf(w, "\nwhy jobs did not fit (node verdicts over the first %d unplaced jobs):\n", min(s.Unplaced, 50))
+		fmt.Fprintf(w, "\nwhy jobs did not fit: nodes ruled out, and why, summed over the first %d unplaced jobs\n", min(s.Unplaced, 50))
 		for _, x := range why {
 			fmt.Fprintf(w, "  %-34s %d\n", x.k, x.v)
 		}
