@@ -106,8 +106,10 @@ func (s *pass) buildVictims() *victimIndex {
 		}
 		age := max(0, s.in.Now-lj.started)
 		switch {
-		case j.Kind == Inference && lj.nAlive > j.MinReplicas:
-			for k := range lj.tasks {
+		case j.Kind == Inference && lj.nAlive > j.MinReplicas && len(lj.tasks) == lj.nInput:
+			// (A service this pass is topping up offers no victims: the pass
+			// would evict replicas it is adding back.)
+			for k := range lj.tasks[:lj.nInput] {
 				if lj.alive[k] {
 					a := amountOf(&lj.assigns[k])
 					v.units = append(v.units, victimUnit{lj: lj, k: k, prio: j.Priority, lost: age * a.gpu})

@@ -145,6 +145,9 @@ type liveJob struct {
 	assigns []Assign // their assignments, parallel to tasks
 	alive   []bool   // false once the pass evicted the task
 	nAlive  int
+	// nInput is how many of tasks came from Pass.Running: only those may
+	// be preempted (a replica the pass itself tops up is not running yet).
+	nInput  int
 	started int64
 	end     int64 // expected end; noEnd when unknown
 	running bool  // from Pass.Running, so a possible victim
@@ -318,6 +321,7 @@ func (s *pass) liveOf(rj *RunningJob) (*liveJob, error) {
 		lj.nAlive++
 		t.used.add(amountOf(&a))
 	}
+	lj.nInput = len(lj.tasks)
 	return lj, nil
 }
 

@@ -522,6 +522,12 @@ func qRandomWorld(t *testing.T, seed uint64, policy string) *qWorld {
 		}
 		rj := &RunningJob{Job: j, Started: now - int64(rng.IntN(900))}
 		for k, a := range as[start:] {
+			// Some services lost a replica (a failed node, a trim): the
+			// pass tops them up, and may preempt at the same time.
+			if j.Kind == Inference && j.Count > 1 && k == 0 && rng.IntN(2) == 0 {
+				require.NoError(t, c.Release(a))
+				continue
+			}
 			rj.Tasks = append(rj.Tasks, c.Placement(k, a))
 		}
 		running = append(running, rj)
@@ -564,12 +570,28 @@ func TestScheduleDeterministic(t *testing.T) {
 // start respects the quotas at the moment it was decided, and evictions
 // respect priority, preemptibility and MinReplicas.
 func TestScheduleInvariants(t *testing.T) {
+	topUps, withEvictions := 0, 0
 	for seed := range uint64(150) {
 		pol := []string{"first-fit", "best-fit", "random", "topology"}[seed%4]
 		w := qRandomWorld(t, seed, pol)
 		plan := qSchedule(t, w.c, w.in)
 		qCheckPlan(t, w, plan)
+		running := map[string]bool{}
+		for _, rj := range w.in.Running {
+			running[rj.Job.ID] = true
+		}
+		for _, jp := range plan.Place {
+			if running[jp.Job] {
+				topUps++
+				if len(plan.Evict) > 0 {
+					withEvictions++
+				}
+			}
+		}
 	}
+	// The worlds must exercise top-ups, also beside preemption.
+	assert.Positive(t, topUps)
+	assert.Positive(t, withEvictions)
 }
 
 func qCheckPlan(t *testing.T, w *qWorld, plan Plan) {
@@ -613,8 +635,17 @@ func qCheckPlan(t *testing.T, w *qWorld, plan Plan) {
 	}
 	before := qSnapshot(c)
 	trimmed := map[string]int{}
+	jobOf := func(id string) *Job {
+		if j := jobs[id]; j != nil {
+			return j
+		}
+		rj := running[id] // a running service's replicas topped up
+		require.NotNil(t, rj, "placement of %s: neither pending nor running", id)
+		require.Equal(t, Inference, rj.Job.Kind, "placement of running %s: not a service", id)
+		return rj.Job
+	}
 	for _, jp := range plan.Place {
-		j := jobs[jp.Job]
+		j := jobOf(jp.Job)
 		for _, ev := range plan.Evict {
 			if ev.For != j.ID {
 				continue
@@ -657,12 +688,16 @@ func qCheckPlan(t *testing.T, w *qWorld, plan Plan) {
 				assert.GreaterOrEqual(t, freeReady()-d, unused, "%s: tenant %s borrows guaranteed capacity", j.ID, j.Tenant)
 			}
 		}
-		qApply(t, c, nil, in.Pending, Plan{Place: []JobPlacement{jp}})
+		if jobs[jp.Job] != nil {
+			qApply(t, c, nil, in.Pending, Plan{Place: []JobPlacement{jp}})
+		} else {
+			qApply(t, c, []*RunningJob{running[jp.Job]}, nil, Plan{Place: []JobPlacement{jp}})
+		}
 		used[j.Tenant] += d
 	}
 	// Put the cluster back for the caller (release the placements, re-commit the victims).
 	for _, jp := range plan.Place {
-		sh, err := c.ShapeOf(&jobs[jp.Job].Task)
+		sh, err := c.ShapeOf(&jobOf(jp.Job).Task)
 		require.NoError(t, err)
 		for _, tp := range jp.Tasks {
 			a, err := c.AssignOf(tp, sh.Tag)

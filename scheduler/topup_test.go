@@ -53,3 +53,26 @@ func TestTopUpRespectsQuota(t *testing.T) {
 	require.Len(t, plan.Place, 1)
 	assert.Len(t, plan.Place[0].Tasks, 1, "the cap allows one more replica, not two")
 }
+
+// A replica the pass tops up is not running yet: it is never offered as a
+// preemption victim in the same pass, and a service being topped up gives
+// up no replicas.
+func TestTopUpNotPreemptedInSamePass(t *testing.T) {
+	a := qNodes("a", "L4", 1, 1)
+	a[0].Labels = map[string]string{"zone": "z0"}
+	b := qNodes("b", "L4", 1, 1)
+	b[0].Labels = map[string]string{"zone": "z1"}
+	f := qNew(t, a, b)
+	svc := &Job{ID: "svc", Kind: Inference, Count: 2, Preemptible: true,
+		Task: Task{GPUs: 1, GPUMilli: MilliPerGPU, CPUMilli: 1000, MemoryMiB: 1024}}
+	f.run(t, svc, 0, "a0:0") // replica 1 is missing
+	hi := qJob("hi", "", 10, 1, 1)
+	hi.Task.Constraints = []Constraint{{Key: "zone", Op: OpIn, Values: []string{"z1"}}}
+	in := f.pass(10, hi)
+	in.Preempt = true
+	plan := qSchedule(t, f.c, in)
+	for _, ev := range plan.Evict {
+		assert.NotEqual(t, "svc", ev.Job, "evicts a replica it is adding back")
+	}
+	qApply(t, f.c, f.running, []*Job{hi}, plan) // fails on any oversubscription
+}
