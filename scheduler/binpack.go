@@ -115,7 +115,9 @@ func (d DotProduct) Score(c *Cluster, n NodeID, s *Shape) int64 {
 // GPUClustering keeps tasks of one GPU shape together: a node whose tasks
 // all share the task's tag is best, one that also has it next, an empty
 // node after, and a node of other tags last; a base term adds how full the
-// node is against a fixed 8-GPU scale.
+// node is against GPUNorm (the method fixes it at 8000, 8 GPUs, which
+// Options.GPUNorm sets; by default it is the largest node, so 16-GPU nodes
+// keep the base in 0..25).
 type GPUClustering struct{ GPUNorm int64 }
 
 // Name implements Scorer.

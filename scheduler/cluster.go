@@ -71,7 +71,9 @@ type Cluster struct {
 	maxCPU, maxGPU int64
 }
 
-const numTags = 65 // tag 0 = sharing task, tag k = task of k whole GPUs
+// numTags is the number of task tags: 0 for a share, k for k whole GPUs,
+// and numTags-1 for any task of that many or more (a bit each in a uint64).
+const numTags = 64
 
 // NewCluster builds a cluster from pools and nodes. Node ranks start as the
 // registration order.
@@ -170,6 +172,9 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 		}
 	}
 	if len(gpus) > 0 {
+		if _, known := c.modelByNm[gpus[0].Model]; !known && len(c.models) >= MaxModels {
+			return NoNode, fmt.Errorf("node %s: gpus[0].model: %q would be GPU model %d; a cluster has at most %d", n.Name, gpus[0].Model, len(c.models)+1, MaxModels)
+		}
 		model = c.modelID(gpus[0].Model)
 	}
 	n.GPUs = gpus
@@ -430,6 +435,15 @@ func (c *Cluster) Release(a Assign) error {
 		return fmt.Errorf("release: unknown node %d", a.Node)
 	}
 	r := &c.nodes[a.Node]
+	name := c.specs[a.Node].Name
+	switch {
+	case a.CPUMilli < 0 || a.MemMiB < 0 || a.Take < 0:
+		return fmt.Errorf("release on %s: negative amount", name)
+	case a.Mask != 0 && a.Take == 0:
+		return fmt.Errorf("release on %s: GPUs named but no share given back", name)
+	case a.Tag < -1 || int(a.Tag) >= numTags:
+		return fmt.Errorf("release on %s: bad task tag %d", name, a.Tag)
+	}
 	if r.cpuFree+a.CPUMilli > r.cpuCap || r.memFree+a.MemMiB > r.memCap {
 		return fmt.Errorf("release on %s: CPU or memory would exceed capacity", c.specs[a.Node].Name)
 	}

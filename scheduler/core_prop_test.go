@@ -494,3 +494,66 @@ func TestVisitBestOrder(t *testing.T) {
 	c.visitBest(c.index(p, &s), 3, func(n NodeID, v int64) bool { got = append(got, cand{n, v}); return true })
 	require.Equal(t, want[:min(3, len(want))], got)
 }
+
+func TestModelLimit(t *testing.T) {
+	var nodes []Node
+	for i := 0; i <= MaxModels; i++ {
+		nodes = append(nodes, Node{Name: fmt.Sprintf("n%d", i), CPUMilli: 1000, MemoryMiB: 1024,
+			GPUs: []GPU{{Model: fmt.Sprintf("M%d", i)}}})
+	}
+	_, err := NewCluster(nil, nodes[:MaxModels])
+	require.NoError(t, err)
+	_, err = NewCluster(nil, nodes)
+	require.ErrorContains(t, err, "at most 63")
+
+	c, err := NewCluster(nil, nodes[:MaxModels])
+	require.NoError(t, err)
+	p, err := NewPolicy(c, "first-fit", Options{})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		model string
+		want  NodeID
+	}{{"M62", 62}, {"M0", 0}, {"B200", NoNode}} {
+		task := Task{GPUs: 1, GPUMilli: 1000, Models: []string{tc.model}}
+		s, err := c.ShapeOf(&task)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, c.Select(p, &s, nil), tc.model)
+	}
+}
+
+func TestReleaseRejectsBadAssignments(t *testing.T) {
+	c, err := NewCluster(nil, []Node{{Name: "a", CPUMilli: 4000, MemoryMiB: 1000, GPUs: []GPU{{Model: "T4"}}}})
+	require.NoError(t, err)
+	require.NoError(t, c.Commit(Assign{Node: 0, Mask: 1, Take: 300, CPUMilli: 1000, Tag: 0}))
+	for _, tc := range []struct {
+		name string
+		a    Assign
+		want string
+	}{
+		{"no share", Assign{Node: 0, Mask: 1, Take: 0, Tag: 0}, "no share"},
+		{"negative", Assign{Node: 0, CPUMilli: -5, Tag: -1}, "negative"},
+		{"tag", Assign{Node: 0, Tag: 100}, "bad task tag"},
+		{"too much", Assign{Node: 0, Mask: 1, Take: 400, Tag: 0}, "exceed capacity"},
+		{"no task", Assign{Node: 0, Mask: 1, Take: 100, Tag: 3}, "no task with tag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := snapshotFree(c)
+			require.ErrorContains(t, c.Release(tc.a), tc.want)
+			require.Equal(t, before, snapshotFree(c))
+		})
+	}
+	require.NoError(t, c.Release(Assign{Node: 0, Mask: 1, Take: 300, CPUMilli: 1000, Tag: 0}))
+	checkCapacity(t, c, nil)
+}
+
+func TestFGDSeesModelsAddedLater(t *testing.T) {
+	c, err := NewCluster(nil, []Node{{Name: "a", CPUMilli: 8000, MemoryMiB: 8192, GPUs: []GPU{{Model: "T4"}}}})
+	require.NoError(t, err)
+	f := &FGD{Target: []TargetType{{CPU: 1000, Milli: 1000, GPUs: 1, Models: "H100", Prob: 1}}}
+	// No node has an H100: the T4's idle GPU is all fragment for the target.
+	assert.Equal(t, 1000.0, f.Frag(c, 0))
+	id, err := c.AddNode(Node{Name: "h", CPUMilli: 8000, MemoryMiB: 8192, GPUs: []GPU{{Model: "H100"}}})
+	require.NoError(t, err)
+	// The new H100 node serves the target: nothing of it is fragment.
+	assert.Equal(t, 0.0, f.Frag(c, id))
+}

@@ -87,8 +87,9 @@ type fgdType struct {
 type FGD struct {
 	Target []TargetType
 
-	c     *Cluster
-	types []fgdType
+	c       *Cluster
+	nmodels int // the models of c when the target was compiled
+	types   []fgdType
 	// shares are the distinct per-GPU shares of the GPU types; frag counts
 	// the devices that hold each once, whatever the number of types.
 	shares      []int32
@@ -107,10 +108,11 @@ func newFGD(_ *Cluster, o Options) *Policy {
 
 // prepare compiles the target workload for c and sizes the caches.
 func (f *FGD) prepare(c *Cluster) {
-	if f.c == c && len(f.fnode) == len(c.nodes) {
+	if f.c == c && len(f.fnode) == len(c.nodes) && f.nmodels == len(c.models) {
 		return
 	}
-	if f.c != c {
+	if f.c != c || f.nmodels != len(c.models) {
+		f.nmodels = len(c.models)
 		target := f.Target
 		if len(target) == 0 {
 			target = TargetFromCounts(defaultTarget())

@@ -8,6 +8,11 @@ import (
 // MilliPerGPU is one whole GPU in milli-GPU, the unit of every GPU amount.
 const MilliPerGPU = 1000
 
+// MaxModels bounds the distinct GPU models of a cluster: a task's accepted
+// models are a bit mask over them, with one bit kept for "a model no node
+// has".
+const MaxModels = 63
+
 // MaxGPUsPerNode bounds the GPU devices of one node (MIG instances count
 // one each); a task's GPUs are kept as a bit mask over them.
 const MaxGPUsPerNode = 64

@@ -73,7 +73,7 @@ func (c *Cluster) ModelMask(models []string) uint64 {
 		if name == "" {
 			continue
 		}
-		if id, ok := c.modelByNm[name]; ok && id < 63 {
+		if id, ok := c.modelByNm[name]; ok {
 			m |= 1 << uint(id)
 		} else {
 			m |= unknownModel
