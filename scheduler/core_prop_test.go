@@ -557,3 +557,66 @@ func TestFGDSeesModelsAddedLater(t *testing.T) {
 	// The new H100 node serves the target: nothing of it is fragment.
 	assert.Equal(t, 0.0, f.Frag(c, id))
 }
+
+// TestIndexUnderChurn forces what the short runs never reach: indexes
+// evicted for want of room, a change log trimmed past them, node states and
+// ranks changing and nodes joining mid-run. The indexed decision must stay
+// the scan's throughout.
+func TestIndexUnderChurn(t *testing.T) {
+	for _, name := range []string{"best-fit", "fgd", "gpu-packing", "topology", "fgd-strand"} {
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(11, uint64(len(name))))
+			pools, nodes := randomFleet(rng, 16)
+			c, err := NewCluster(pools, nodes)
+			require.NoError(t, err)
+			c.idx.limit = 3 // many more shapes than indexes
+			p, err := NewPolicy(c, name, Options{})
+			require.NoError(t, err)
+			scan := *p
+			scan.Scan = true
+			var live []Assign
+			trimmed := false
+			for step := 0; step < 4000; step++ {
+				switch x := rng.IntN(100); {
+				case x < 3:
+					c.SetState(NodeID(rng.IntN(c.NumNodes())), []NodeState{NodeReady, NodeReady, NodeDraining, NodeDown}[rng.IntN(4)])
+					continue
+				case x < 4:
+					perm := make([]NodeID, c.NumNodes())
+					for i, j := range rng.Perm(len(perm)) {
+						perm[i] = NodeID(j)
+					}
+					require.NoError(t, c.SetRanks(perm))
+					continue
+				case x == 4 && c.NumNodes() < 40:
+					_, extra := randomFleet(rng, 1)
+					extra[0].Name = fmt.Sprintf("late%d", step)
+					extra[0].Pool = pools[0].Name
+					_, err := c.AddNode(extra[0])
+					require.NoError(t, err)
+					continue
+				case x < 40 && len(live) > 0:
+					k := rng.IntN(len(live))
+					require.NoError(t, c.Release(live[k]))
+					live = append(live[:k], live[k+1:]...)
+					continue
+				}
+				task := randomTask(rng)
+				s, err := c.ShapeOf(&task)
+				require.NoError(t, err)
+				got := c.Select(p, &s, rng)
+				want, _ := c.SelectScan(&scan, &s, rng)
+				require.Equal(t, want, got, "step %d", step)
+				if got != NoNode {
+					a := c.assign(p, got, &s, rng)
+					require.NoError(t, c.Commit(a))
+					live = append(live, a)
+				}
+				trimmed = trimmed || c.logBase > 0
+			}
+			assert.True(t, trimmed, "the change log was trimmed at least once")
+			assert.LessOrEqual(t, len(c.idx.m), 3)
+			checkCapacity(t, c, live)
+		})
+	}
+}
