@@ -247,3 +247,13 @@ func (CostScore) Score(c *Cluster, n NodeID, _ *Shape) int64 {
 	}
 	return max(top-1-int64(p.PricePerGPUHour*costWeightScale), 0)
 }
+
+func (Zero) stateOnly()          {}
+func (BestFit) stateOnly()       {}
+func (Spread) stateOnly()        {}
+func (DotProduct) stateOnly()    {}
+func (GPUClustering) stateOnly() {}
+func (GPUPacking) stateOnly()    {}
+func (CostScore) stateOnly()     {}
+func (*FGD) stateOnly()          {}
+func (*FGD) costly()             {}

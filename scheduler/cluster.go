@@ -25,6 +25,7 @@ type nodeRec struct {
 	pool             int32
 	rack             int32
 	state            NodeState
+	plain            bool   // at most 8 devices, all whole GPUs (see nodeClass)
 	tags             uint64 // bit per task tag present (see taskTag)
 	seq              uint64 // change sequence of the last mutation
 }
@@ -66,6 +67,7 @@ type Cluster struct {
 	idx      idxCache
 	heap     []int // scratch for visitBest
 	jobShape Shape // scratch for PlaceJob
+	memo     map[nodeClass]int64
 
 	// maxCPU and maxGPU are the largest node shape, the default normalisers.
 	maxCPU, maxGPU int64
@@ -185,7 +187,9 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 		gpuOff: int32(len(c.gpuFree)), gpuN: int32(len(gpus)), model: model, pool: pool,
 		rack: c.rackID(n.Rack), state: n.State,
 	}
+	rec.plain = len(gpus) <= 8
 	for _, g := range gpus {
+		rec.plain = rec.plain && g.MilliCap == MilliPerGPU
 		c.gpuFree = append(c.gpuFree, g.MilliCap)
 		c.gpuCap = append(c.gpuCap, g.MilliCap)
 		c.gpuIsland = append(c.gpuIsland, int16(g.Island))

@@ -124,3 +124,5 @@ func (f *FGDStrand) Score(c *Cluster, n NodeID, s *Shape) int64 {
 func (f *FGDStrand) Pick(c *Cluster, n NodeID, s *Shape, _ *rand.Rand) (uint64, int32) {
 	return pickTrial(c, n, s, func() int32 { _, dev := f.delta(c, n, s); return dev })
 }
+
+func (*FGDStrand) stateOnly() {}

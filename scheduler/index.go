@@ -118,8 +118,25 @@ func (c *Cluster) rebuild(ix *shapeIndex) {
 	for i := size; i < 2*size; i++ {
 		ix.val[i], ix.cnt[i] = noScore, 0
 	}
+	p, s := ix.key.pol, &ix.key.shape
+	memo := p.stateOnly() && p.costly()
+	if memo {
+		if c.memo == nil {
+			c.memo = map[nodeClass]int64{}
+		}
+		clear(c.memo)
+	}
 	for n := range c.nodes {
-		v := c.leaf(ix.key.pol, &ix.key.shape, NodeID(n))
+		var v int64
+		if k, ok := c.classOf(NodeID(n), s); memo && ok {
+			var seen bool
+			if v, seen = c.memo[k]; !seen {
+				v = c.leaf(p, s, NodeID(n))
+				c.memo[k] = v
+			}
+		} else {
+			v = c.leaf(p, s, NodeID(n))
+		}
 		pos := size + int(c.rank[n])
 		ix.val[pos] = v
 		if v != noScore {
@@ -281,4 +298,72 @@ func (c *Cluster) visitBest(ix *shapeIndex, limit int, visit func(n NodeID, scor
 		push(2*i + 1)
 	}
 	c.heap = h[:0]
+}
+
+// stateOnly is the marker of a Filter or Scorer whose verdict depends only
+// on what nodeClass holds: a node's free CPU, memory and device amounts, its
+// GPU model, task tags, health, pool and the shape's selector verdict; not
+// on its name, rack or device layout.
+type stateOnly interface{ stateOnly() }
+
+// stateOnly reports whether every filter and scorer of the policy is
+// stateOnly, so that alike nodes score alike.
+func (p *Policy) stateOnly() bool {
+	for _, f := range p.Filters {
+		if _, ok := f.(stateOnly); !ok {
+			return false
+		}
+	}
+	for _, t := range p.Tiers {
+		if _, ok := t.(stateOnly); !ok {
+			return false
+		}
+	}
+	for _, w := range p.Scorers {
+		if _, ok := w.Scorer.(stateOnly); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// costly is the marker of a scorer that costs far more than hashing a
+// nodeClass (fgd's trials cost hundreds of operations a node).
+type costly interface{ costly() }
+
+// costly reports whether one of the policy's scorers is costly, so that
+// scoring one node per class pays for itself.
+func (p *Policy) costly() bool {
+	for _, w := range p.Scorers {
+		if _, ok := w.Scorer.(costly); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeClass is everything a stateOnly policy reads of a node with up to
+// eight whole GPUs. Building an index scores one node of each class: on a
+// fleet of a few node types, most nodes are alike until work lands on them.
+type nodeClass struct {
+	cpuFree, memFree int64
+	tags             uint64
+	model, pool      int32
+	gpuN             int32
+	state            NodeState
+	selOK            bool
+	free             [8]int32
+}
+
+// classOf returns a node's class; ok is false for nodes outside the classes
+// (more than eight devices, or MIG instances).
+func (c *Cluster) classOf(n NodeID, s *Shape) (nodeClass, bool) {
+	r := &c.nodes[n]
+	if !r.plain {
+		return nodeClass{}, false
+	}
+	k := nodeClass{cpuFree: r.cpuFree, memFree: r.memFree, tags: r.tags, model: r.model, pool: r.pool,
+		gpuN: r.gpuN, state: r.state, selOK: s.Sel == 0 || c.selectors[s.Sel].ok[n]}
+	copy(k.free[:], c.gpuFree[r.gpuOff:r.gpuOff+r.gpuN])
+	return k, true
 }
