@@ -42,6 +42,9 @@ two cloud pools) and the Alibaba GPU 2023 default workload.`,
 				if len(args) > 0 {
 					return usageErr("place takes no arguments, got %q", args)
 				}
+				if !slices.Contains(scheduler.PolicyNames(), *policy) {
+					return usageErr("--policy: unknown policy %q (known: %s)", *policy, strings.Join(scheduler.PolicyNames(), ", "))
+				}
 				return runPlace(os.Stdout, *fleetPath, *podsPath, *policy, *cost, *seed, *asJSON)
 			}
 		},

@@ -46,8 +46,8 @@ default pod list.`,
 					}
 					return nil
 				}
-				if *inflate < 0 {
-					return usageErr("--inflate: want >= 0, got %g", *inflate)
+				if err := frag.CheckInflate(*inflate); err != nil {
+					return usageErr("--inflate: %v", err)
 				}
 				if !slices.Contains(frag.PolicyNames(), *policy) {
 					return usageErr("--policy: unknown policy %q (see --list-policies)", *policy)

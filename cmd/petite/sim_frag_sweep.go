@@ -62,8 +62,8 @@ a Kubernetes Indexed Job with completions: 4 uses
 				if *parallel < 1 {
 					return usageErr("--parallel: want at least 1, got %d", *parallel)
 				}
-				if *inflate < 0 {
-					return usageErr("--inflate: want >= 0, got %g", *inflate)
+				if err := frag.CheckInflate(*inflate); err != nil {
+					return usageErr("--inflate: %v", err)
 				}
 				if err := checkFormat(*format); err != nil {
 					return err

@@ -150,6 +150,13 @@ func walkValue(d *json.Decoder, t reflect.Type, path string, depth int, extra []
 	if err != nil {
 		return fieldErr(path, err)
 	}
+	if tok == nil && t != nil {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+		default: // encoding/json would quietly leave the zero value
+			return fmt.Errorf("field %s: want %s, got null", path, t.Kind())
+		}
+	}
 	delim, ok := tok.(json.Delim)
 	if !ok {
 		return nil

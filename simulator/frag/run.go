@@ -20,6 +20,19 @@ const (
 // DefaultInflate is the method's target arrival, 130% of the GPU capacity.
 const DefaultInflate = 1.3
 
+// MaxInflate bounds the target arrival: a hundred times the capacity is far
+// past where any cluster has filled, and keeps the sequence's length sane.
+const MaxInflate = 100
+
+// CheckInflate checks a target arrival: a finite number in 0..MaxInflate
+// (0 keeps the trace as it is).
+func CheckInflate(r float64) error {
+	if !(r >= 0 && r <= MaxInflate) { // false for NaN too
+		return fmt.Errorf("want a number in 0..%d (0 keeps the trace as it is), got %g", MaxInflate, r)
+	}
+	return nil
+}
+
 // streamID is the second word of every run's PCG seed, fixed so that a run
 // is named by its seed alone.
 const streamID = 0x9e3779b97f4a7c15
@@ -81,6 +94,9 @@ func Run(f *Fleet, w *Workload, cfg Config) (*Result, error) {
 type observer func(i int, pod int32, a scheduler.Assign, ok bool)
 
 func run(f *Fleet, w *Workload, cfg Config, obs observer) (*Result, error) {
+	if err := CheckInflate(cfg.Inflate); err != nil {
+		return nil, fmt.Errorf("inflate: %w", err)
+	}
 	c, err := scheduler.NewCluster(nil, f.Nodes)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)

@@ -124,6 +124,9 @@ type Sweep struct {
 // Run executes the sweep's runs and returns their records in canonical
 // order, whatever the parallelism.
 func (s *Sweep) Run(ctx context.Context) ([]Record, error) {
+	if err := CheckInflate(s.Matrix.Inflate); err != nil {
+		return nil, fmt.Errorf("sweep: inflate: %w", err)
+	}
 	if len(s.Workloads) != len(s.Matrix.Workloads) {
 		return nil, fmt.Errorf("sweep: %d workloads loaded for a matrix of %d", len(s.Workloads), len(s.Matrix.Workloads))
 	}
