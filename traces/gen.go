@@ -99,7 +99,16 @@ func DefaultSpec() Spec {
 	}
 }
 
-// Validate checks a spec before generating from it.
+// MinRatePerHour is the lowest Arrival.RatePerHour Validate accepts: one
+// job in about 114 years. Lower rates put even the first arrival out of
+// any trace's reach.
+const MinRatePerHour = 1e-6
+
+// maxClock is 2^63, the first float64 past the last int64 time.
+const maxClock = 0x1p63
+
+// Validate checks a spec before generating from it, including that the
+// arrivals it asks for fit, on average, in int64 seconds.
 func (s *Spec) Validate() error {
 	if s.Jobs < 0 {
 		return fmt.Errorf("spec: jobs is %d, want 0 or more", s.Jobs)
@@ -130,8 +139,18 @@ func (s *Spec) Validate() error {
 	default:
 		return fmt.Errorf("spec: arrival.process %q, want poisson or diurnal", a.Process)
 	}
-	if !(a.RatePerHour > 0) || math.IsInf(a.RatePerHour, 0) {
-		return fmt.Errorf("spec: arrival.rate_per_hour is %v, want a positive number", a.RatePerHour)
+	if !(a.RatePerHour >= MinRatePerHour) || math.IsInf(a.RatePerHour, 0) {
+		return fmt.Errorf("spec: arrival.rate_per_hour is %v, want a finite number >= %g", a.RatePerHour, MinRatePerHour)
+	}
+	if s.Start < 0 {
+		return fmt.Errorf("spec: start is %d, want a time >= 0", s.Start)
+	}
+	// The arrivals of Jobs jobs span Jobs/rate hours on average; the last
+	// must still be a time. (A draw can still run past it: Next stops
+	// with an error then.)
+	if span := float64(s.Jobs) / a.RatePerHour * 3600; float64(s.Start)+span >= maxClock {
+		return fmt.Errorf("spec: %d jobs at %v per hour from start %d span %.3g s on average, past the last time a trace can hold (%d)",
+			s.Jobs, a.RatePerHour, s.Start, span, int64(math.MaxInt64))
 	}
 	d := s.Duration
 	switch d.Dist {
@@ -334,6 +353,7 @@ type Generator struct {
 	n       int
 	idBuf   []byte
 	tenants []string
+	err     error // sticky: the error that ended the stream
 }
 
 // NewGenerator checks spec and returns a generator of its jobs.
@@ -376,12 +396,22 @@ func (g *Generator) Meta() Meta {
 // Next returns the next job, or io.EOF after Spec.Jobs of them. Jobs have a
 // submit time and a duration but no start or end: they have not run yet.
 // The tasks' GPUModels slices are shared with the spec: do not modify them.
+//
+// If an arrival falls past the last time an int64 holds, Next returns an
+// error, then and on every later call.
 func (g *Generator) Next() (Job, error) {
+	if g.err != nil {
+		return Job{}, g.err
+	}
 	if g.n >= g.spec.Jobs {
 		return Job{}, io.EOF
 	}
-	g.n++
 	g.t = g.arrival(g.t)
+	if !(g.t < maxClock) {
+		g.err = fmt.Errorf("gen: job %d arrives past the last time a trace can hold (%d s): lower jobs or raise arrival.rate_per_hour", g.n+1, int64(math.MaxInt64))
+		return Job{}, g.err
+	}
+	g.n++
 	j := Job{
 		Submit: int64(g.t), Start: NoTime, End: NoTime, Duration: g.duration(),
 		Kind: g.spec.Kind,

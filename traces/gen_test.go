@@ -111,7 +111,14 @@ func TestSpecValidate(t *testing.T) {
 		{"default is valid", func(*Spec) {}, ""},
 		{"bad process", func(s *Spec) { s.Arrival.Process = "bursty" }, `spec: arrival.process "bursty", want poisson or diurnal`},
 		{"short hourly", func(s *Spec) { s.Arrival.Hourly = []float64{1} }, "spec: arrival.hourly has 1 weights, want 24"},
-		{"zero rate", func(s *Spec) { s.Arrival.RatePerHour = 0 }, "spec: arrival.rate_per_hour is 0, want a positive number"},
+		{"zero rate", func(s *Spec) { s.Arrival.RatePerHour = 0 }, "spec: arrival.rate_per_hour is 0, want a finite number >= 1e-06"},
+		{"rate below the bound", func(s *Spec) { s.Arrival.RatePerHour = 1e-300 }, "spec: arrival.rate_per_hour is 1e-300, want a finite number >= 1e-06"},
+		{"infinite rate", func(s *Spec) { s.Arrival.RatePerHour = math.Inf(1) }, "spec: arrival.rate_per_hour is +Inf, want a finite number >= 1e-06"},
+		{"negative start", func(s *Spec) { s.Start = -5 }, "spec: start is -5, want a time >= 0"},
+		{"span past int64", func(s *Spec) { s.Jobs, s.Arrival.RatePerHour = 3_000_000_000, MinRatePerHour },
+			"spec: 3000000000 jobs at 1e-06 per hour from start 0 span 1.08e+19 s on average, past the last time a trace can hold (9223372036854775807)"},
+		{"start near the end", func(s *Spec) { s.Start = math.MaxInt64 - 1000 },
+			"spec: 10000 jobs at 120 per hour from start 9223372036854774807 span 3e+05 s on average, past the last time a trace can hold (9223372036854775807)"},
 		{"bad dist", func(s *Spec) { s.Duration.Dist = "normal" }, `spec: duration.dist "normal", want lognormal or pareto`},
 		{"min above max", func(s *Spec) { s.Duration.Min = 10; s.Duration.Max = 5 }, "spec: duration min 10, max 5: want 1 <= min <= max"},
 		{"no shapes", func(s *Spec) { s.Shapes = nil }, "spec: no shapes"},
@@ -131,6 +138,37 @@ func TestSpecValidate(t *testing.T) {
 	}
 	_, err := ReadSpec(strings.NewReader(`{"jobs": 1, "typo": 2}`))
 	assert.EqualError(t, err, `spec: json: unknown field "typo"`)
+}
+
+// A spec whose mean span just fits may still draw an arrival past the last
+// int64 time: the generator stops with an error instead of wrapping the
+// clock around to negative submit times.
+func TestGenClockOverflow(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Arrival = Arrival{Process: "poisson", RatePerHour: 1}
+	spec.Jobs = 3
+	spec.Start = math.MaxInt64 - 4*3600 // room for 4 mean gaps, 3 asked
+	errs := 0
+	for seed := range uint64(20) {
+		spec.Seed = seed
+		g, err := NewGenerator(spec)
+		require.NoError(t, err)
+		for {
+			j, err := g.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				assert.ErrorContains(t, err, "arrives past the last time a trace can hold")
+				_, again := g.Next()
+				assert.Equal(t, err, again, "the error sticks")
+				errs++
+				break
+			}
+			assert.GreaterOrEqual(t, j.Submit, spec.Start, "seed %d: %s", seed, j.ID)
+		}
+	}
+	assert.Positive(t, errs, "some of 20 seeds draw past the end")
 }
 
 func TestGenPareto(t *testing.T) {
