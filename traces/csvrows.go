@@ -44,8 +44,8 @@ func (c *csvRows) next() (rec []string, line int, err error) {
 	return nil, 0, fmt.Errorf("%s: %w", c.file, err)
 }
 
-// header reads the header record and maps its (trimmed, BOM-free) column
-// names to positions. It fails if any of required is missing.
+// header reads the header record and maps its trimmed column names to
+// positions (decompress has dropped a byte-order mark before it). It fails if any of required is missing.
 func (c *csvRows) header(required ...string) (map[string]int, error) {
 	rec, line, err := c.next()
 	if errors.Is(err, io.EOF) {
@@ -56,9 +56,6 @@ func (c *csvRows) header(required ...string) (map[string]int, error) {
 	}
 	cols := make(map[string]int, len(rec))
 	for i, name := range rec {
-		if i == 0 {
-			name = strings.TrimPrefix(name, "\ufeff")
-		}
 		cols[strings.TrimSpace(name)] = i
 	}
 	for _, want := range required {

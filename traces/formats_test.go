@@ -111,8 +111,10 @@ func TestPAIErrors(t *testing.T) {
 			[]string{`jobs.csv:1: field start_time: want a non-negative number, got "yesterday"`}, 0},
 		{"duplicate job row", job + "j2,i2,u2,Terminated,1.0,2.0\n" + "j2,i3,u2,Terminated,1.0,2.0\n", "j3,t,1.0,Terminated,110.0,190.0,100.0,1.0,100.0,V100\n",
 			[]string{`jobs.csv:3: field job_name: want a job listed once (first at line 2), got "j2"`}, 3},
-		{"end before start", "j1,i1,u1,Terminated,100.0,105.0\n", "j1,t,1.0,Terminated,110.0,190.0,100.0,1.0,100.0,V100\n",
-			[]string{`tasks.csv:1: field end_time: want a job end not before its first task start 110, got "105"`}, 0},
+		{"job table end before the first task start names the job row", "j0,i0,u0,Terminated,1.0,2.0\nj1,i1,u1,Terminated,100.0,105.0\n", "j1,t,1.0,Terminated,110.0,190.0,100.0,1.0,100.0,V100\n",
+			[]string{`jobs.csv:2: field end_time: want a job end not before its first task start 110, got "105"`}, 1},
+		{"task end before the first task start names the task row", "j1,i1,u1,Terminated,100.0,\n", "j1,t,1.0,Terminated,110.0,0.0,100.0,1.0,100.0,V100\nj1,t2,1.0,Terminated,120.0,105.0,100.0,1.0,100.0,V100\n",
+			[]string{`tasks.csv:2: field end_time: want a job end not before its first task start 110, got "105"`}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,7 +188,17 @@ func TestPhillyErrors(t *testing.T) {
 		{"bad status", `[{"status": "Done", "jobid": "a2", "attempts": []}, ` + good + `]`,
 			[]string{`log: $[0].status: want Pass, Killed or Failed, got "Done"`}, "", 1},
 		{"wrong type", `[{"status": "Pass", "jobid": "a2", "attempts": [{"start_time": 5}]}, ` + good + `]`,
-			[]string{`log: $[0].attempts.start_time: want a JSON string, got "number"`}, "", 1},
+			[]string{`log: $[0].attempts[0].start_time: want a JSON string, got "number"`}, "", 1},
+		{"wrong type in a later attempt", `[{"status": "Pass", "jobid": "a2", "attempts": [{"start_time": "None"}, {"end_time": true}]}, ` + good + `]`,
+			[]string{`log: $[0].attempts[1].end_time: want a JSON string, got "bool"`}, "", 1},
+		{"attempt not an object", `[{"status": "Pass", "jobid": "a2", "attempts": [{}, {}, 7]}, ` + good + `]`,
+			[]string{`log: $[0].attempts[2]: want a JSON object, got "number"`}, "", 1},
+		{"attempts not an array", `[` + good + `, {"status": "Pass", "jobid": "a2", "attempts": "none"}]`,
+			[]string{`log: $[1].attempts: want a JSON array, got "string"`}, "", 1},
+		{"wrong type in a machine", `[{"status": "Pass", "jobid": "a2", "attempts": [{"detail": [{"ip": "m1"}, {"ip": 4}]}]}, ` + good + `]`,
+			[]string{`log: $[0].attempts[0].detail[1].ip: want a JSON string, got "number"`}, "", 1},
+		{"wrong type in a GPU id", `[{"status": "Pass", "jobid": "a2", "attempts": [{}, {"detail": [{"ip": "m1", "gpus": ["gpu0", 3]}]}]}, ` + good + `]`,
+			[]string{`log: $[0].attempts[1].detail[0].gpus[1]: want a JSON string, got "number"`}, "", 1},
 		{"end before start", `[{"status": "Pass", "jobid": "a2", "attempts": [{"start_time": "2017-10-07 17:42:42", "end_time": "2017-10-07 17:00:00"}]}]`,
 			[]string{`log: $[0].attempts[0].end_time: want a time not before the attempt's start_time 2017-10-07 17:42:42, got "2017-10-07 17:00:00"`}, "", 0},
 		{"truncated", `[` + good + `, {"status": "Pass", "jobid"`, nil, "log: $[1]: not valid JSON", 1},
@@ -245,7 +257,7 @@ func TestHeliosErrors(t *testing.T) {
 		{"queue mismatch", "j,u,v,1,1,1,COMPLETED,2020-04-01 00:00:00,2020-04-01 00:00:10,2020-04-01 00:01:10,60,9",
 			`h.csv:2: field queue: want start_time − submit_time = 10, got "9"`},
 		{"unknown state", "j,u,v,1,1,1,DONE,2020-04-01 00:00:00,,,,",
-			`h.csv:2: field state: want COMPLETED, CANCELLED, FAILED, TIMEOUT or NODE_FAIL, got "DONE"`},
+			`h.csv:2: field state: want COMPLETED, CANCELLED, FAILED, NODE_FAIL, TIMEOUT, RUNNING or PENDING, got "DONE"`},
 		{"bad time", "j,u,v,1,1,1,FAILED,2020-04-01T00:00:00,,,,",
 			`h.csv:2: field submit_time: want a time "YYYY-MM-DD HH:MM:SS", got "2020-04-01T00:00:00"`},
 		{"start before submit", "j,u,v,1,1,1,FAILED,2020-04-01 00:00:00,2020-03-31 00:00:00,,,",
@@ -365,4 +377,31 @@ func TestOpenGzip(t *testing.T) {
 	defer r.Close()
 	assert.Equal(t, FormatHelios, r.Meta().Format)
 	assert.Len(t, readAll(t, r), 7)
+}
+
+// Every state the Helios reader accepts is named in its error for one it
+// does not.
+func TestHeliosStates(t *testing.T) {
+	hdr := "job_id,gpu_num,state,submit_time\n"
+	r, err := NewReader(strings.NewReader(hdr+"j,1,DONE,2020-04-01 00:00:00\n"), "h.csv", Options{Strict: true, Format: FormatHelios})
+	require.NoError(t, err)
+	_, badErr := r.Next()
+	require.Error(t, badErr)
+	tests := []struct {
+		state string
+		want  Status
+	}{
+		{"COMPLETED", StatusSucceeded}, {"CANCELLED", StatusKilled}, {"FAILED", StatusFailed}, {"NODE_FAIL", StatusFailed},
+		{"TIMEOUT", StatusTimeout}, {"RUNNING", StatusRunning}, {"PENDING", StatusPending},
+	}
+	for _, tc := range tests {
+		t.Run(tc.state, func(t *testing.T) {
+			r, err := NewReader(strings.NewReader(hdr+"j,1,"+tc.state+",2020-04-01 00:00:00\n"), "h.csv", Options{Strict: true, Format: FormatHelios})
+			require.NoError(t, err)
+			j, err := r.Next()
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, j.Status)
+			assert.Contains(t, badErr.Error(), tc.state, "the error lists %s", tc.state)
+		})
+	}
 }

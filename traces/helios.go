@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -30,6 +31,11 @@ func NewHeliosReader(in io.Reader, name string, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newHeliosReader(br, name, opts)
+}
+
+// newHeliosReader is NewHeliosReader over input decompress has prepared.
+func newHeliosReader(br *bufio.Reader, name string, opts Options) (*Reader, error) {
 	rows := newCSVRows(br, name)
 	cols, err := rows.header("job_id", "gpu_num", "state", "submit_time")
 	if err != nil {
@@ -104,7 +110,7 @@ func (s *heliosSource) next(j *Job) error {
 	}
 	st, ok := heliosStatus(r.str(c.state))
 	if !ok {
-		r.fail("state", "COMPLETED, CANCELLED, FAILED, TIMEOUT or NODE_FAIL", r.str(c.state))
+		r.fail("state", "COMPLETED, CANCELLED, FAILED, NODE_FAIL, TIMEOUT, RUNNING or PENDING", r.str(c.state))
 	}
 	j.Status = st
 	j.Submit = s.time(&r, c.submit, "submit_time", true)

@@ -28,8 +28,14 @@ func (n OpenbNode) Machine() Machine {
 
 // ReadPAIMachines reads the header-less pai_machine_spec table (machine,
 // gpu_type, cap_cpu in cores, cap_mem in GB, cap_gpu). gpu_type CPU marks a
-// machine without GPUs. It stops at the first bad row.
+// machine without GPUs. r may be gzip-compressed; a leading UTF-8
+// byte-order mark is dropped. It stops at the first bad row.
 func ReadPAIMachines(r io.Reader, name string) ([]Machine, error) {
+	return readPrepared(r, name, readPAIMachines)
+}
+
+// readPAIMachines is ReadPAIMachines over input decompress has prepared.
+func readPAIMachines(r io.Reader, name string) ([]Machine, error) {
 	rows := newCSVRows(r, name)
 	var ms []Machine
 	for {
@@ -76,8 +82,15 @@ var gpuMemRE = regexp.MustCompile(`^(\d+)\s*([GM])i?B$`)
 // ReadPhillyMachines reads Philly's cluster_machine_list: a header
 // "machineId, number of GPUs, single GPU mem" and rows like "m31,8, 24GB".
 // Rows come sorted as strings (m0, m1, m10, ...) and are kept in file
-// order. It stops at the first bad row.
+// order. r may be gzip-compressed; a leading UTF-8 byte-order mark is
+// dropped. It stops at the first bad row.
 func ReadPhillyMachines(r io.Reader, name string) ([]Machine, error) {
+	return readPrepared(r, name, readPhillyMachines)
+}
+
+// readPhillyMachines is ReadPhillyMachines over input decompress has
+// prepared.
+func readPhillyMachines(r io.Reader, name string) ([]Machine, error) {
 	rows := newCSVRows(r, name)
 	cols, err := rows.header("machineId", "number of GPUs")
 	if err != nil {
@@ -140,8 +153,18 @@ var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 
 // ReadHeliosGPUs reads a Helios cluster_gpu_number.csv (date, one column
 // per virtual cluster, total) and checks that total is the sum of the
-// others. It stops at the first bad row.
+// others. r may be gzip-compressed; a leading UTF-8 byte-order mark is
+// dropped. It stops at the first bad row.
 func ReadHeliosGPUs(r io.Reader, name string) (HeliosCapacity, error) {
+	br, err := decompress(r, name)
+	if err != nil {
+		return HeliosCapacity{}, err
+	}
+	return readHeliosGPUs(br, name)
+}
+
+// readHeliosGPUs is ReadHeliosGPUs over input decompress has prepared.
+func readHeliosGPUs(r io.Reader, name string) (HeliosCapacity, error) {
 	rows := newCSVRows(r, name)
 	rec, line, err := rows.next()
 	if errors.Is(err, io.EOF) {
@@ -152,7 +175,7 @@ func ReadHeliosGPUs(r io.Reader, name string) (HeliosCapacity, error) {
 	}
 	hdr := make([]string, len(rec))
 	for i, h := range rec {
-		hdr[i] = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		hdr[i] = strings.TrimSpace(h)
 	}
 	if len(hdr) < 2 || hdr[0] != "date" || hdr[len(hdr)-1] != "total" {
 		return HeliosCapacity{}, &ParseError{File: name, Line: line, Want: "a header date,VC...,total", Got: strings.Join(hdr, ",")}
@@ -194,7 +217,8 @@ func ReadHeliosGPUs(r io.Reader, name string) (HeliosCapacity, error) {
 }
 
 // ReadFleet reads a machine list of any fleet format (sniffed when f is
-// FormatAuto or ""). A Helios GPU-number file has no machines: its last
+// FormatAuto or ""). in may be gzip-compressed; a leading UTF-8 byte-order
+// mark is dropped. A Helios GPU-number file has no machines: its last
 // day's per-VC GPU counts come back as one pseudo-machine per VC.
 func ReadFleet(in io.Reader, name string, f Format) ([]Machine, Format, error) {
 	br, err := decompress(in, name)
@@ -209,7 +233,7 @@ func ReadFleet(in io.Reader, name string, f Format) ([]Machine, Format, error) {
 	var ms []Machine
 	switch f {
 	case FormatOpenbNodes:
-		nodes, err := ReadOpenbNodes(br, name)
+		nodes, err := readOpenbNodes(br, name)
 		if err != nil {
 			return nil, f, err
 		}
@@ -217,12 +241,12 @@ func ReadFleet(in io.Reader, name string, f Format) ([]Machine, Format, error) {
 			ms = append(ms, n.Machine())
 		}
 	case FormatPAIMachines:
-		ms, err = ReadPAIMachines(br, name)
+		ms, err = readPAIMachines(br, name)
 	case FormatPhillyMachines:
-		ms, err = ReadPhillyMachines(br, name)
+		ms, err = readPhillyMachines(br, name)
 	case FormatHeliosGPUs:
 		var c HeliosCapacity
-		c, err = ReadHeliosGPUs(br, name)
+		c, err = readHeliosGPUs(br, name)
 		if err == nil && len(c.Days) > 0 {
 			last := c.Days[len(c.Days)-1]
 			for i, vc := range c.VCs {

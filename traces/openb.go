@@ -15,6 +15,9 @@ type OpenbNode struct {
 	MemoryMiB int64  // memory_mib
 	GPU       int    // gpu: the number of GPUs
 	Model     string // model: the GPU model, "" on a CPU-only node
+	// Line is the file line the row starts on (blank lines and quoted
+	// fields that span lines counted), for error messages.
+	Line int
 }
 
 // OpenbPod is one row of an openb pod list. Missing optional columns read as
@@ -31,6 +34,9 @@ type OpenbPod struct {
 	Creation  int64  // creation_time, seconds from the trace start
 	Deletion  int64  // deletion_time
 	Scheduled int64  // scheduled_time
+	// Line is the file line the row starts on (blank lines and quoted
+	// fields that span lines counted), for error messages.
+	Line int
 }
 
 // openbPodRows streams the rows of an openb pod list, going by its header.
@@ -72,6 +78,7 @@ func (p *openbPodRows) next() (OpenbPod, int, error) {
 		Creation:  r.int(c.created, "creation_time", NoTime, false),
 		Deletion:  r.int(c.deleted, "deletion_time", NoTime, false),
 		Scheduled: r.int(c.scheduled, "scheduled_time", NoTime, false),
+		Line:      line,
 	}
 	switch {
 	case r.err != nil:
@@ -90,8 +97,14 @@ func (p *openbPodRows) next() (OpenbPod, int, error) {
 
 // ReadOpenbPods reads a whole openb pod list in file order; name is used in
 // error messages. Columns are found by the header, so the shorter variants
-// (no gpu_spec, qos, phase or times) read too. It stops at the first bad row.
+// (no gpu_spec, qos, phase or times) read too. r may be gzip-compressed; a
+// leading UTF-8 byte-order mark is dropped. It stops at the first bad row.
 func ReadOpenbPods(r io.Reader, name string) ([]OpenbPod, error) {
+	return readPrepared(r, name, readOpenbPods)
+}
+
+// readOpenbPods is ReadOpenbPods over input decompress has prepared.
+func readOpenbPods(r io.Reader, name string) ([]OpenbPod, error) {
 	p, err := newOpenbPodRows(r, name)
 	if err != nil {
 		return nil, err
@@ -111,12 +124,18 @@ func ReadOpenbPods(r io.Reader, name string) ([]OpenbPod, error) {
 
 // LoadOpenbPods reads the openb pod list at path (gzip-compressed or not).
 func LoadOpenbPods(path string) ([]OpenbPod, error) {
-	return loadFile(path, ReadOpenbPods)
+	return loadFile(path, readOpenbPods)
 }
 
 // ReadOpenbNodes reads a whole openb node list in file order; name is used
-// in error messages. It stops at the first bad row.
+// in error messages. r may be gzip-compressed; a leading UTF-8 byte-order
+// mark is dropped. It stops at the first bad row.
 func ReadOpenbNodes(r io.Reader, name string) ([]OpenbNode, error) {
+	return readPrepared(r, name, readOpenbNodes)
+}
+
+// readOpenbNodes is ReadOpenbNodes over input decompress has prepared.
+func readOpenbNodes(r io.Reader, name string) ([]OpenbNode, error) {
 	rows := newCSVRows(r, name)
 	cols, err := rows.header("sn", "cpu_milli", "memory_mib", "gpu")
 	if err != nil {
@@ -139,6 +158,7 @@ func ReadOpenbNodes(r io.Reader, name string) ([]OpenbNode, error) {
 			MemoryMiB: r.int(cMem, "memory_mib", 0, true),
 			GPU:       int(r.int(cGPU, "gpu", 0, true)),
 			Model:     r.str(cModel),
+			Line:      line,
 		}
 		switch {
 		case r.err != nil:
@@ -158,7 +178,7 @@ func ReadOpenbNodes(r io.Reader, name string) ([]OpenbNode, error) {
 
 // LoadOpenbNodes reads the openb node list at path (gzip-compressed or not).
 func LoadOpenbNodes(path string) ([]OpenbNode, error) {
-	return loadFile(path, ReadOpenbNodes)
+	return loadFile(path, readOpenbNodes)
 }
 
 // Job converts a pod to the canonical record: one task of one instance,

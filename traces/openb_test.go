@@ -20,9 +20,9 @@ func TestReadOpenbPodsEmbedded(t *testing.T) {
 	lines := bytes.Count(data, []byte("\n"))
 	require.Equal(t, lines-1, len(pods))
 	assert.Equal(t, OpenbPod{Name: "openb-pod-0000", CPUMilli: 12000, MemoryMiB: 16384, NumGPU: 1, GPUMilli: 1000,
-		QoS: "LS", Phase: "Running", Creation: 0, Deletion: 12537496, Scheduled: 0}, pods[0])
+		QoS: "LS", Phase: "Running", Creation: 0, Deletion: 12537496, Scheduled: 0, Line: 2}, pods[0])
 	assert.Equal(t, OpenbPod{Name: "openb-pod-0001", CPUMilli: 6000, MemoryMiB: 12288, NumGPU: 1, GPUMilli: 460,
-		QoS: "LS", Phase: "Running", Creation: 427061, Deletion: 12902960, Scheduled: 427061}, pods[1])
+		QoS: "LS", Phase: "Running", Creation: 427061, Deletion: 12902960, Scheduled: 427061, Line: 3}, pods[1])
 	for i, p := range pods {
 		require.Equal(t, i, podIndex(t, p.Name), "pods come back in file order")
 	}
@@ -45,17 +45,17 @@ func TestReadOpenbPodsVariants(t *testing.T) {
 		{
 			name: "short header: no gpu_spec, qos, phase or times",
 			in:   "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,12000,16384,1,460\n",
-			want: []OpenbPod{{Name: "p0", CPUMilli: 12000, MemoryMiB: 16384, NumGPU: 1, GPUMilli: 460, Creation: -1, Deletion: -1, Scheduled: -1}},
+			want: []OpenbPod{{Name: "p0", CPUMilli: 12000, MemoryMiB: 16384, NumGPU: 1, GPUMilli: 460, Creation: -1, Deletion: -1, Scheduled: -1, Line: 2}},
 		},
 		{
 			name: "columns in another order, pending pod without scheduled_time",
 			in:   "num_gpu,name,memory_mib,cpu_milli,scheduled_time,creation_time\n2,p1,100,200,,5\n",
-			want: []OpenbPod{{Name: "p1", CPUMilli: 200, MemoryMiB: 100, NumGPU: 2, Creation: 5, Deletion: -1, Scheduled: -1}},
+			want: []OpenbPod{{Name: "p1", CPUMilli: 200, MemoryMiB: 100, NumGPU: 2, Creation: 5, Deletion: -1, Scheduled: -1, Line: 2}},
 		},
 		{
 			name: "gpu_spec alternatives kept verbatim, CRLF line ends",
 			in:   "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\r\np2,1,2,1,1000,V100M16|V100M32|V100M32\r\n",
-			want: []OpenbPod{{Name: "p2", CPUMilli: 1, MemoryMiB: 2, NumGPU: 1, GPUMilli: 1000, GPUSpec: "V100M16|V100M32|V100M32", Creation: -1, Deletion: -1, Scheduled: -1}},
+			want: []OpenbPod{{Name: "p2", CPUMilli: 1, MemoryMiB: 2, NumGPU: 1, GPUMilli: 1000, GPUSpec: "V100M16|V100M32|V100M32", Creation: -1, Deletion: -1, Scheduled: -1, Line: 2}},
 		},
 		{name: "header only", in: "name,cpu_milli,memory_mib,num_gpu\n", want: nil},
 	}
@@ -104,7 +104,7 @@ func TestReadOpenbNodes(t *testing.T) {
 	nodes, err := ReadOpenbNodes(bytes.NewReader(data), samples.OpenbGPUNodesFile)
 	require.NoError(t, err)
 	require.Equal(t, bytes.Count(data, []byte("\n"))-1, len(nodes))
-	assert.Equal(t, OpenbNode{Name: "openb-node-0000", CPUMilli: 64000, MemoryMiB: 262144, GPU: 2, Model: "P100"}, nodes[0])
+	assert.Equal(t, OpenbNode{Name: "openb-node-0000", CPUMilli: 64000, MemoryMiB: 262144, GPU: 2, Model: "P100", Line: 2}, nodes[0])
 	for _, n := range nodes {
 		require.Positive(t, n.GPU, "the GPU node list has only GPU nodes")
 		require.NotEmpty(t, n.Model)
@@ -112,7 +112,7 @@ func TestReadOpenbNodes(t *testing.T) {
 
 	cpuOnly, err := ReadOpenbNodes(strings.NewReader("sn,cpu_milli,memory_mib,gpu,model\nn0,96000,786432,0,\n"), "all.csv")
 	require.NoError(t, err)
-	assert.Equal(t, []OpenbNode{{Name: "n0", CPUMilli: 96000, MemoryMiB: 786432}}, cpuOnly)
+	assert.Equal(t, []OpenbNode{{Name: "n0", CPUMilli: 96000, MemoryMiB: 786432, Line: 2}}, cpuOnly)
 
 	_, err = ReadOpenbNodes(strings.NewReader("sn,cpu_milli,memory_mib,gpu,model\nn0,96000,786432,4,\n"), "all.csv")
 	assert.EqualError(t, err, `all.csv:2: field model: want a GPU model on a node with GPUs, got ""`)
@@ -150,4 +150,40 @@ func TestOpenbJobsLenientAndStrict(t *testing.T) {
 	assert.EqualError(t, err, p.Examples[0])
 	_, again := r.Next()
 	assert.Equal(t, err, again, "the error sticks")
+}
+
+// Line is the file line a row starts on: blank lines and quoted fields
+// that span lines count, so it is not the row's index plus 2.
+func TestOpenbRowLines(t *testing.T) {
+	tests := []struct {
+		name      string
+		pods      string
+		nodes     string
+		wantLines []int
+	}{
+		{"one row per line", "name,cpu_milli,memory_mib,num_gpu\np0,1,1,0\np1,1,1,0\n",
+			"sn,cpu_milli,memory_mib,gpu\nn0,1,1,0\nn1,1,1,0\n", []int{2, 3}},
+		{"blank lines", "name,cpu_milli,memory_mib,num_gpu\n\np0,1,1,0\n\n\np1,1,1,0\n",
+			"sn,cpu_milli,memory_mib,gpu\n\nn0,1,1,0\n\n\nn1,1,1,0\n", []int{3, 6}},
+		{"quoted field over three lines, CRLF", "name,cpu_milli,memory_mib,num_gpu,qos\r\n\"p\n0\",1,1,0,\"a\r\nb\r\nc\"\r\np1,1,1,0,LS\r\n",
+			"sn,cpu_milli,memory_mib,gpu,model\r\n\"n\n0\",1,1,0,\"\r\n\r\n\"\r\nn1,1,1,0,\r\n", []int{2, 6}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pods, err := ReadOpenbPods(strings.NewReader(tc.pods), "p.csv")
+			require.NoError(t, err)
+			var got []int
+			for _, p := range pods {
+				got = append(got, p.Line)
+			}
+			assert.Equal(t, tc.wantLines, got, "pods")
+			nodes, err := ReadOpenbNodes(strings.NewReader(tc.nodes), "n.csv")
+			require.NoError(t, err)
+			got = nil
+			for _, n := range nodes {
+				got = append(got, n.Line)
+			}
+			assert.Equal(t, tc.wantLines, got, "nodes")
+		})
+	}
 }

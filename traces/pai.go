@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"math"
@@ -55,7 +56,8 @@ type paiSource struct {
 
 // NewPAIReader joins a PAI task table to its job table; either may be nil
 // (a job table alone gives jobs without tasks, a task table alone jobs
-// without users). The names are used in error messages.
+// without users). The names are used in error messages. Either table may be
+// gzip-compressed; a leading UTF-8 byte-order mark is dropped.
 //
 // A job's submit time is the job table's start_time (PAI's job start is the
 // submission), its start the earliest task start, its end the job table's
@@ -65,26 +67,36 @@ type paiSource struct {
 // is not a whole number of GPUs is spread evenly over the next whole number
 // of GPUs (150 → 2 GPUs × 750 milli).
 func NewPAIReader(jobTable io.Reader, jobName string, taskTable io.Reader, taskName string, opts Options) (*Reader, error) {
-	s := &paiSource{ahead: map[string]*paiJob{}}
+	var jobs, tasks *bufio.Reader
+	var err error
 	if jobTable != nil {
-		br, err := decompress(jobTable, jobName)
-		if err != nil {
+		if jobs, err = decompress(jobTable, jobName); err != nil {
 			return nil, err
 		}
-		s.jobs = newCSVRows(br, jobName)
+	}
+	if taskTable != nil {
+		if tasks, err = decompress(taskTable, taskName); err != nil {
+			return nil, err
+		}
+	}
+	return newPAIReader(jobs, jobName, tasks, taskName, opts), nil
+}
+
+// newPAIReader is NewPAIReader over tables decompress has prepared; either
+// may be nil.
+func newPAIReader(jobTable *bufio.Reader, jobName string, taskTable *bufio.Reader, taskName string, opts Options) *Reader {
+	s := &paiSource{ahead: map[string]*paiJob{}}
+	if jobTable != nil {
+		s.jobs = newCSVRows(jobTable, jobName)
 	} else {
 		s.jobsDone = true
 	}
 	if taskTable != nil {
-		br, err := decompress(taskTable, taskName)
-		if err != nil {
-			return nil, err
-		}
-		s.tasks = newCSVRows(br, taskName)
+		s.tasks = newCSVRows(taskTable, taskName)
 	} else {
 		s.tasksDone = true
 	}
-	return newReader(s, opts), nil
+	return newReader(s, opts)
 }
 
 func (s *paiSource) meta() Meta { return Meta{Format: FormatPAI, Clock: ClockRelative, Zone: "+08:00"} }
@@ -312,6 +324,9 @@ func (s *paiSource) join(j *Job, jr *paiJob, run []paiTask) error {
 		}
 	}
 	*j = Job{Submit: NoTime, Start: NoTime, End: NoTime, Duration: NoTime}
+	// endFile and endLine locate the row the job's end comes from.
+	var endFile string
+	var endLine int
 	for _, t := range run {
 		j.Tasks = append(j.Tasks, t.task)
 		if t.start != NoTime && (j.Start == NoTime || t.start < j.Start) {
@@ -319,6 +334,7 @@ func (s *paiSource) join(j *Job, jr *paiJob, run []paiTask) error {
 		}
 		if t.end != NoTime && t.end > j.End {
 			j.End = t.end
+			endFile, endLine = s.tasks.file, t.line
 		}
 	}
 	if jr != nil {
@@ -326,6 +342,7 @@ func (s *paiSource) join(j *Job, jr *paiJob, run []paiTask) error {
 		j.Submit = jr.start
 		if jr.end != NoTime {
 			j.End = jr.end
+			endFile, endLine = s.jobs.file, jr.line
 		}
 	} else {
 		j.ID = run[0].job
@@ -343,8 +360,7 @@ func (s *paiSource) join(j *Job, jr *paiJob, run []paiTask) error {
 	}
 	if j.Start != NoTime && j.End != NoTime {
 		if j.End < j.Start {
-			file, line := s.tasks.file, run[0].line
-			return fieldErr(file, line, "end_time", "a job end not before its first task start "+strconv.FormatInt(j.Start, 10), strconv.FormatInt(j.End, 10))
+			return fieldErr(endFile, endLine, "end_time", "a job end not before its first task start "+strconv.FormatInt(j.Start, 10), strconv.FormatInt(j.End, 10))
 		}
 		j.Duration = j.End - j.Start
 	}
@@ -389,7 +405,7 @@ func isHeader(rec, cols []string) bool {
 		return false
 	}
 	for i, c := range cols {
-		if strings.TrimSpace(strings.TrimPrefix(rec[i], "\ufeff")) != c {
+		if strings.TrimSpace(rec[i]) != c {
 			return false
 		}
 	}

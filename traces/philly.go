@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,22 +17,39 @@ const phillyTimeLayout = "2006-01-02 15:04:05"
 // phillyZone is the zone the Philly cluster logged its times in.
 const phillyZone = "America/Los_Angeles"
 
+// phillyJobJSON is one element of cluster_job_log. Attempts, and the
+// machines and GPUs within them, are decoded one at a time (see
+// decodeAt), so that a value of the wrong type is reported with its index.
 type phillyJobJSON struct {
-	Status    string              `json:"status"`
-	VC        string              `json:"vc"`
-	JobID     string              `json:"jobid"`
-	Attempts  []phillyAttemptJSON `json:"attempts"`
-	Submitted *string             `json:"submitted_time"`
-	User      string              `json:"user"`
+	Status    string            `json:"status"`
+	VC        string            `json:"vc"`
+	JobID     string            `json:"jobid"`
+	Attempts  []json.RawMessage `json:"attempts"`
+	Submitted *string           `json:"submitted_time"`
+	User      string            `json:"user"`
 }
 
 type phillyAttemptJSON struct {
-	Start  *string `json:"start_time"`
-	End    *string `json:"end_time"`
-	Detail []struct {
-		IP   string   `json:"ip"`
-		GPUs []string `json:"gpus"`
-	} `json:"detail"`
+	Start  *string           `json:"start_time"`
+	End    *string           `json:"end_time"`
+	Detail []json.RawMessage `json:"detail"`
+}
+
+type phillyMachineJSON struct {
+	IP   string            `json:"ip"`
+	GPUs []json.RawMessage `json:"gpus"`
+}
+
+// phillyAttempt is one attempt, decoded.
+type phillyAttempt struct {
+	start, end *string
+	machines   []phillyMachine
+}
+
+// phillyMachine is one machine of an attempt: its name and GPU ids.
+type phillyMachine struct {
+	ip   string
+	gpus []string
 }
 
 // phillySource streams the elements of the cluster_job_log JSON array.
@@ -49,16 +67,24 @@ type phillySource struct {
 // A job's GPUs come from its first attempt that lists any machine (the trace
 // authors count the first attempt; the two agree whenever that attempt has
 // a detail); its start is the earliest attempt start and its end the latest
-// attempt end, "None" times skipped. Machines of an attempt with the same
-// number of GPUs form one task.
+// attempt end, "None" times skipped. When the earliest start comes after the
+// latest end (no attempt has both times, and they contradict each other),
+// the job is kept with its start and end unknown. Machines of an attempt
+// with the same number of GPUs form one task. The input may be
+// gzip-compressed; a leading UTF-8 byte-order mark is dropped.
 func NewPhillyReader(in io.Reader, name string, opts Options) (*Reader, error) {
-	loc, err := time.LoadLocation(phillyZone)
-	if err != nil {
-		return nil, fmt.Errorf("philly: %w", err)
-	}
 	br, err := decompress(in, name)
 	if err != nil {
 		return nil, err
+	}
+	return newPhillyReader(br, name, opts)
+}
+
+// newPhillyReader is NewPhillyReader over input decompress has prepared.
+func newPhillyReader(br *bufio.Reader, name string, opts Options) (*Reader, error) {
+	loc, err := time.LoadLocation(phillyZone)
+	if err != nil {
+		return nil, fmt.Errorf("philly: %w", err)
 	}
 	return newReader(&phillySource{file: name, dec: json.NewDecoder(br), loc: loc}, opts), nil
 }
@@ -120,10 +146,51 @@ func jsonKind(goType string) string {
 		return "string"
 	case strings.HasPrefix(goType, "[]"):
 		return "array"
-	case strings.Contains(goType, "struct"), strings.Contains(goType, "phillyJob"), strings.Contains(goType, "phillyAttempt"):
+	case strings.Contains(goType, "struct"), strings.HasPrefix(strings.TrimPrefix(goType, "*"), "traces."):
 		return "object"
 	}
 	return goType
+}
+
+// decodeAt decodes one JSON value of the element at path ("$[3].attempts[0]")
+// into v; a value of the wrong type in it is a *ParseError naming its full
+// path.
+func (s *phillySource) decodeAt(raw json.RawMessage, v any, path string) error {
+	err := json.Unmarshal(raw, v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			path += "." + te.Field
+		}
+		return &ParseError{File: s.file, Path: path, Want: "a JSON " + jsonKind(te.Type.String()), Got: te.Value}
+	}
+	return &ParseError{File: s.file, Path: path, Err: err}
+}
+
+// attempt decodes attempt k of a job, its machines and their GPU ids.
+func (s *phillySource) attempt(raw json.RawMessage, path string) (phillyAttempt, error) {
+	var aj phillyAttemptJSON
+	if err := s.decodeAt(raw, &aj, path); err != nil {
+		return phillyAttempt{}, err
+	}
+	a := phillyAttempt{start: aj.Start, end: aj.End, machines: make([]phillyMachine, len(aj.Detail))}
+	for m, rd := range aj.Detail {
+		mpath := fmt.Sprintf("%s.detail[%d]", path, m)
+		var mj phillyMachineJSON
+		if err := s.decodeAt(rd, &mj, mpath); err != nil {
+			return phillyAttempt{}, err
+		}
+		a.machines[m] = phillyMachine{ip: mj.IP, gpus: make([]string, len(mj.GPUs))}
+		for g, rg := range mj.GPUs {
+			if err := s.decodeAt(rg, &a.machines[m].gpus[g], fmt.Sprintf("%s.gpus[%d]", mpath, g)); err != nil {
+				return phillyAttempt{}, err
+			}
+		}
+	}
+	return a, nil
 }
 
 // time parses a Philly time; nil, "None" and "" are unknown.
@@ -159,17 +226,22 @@ func (s *phillySource) convert(j *Job, idx int, raw *phillyJobJSON) error {
 		return err
 	}
 	counted := false
-	for k, a := range raw.Attempts {
-		start, err := s.time(a.Start, at(fmt.Sprintf(".attempts[%d].start_time", k)))
+	for k, ra := range raw.Attempts {
+		path := at(fmt.Sprintf(".attempts[%d]", k))
+		a, err := s.attempt(ra, path)
 		if err != nil {
 			return err
 		}
-		end, err := s.time(a.End, at(fmt.Sprintf(".attempts[%d].end_time", k)))
+		start, err := s.time(a.start, path+".start_time")
+		if err != nil {
+			return err
+		}
+		end, err := s.time(a.end, path+".end_time")
 		if err != nil {
 			return err
 		}
 		if start != NoTime && end != NoTime && end < start {
-			return &ParseError{File: s.file, Path: at(fmt.Sprintf(".attempts[%d].end_time", k)), Want: "a time not before the attempt's start_time " + *a.Start, Got: *a.End}
+			return &ParseError{File: s.file, Path: path + ".end_time", Want: "a time not before the attempt's start_time " + *a.start, Got: *a.end}
 		}
 		if start != NoTime && (j.Start == NoTime || start < j.Start) {
 			j.Start = start
@@ -177,38 +249,46 @@ func (s *phillySource) convert(j *Job, idx int, raw *phillyJobJSON) error {
 		if end > j.End {
 			j.End = end
 		}
-		if !counted && len(a.Detail) > 0 {
+		if !counted && len(a.machines) > 0 {
 			counted = true
-			if err := s.tasks(j, a, at(fmt.Sprintf(".attempts[%d]", k))); err != nil {
+			if err := s.tasks(j, a, path); err != nil {
 				return err
 			}
 		}
 	}
 	if j.Start != NoTime && j.End != NoTime {
 		if j.End < j.Start {
-			return &ParseError{File: s.file, Path: at(".attempts"), Want: "an attempt ending after the first start", Got: time.Unix(j.End, 0).In(s.loc).Format(phillyTimeLayout)}
+			// Every attempt with both times ends after it starts, so
+			// this happens only when none has both, as with attempt 0
+			// "None" to 01:00 and attempt 1 02:00 to "None". Then
+			// neither time is what it stands for: an attempt ended
+			// before the earliest known start, so the job started
+			// earlier, and one started after the latest known end, so
+			// it ended later. Both are unknown; the job stays.
+			j.Start, j.End = NoTime, NoTime
+		} else {
+			j.Duration = j.End - j.Start
 		}
-		j.Duration = j.End - j.Start
 	}
 	return nil
 }
 
 // tasks turns one attempt's machines into tasks: machines with the same
 // number of distinct GPU ids form one task, in order of first appearance.
-func (s *phillySource) tasks(j *Job, a phillyAttemptJSON, path string) error {
+func (s *phillySource) tasks(j *Job, a phillyAttempt, path string) error {
 	var ips []string
 	gpus := map[string][]string{}
-	for m, d := range a.Detail {
-		if d.IP == "" {
+	for m, d := range a.machines {
+		if d.ip == "" {
 			return &ParseError{File: s.file, Path: fmt.Sprintf("%s.detail[%d].ip", path, m), Want: "a machine name", Got: ""}
 		}
-		if _, ok := gpus[d.IP]; !ok {
-			ips = append(ips, d.IP)
-			gpus[d.IP] = nil
+		if _, ok := gpus[d.ip]; !ok {
+			ips = append(ips, d.ip)
+			gpus[d.ip] = nil
 		}
-		for _, g := range d.GPUs {
-			if !slices.Contains(gpus[d.IP], g) {
-				gpus[d.IP] = append(gpus[d.IP], g)
+		for _, g := range d.gpus {
+			if !slices.Contains(gpus[d.ip], g) {
+				gpus[d.ip] = append(gpus[d.ip], g)
 			}
 		}
 	}

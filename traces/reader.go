@@ -2,6 +2,7 @@ package traces
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -160,15 +161,23 @@ func (r *Reader) Close() error {
 }
 
 // NewReader reads one trace file from in; name is used in error messages.
-// It sniffs the format unless opts.Format names it. A PAI table read this
-// way is read alone (see NewPAIReader to join the two tables).
+// It sniffs the format unless opts.Format names it. in may be
+// gzip-compressed, and a leading UTF-8 byte-order mark is dropped. A PAI
+// table read this way is read alone (see NewPAIReader to join the two
+// tables).
 func NewReader(in io.Reader, name string, opts Options) (*Reader, error) {
 	br, err := decompress(in, name)
 	if err != nil {
 		return nil, err
 	}
+	return readerOf(br, name, opts)
+}
+
+// readerOf is NewReader over input decompress has prepared.
+func readerOf(br *bufio.Reader, name string, opts Options) (*Reader, error) {
 	f := opts.Format
 	if f == "" || f == FormatAuto {
+		var err error
 		if f, err = Sniff(br, name); err != nil {
 			return nil, err
 		}
@@ -186,13 +195,13 @@ func NewReader(in io.Reader, name string, opts Options) (*Reader, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if kind == paiJobTable {
-			return NewPAIReader(br, name, nil, "", opts)
+			return newPAIReader(br, name, nil, "", opts), nil
 		}
-		return NewPAIReader(nil, "", br, name, opts)
+		return newPAIReader(nil, "", br, name, opts), nil
 	case FormatPhilly:
-		return NewPhillyReader(br, name, opts)
+		return newPhillyReader(br, name, opts)
 	case FormatHelios:
-		return NewHeliosReader(br, name, opts)
+		return newHeliosReader(br, name, opts)
 	case FormatCSV, FormatJSONL:
 		return newCanonicalReader(br, name, f, opts)
 	}
@@ -233,7 +242,7 @@ func Open(path string, opts Options) (*Reader, error) {
 		return r, nil
 	}
 	opts.Format = format
-	r, err := NewReader(br, name, opts)
+	r, err := readerOf(br, name, opts)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -265,7 +274,7 @@ func openPAI(path string, f *os.File, br *bufio.Reader, opts Options) (*Reader, 
 	}
 	if other == "" {
 		opts.Format = FormatPAI
-		r, err := NewReader(br, name, opts)
+		r, err := readerOf(br, name, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -292,20 +301,23 @@ func openPAI(path string, f *os.File, br *bufio.Reader, opts Options) (*Reader, 
 	}
 	var r *Reader
 	if kind == paiTaskTable {
-		r, err = NewPAIReader(obr, oname, br, name, opts)
+		r = newPAIReader(obr, oname, br, name, opts)
 	} else {
-		r, err = NewPAIReader(br, name, obr, oname, opts)
-	}
-	if err != nil {
-		of.Close()
-		return nil, err
+		r = newPAIReader(br, name, obr, oname, opts)
 	}
 	r.closers = append(r.closers, f, of)
 	return r, nil
 }
 
-// decompress returns a buffered reader over in, gunzipping it when it
-// starts with the gzip magic number.
+// bom is the UTF-8 byte-order mark some tools (Excel, PowerShell) write at
+// the start of a text file.
+var bom = []byte("\ufeff")
+
+// decompress prepares a trace stream for reading: it buffers in, gunzips it
+// when it starts with the gzip magic number, and drops one leading UTF-8
+// byte-order mark. Every exported entry point calls it once on its input
+// and hands the result to unexported readers that do not call it again, so
+// a second BOM (or gzip inside gzip) stays content.
 func decompress(in io.Reader, name string) (*bufio.Reader, error) {
 	br, ok := in.(*bufio.Reader)
 	if !ok || br.Size() < sniffLen {
@@ -317,12 +329,23 @@ func decompress(in io.Reader, name string) (*bufio.Reader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: gzip: %w", name, err)
 		}
-		return bufio.NewReaderSize(zr, 64<<10), nil
+		br = bufio.NewReaderSize(zr, 64<<10)
+	}
+	head, err := br.Peek(len(bom))
+	switch {
+	case bytes.Equal(head, bom):
+		if _, err := br.Discard(len(bom)); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	case err != nil && !errors.Is(err, io.EOF):
+		// Peek hands the error over once; keep it from being lost.
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return br, nil
 }
 
-// loadFile opens path (gunzipping it if need be) and reads it with read.
+// loadFile opens path, prepares it with decompress and reads it with read,
+// which must not call decompress again.
 func loadFile[T any](path string, read func(io.Reader, string) ([]T, error)) ([]T, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -337,8 +360,18 @@ func loadFile[T any](path string, read func(io.Reader, string) ([]T, error)) ([]
 	return read(br, name)
 }
 
-// Buffered returns a buffered reader over in, gunzipped if it is gzip, ready
-// for Sniff.
+// readPrepared prepares r with decompress and reads it with read, which
+// must not call decompress again.
+func readPrepared[T any](r io.Reader, name string, read func(io.Reader, string) ([]T, error)) ([]T, error) {
+	br, err := decompress(r, name)
+	if err != nil {
+		return nil, err
+	}
+	return read(br, name)
+}
+
+// Buffered returns a buffered reader over in, gunzipped if it is gzip and
+// without a leading UTF-8 byte-order mark, ready for Sniff.
 func Buffered(in io.Reader, name string) (*bufio.Reader, error) {
 	return decompress(in, name)
 }

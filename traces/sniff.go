@@ -15,7 +15,9 @@ import (
 const sniffLen = 16 << 10
 
 // Sniff guesses the format of a trace from its first bytes, which it peeks
-// at without consuming. name is used in the error when nothing matches.
+// at without consuming. name is used in the error when nothing matches. A
+// leading UTF-8 byte-order mark is looked past (the readers drop it, and
+// Buffered does too).
 func Sniff(br *bufio.Reader, name string) (Format, error) {
 	head, err := br.Peek(sniffLen)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
@@ -138,10 +140,11 @@ func paiKind(f []string) (paiTableKind, error) {
 	return 0, fmt.Errorf("not a PAI table: want 6 fields (job table), 10 (task table) or 5 (machine table), got %d", len(f))
 }
 
-// sniffPAITable tells which PAI table br holds, from its first line.
+// sniffPAITable tells which PAI table br holds, from its first line. br
+// comes from decompress, which has dropped a byte-order mark.
 func sniffPAITable(br *bufio.Reader) (paiTableKind, error) {
 	head, _ := br.Peek(sniffLen)
-	line := firstLine(bytes.TrimPrefix(head, []byte("\ufeff")))
+	line := firstLine(head)
 	if line == "" {
 		return 0, fmt.Errorf("empty PAI table")
 	}
