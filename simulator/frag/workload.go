@@ -69,14 +69,15 @@ func cleanModels(spec string) string {
 }
 
 // NewWorkload normalises the rows of an openb pod list (FRAG-METHOD §1) and
-// builds its target workload (§6). file names the source in errors; rows
-// are assumed to sit one per line after a header, so row i is line i+2.
+// builds its target workload (§6). file names the source in errors, at
+// each row's Line; a row without one (built by hand) is taken to sit one
+// per line after a header, row i on line i+2.
 func NewWorkload(name, file string, rows []traces.OpenbPod) (*Workload, error) {
 	w := &Workload{Name: name, Pods: make([]Pod, len(rows))}
 	for i, r := range rows {
 		p := Pod{CPU: r.CPUMilli, Mem: r.MemoryMiB}
 		where := func(field string) string {
-			return fmt.Sprintf("%s:%d: pod %s: field %s", file, i+2, r.Name, field)
+			return fmt.Sprintf("%s:%d: pod %s: field %s", file, rowLine(r.Line, i), r.Name, field)
 		}
 		switch {
 		case r.CPUMilli < 0:
@@ -159,13 +160,14 @@ type Fleet struct {
 // NewFleet builds the fleet from the rows of an openb node list (FRAG-METHOD
 // §1): CPU, memory, and that many GPUs of the node's model, each with 1000
 // milli free. Every row given is a node; the method's fleet is the GPU node
-// list, and a CPU-only row joins as a node without GPUs.
+// list, and a CPU-only row joins as a node without GPUs. Errors name file
+// and the row's Line, as NewWorkload's do.
 func NewFleet(file string, rows []traces.OpenbNode) (*Fleet, error) {
 	f := &Fleet{Nodes: make([]scheduler.Node, 0, len(rows))}
 	seen := make(map[string]int, len(rows))
 	for i, r := range rows {
 		where := func(field string) string {
-			return fmt.Sprintf("%s:%d: node %s: field %s", file, i+2, r.Name, field)
+			return fmt.Sprintf("%s:%d: node %s: field %s", file, rowLine(r.Line, i), r.Name, field)
 		}
 		switch {
 		case r.CPUMilli < 0:
@@ -178,7 +180,7 @@ func NewFleet(file string, rows []traces.OpenbNode) (*Fleet, error) {
 			return nil, fmt.Errorf("%s: want a GPU model on a node with GPUs", where("model"))
 		}
 		if j, dup := seen[r.Name]; dup {
-			return nil, fmt.Errorf("%s: repeats the node of line %d", where("sn"), j+2)
+			return nil, fmt.Errorf("%s: repeats the node of line %d", where("sn"), rowLine(rows[j].Line, j))
 		}
 		seen[r.Name] = i
 		n := scheduler.Node{Name: r.Name, CPUMilli: r.CPUMilli, MemoryMiB: r.MemoryMiB}
@@ -195,6 +197,15 @@ func NewFleet(file string, rows []traces.OpenbNode) (*Fleet, error) {
 		return nil, fmt.Errorf("nodes %s: no node has a GPU", file)
 	}
 	return f, nil
+}
+
+// rowLine is the file line of row i: the line its reader recorded, else
+// (a row built by hand) line i+2, one row per line after a header.
+func rowLine(line, i int) int {
+	if line > 0 {
+		return line
+	}
+	return i + 2
 }
 
 // LoadFleet reads an openb node list file.
