@@ -44,7 +44,8 @@ Machine lists (stats only): openb-nodes, pai-machines, philly-machines, helios-g
 Files may be gzip-compressed; "-" reads standard input.
 
 Bad records are skipped and counted (the first few are shown); --strict stops at
-the first one instead.`,
+the first one instead. An output file (convert, sample, gen) may not be one of the
+inputs; it is written whole or not at all.`,
 		subs: []*command{
 			tio.convertCommand(),
 			tio.statsCommand(),
@@ -112,28 +113,87 @@ func (o *outputFlags) format(path string) (traces.Format, error) {
 	return f, nil
 }
 
-// create opens an output file; "-" is standard output.
-func (t *traceIO) create(path string) (io.Writer, func() error, error) {
-	if path == "-" || path == "" {
-		return t.stdout, func() error { return nil }, nil
+// distinctOutput refuses an output path that names the same file as one
+// of the inputs: writing it would clobber what is being read. Inputs that
+// are "" or "-", and an output that does not exist yet, pass.
+func distinctOutput(out string, inputs ...string) error {
+	if out == "" || out == "-" {
+		return nil
 	}
-	f, err := os.Create(path)
+	ost, err := os.Stat(out)
+	if err != nil {
+		return nil // no such file yet (or unreadable: creating it will tell)
+	}
+	for _, in := range inputs {
+		if in == "" || in == "-" {
+			continue
+		}
+		if ist, err := os.Stat(in); err == nil && os.SameFile(ist, ost) {
+			return usageErr("input %s and output %s are the same file: write the output elsewhere", in, out)
+		}
+	}
+	return nil
+}
+
+// create opens an output; "-" (or "") is standard output. The returned
+// finish must be called once writing is over, with the error that ended it
+// (nil on success). A regular file is written as a temporary file beside
+// it and renamed over it by a successful finish, so a failed run leaves the
+// old file (or none) rather than half a new one; anything else that exists
+// (a device, a pipe) is written in place.
+func (t *traceIO) create(path string) (w io.Writer, finish func(failed error) error, err error) {
+	if path == "-" || path == "" {
+		return t.stdout, func(error) error { return nil }, nil
+	}
+	target := path
+	perm := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		if !st.Mode().IsRegular() {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				return nil, nil, fmt.Errorf("create output: %w", err)
+			}
+			return f, func(error) error { return f.Close() }, nil
+		}
+		perm = st.Mode().Perm()
+		// Write through a symbolic link rather than replace it.
+		if target, err = filepath.EvalSymlinks(path); err != nil {
+			return nil, nil, fmt.Errorf("create output: %w", err)
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
 		return nil, nil, fmt.Errorf("create output: %w", err)
 	}
-	return f, f.Close, nil
+	finish = func(failed error) error {
+		err := tmp.Close()
+		if failed == nil && err == nil {
+			err = os.Chmod(tmp.Name(), perm)
+		}
+		if failed == nil && err == nil {
+			err = os.Rename(tmp.Name(), target)
+		}
+		if failed != nil || err != nil {
+			os.Remove(tmp.Name())
+		}
+		if err != nil {
+			return fmt.Errorf("write output %s: %w", path, err)
+		}
+		return nil
+	}
+	return tmp, finish, nil
 }
 
 // writeJobs writes jobs from next to path in the chosen format and returns
-// how many it wrote.
+// how many it wrote. On an error a file at path is left as it was.
 func (t *traceIO) writeJobs(path string, f traces.Format, meta traces.Meta, next func() (traces.Job, error)) (n int, err error) {
-	w, closeFile, err := t.create(path)
+	w, finish, err := t.create(path)
 	if err != nil {
 		return 0, err
 	}
 	defer func() {
-		if cerr := closeFile(); err == nil && cerr != nil {
-			err = fmt.Errorf("close output: %w", cerr)
+		if ferr := finish(err); err == nil {
+			err = ferr
 		}
 	}()
 	tw, err := traces.NewWriter(w, f, meta)
@@ -171,7 +231,9 @@ func (t *traceIO) convertCommand() *command {
 		name:    "convert",
 		summary: "Convert a trace of any format to petite's canonical CSV or JSON Lines.",
 		usage:   "IN OUT",
-		long:    `OUT "-" writes to standard output. A summary (jobs written, bad records skipped) goes to standard error.`,
+		long: `OUT "-" writes to standard output. A summary (jobs written, bad records skipped) goes to standard error.
+OUT may not be IN. A file is written whole or not at all: through a temporary file
+beside it, renamed over it at the end.`,
 		flags: func(fs *pflag.FlagSet) func([]string) error {
 			var in inputFlags
 			var out outputFlags
@@ -180,6 +242,9 @@ func (t *traceIO) convertCommand() *command {
 			return func(args []string) error {
 				if len(args) != 2 {
 					return usageErr("convert takes IN and OUT, got %d arguments", len(args))
+				}
+				if err := distinctOutput(args[1], args[0], in.paiJobs); err != nil {
+					return err
 				}
 				f, err := out.format(args[1])
 				if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"petite/traces"
 	"petite/traces/samples"
 )
 
@@ -155,5 +157,144 @@ func TestTraceUsageErrors(t *testing.T) {
 	} {
 		_, _, err := runTrace(t, "", args...)
 		assert.ErrorIs(t, err, errUsage, "%v", args)
+	}
+}
+
+// An output that is one of the inputs (by any path to it) is refused before
+// anything is read or written, and the file is left as it was.
+func TestTraceOutputIsAnInput(t *testing.T) {
+	dir := t.TempDir()
+	pods := samples.OpenbDefaultPods()
+	in := filepath.Join(dir, "pods.csv")
+	require.NoError(t, os.WriteFile(in, pods, 0o644))
+	link := filepath.Join(dir, "pods-link.csv")
+	require.NoError(t, os.Link(in, link))
+	spec, _, err := runTrace(t, "", "gen", "--jobs", "5", "--print-spec")
+	require.NoError(t, err)
+	specPath := filepath.Join(dir, "spec.json")
+	require.NoError(t, os.WriteFile(specPath, []byte(spec), 0o644))
+	paiJobs := filepath.Join(dir, "jobs.csv")
+	require.NoError(t, os.WriteFile(paiJobs, []byte("j1,i1,u1,Terminated,100.0,200.0\n"), 0o644))
+	paiTasks := filepath.Join(dir, "tasks.csv")
+	require.NoError(t, os.WriteFile(paiTasks, []byte("j1,t,1.0,Terminated,110.0,190.0,100.0,1.0,100.0,V100\n"), 0o644))
+
+	tests := []struct {
+		name    string
+		args    []string
+		in, out string // the paths the error must name
+	}{
+		{"convert IN IN", []string{"convert", in, in}, in, in},
+		{"convert through a second name", []string{"convert", in, link}, in, link},
+		{"convert onto --pai-jobs", []string{"convert", "--pai-jobs", paiJobs, paiTasks, paiJobs}, paiJobs, paiJobs},
+		{"sample IN IN", []string{"sample", "--jobs", "3", in, in}, in, in},
+		{"gen onto --fit", []string{"gen", "--fit", in, "--jobs", "3", link}, in, link},
+		{"gen onto --spec", []string{"gen", "--spec", specPath, specPath}, specPath, specPath},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := os.ReadFile(tc.out)
+			require.NoError(t, err)
+			_, _, err = runTrace(t, "", tc.args...)
+			require.ErrorIs(t, err, errUsage)
+			assert.ErrorContains(t, err, "input "+tc.in+" and output "+tc.out+" are the same file")
+			after, err := os.ReadFile(tc.out)
+			require.NoError(t, err)
+			assert.Equal(t, string(before), string(after), "the file is untouched")
+		})
+	}
+}
+
+// A run that fails part way leaves the output as it was (or absent), and
+// no temporary file behind; a run that succeeds replaces it whole.
+func TestTraceOutputWholeOrNothing(t *testing.T) {
+	bad := "name,cpu_milli,memory_mib,num_gpu\np0,1,1,1\np1,abc,1,1\n"
+	good := "name,cpu_milli,memory_mib,num_gpu\np0,1,1,1\n"
+	tests := []struct {
+		name    string
+		input   string
+		args    func(in, out string) []string
+		old     string // the output file's content before; "" for none
+		wantErr string
+		want    string // a line the output must have after a success
+	}{
+		{"strict convert fails over an old file", bad, func(in, out string) []string { return []string{"convert", "--strict", in, out} },
+			"old content\n", `field cpu_milli: want a non-negative integer, got "abc"`, ""},
+		{"strict convert fails, no file before", bad, func(in, out string) []string { return []string{"convert", "--strict", in, out} },
+			"", `field cpu_milli`, ""},
+		{"gen running out of time after 950 jobs makes no file", "", func(_, out string) []string {
+			// 1000 jobs at 1 an hour, 1001 hours before the last int64
+			// second: the spec passes, and with seed 1 the clock runs
+			// out at job 951.
+			spec := traces.DefaultSpec()
+			spec.Jobs, spec.Start, spec.Seed = 1000, math.MaxInt64-1001*3600, 1
+			spec.Arrival = traces.Arrival{Process: "poisson", RatePerHour: 1}
+			b, err := json.Marshal(spec)
+			require.NoError(t, err)
+			path := filepath.Join(filepath.Dir(out), "spec.json")
+			require.NoError(t, os.WriteFile(path, b, 0o644))
+			return []string{"gen", "--spec", path, out}
+		}, "", "gen: job 951 arrives past the last time a trace can hold", ""},
+		{"a success replaces the old file", good, func(in, out string) []string { return []string{"convert", in, out} },
+			"old content\n", "", "p0,"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := filepath.Join(dir, "in.csv")
+			require.NoError(t, os.WriteFile(in, []byte(tc.input), 0o644))
+			out := filepath.Join(dir, "out.csv")
+			if tc.old != "" {
+				require.NoError(t, os.WriteFile(out, []byte(tc.old), 0o640))
+			}
+			_, _, err := runTrace(t, "", tc.args(in, out)...)
+			got, rerr := os.ReadFile(out)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.ErrorContains(t, err, tc.wantErr)
+				if tc.old == "" {
+					assert.True(t, os.IsNotExist(rerr), "no output file")
+				} else {
+					require.NoError(t, rerr)
+					assert.Equal(t, tc.old, string(got), "the old file is untouched")
+				}
+			} else {
+				require.NoError(t, err)
+				require.NoError(t, rerr)
+				assert.Contains(t, string(got), tc.want)
+				st, err := os.Stat(out)
+				require.NoError(t, err)
+				assert.Equal(t, os.FileMode(0o640), st.Mode().Perm(), "the replaced file keeps its mode")
+			}
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			for _, n := range names {
+				assert.Contains(t, []string{"in.csv", "out.csv", "spec.json"}, n, "no temporary file left")
+			}
+		})
+	}
+}
+
+// Rates too low for any arrival to be a time are refused; before, gen wrote
+// submit times wrapped around to -9223372036854775808.
+func TestTraceGenRateBounds(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"gen", "--rate", "1e-300", "--jobs", "3", "-"}, "spec: arrival.rate_per_hour is 1e-300, want a finite number >= 1e-06"},
+		{[]string{"gen", "--rate", "1e-7", "--jobs", "3", "-"}, "spec: arrival.rate_per_hour is 1e-07, want a finite number >= 1e-06"},
+		{[]string{"gen", "--rate", "-5", "--jobs", "3", "-"}, "spec: arrival.rate_per_hour is -5, want a finite number >= 1e-06"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, _, err := runTrace(t, "", tc.args...)
+			require.Error(t, err)
+			assert.ErrorContains(t, err, tc.want)
+			assert.NotContains(t, out, ",-9223372036854775808,")
+		})
 	}
 }

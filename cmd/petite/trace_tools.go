@@ -323,6 +323,9 @@ output). The same input, --jobs and --seed always give the same bytes.`,
 				if len(args) == 2 {
 					dst = args[1]
 				}
+				if err := distinctOutput(dst, args[0], in.paiJobs); err != nil {
+					return err
+				}
 				f, err := out.format(dst)
 				if err != nil {
 					return err
@@ -382,6 +385,11 @@ output) as canonical CSV or JSON Lines; the same spec and seed give the same byt
 				}
 				if *fit != "" && *specFile != "" {
 					return usageErr("--fit and --spec exclude each other")
+				}
+				if len(args) == 1 {
+					if err := distinctOutput(args[0], *fit, *specFile, in.paiJobs); err != nil {
+						return err
+					}
 				}
 				spec := traces.DefaultSpec()
 				switch {
