@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // canonicalMagic starts the first line of a canonical CSV file.
@@ -498,9 +499,15 @@ func newJSONLWriter(w io.Writer, m Meta) *jsonlWriter {
 	return jw
 }
 
+// Write writes the job as one line. A job with a string that is not valid
+// UTF-8 is an error: JSON would turn its bytes into U+FFFD, and the line
+// would read back as another job.
 func (w *jsonlWriter) Write(j *Job) error {
 	if w.err != nil {
 		return w.err
+	}
+	if field := invalidUTF8(j); field != "" {
+		return fmt.Errorf("job %q: %s is not valid UTF-8, which JSON Lines cannot hold: write petite-csv instead", j.ID, field)
 	}
 	if j.Tasks == nil {
 		jj := *j
@@ -509,6 +516,29 @@ func (w *jsonlWriter) Write(j *Job) error {
 	}
 	w.err = w.enc.Encode(j)
 	return w.err
+}
+
+// invalidUTF8 names the first string field of j that is not valid UTF-8,
+// or returns "".
+func invalidUTF8(j *Job) string {
+	for _, f := range []struct{ name, v string }{
+		{"id", j.ID}, {"tenant", j.Tenant}, {"group", j.Group}, {"qos", j.QoS}, {"kind", string(j.Kind)}, {"status", string(j.Status)},
+	} {
+		if !utf8.ValidString(f.v) {
+			return f.name
+		}
+	}
+	for i, t := range j.Tasks {
+		if !utf8.ValidString(t.Name) {
+			return fmt.Sprintf("task %d name", i)
+		}
+		for _, m := range t.GPUModels {
+			if !utf8.ValidString(m) {
+				return fmt.Sprintf("task %d gpu_models", i)
+			}
+		}
+	}
+	return ""
 }
 
 func (w *jsonlWriter) Close() error {

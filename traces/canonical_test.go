@@ -129,3 +129,50 @@ func TestCSVWriterRefusesAdjacentSameID(t *testing.T) {
 	require.NoError(t, w.Write(&j))
 	assert.EqualError(t, w.Write(&j), `job "x" follows a job with the same id: canonical CSV would read them as one`)
 }
+
+// JSON would replace bytes that are not UTF-8 with U+FFFD, so the JSON
+// Lines writer refuses such a job instead of writing another one; canonical
+// CSV keeps the bytes and reads them back as written.
+func TestJSONLWriterRefusesInvalidUTF8(t *testing.T) {
+	task := func(name string, models ...string) []Task {
+		return []Task{{Name: name, Count: 1, GPUs: 1, GPUMilli: 1000, GPUModels: models}}
+	}
+	tests := []struct {
+		name string
+		job  Job
+		want string
+	}{
+		{"id", Job{ID: "\xb4"}, `job "\xb4": id is not valid UTF-8`},
+		{"tenant", Job{ID: "a", Tenant: "caf\xe9"}, `job "a": tenant is not valid UTF-8`},
+		{"task name", Job{ID: "a", Tasks: task("w\xff")}, `job "a": task 0 name is not valid UTF-8`},
+		{"gpu model", Job{ID: "a", Tasks: task("w", "A100", "V\xc0")}, `job "a": task 0 gpu_models is not valid UTF-8`},
+		{"valid UTF-8 is fine", Job{ID: "作业-1", Tenant: "café", Tasks: task("wörker", "A100")}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.job.Submit, tc.job.Start, tc.job.End, tc.job.Duration = 1, NoTime, NoTime, NoTime
+			var buf bytes.Buffer
+			w, err := NewWriter(&buf, FormatJSONL, Meta{Clock: ClockUnix, Zone: "UTC"})
+			require.NoError(t, err)
+			err = w.Write(&tc.job)
+			require.NoError(t, w.Close())
+			if tc.want != "" {
+				assert.ErrorContains(t, err, tc.want)
+				assert.Equal(t, 1, strings.Count(buf.String(), "\n"), "only the meta line")
+			} else {
+				require.NoError(t, err)
+			}
+			// Canonical CSV holds the bytes as they are.
+			buf.Reset()
+			w, err = NewWriter(&buf, FormatCSV, Meta{Clock: ClockUnix, Zone: "UTC"})
+			require.NoError(t, err)
+			require.NoError(t, w.Write(&tc.job))
+			require.NoError(t, w.Close())
+			r, err := NewReader(bytes.NewReader(buf.Bytes()), "c", Options{Strict: true})
+			require.NoError(t, err)
+			got := readAll(t, r)
+			require.Len(t, got, 1)
+			assert.True(t, sameJob(tc.job, got[0]), "got %+v", got[0])
+		})
+	}
+}
