@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -21,13 +22,59 @@ var corePackages = map[string]string{
 	"petite/scheduler/state": ".",
 }
 
+// underCI reports whether the tests run under CI (CI=true, as CI services
+// set it), where a guard that cannot run must fail rather than skip.
+func underCI() bool {
+	v, err := strconv.ParseBool(os.Getenv("CI"))
+	return err == nil && v
+}
+
+// cannotRun ends a guard that cannot run: a skip on a developer's machine,
+// a failure under CI, where a skip would let the guard pass in silence.
+func cannotRun(t testing.TB, why string) {
+	t.Helper()
+	if underCI() {
+		t.Fatalf("the architecture guard cannot run under CI: %s", why)
+		return
+	}
+	t.Skip(why)
+}
+
+// skipOrFail records what cannotRun did, without ending the test.
+type skipOrFail struct {
+	testing.TB
+	failed, skipped bool
+}
+
+func (r *skipOrFail) Helper()               {}
+func (r *skipOrFail) Fatalf(string, ...any) { r.failed = true }
+func (r *skipOrFail) Skip(...any)           { r.skipped = true }
+
+// TestArchitectureGuardFailsUnderCI checks that a guard that cannot run
+// fails under CI and skips elsewhere.
+func TestArchitectureGuardFailsUnderCI(t *testing.T) {
+	for _, tc := range []struct {
+		ci         string
+		fail, skip bool
+	}{{"true", true, false}, {"1", true, false}, {"", false, true}, {"false", false, true}} {
+		t.Run("CI="+tc.ci, func(t *testing.T) {
+			t.Setenv("CI", tc.ci)
+			r := &skipOrFail{TB: t}
+			cannotRun(r, "no go command on PATH")
+			assert.Equal(t, tc.fail, r.failed, "failed")
+			assert.Equal(t, tc.skip, r.skipped, "skipped")
+		})
+	}
+}
+
 // TestArchitectureDeps guards the one rule of the architecture: the core
 // packages, with everything they pull in, import no consensus, network,
 // metrics or NVML code.
 func TestArchitectureDeps(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command on PATH")
+		cannotRun(t, "no go command on PATH")
+		return
 	}
 	args := []string{"list", "-deps"}
 	for p := range corePackages {
