@@ -40,9 +40,12 @@ func (m *Meter) Record(arrivedMilli, allocMilli int64) {
 func (m *Meter) Len() int { return len(m.recs) }
 
 // allocPct is 100 × alloc / capacity rounded to 2 decimals (half up).
-func (m *Meter) allocPct(alloc int64) float64 {
+func (m *Meter) allocPct(alloc int64) float64 { return m.pct(alloc) }
+
+// pct is 100 × milli / capacity rounded to 2 decimals (half up).
+func (m *Meter) pct(milli int64) float64 {
 	// hundredths of a percent, rounded half up in integers: exact.
-	h := (alloc*20000 + m.capMilli) / (2 * m.capMilli)
+	h := (milli*20000 + m.capMilli) / (2 * m.capMilli)
 	return float64(h) / 100
 }
 

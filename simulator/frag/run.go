@@ -71,6 +71,17 @@ type Result struct {
 	// FinalAllocPct is the allocation at the target arrival: the method's
 	// "allocation at 130% arrival".
 	FinalAllocPct float64 `json:"final_alloc_pct"`
+	// FinalAtPct is the arrival FinalAllocPct is read at: round(100 ×
+	// Inflate) percent, or with Inflate 0 the final arrival's whole percent
+	// rounded down; when no record lies within a point of it, the value is
+	// the end's and FinalAtPct is EndArrivedPct.
+	FinalAtPct float64 `json:"final_at_arrived_pct"`
+	// EndArrivedPct and EndAllocPct are arrival and allocation after the
+	// last pod, in percent of the capacity rounded to 2 decimals. Inflation
+	// stops short of its target (FRAG-METHOD §2.2), so the end lies between
+	// the curve's last whole percent and the next.
+	EndArrivedPct float64 `json:"end_arrived_pct"`
+	EndAllocPct   float64 `json:"end_alloc_pct"`
 	// Curve is the allocation at every whole percent of arrival.
 	Curve []Point `json:"curve"`
 }
@@ -142,15 +153,16 @@ func run(f *Fleet, w *Workload, cfg Config, obs observer) (*Result, error) {
 		Policy: cfg.Policy, Seed: cfg.Seed, Inflate: cfg.Inflate,
 		Nodes: c.NumNodes(), GPUs: int(capMilli / scheduler.MilliPerGPU),
 		Pods: len(seq), FailedPods: failed, Curve: m.Curve(),
+		EndArrivedPct: m.pct(arrived), EndAllocPct: m.Final(),
 	}
 	at := int(math.Round(100 * cfg.Inflate))
 	if cfg.Inflate <= 0 {
 		at = int(100 * arrived / capMilli)
 	}
 	if v, ok := m.AllocAt(at); ok {
-		r.FinalAllocPct = round4(v)
+		r.FinalAllocPct, r.FinalAtPct = round4(v), float64(at)
 	} else {
-		r.FinalAllocPct = m.Final()
+		r.FinalAllocPct, r.FinalAtPct = r.EndAllocPct, r.EndArrivedPct
 	}
 	return r, nil
 }
