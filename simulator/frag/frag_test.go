@@ -324,7 +324,7 @@ func TestSweepEqualsMergedShards(t *testing.T) {
 // The table: mean and sample deviation per cell, the best mean of a row in
 // bold, an overall row of each policy's mean over workloads.
 func TestSummarise(t *testing.T) {
-	m := Matrix{Workloads: []string{"a", "b"}, Policies: []string{"p", "q"}, Seeds: []uint64{1, 2}}
+	m := Matrix{Workloads: []string{"a", "b"}, Policies: []string{"p", "q"}, Seeds: []uint64{1, 2}, Inflate: DefaultInflate}
 	rec := func(w, p string, seed uint64, v float64, failed int) Record {
 		return Record{Workload: w, Result: Result{Policy: p, Seed: seed, FinalAllocPct: v, FailedPods: failed}}
 	}
@@ -342,10 +342,56 @@ func TestSummarise(t *testing.T) {
 	assert.Equal(t, 83.5, tb.Overall[1].Mean)
 	var b strings.Builder
 	require.NoError(t, tb.Markdown(&b))
-	assert.Equal(t, `| workload | p | q |
+	assert.Equal(t, `Table: GPU allocation at 130% arrival, in % of the GPU capacity: mean ± sample standard deviation over 2 seeds (1–2); the best mean of a row in bold; last row, each policy's mean over the 2 workloads.
+
+| workload | p | q |
 | --- | ---: | ---: |
 | a | 91.00 ± 1.41 | **95.00 ± 0.00** |
 | b | **80.00 ± 0.00** | 72.00 ± 2.83 |
 | *mean of workloads* | **85.50** | 83.50 |
 `, b.String())
+	b.Reset()
+	require.NoError(t, tb.TSV(&b))
+	assert.Equal(t, `workload	policy	runs	mean_alloc_pct	std_alloc_pct	mean_failed_pods
+a	p	2	91.0000	1.4142	15.0000
+a	q	2	95.0000	0.0000	1.0000
+b	p	2	80.0000	0.0000	0.0000
+b	q	2	72.0000	2.8284	0.0000
+overall	p	4	85.5000		7.5000
+overall	q	4	83.5000		0.5000
+`, b.String(), "no deviation for a mean of means")
+}
+
+// One seed has no deviation: the table shows means alone, without a
+// "± 0.00" that would claim one; the caption names the seed and the unit.
+func TestSummariseOneSeed(t *testing.T) {
+	for _, tc := range []struct {
+		seeds   []uint64
+		inflate float64
+		caption string
+	}{
+		{[]uint64{42}, DefaultInflate, "Table: GPU allocation at 130% arrival, in % of the GPU capacity, seed 42; the best mean of a row in bold."},
+		{[]uint64{42, 43, 44}, 0.5, "Table: GPU allocation at 50% arrival, in % of the GPU capacity: mean ± sample standard deviation over 3 seeds (42–44); the best mean of a row in bold."},
+		{[]uint64{1, 5, 9}, DefaultInflate, "over 3 seeds (1, 5, 9);"},
+	} {
+		m := Matrix{Workloads: []string{"default"}, Policies: []string{"fgd", "random"}, Seeds: tc.seeds, Inflate: tc.inflate}
+		var runs []Record
+		for _, s := range tc.seeds {
+			runs = append(runs,
+				Record{Workload: "default", Result: Result{Policy: "fgd", Seed: s, FinalAllocPct: 95.25}},
+				Record{Workload: "default", Result: Result{Policy: "random", Seed: s, FinalAllocPct: 87.5}})
+		}
+		tb := Summarise(m, runs)
+		var md, tsv strings.Builder
+		require.NoError(t, tb.Markdown(&md))
+		require.NoError(t, tb.TSV(&tsv))
+		assert.Contains(t, md.String(), tc.caption)
+		if len(tc.seeds) == 1 {
+			assert.NotContains(t, md.String(), "±")
+			assert.Contains(t, md.String(), "| default | **95.25** | 87.50 |\n")
+			assert.Contains(t, tsv.String(), "default\tfgd\t1\t95.2500\t\t0.0000\n", "empty deviation for one run")
+		} else {
+			assert.Contains(t, md.String(), "| default | **95.25 ± 0.00** | 87.50 ± 0.00 |\n")
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -17,7 +18,9 @@ type Cell struct {
 	// Runs is the number of runs summarised.
 	Runs int `json:"runs"`
 	// Mean and Std are the mean and sample standard deviation of the
-	// allocation at the target arrival, in percent.
+	// allocation at the target arrival, in percent of the GPU capacity.
+	// Std is 0 where it is not defined (fewer than two runs, and the
+	// overall cells); Runs tells those apart.
 	Mean float64 `json:"mean_alloc_pct"`
 	Std  float64 `json:"std_alloc_pct"`
 	// Failed is the mean number of pods that found no node.
@@ -104,13 +107,16 @@ func meanStd(xs []float64) (float64, float64) {
 // cell returns the cell of a workload and policy by position.
 func (t *Table) cell(w, p int) *Cell { return &t.Cells[w*len(t.Matrix.Policies)+p] }
 
-// Markdown writes the table for people: a row per workload, a column per
-// policy, "mean ± std" in each cell, the best mean of a row in bold, and a
-// last row with each policy's mean over the workloads.
+// Markdown writes the table for people: a caption that says what is
+// measured, in which unit, over which seeds; a row per workload, a column
+// per policy, "mean ± std" in each cell (the mean alone for a cell of one
+// run, whose deviation is not defined), the best mean of a row in bold, and
+// a last row with each policy's mean over the workloads.
 func (t *Table) Markdown(w io.Writer) error {
 	var b strings.Builder
 	ps := t.Matrix.Policies
-	b.WriteString("| workload |")
+	b.WriteString(t.caption())
+	b.WriteString("\n\n| workload |")
 	for _, p := range ps {
 		fmt.Fprintf(&b, " %s |", p)
 	}
@@ -132,7 +138,7 @@ func (t *Table) Markdown(w io.Writer) error {
 			switch {
 			case c.Runs == 0:
 				s = "–"
-			case std:
+			case std && c.Runs >= 2:
 				s = fmt.Sprintf("%.2f ± %.2f", c.Mean, c.Std)
 			default:
 				s = fmt.Sprintf("%.2f", c.Mean)
@@ -162,14 +168,63 @@ func (t *Table) Markdown(w io.Writer) error {
 	return err
 }
 
+// caption says what the table measures, in which unit, over which seeds.
+func (t *Table) caption() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Table: GPU allocation at %s%% arrival, in %% of the GPU capacity", strconv.FormatFloat(100*t.Matrix.Inflate, 'f', -1, 64))
+	if t.Matrix.Inflate == 0 {
+		b.Reset()
+		b.WriteString("Table: GPU allocation at the trace's final arrival rounded down to a whole percent, in % of the GPU capacity")
+	}
+	ss := t.Matrix.Seeds
+	switch {
+	case len(ss) == 1:
+		fmt.Fprintf(&b, ", seed %d", ss[0])
+	case len(ss) > 1:
+		fmt.Fprintf(&b, ": mean ± sample standard deviation over %s", seedsText(ss))
+	}
+	b.WriteString("; the best mean of a row in bold")
+	if len(t.Matrix.Workloads) > 1 {
+		fmt.Fprintf(&b, "; last row, each policy's mean over the %d workloads", len(t.Matrix.Workloads))
+	}
+	b.WriteString(".")
+	return b.String()
+}
+
+// seedsText names a list of seeds briefly: "10 seeds (42–51)" for a run of
+// consecutive seeds, the list itself when short.
+func seedsText(ss []uint64) string {
+	consecutive := true
+	for i := 1; i < len(ss); i++ {
+		consecutive = consecutive && ss[i] == ss[i-1]+1
+	}
+	switch {
+	case consecutive:
+		return fmt.Sprintf("%d seeds (%d–%d)", len(ss), ss[0], ss[len(ss)-1])
+	case len(ss) <= 6:
+		parts := make([]string, len(ss))
+		for i, s := range ss {
+			parts[i] = strconv.FormatUint(s, 10)
+		}
+		return fmt.Sprintf("%d seeds (%s)", len(ss), strings.Join(parts, ", "))
+	}
+	return fmt.Sprintf("%d seeds", len(ss))
+}
+
 // TSV writes the table for scripts: one line per workload × policy, then
-// one per policy with workload "overall".
+// one per policy with workload "overall". The deviation is left empty
+// where it is not defined: a cell of fewer than two runs, and the overall
+// lines (a mean of means).
 func (t *Table) TSV(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("workload\tpolicy\truns\tmean_alloc_pct\tstd_alloc_pct\tmean_failed_pods\n")
-	for _, cells := range [][]Cell{t.Cells, t.Overall} {
+	for i, cells := range [][]Cell{t.Cells, t.Overall} {
 		for _, c := range cells {
-			fmt.Fprintf(&b, "%s\t%s\t%d\t%.4f\t%.4f\t%.4f\n", c.Workload, c.Policy, c.Runs, c.Mean, c.Std, c.Failed)
+			std := ""
+			if i == 0 && c.Runs >= 2 {
+				std = fmt.Sprintf("%.4f", c.Std)
+			}
+			fmt.Fprintf(&b, "%s\t%s\t%d\t%.4f\t%s\t%.4f\n", c.Workload, c.Policy, c.Runs, c.Mean, std, c.Failed)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
