@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
 	"maps"
 	"slices"
 	"sort"
@@ -53,6 +54,8 @@ type Cluster struct {
 	gpuFree   []int32
 	gpuCap    []int32
 	gpuIsland []int16
+	// gpuExcl marks the exclusive devices (GPU.Exclusive: MIG instances).
+	gpuExcl []bool
 	// tagCount[n*numTags+t] counts the live tasks with tag t on node n.
 	tagCount []int32
 
@@ -110,8 +113,12 @@ func (c *Cluster) AddPool(p Pool) error {
 	if _, dup := c.poolByNam[p.Name]; dup {
 		return fmt.Errorf("pool %s: already registered", p.Name)
 	}
-	if p.PricePerGPUHour < 0 {
-		return fmt.Errorf("pool %s: field price_per_gpu_hour: want >= 0, got %g", p.Name, p.PricePerGPUHour)
+	if !(p.PricePerGPUHour >= 0) || math.IsInf(p.PricePerGPUHour, 1) {
+		// NaN fails every comparison; it would break every later snapshot.
+		return fmt.Errorf("pool %s: field price_per_gpu_hour: want a finite number >= 0, got %g", p.Name, p.PricePerGPUHour)
+	}
+	if p.MaxNodes < 0 {
+		return fmt.Errorf("pool %s: field max_nodes: want >= 0, got %d", p.Name, p.MaxNodes)
 	}
 	p.Labels = maps.Clone(p.Labels)
 	c.poolByNam[p.Name] = int32(len(c.pools))
@@ -143,8 +150,11 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 	if !ok {
 		return NoNode, fmt.Errorf("node %s: field pool: unknown pool %q", n.Name, n.Pool)
 	}
-	if n.CPUMilli < 0 || n.MemoryMiB < 0 {
-		return NoNode, fmt.Errorf("node %s: fields cpu_milli/memory_mib: want >= 0", n.Name)
+	if n.CPUMilli < 0 || n.CPUMilli > MaxNodeCPUMilli {
+		return NoNode, fmt.Errorf("node %s: field cpu_milli: want 0..%d, got %d", n.Name, int64(MaxNodeCPUMilli), n.CPUMilli)
+	}
+	if n.MemoryMiB < 0 || n.MemoryMiB > MaxNodeMemoryMiB {
+		return NoNode, fmt.Errorf("node %s: field memory_mib: want 0..%d, got %d", n.Name, int64(MaxNodeMemoryMiB), n.MemoryMiB)
 	}
 	if len(n.GPUs) > MaxGPUsPerNode {
 		return NoNode, fmt.Errorf("node %s: field gpus: at most %d devices, got %d", n.Name, MaxGPUsPerNode, len(n.GPUs))
@@ -188,13 +198,16 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 		rack: c.rackID(n.Rack), state: n.State,
 	}
 	rec.plain = len(gpus) <= 8
-	for _, g := range gpus {
-		rec.plain = rec.plain && g.MilliCap == MilliPerGPU
+	for i := range gpus {
+		g := &gpus[i]
+		excl := g.Exclusive()
+		rec.plain = rec.plain && !excl
 		c.gpuFree = append(c.gpuFree, g.MilliCap)
 		c.gpuCap = append(c.gpuCap, g.MilliCap)
 		c.gpuIsland = append(c.gpuIsland, int16(g.Island))
+		c.gpuExcl = append(c.gpuExcl, excl)
 		rec.gpuFreeSum += int64(g.MilliCap)
-		if g.MilliCap == MilliPerGPU {
+		if !excl {
 			rec.fullFree++
 		}
 	}
@@ -377,6 +390,16 @@ type Assign struct {
 	Tag int8
 }
 
+// exclusive reports whether device g (a slab index) is taken whole by one
+// task (see GPU.Exclusive).
+func (c *Cluster) exclusive(g int32) bool { return c.gpuExcl[g] }
+
+// wholeFree reports whether device g can serve a whole-GPU task now: a
+// whole GPU, not exclusive, with all of it free.
+func (c *Cluster) wholeFree(g int32) bool {
+	return !c.gpuExcl[g] && c.gpuFree[g] == MilliPerGPU
+}
+
 // apply takes an assignment's resources from its node.
 func (c *Cluster) apply(a *Assign) {
 	r := &c.nodes[a.Node]
@@ -384,7 +407,7 @@ func (c *Cluster) apply(a *Assign) {
 	r.memFree -= a.MemMiB
 	for m := a.Mask; m != 0; m &= m - 1 {
 		g := r.gpuOff + int32(trailingZeros(m))
-		if c.gpuFree[g] == c.gpuCap[g] && c.gpuCap[g] == MilliPerGPU {
+		if c.wholeFree(g) {
 			r.fullFree--
 		}
 		c.gpuFree[g] -= a.Take
@@ -406,7 +429,7 @@ func (c *Cluster) release(a *Assign) {
 	for m := a.Mask; m != 0; m &= m - 1 {
 		g := r.gpuOff + int32(trailingZeros(m))
 		c.gpuFree[g] += a.Take
-		if c.gpuFree[g] == c.gpuCap[g] && c.gpuCap[g] == MilliPerGPU {
+		if c.wholeFree(g) {
 			r.fullFree++
 		}
 		r.gpuFreeSum += int64(a.Take)
@@ -448,7 +471,8 @@ func (c *Cluster) Release(a Assign) error {
 	case a.Tag < -1 || int(a.Tag) >= numTags:
 		return fmt.Errorf("release on %s: bad task tag %d", name, a.Tag)
 	}
-	if r.cpuFree+a.CPUMilli > r.cpuCap || r.memFree+a.MemMiB > r.memCap {
+	// Compare with what is in use: the sum free+amount could wrap.
+	if a.CPUMilli > r.cpuCap-r.cpuFree || a.MemMiB > r.memCap-r.memFree {
 		return fmt.Errorf("release on %s: CPU or memory would exceed capacity", c.specs[a.Node].Name)
 	}
 	for m := a.Mask; m != 0; m &= m - 1 {
@@ -456,7 +480,7 @@ func (c *Cluster) Release(a Assign) error {
 		if i >= r.gpuN {
 			return fmt.Errorf("release on %s: no GPU %d", c.specs[a.Node].Name, i)
 		}
-		if c.gpuFree[r.gpuOff+i]+a.Take > c.gpuCap[r.gpuOff+i] {
+		if a.Take > c.gpuCap[r.gpuOff+i]-c.gpuFree[r.gpuOff+i] {
 			return fmt.Errorf("release on %s: GPU %d would exceed capacity", c.specs[a.Node].Name, i)
 		}
 	}

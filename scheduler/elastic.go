@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 )
@@ -26,6 +27,9 @@ type ScaleOption struct {
 // autoscaler) decide whether to buy. A pool's node shape is that of its
 // first node.
 func (c *Cluster) ScaleOptions(j *Job) ([]ScaleOption, error) {
+	if err := j.Validate(); err != nil {
+		return nil, fmt.Errorf("scale options: %w", err)
+	}
 	s, err := c.ShapeOf(&j.Task)
 	if err != nil {
 		return nil, err
@@ -52,8 +56,11 @@ func (c *Cluster) ScaleOptions(j *Job) ([]ScaleOption, error) {
 		if per == 0 {
 			continue
 		}
-		need := (j.Count + per - 1) / per
-		if count[pi]+need > p.MaxNodes {
+		need := j.Count / per // no j.Count+per-1: it could wrap
+		if j.Count%per != 0 {
+			need++
+		}
+		if need > p.MaxNodes-count[pi] {
 			continue
 		}
 		gpus := need * int(c.nodes[tmpl].gpuN)
@@ -90,9 +97,11 @@ func (c *Cluster) tasksPerEmptyNode(n NodeID, s *Shape) int {
 		fit := 0
 		for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
 			switch {
-			case c.gpuCap[g] < MilliPerGPU && c.gpuCap[g] >= s.Milli:
-				fit++ // a MIG instance holds one share
-			case c.gpuCap[g] == MilliPerGPU:
+			case c.exclusive(g):
+				if c.gpuCap[g] >= s.Milli && s.Milli < MilliPerGPU {
+					fit++ // a MIG instance holds one share
+				}
+			default:
 				fit += int(MilliPerGPU / s.Milli)
 			}
 		}

@@ -91,7 +91,7 @@ func (f *FGDStrand) delta(c *Cluster, n NodeID, s *Shape) (float64, int32) {
 	case !s.Sharing():
 		need := s.GPUs
 		for i := range free {
-			if need > 0 && free[i] == MilliPerGPU && c.gpuCap[r.gpuOff+int32(i)] == MilliPerGPU {
+			if need > 0 && free[i] == MilliPerGPU && !c.exclusive(r.gpuOff+int32(i)) {
 				free[i] = 0
 				need--
 			}

@@ -16,6 +16,12 @@ import (
 func (c *Cluster) PlaceJob(p *Policy, j *Job, rng *rand.Rand, out []Assign) ([]Assign, bool, error) {
 	// The shape lives in the cluster: scorers take it by pointer through an
 	// interface, which would otherwise move it to the heap for every job.
+	if err := p.Validate(); err != nil {
+		return out, false, err
+	}
+	if err := j.Validate(); err != nil {
+		return out, false, err
+	}
 	shape, err := c.ShapeOf(&j.Task)
 	if err != nil {
 		return out, false, fmt.Errorf("job %s: %w", j.ID, err)

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -12,6 +13,23 @@ const MilliPerGPU = 1000
 // models are a bit mask over them, with one bit kept for "a model no node
 // has".
 const MaxModels = 63
+
+// The bounds of what one job may ask. They keep every total a job can
+// make (tasks times GPUs times milli, tasks times CPU or memory) far inside
+// int64, so no sum wraps, and they bound what a pass may allocate for a
+// job (topUp, JobInfo.Missing walk its task indices).
+const (
+	// MaxTasksPerJob bounds Job.Count: a gang's size or a service's replicas.
+	MaxTasksPerJob = 1 << 16
+	// MaxTaskCPUMilli bounds Task.CPUMilli (about a billion cores).
+	MaxTaskCPUMilli = 1 << 40
+	// MaxTaskMemoryMiB bounds Task.MemoryMiB (an exbibyte).
+	MaxTaskMemoryMiB = 1 << 40
+	// MaxNodeCPUMilli and MaxNodeMemoryMiB bound a node's capacity the same
+	// way, so that fleet totals stay far inside int64.
+	MaxNodeCPUMilli  = 1 << 40
+	MaxNodeMemoryMiB = 1 << 40
+)
 
 // MaxGPUsPerNode bounds the GPU devices of one node (MIG instances count
 // one each); a task's GPUs are kept as a bit mask over them.
@@ -137,6 +155,16 @@ type GPU struct {
 	// MilliCap is the capacity in milli-GPU: 1000 for a whole GPU, the
 	// instance's share of the GPU for MIG (derived from MIG when zero).
 	MilliCap int32 `json:"milli_cap,omitempty"`
+}
+
+// Exclusive reports whether the device is taken whole by one task: a MIG
+// instance (a full-size 7g instance too, though it holds 1000 milli), or a
+// device of less than a whole GPU. An exclusive device never serves a
+// whole-GPU task, and a share placed on it takes all of it. This is the
+// one place that decides it; the cluster records it per device when the
+// node registers.
+func (g *GPU) Exclusive() bool {
+	return g.MIG != "" || (g.MilliCap > 0 && g.MilliCap < MilliPerGPU)
 }
 
 // migMilli returns the share of a GPU that a MIG profile ("3g.40gb") holds,
@@ -265,33 +293,71 @@ type Job struct {
 	Walltime int64 `json:"walltime,omitempty"`
 }
 
-// Validate checks a job for values no placement could honour.
-func (j *Job) Validate() error {
+// CheckBounds checks the counts and amounts of a job against the Max
+// limits: the part of Validate that keeps every total inside int64 and
+// bounds what may be allocated for the job. Decoders call it before
+// anything is sized by those numbers.
+func (j *Job) CheckBounds() error {
 	t := &j.Task
 	switch {
-	case j.ID == "":
-		return fmt.Errorf("job: field id: want a non-empty id")
 	case j.Count < 1:
 		return fmt.Errorf("job %s: field count: want at least 1, got %d", j.ID, j.Count)
+	case j.Count > MaxTasksPerJob:
+		return fmt.Errorf("job %s: field count: want at most %d, got %d", j.ID, MaxTasksPerJob, j.Count)
 	case t.GPUs < 0 || t.GPUs > MaxGPUsPerNode:
 		return fmt.Errorf("job %s: field task.gpus: want 0..%d, got %d", j.ID, MaxGPUsPerNode, t.GPUs)
-	case t.GPUs > 0 && (t.GPUMilli < 1 || t.GPUMilli > MilliPerGPU):
-		return fmt.Errorf("job %s: field task.gpu_milli: want 1..1000 for a GPU task, got %d", j.ID, t.GPUMilli)
-	case t.GPUs > 1 && t.GPUMilli != MilliPerGPU:
-		return fmt.Errorf("job %s: field task.gpu_milli: a task of %d GPUs takes whole GPUs (1000), got %d", j.ID, t.GPUs, t.GPUMilli)
-	case t.GPUs == 0 && t.GPUMilli != 0:
-		return fmt.Errorf("job %s: field task.gpu_milli: a CPU-only task takes no GPU share, got %d", j.ID, t.GPUMilli)
-	case t.CPUMilli < 0:
-		return fmt.Errorf("job %s: field task.cpu_milli: want >= 0, got %d", j.ID, t.CPUMilli)
-	case t.MemoryMiB < 0:
-		return fmt.Errorf("job %s: field task.memory_mib: want >= 0, got %d", j.ID, t.MemoryMiB)
+	case t.GPUMilli < 0 || t.GPUMilli > MilliPerGPU:
+		return fmt.Errorf("job %s: field task.gpu_milli: want 0..%d, got %d", j.ID, MilliPerGPU, t.GPUMilli)
+	case t.CPUMilli < 0 || t.CPUMilli > MaxTaskCPUMilli:
+		return fmt.Errorf("job %s: field task.cpu_milli: want 0..%d, got %d", j.ID, int64(MaxTaskCPUMilli), t.CPUMilli)
+	case t.MemoryMiB < 0 || t.MemoryMiB > MaxTaskMemoryMiB:
+		return fmt.Errorf("job %s: field task.memory_mib: want 0..%d, got %d", j.ID, int64(MaxTaskMemoryMiB), t.MemoryMiB)
 	case j.MinReplicas < 0 || j.MinReplicas > j.Count:
 		return fmt.Errorf("job %s: field min_replicas: want 0..count, got %d", j.ID, j.MinReplicas)
 	}
 	return nil
 }
 
-// GPUMilliTotal is the job's whole GPU request in milli-GPU.
+// Validate checks a job for values no placement could honour, and its
+// bounds (CheckBounds).
+func (j *Job) Validate() error {
+	t := &j.Task
+	if j.ID == "" {
+		return fmt.Errorf("job: field id: want a non-empty id")
+	}
+	if err := j.CheckBounds(); err != nil {
+		return err
+	}
+	switch {
+	case t.GPUs > 0 && (t.GPUMilli < 1 || t.GPUMilli > MilliPerGPU):
+		return fmt.Errorf("job %s: field task.gpu_milli: want 1..1000 for a GPU task, got %d", j.ID, t.GPUMilli)
+	case t.GPUs > 1 && t.GPUMilli != MilliPerGPU:
+		return fmt.Errorf("job %s: field task.gpu_milli: a task of %d GPUs takes whole GPUs (1000), got %d", j.ID, t.GPUs, t.GPUMilli)
+	case t.GPUs == 0 && t.GPUMilli != 0:
+		return fmt.Errorf("job %s: field task.gpu_milli: a CPU-only task takes no GPU share, got %d", j.ID, t.GPUMilli)
+	}
+	return nil
+}
+
+// GPUMilliTotal is the job's whole GPU request in milli-GPU. A valid job's
+// total is far inside int64; an invalid one saturates at math.MaxInt64
+// rather than wrap, so no quota check can mistake it for a small job.
 func (j *Job) GPUMilliTotal() int64 {
-	return int64(j.Count) * int64(j.Task.GPUs) * int64(j.Task.GPUMilli)
+	return mulSat(mulSat(int64(max(j.Count, 0)), int64(max(j.Task.GPUs, 0))), int64(max(j.Task.GPUMilli, 0)))
+}
+
+// mulSat multiplies two non-negative numbers, saturating at math.MaxInt64.
+func mulSat(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
+}
+
+// addSat adds two non-negative numbers, saturating at math.MaxInt64.
+func addSat(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
 }

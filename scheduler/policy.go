@@ -52,7 +52,8 @@ type Policy struct {
 	Filters []Filter
 	// Tiers are scorers compared lexicographically before Scorers: a node
 	// with a higher first tier wins whatever its other scores (cost-aware
-	// pool choice is a tier). Each tier score must lie in 0..2^20.
+	// pool choice is a tier). Each tier score must lie in 0..2^20-1, and a
+	// policy has at most MaxTiers tiers (see Validate).
 	Tiers   []Scorer
 	Scorers []Weighted
 	// Picker chooses the GPUs inside the chosen node; nil takes the
@@ -82,6 +83,28 @@ func (p *Policy) filter(c *Cluster, n NodeID, s *Shape) bool {
 // tierShift places the tier scores above any weighted sum of scores.
 const tierShift = 32
 
+// MaxTiers is how many tiers a policy may have. A node's score packs the
+// tiers (tierBits each) above the weighted sum (tierShift bits) in one
+// int64, which is what lets the score index compare nodes by one number;
+// a second tier would need 72 bits and overflow, so Validate refuses it.
+const MaxTiers = 1
+
+// tierBits is the width of one tier score: each lies in 0..2^20-1.
+const tierBits = 20
+
+// Validate checks that a policy's scores can be packed: at most MaxTiers
+// tiers. NewPolicy, Schedule and PlaceJob refuse a policy that fails it.
+func (p *Policy) Validate() error {
+	if len(p.Tiers) > MaxTiers {
+		names := make([]string, len(p.Tiers))
+		for i, t := range p.Tiers {
+			names[i] = t.Name()
+		}
+		return fmt.Errorf("policy %s: field tiers: at most %d tier, got %d (%v); fold them into one tier scorer", p.Name, MaxTiers, len(p.Tiers), names)
+	}
+	return nil
+}
+
 // nodeScore is the tiers and the weighted sum of the raw scores, without
 // normalisation.
 func (p *Policy) nodeScore(c *Cluster, n NodeID, s *Shape) int64 {
@@ -95,7 +118,9 @@ func (p *Policy) nodeScore(c *Cluster, n NodeID, s *Shape) int64 {
 func (p *Policy) tierScore(c *Cluster, n NodeID, s *Shape) int64 {
 	var t int64
 	for _, sc := range p.Tiers {
-		t = t<<20 | sc.Score(c, n, s)
+		// Clamped to its bits, so that a tier outside its range cannot
+		// spill into another.
+		t = t<<tierBits | min(max(sc.Score(c, n, s), 0), 1<<tierBits-1)
 	}
 	return t
 }
@@ -218,7 +243,7 @@ func pickLowestFree(c *Cluster, n NodeID, s *Shape) uint64 {
 	need := s.GPUs
 	for i := int32(0); i < r.gpuN && need > 0; i++ {
 		g := r.gpuOff + i
-		if c.gpuCap[g] == MilliPerGPU && c.gpuFree[g] == MilliPerGPU {
+		if c.wholeFree(g) {
 			m |= 1 << uint(i)
 			need--
 		}
@@ -246,7 +271,7 @@ func pickBestShare(c *Cluster, n NodeID, s *Shape) (uint64, int32) {
 // shareTake is what a share takes of device g: the share itself, or the
 // whole of an exclusive MIG instance.
 func shareTake(c *Cluster, g int32, milli int32) int32 {
-	if c.gpuCap[g] < MilliPerGPU {
+	if c.exclusive(g) {
 		return c.gpuFree[g]
 	}
 	return milli
@@ -318,6 +343,9 @@ func NewPolicy(c *Cluster, name string, o Options) (*Policy, error) {
 			if o.Cost {
 				p.Tiers = append([]Scorer{CostScore{}}, p.Tiers...)
 				p.Name += "+cost"
+			}
+			if err := p.Validate(); err != nil {
+				return nil, err
 			}
 			return p, nil
 		}

@@ -220,13 +220,13 @@ func (c *Cluster) fitCount(a *acctNode, s *Shape) int64 {
 		off := c.nodes[a.n].gpuOff
 		var g int64
 		for i, f := range a.dev {
-			capd := c.gpuCap[off+int32(i)]
+			excl := c.exclusive(off + int32(i))
 			switch {
 			case s.Milli >= MilliPerGPU:
-				if capd == MilliPerGPU && f == MilliPerGPU {
+				if !excl && f == MilliPerGPU {
 					g++
 				}
-			case capd < MilliPerGPU: // a MIG instance is taken whole
+			case excl: // a MIG instance is taken whole
 				if f >= s.Milli {
 					g++
 				}
@@ -254,7 +254,7 @@ func (c *Cluster) takeOne(a *acctNode, s *Shape) {
 	if s.Milli >= MilliPerGPU {
 		need := s.GPUs
 		for i := range a.dev {
-			if need > 0 && c.gpuCap[off+int32(i)] == MilliPerGPU && a.dev[i] == MilliPerGPU {
+			if need > 0 && !c.exclusive(off+int32(i)) && a.dev[i] == MilliPerGPU {
 				a.dev[i] = 0
 				need--
 			}
@@ -270,7 +270,7 @@ func (c *Cluster) takeOne(a *acctNode, s *Shape) {
 	if bi < 0 {
 		return
 	}
-	if c.gpuCap[off+int32(bi)] < MilliPerGPU {
+	if c.exclusive(off + int32(bi)) {
 		a.dev[bi] = 0
 	} else {
 		a.dev[bi] -= s.Milli

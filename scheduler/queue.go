@@ -220,6 +220,9 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 	if in.Policy == nil {
 		return nil, fmt.Errorf("pass: field policy: want a policy")
 	}
+	if err := in.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("pass: field policy: %w", err)
+	}
 	if in.Rng == nil {
 		return nil, fmt.Errorf("pass: field rng: want a seeded *rand.Rand")
 	}
@@ -255,6 +258,10 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 			return nil, fmt.Errorf("pass: field running[%d]: job %s listed twice", i, rj.Job.ID)
 		}
 		ids[rj.Job.ID] = true
+		// The pass sizes its work by the job's counts (topUp walks them).
+		if err := rj.Job.CheckBounds(); err != nil {
+			return nil, fmt.Errorf("pass: field running[%d]: %w", i, err)
+		}
 		lj, err := s.liveOf(rj)
 		if err != nil {
 			return nil, fmt.Errorf("pass: field running[%d]: %w", i, err)

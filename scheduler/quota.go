@@ -161,7 +161,7 @@ func (l *ledger) unusedElsewhere(i int) int64 {
 	var u int64
 	for k := range l.tenants {
 		if k != i {
-			u += max(0, l.tenants[k].GuaranteedMilli-l.tenants[k].used.gpu)
+			u = addSat(u, max(0, l.tenants[k].GuaranteedMilli-l.tenants[k].used.gpu))
 		}
 	}
 	return u

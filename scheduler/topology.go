@@ -27,7 +27,7 @@ func islandFree(c *Cluster, n NodeID, need int32) (tightest, largest int32) {
 			isl = 0
 		}
 		maxIsland = max(maxIsland, isl)
-		if c.gpuCap[g] == MilliPerGPU && c.gpuFree[g] == MilliPerGPU {
+		if c.wholeFree(g) {
 			counts[isl]++
 		}
 	}
@@ -76,7 +76,7 @@ func (IslandPicker) Pick(c *Cluster, n NodeID, s *Shape, _ *rand.Rand) (uint64, 
 	var counts [MaxGPUsPerNode]int32
 	for i := int32(0); i < r.gpuN; i++ {
 		g := r.gpuOff + i
-		if c.gpuCap[g] == MilliPerGPU && c.gpuFree[g] == MilliPerGPU {
+		if c.wholeFree(g) {
 			counts[islandOf(c, g)]++
 		}
 	}
@@ -101,7 +101,7 @@ func (IslandPicker) Pick(c *Cluster, n NodeID, s *Shape, _ *rand.Rand) (uint64, 
 		}
 		for i := int32(0); i < r.gpuN && need > 0 && counts[pick] > 0; i++ {
 			g := r.gpuOff + i
-			if islandOf(c, g) == pick && mask&(1<<uint(i)) == 0 && c.gpuCap[g] == MilliPerGPU && c.gpuFree[g] == MilliPerGPU {
+			if islandOf(c, g) == pick && mask&(1<<uint(i)) == 0 && c.wholeFree(g) {
 				mask |= 1 << uint(i)
 				counts[pick]--
 				need--

@@ -35,17 +35,22 @@ func (s *pass) topUpOne(lj *liveJob) {
 	}
 	label := spreadLabel(j)
 	used := map[string]int{}
-	have := make([]bool, j.Count)
+	// The live task indices, sorted: memory by what runs, never by Count.
+	var have []int
 	for k, t := range lj.tasks {
 		if lj.alive[k] && t >= 0 && t < j.Count {
-			have[t] = true
+			have = append(have, t)
 			used[s.c.labels[lj.assigns[k].Node][label]]++
 		}
 	}
+	slices.Sort(have)
 	end := endOf(s.in.Now, j.Walltime)
 	jp := JobPlacement{Job: j.ID}
-	for task := range have {
-		if have[task] {
+	for task, h := 0, 0; task < j.Count; task++ {
+		if h < len(have) && have[h] == task {
+			for h < len(have) && have[h] == task {
+				h++
+			}
 			continue
 		}
 		if s.l.check(lj.tenant, sh.GPUMilli()) != quotaOK {

@@ -214,11 +214,17 @@ func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) error {
 		}
 	}
 	want := int32(t.GPUMilli)
-	if cp := gpus[tp.GPUs[0]].MilliCap; want < scheduler.MilliPerGPU && cp < scheduler.MilliPerGPU {
-		if cp < want {
-			return fmt.Errorf("field gpus: MIG instance %d of %s holds %d milli, the task wants %d", tp.GPUs[0], tp.Node, cp, want)
+	for _, g := range tp.GPUs {
+		dev := &gpus[g]
+		switch {
+		case !dev.Exclusive():
+		case want >= scheduler.MilliPerGPU:
+			return fmt.Errorf("field gpus: GPU %d of %s is a MIG instance; a whole-GPU task takes whole GPUs", g, tp.Node)
+		case dev.MilliCap < want:
+			return fmt.Errorf("field gpus: MIG instance %d of %s holds %d milli, the task wants %d", g, tp.Node, dev.MilliCap, want)
+		default:
+			want = dev.MilliCap // a MIG instance is taken whole
 		}
-		want = cp // a MIG instance is taken whole
 	}
 	if tp.GPUMilli != want {
 		return fmt.Errorf("field gpu_milli: want %d, got %d", want, tp.GPUMilli)
