@@ -2,8 +2,8 @@ package scheduler
 
 import (
 	"fmt"
-	"math"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 )

@@ -150,7 +150,7 @@ func TestDefectGPUMilliTotalSaturates(t *testing.T) {
 // Guarantees near the int64 limit must not wrap the sum of unused
 // guarantees negative and let a borrower through.
 func TestDefectUnusedGuaranteesSaturate(t *testing.T) {
-	l, err := newLedger([]Tenant{{Name: "a", GuaranteedMilli: math.MaxInt64 / 2 + 1}, {Name: "b", GuaranteedMilli: math.MaxInt64/2 + 1}, {Name: "c"}})
+	l, err := newLedger([]Tenant{{Name: "a", GuaranteedMilli: math.MaxInt64/2 + 1}, {Name: "b", GuaranteedMilli: math.MaxInt64/2 + 1}, {Name: "c"}})
 	require.NoError(t, err)
 	l.free.gpu = 8000
 	assert.Equal(t, quotaBorrow, l.check(2, 1000), "c may not borrow what a and b are guaranteed")
