@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -142,6 +143,71 @@ func lineOf(root *yaml.Node, i, j int) int {
 	return p.Line
 }
 
+// lineAt finds the line of the YAML value at a path of mapping keys
+// (strings) and sequence indices (ints); 0 when the path is not there.
+func lineAt(root *yaml.Node, path ...any) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, step := range path {
+		var next *yaml.Node
+		switch k := step.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return n.Line
+}
+
+// migSlices is how many compute slices a GPU has for MIG instances.
+const migSlices = 7
+
+// checkMIG checks that a MIG layout fits one GPU as NVIDIA's profile
+// tables allow: every profile NgX.Mgb names N compute slices of seven and
+// M GB of memory; together they hold at most seven slices, and no more
+// memory than the GPU (when gpus.memory_mib gives it). k is the profile at
+// fault, or -1 when the layout as a whole is.
+func checkMIG(g *GPUSpec) (k int, err error) {
+	if len(g.MIG) == 0 {
+		return -1, nil
+	}
+	slices, gb := 0, 0
+	for i, prof := range g.MIG {
+		var n, m int
+		if _, err := fmt.Sscanf(prof, "%dg.%dgb", &n, &m); err != nil || n < 1 || n > migSlices || m < 1 {
+			return i, fmt.Errorf("field gpus.mig[%d]: MIG profile %q: want NgX.Mgb with N in 1..%d, e.g. 3g.40gb", i, prof, migSlices)
+		}
+		slices += n
+		gb += m
+	}
+	if slices > migSlices {
+		return -1, fmt.Errorf("field gpus.mig: %d compute slices %v; a GPU has %d", slices, g.MIG, migSlices)
+	}
+	// Profiles name memory in rounded GB: compare with the GPU's GiB,
+	// rounded up (an 80 GB part has a little less than 80 GiB).
+	if g.MemoryMiB > 0 {
+		if have := (g.MemoryMiB + 1023) / 1024; int64(gb) > have {
+			return -1, fmt.Errorf("field gpus.mig: %d GB of instance memory, the GPU has %d GB", gb, have)
+		}
+	}
+	return -1, nil
+}
+
 func (s *Spec) build(name string, root *yaml.Node) ([]scheduler.Pool, []scheduler.Node, error) {
 	var pools []scheduler.Pool
 	var nodes []scheduler.Node
@@ -171,6 +237,9 @@ func (s *Spec) build(name string, root *yaml.Node) ([]scheduler.Pool, []schedule
 		if ps.Name == "" {
 			return nil, nil, fmt.Errorf("%s: field name: want a pool name", at)
 		}
+		if math.IsNaN(ps.PricePerGPUHour) || math.IsInf(ps.PricePerGPUHour, 0) || ps.PricePerGPUHour < 0 {
+			return nil, nil, fmt.Errorf("%s: field price_per_gpu_hour: want a finite number >= 0, got %g", at, ps.PricePerGPUHour)
+		}
 		if kind.Owned() && ps.PricePerGPUHour != 0 {
 			return nil, nil, fmt.Errorf("%s: field price_per_gpu_hour: an %s pool is already paid for; leave it out", at, kind)
 		}
@@ -187,6 +256,18 @@ func (s *Spec) build(name string, root *yaml.Node) ([]scheduler.Pool, []schedule
 		pools = append(pools, p)
 		for j, g := range ps.Nodes {
 			at := fmt.Sprintf("%s:%d: pools[%d].nodes[%d]", name, lineOf(root, i, j), i, j)
+			if k, err := checkMIG(&g.GPUs); err != nil {
+				// Name the line of the layout, or of the profile at fault.
+				path := []any{"pools", i, "nodes", j, "gpus", "mig"}
+				if k >= 0 {
+					path = append(path, k)
+				}
+				line := lineAt(root, path...)
+				if line == 0 {
+					line = lineOf(root, i, j)
+				}
+				return nil, nil, fmt.Errorf("%s:%d: pools[%d].nodes[%d]: %w", name, line, i, j, err)
+			}
 			group, err := g.expand(ps.Name)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", at, err)

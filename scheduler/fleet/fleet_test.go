@@ -98,3 +98,45 @@ func FuzzParse(f *testing.F) {
 		require.NoError(t, err)
 	})
 }
+
+// A MIG layout must fit its GPU: at most 7 compute slices, and no more
+// memory than the GPU has. Errors name the file, the line of the layout
+// and the field.
+func TestParseRefusesOverfullMIGLayouts(t *testing.T) {
+	group := func(gpus string) string {
+		return "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - count: 1\n        cpu_milli: 1\n        memory_mib: 1\n        gpus:\n" + gpus
+	}
+	tests := []struct {
+		name, gpus, want string
+	}{
+		{"two full instances", "          count: 1\n          model: A100\n          mig: [7g.80gb, 7g.80gb]\n", "f.yaml:11: pools[0].nodes[0]: field gpus.mig: 14 compute slices"},
+		{"4g+4g+7g", "          count: 1\n          model: A100\n          mig: [4g.40gb, 4g.40gb, 7g.80gb]\n", "f.yaml:11: pools[0].nodes[0]: field gpus.mig: 15 compute slices"},
+		{"4g+4g", "          count: 2\n          model: A100\n          mig: [4g.40gb, 4g.40gb]\n", "field gpus.mig: 8 compute slices"},
+		{"memory over the GPU", "          count: 1\n          model: A100\n          memory_mib: 40960\n          mig: [3g.40gb, 3g.40gb]\n", "f.yaml:12: pools[0].nodes[0]: field gpus.mig: 80 GB of instance memory, the GPU has 40 GB"},
+		{"memory over the largest profile", "          count: 1\n          model: A100\n          mig: [7g.40gb, 1g.10gb]\n", "field gpus.mig: 8 compute slices"},
+		{"bad profile", "          count: 1\n          model: A100\n          mig: [big]\n", "f.yaml:11: pools[0].nodes[0]: field gpus.mig[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Parse(strings.NewReader(group(tt.gpus)), "f.yaml")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	ok := []string{"[7g.80gb]", "[4g.40gb, 3g.40gb]", "[3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb]", "[1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb]"}
+	for _, layout := range ok {
+		_, nodes, err := Parse(strings.NewReader(group("          count: 1\n          model: A100\n          memory_mib: 81920\n          mig: "+layout+"\n")), "f.yaml")
+		require.NoError(t, err, layout)
+		require.Len(t, nodes, 1)
+	}
+}
+
+// A price that is not a finite number is refused with its field named.
+func TestParseRefusesNonFinitePrice(t *testing.T) {
+	for _, price := range []string{".nan", ".inf", "-.inf"} {
+		src := "pools:\n  - name: a\n    kind: cloud\n    price_per_gpu_hour: " + price + "\n"
+		_, _, err := Parse(strings.NewReader(src), "f.yaml")
+		require.Error(t, err, price)
+		assert.Contains(t, err.Error(), "f.yaml:2: pools[0]: field price_per_gpu_hour")
+	}
+}
