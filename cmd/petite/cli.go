@@ -1,114 +1,88 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sort"
-	"strings"
-
-	"github.com/spf13/pflag"
 )
 
-// command is one node of petite's command tree. A command either runs
-// (run != nil) or only groups subcommands; --help works on every level.
-type command struct {
-	name    string
-	summary string
-	usage   string // arguments after the command path, e.g. "IN OUT"
-	long    string
-	// flags declares the command's flags on fs and returns the function
-	// that runs it once the flags are parsed.
-	flags func(fs *pflag.FlagSet) func(args []string) error
-	subs  []*command
-}
-
-// errUsage marks an error caused by how the command was called; main prints
-// the usage hint after it.
-var errUsage = errors.New("usage")
-
-// usageErr formats a usage error that wraps errUsage.
-func usageErr(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
-}
-
-// execute walks args down the tree and runs the command it lands on.
-func (c *command) execute(path string, args []string, stdout, stderr io.Writer) error {
-	if len(c.subs) > 0 && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		for _, s := range c.subs {
-			if s.name == args[0] {
-				return s.execute(path+" "+s.name, args[1:], stdout, stderr)
-			}
-		}
-		if c.flags == nil {
-			return usageErr("unknown command %q for %q (see '%s --help')", args[0], path, path)
-		}
-	}
-	fs := pflag.NewFlagSet(path, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.SortFlags = false
-	var run func([]string) error
-	if c.flags != nil {
-		run = c.flags(fs)
-	}
-	help := fs.BoolP("help", "h", false, "show help for this command")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			c.printHelp(path, fs, stdout)
-			return nil
-		}
-		return usageErr("%v (see '%s --help')", err, path)
-	}
-	if *help || run == nil {
-		c.printHelp(path, fs, stdout)
-		if run == nil && !*help && len(args) == 0 {
-			return nil
-		}
-		return nil
-	}
-	return run(fs.Args())
-}
-
-func (c *command) printHelp(path string, fs *pflag.FlagSet, w io.Writer) {
-	if c.summary != "" {
-		fmt.Fprintf(w, "%s\n\n", c.summary)
-	}
-	if c.long != "" {
-		fmt.Fprintf(w, "%s\n\n", strings.TrimSpace(c.long))
-	}
-	fmt.Fprintf(w, "Usage:\n")
-	if c.flags != nil {
-		u := path
-		if fs.HasFlags() {
-			u += " [flags]"
-		}
-		if c.usage != "" {
-			u += " " + c.usage
-		}
-		fmt.Fprintf(w, "  %s\n", u)
-	}
-	if len(c.subs) > 0 {
-		fmt.Fprintf(w, "  %s COMMAND [flags]\n\nCommands:\n", path)
-		subs := append([]*command(nil), c.subs...)
-		sort.Slice(subs, func(i, j int) bool { return subs[i].name < subs[j].name })
-		for _, s := range subs {
-			fmt.Fprintf(w, "  %-12s %s\n", s.name, s.summary)
-		}
-	}
-	fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
-	if len(c.subs) > 0 {
-		fmt.Fprintf(w, "\nRun '%s COMMAND --help' for more about a command.\n", path)
-	}
-}
+// Exit statuses: 0 for success, 1 for an error of the work itself (bad
+// input, a failed write), 2 for a command called the wrong way.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
 
 func main() {
-	root := rootCommand()
-	if err := root.execute("petite", os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "petite: %v\n", err)
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is the whole program as main runs it, over the given streams: it
+// executes args, prints an error as one line on stderr and returns the exit
+// status. Tests call it the way a user's shell calls main.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := execute(ctx, args, stdin, stdout, stderr)
+	if err == nil {
+		return exitOK
 	}
+	fmt.Fprintf(stderr, "petite: %v\n", err)
+	if errors.Is(err, errUsage) {
+		return exitUsage
+	}
+	return exitError
+}
+
+// execute builds the command tree over the streams, runs args and returns
+// the error that ended the command. Standard output is watched: if any
+// write to it failed (a full disk, a closed pipe), or flushing it at the
+// end fails, the run fails with "writing output: ..." even when the command
+// itself ignored the error, so `petite place > /dev/full` never exits 0.
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	out := &watchedWriter{w: stdout}
+	root := newRootCommand(stdin, out, stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if ferr := out.flush(); ferr != nil {
+		return fmt.Errorf("writing output: %w", ferr)
+	}
+	if errors.Is(err, errUsage) && cmd != nil {
+		err = fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
+	}
+	return err
+}
+
+// watchedWriter passes writes through and remembers the first that failed;
+// after it, every write fails with the same error so a long output stops
+// early instead of writing into the void.
+type watchedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *watchedWriter) Write(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	n, err := o.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		o.err = err
+	}
+	return n, err
+}
+
+// flush flushes a buffered destination and returns the first write error
+// seen, if any.
+func (o *watchedWriter) flush() error {
+	if f, ok := o.w.(interface{ Flush() error }); ok && o.err == nil {
+		if err := f.Flush(); err != nil {
+			o.err = err
+		}
+	}
+	return o.err
 }

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"petite/scheduler"
 	"petite/scheduler/fleet"
@@ -23,32 +22,42 @@ import (
 )
 
 // placeCommand places a workload on a fleet with the scheduler core.
-func placeCommand() *command {
-	return &command{
-		name:    "place",
-		summary: "Place a workload on a fleet and print the placement summary.",
-		long: `Places every job of an openb pod list, in arrival order and one at a time,
+func placeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "place",
+		Short: "Place a workload on a fleet and print the placement summary.",
+		Long: `Places every job of an openb pod list, in arrival order and one at a time,
 on a fleet described in YAML, with the scheduler core and the chosen policy.
 With no flags it runs the demo: the embedded hybrid fleet (onprem, outposts,
 two cloud pools) and the Alibaba GPU 2023 default workload.`,
-		flags: func(fs *pflag.FlagSet) func([]string) error {
-			fleetPath := fs.String("fleet", "", "fleet YAML file (default: the embedded demo fleet)")
-			podsPath := fs.String("pods", "", "openb pod list CSV (default: the embedded openb default workload)")
-			policy := fs.String("policy", "fgd", "placement policy: "+strings.Join(scheduler.PolicyNames(), ", "))
-			cost := fs.Bool("cost", true, "fill owned capacity before cloud, cheapest cloud first")
-			seed := fs.Uint64("seed", 42, "seed for the random policy")
-			asJSON := fs.Bool("json", false, "print the summary as JSON")
-			return func(args []string) error {
-				if len(args) > 0 {
-					return usageErr("place takes no arguments, got %q", args)
-				}
-				if !slices.Contains(scheduler.PolicyNames(), *policy) {
-					return usageErr("--policy: unknown policy %q (known: %s)", *policy, strings.Join(scheduler.PolicyNames(), ", "))
-				}
-				return runPlace(os.Stdout, *fleetPath, *podsPath, *policy, *cost, *seed, *asJSON)
-			}
-		},
+		Example: examples(
+			"# the demo: the embedded fleet and the openb default workload",
+			"petite place",
+			"# another policy, without the cost tier, as JSON",
+			"petite place --policy best-fit --cost=false -o json",
+			"# a fleet file and a pod list",
+			"petite place --fleet scheduler/fleet/demo.yaml --pods traces/testdata/openb/openb_pod_list_multigpu20_head.csv",
+		),
+		Args: noArgs,
 	}
+	fs := cmd.Flags()
+	fleetPath := fs.String("fleet", "", "fleet YAML file (default: the embedded demo fleet)")
+	podsPath := fs.String("pods", "", "openb pod list CSV (default: the embedded openb default workload)")
+	policy := fs.String("policy", "fgd", "placement policy: "+strings.Join(scheduler.PolicyNames(), ", "))
+	cost := fs.Bool("cost", true, "fill owned capacity before cloud, cheapest cloud first (--cost=false to turn off)")
+	seed := fs.Uint64("seed", defaultSeed, "seed for the random policy")
+	output := addOutputFlag(fs, "table", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		format, err := output.format()
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(scheduler.PolicyNames(), *policy) {
+			return usageErr("--policy: unknown policy %q (known: %s)", *policy, strings.Join(scheduler.PolicyNames(), ", "))
+		}
+		return runPlace(cmd.OutOrStdout(), *fleetPath, *podsPath, *policy, *cost, *seed, format == "json")
+	}
+	return cmd
 }
 
 // poolSummary is one pool's line of the placement summary.

@@ -1,12 +1,17 @@
 package main
 
+import "github.com/spf13/cobra"
+
 // simCommand groups the simulator's experiments.
-func simCommand() *command {
-	return &command{
-		name:    "sim",
-		summary: "Simulate placement over a fleet: experiments and scenarios.",
-		subs: []*command{
-			simFragCommand(),
-		},
+func simCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "sim",
+		Short: "Simulate placement over a fleet: experiments and scenarios.",
+		Example: examples(
+			"# one run of the fragmentation experiment on the embedded openb data",
+			"petite sim frag",
+		),
 	}
+	c.AddCommand(simFragCommand())
+	return c
 }

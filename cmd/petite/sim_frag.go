@@ -4,21 +4,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"petite/simulator/frag"
 )
 
 // simFragCommand is `petite sim frag`: one run of the fragmentation
 // experiment of Weng et al. (ATC'23), with sweep and merge below it.
-func simFragCommand() *command {
-	return &command{
-		name:    "frag",
-		summary: "Run the fragmentation experiment (Weng et al., ATC'23) on openb traces.",
-		long: `
+func simFragCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "frag",
+		Short: "Run the fragmentation experiment (Weng et al., ATC'23) on openb traces.",
+		Long: `
 Places an openb workload on an openb fleet pod by pod under one policy, the
 way the paper's artifact runs it (docs/frag.md): shuffled arrivals,
 inflated to --inflate times the GPU capacity, ties broken by a node rank
@@ -27,52 +26,59 @@ with --json, the allocation curve at every 1% of arrival.
 
 Without --nodes and --pods it uses the embedded openb GPU node list and
 default pod list.`,
-		flags: func(fs *pflag.FlagSet) func([]string) error {
-			nodes := fs.String("nodes", "", "openb node list CSV (default: the embedded GPU node list)")
-			pods := fs.String("pods", "", "openb pod list CSV (default: the embedded default workload)")
-			policy := fs.String("policy", "fgd", "placement policy (see --list-policies)")
-			inflate := fs.Float64("inflate", frag.DefaultInflate, "tune arrivals to this multiple of the GPU capacity (0: keep the trace as is)")
-			seed := fs.Uint64("seed", 42, "seed of the run's random stream (shuffle, inflation, node rank, random policy)")
-			noShuffle := fs.Bool("no-shuffle", false, "keep the pods in file order")
-			asJSON := fs.Bool("json", false, "print the result as one JSON object")
-			list := fs.Bool("list-policies", false, "print every policy name the command accepts, one per line")
-			return func(args []string) error {
-				if len(args) > 0 {
-					return usageErr("frag takes no arguments, got %q", args)
-				}
-				if *list {
-					for _, n := range frag.PolicyNames() {
-						fmt.Println(n)
-					}
-					return nil
-				}
-				if err := frag.CheckInflate(*inflate); err != nil {
-					return usageErr("--inflate: %v", err)
-				}
-				if !slices.Contains(frag.PolicyNames(), *policy) {
-					return usageErr("--policy: unknown policy %q (see --list-policies)", *policy)
-				}
-				fleet, err := loadFleet(*nodes)
-				if err != nil {
-					return err
-				}
-				w, err := loadWorkload(*pods)
-				if err != nil {
-					return err
-				}
-				r, err := frag.Run(fleet, w, frag.Config{Policy: *policy, Seed: *seed, Inflate: *inflate, NoShuffle: *noShuffle})
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					return writeJSON(os.Stdout, r)
-				}
-				printFragSummary(os.Stdout, w, r)
-				return nil
-			}
-		},
-		subs: []*command{simFragSweepCommand(), simFragMergeCommand()},
+		Example: examples(
+			"# fgd on the embedded node list and default workload",
+			"petite sim frag",
+			"# another policy and seed, the whole curve as JSON",
+			"petite sim frag --policy best-fit --seed 7 --json",
+			"petite sim frag --list-policies",
+			"petite sim frag --nodes traces/samples/openb_node_list_gpu_node.csv --pods traces/testdata/openb/openb_pod_list_multigpu20_head.csv",
+		),
+		Args: noArgs,
 	}
+	fs := cmd.Flags()
+	nodes := fs.String("nodes", "", "openb node list CSV (default: the embedded GPU node list)")
+	pods := fs.String("pods", "", "openb pod list CSV (default: the embedded default workload)")
+	policy := fs.String("policy", "fgd", "placement policy (see --list-policies)")
+	inflate := fs.Float64("inflate", frag.DefaultInflate, "tune arrivals to this multiple of the GPU capacity (0: keep the trace as is)")
+	seed := fs.Uint64("seed", defaultSeed, "seed of the run's random stream (shuffle, inflation, node rank, random policy)")
+	noShuffle := fs.Bool("no-shuffle", false, "keep the pods in file order")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	list := fs.Bool("list-policies", false, "print every policy name the command accepts, one per line")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		stdout := cmd.OutOrStdout()
+		if *list {
+			for _, n := range frag.PolicyNames() {
+				fmt.Fprintln(stdout, n)
+			}
+			return nil
+		}
+		if err := frag.CheckInflate(*inflate); err != nil {
+			return usageErr("--inflate: %v", err)
+		}
+		if !slices.Contains(frag.PolicyNames(), *policy) {
+			return usageErr("--policy: unknown policy %q (see --list-policies)", *policy)
+		}
+		fleet, err := loadFleet(*nodes)
+		if err != nil {
+			return err
+		}
+		w, err := loadWorkload(*pods)
+		if err != nil {
+			return err
+		}
+		r, err := frag.Run(fleet, w, frag.Config{Policy: *policy, Seed: *seed, Inflate: *inflate, NoShuffle: *noShuffle})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, r)
+		}
+		printFragSummary(stdout, w, r)
+		return nil
+	}
+	cmd.AddCommand(simFragSweepCommand(), simFragMergeCommand())
+	return cmd
 }
 
 func loadFleet(path string) (*frag.Fleet, error) {

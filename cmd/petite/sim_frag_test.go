@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -15,25 +16,14 @@ import (
 	"petite/simulator/frag"
 )
 
-// runPetite runs the command tree with args and returns what it printed on
-// stdout. Commands print to os.Stdout, so the test swaps it for a pipe.
+// runPetite runs the command tree with args, as main does, and returns
+// what it printed on stdout.
 func runPetite(t *testing.T, args ...string) string {
 	t.Helper()
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	old := os.Stdout
-	os.Stdout = w
-	done := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- b
-	}()
-	err = rootCommand().execute("petite", args, w, io.Discard)
-	os.Stdout = old
-	w.Close()
-	out := <-done
+	var out bytes.Buffer
+	err := execute(context.Background(), args, strings.NewReader(""), &out, io.Discard)
 	require.NoError(t, err, "petite %s", strings.Join(args, " "))
-	return string(out)
+	return out.String()
 }
 
 func TestSimFragListPolicies(t *testing.T) {
@@ -59,7 +49,7 @@ func TestSimFragJSON(t *testing.T) {
 		var skip json.RawMessage
 		require.NoError(t, dec.Decode(&skip))
 	}
-	assert.Equal(t, []string{"policy", "seed", "inflate", "nodes", "gpus", "pods", "failed_pods", "final_alloc_pct", "curve"}, keys)
+	assert.Equal(t, []string{"policy", "seed", "inflate", "nodes", "gpus", "pods", "failed_pods", "final_alloc_pct", "final_at_arrived_pct", "end_arrived_pct", "end_alloc_pct", "curve"}, keys)
 	var r frag.Result
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
 	assert.Equal(t, "best-fit", r.Policy)

@@ -8,30 +8,19 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"petite/traces"
 )
 
 // traceCommand groups the trace tools (convert, stats, head, sample, gen).
-func traceCommand() *command {
-	return newTraceCommand(os.Stdin, os.Stdout, os.Stderr)
-}
-
-// traceIO is where the trace tools read "-" from and write to.
-type traceIO struct {
-	stdin          io.Reader
-	stdout, stderr io.Writer
-}
-
-// newTraceCommand builds the trace command tree over the given streams, so
-// tests can run it in-process.
-func newTraceCommand(stdin io.Reader, stdout, stderr io.Writer) *command {
-	tio := &traceIO{stdin: stdin, stdout: stdout, stderr: stderr}
-	return &command{
-		name:    "trace",
-		summary: "Read, convert, summarise and generate GPU cluster traces.",
-		long: `
+func traceCommand() *cobra.Command {
+	t := &traceIO{}
+	cmd := &cobra.Command{
+		Use:   "trace",
+		Short: "Read, convert, summarise and generate GPU cluster traces.",
+		Long: `
 Formats (--format, sniffed from the content when auto):
   openb         Alibaba GPU 2023 pod list (openb_pod_list_*.csv)
   pai           Alibaba PAI 2020 pai_task_table.csv joined with pai_job_table.csv
@@ -46,14 +35,31 @@ Files may be gzip-compressed; "-" reads standard input.
 Bad records are skipped and counted (the first few are shown); --strict stops at
 the first one instead. An output file (convert, sample, gen) may not be one of the
 inputs; it is written whole or not at all.`,
-		subs: []*command{
-			tio.convertCommand(),
-			tio.statsCommand(),
-			tio.headCommand(),
-			tio.sampleCommand(),
-			tio.genCommand(),
-		},
+		Example: examples(
+			"petite trace stats traces/samples/openb_pod_list_default.csv",
+			"petite trace head traces/testdata/helios/cluster_log.csv",
+		),
 	}
+	cmd.AddCommand(
+		t.convertCommand(),
+		t.statsCommand(),
+		t.headCommand(),
+		t.sampleCommand(),
+		t.genCommand(),
+	)
+	return cmd
+}
+
+// traceIO is where the trace tools read "-" from and write to: the
+// streams of the command that runs (bind).
+type traceIO struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// bind points t at the streams of cmd.
+func (t *traceIO) bind(cmd *cobra.Command) {
+	t.stdin, t.stdout, t.stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 }
 
 // inputFlags are the flags every command that reads a trace takes.
@@ -226,43 +232,51 @@ func (t *traceIO) reportProblems(name string, p traces.Problems) {
 	}
 }
 
-func (t *traceIO) convertCommand() *command {
-	return &command{
-		name:    "convert",
-		summary: "Convert a trace of any format to petite's canonical CSV or JSON Lines.",
-		usage:   "IN OUT",
-		long: `OUT "-" writes to standard output. A summary (jobs written, bad records skipped) goes to standard error.
+func (t *traceIO) convertCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "convert [flags] IN OUT",
+		Short: "Convert a trace of any format to petite's canonical CSV or JSON Lines.",
+		Long: `OUT "-" writes to standard output. A summary (jobs written, bad records skipped) goes to standard error.
 OUT may not be IN. A file is written whole or not at all: through a temporary file
 beside it, renamed over it at the end.`,
-		flags: func(fs *pflag.FlagSet) func([]string) error {
-			var in inputFlags
-			var out outputFlags
-			in.add(fs)
-			out.add(fs)
-			return func(args []string) error {
-				if len(args) != 2 {
-					return usageErr("convert takes IN and OUT, got %d arguments", len(args))
-				}
-				if err := distinctOutput(args[1], args[0], in.paiJobs); err != nil {
-					return err
-				}
-				f, err := out.format(args[1])
-				if err != nil {
-					return err
-				}
-				r, err := t.open(args[0], &in)
-				if err != nil {
-					return err
-				}
-				defer r.Close()
-				n, err := t.writeJobs(args[1], f, r.Meta(), r.Next)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(t.stderr, "%s: %d jobs written as %s\n", args[0], n, f)
-				t.reportProblems(args[0], r.Problems())
-				return nil
-			}
-		},
+		Example: examples(
+			"# a Philly job log to canonical CSV, then back as JSON Lines on stdout",
+			"petite trace convert traces/testdata/philly/cluster_job_log philly.csv",
+			"petite trace convert --to petite-jsonl philly.csv -",
+			"# PAI task table joined with the job table beside it",
+			"petite trace convert traces/testdata/pai/pai_task_table.csv pai.jsonl",
+		),
+		Args: cobra.ArbitraryArgs,
 	}
+	fs := cmd.Flags()
+	var in inputFlags
+	var out outputFlags
+	in.add(fs)
+	out.add(fs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		t.bind(cmd)
+		if len(args) != 2 {
+			return usageErr("convert takes IN and OUT, got %d arguments", len(args))
+		}
+		if err := distinctOutput(args[1], args[0], in.paiJobs); err != nil {
+			return err
+		}
+		f, err := out.format(args[1])
+		if err != nil {
+			return err
+		}
+		r, err := t.open(args[0], &in)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		n, err := t.writeJobs(args[1], f, r.Meta(), r.Next)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(t.stderr, "%s: %d jobs written as %s\n", args[0], n, f)
+		t.reportProblems(args[0], r.Problems())
+		return nil
+	}
+	return cmd
 }

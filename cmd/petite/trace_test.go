@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -20,8 +21,7 @@ import (
 func runTrace(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := newTraceCommand(strings.NewReader(stdin), &out, &errb)
-	err = cmd.execute("petite trace", args, &out, &errb)
+	err = execute(context.Background(), append([]string{"trace"}, args...), strings.NewReader(stdin), &out, &errb)
 	return out.String(), errb.String(), err
 }
 

@@ -10,52 +10,61 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"petite/traces"
 )
 
-func (t *traceIO) statsCommand() *command {
-	return &command{
-		name:    "stats",
-		summary: "Summarise a trace: jobs, GPU demand, arrivals, durations, GPU-hours.",
-		usage:   "FILE",
-		long: `Reports jobs and GPU jobs, the GPU-demand distribution, arrivals by hour of day and
+func (t *traceIO) statsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stats [flags] FILE",
+		Short: "Summarise a trace: jobs, GPU demand, arrivals, durations, GPU-hours.",
+		Long: `Reports jobs and GPU jobs, the GPU-demand distribution, arrivals by hour of day and
 weekday, duration quantiles, total GPU-hours, the time span and the bad records
 skipped. A machine list (openb nodes, PAI machine spec, Philly machine list, Helios
 GPU numbers) gets a fleet summary instead. --json prints the same as JSON.`,
-		flags: func(fs *pflag.FlagSet) func([]string) error {
-			var in inputFlags
-			in.add(fs)
-			asJSON := fs.Bool("json", false, "print JSON for scripts")
-			return func(args []string) error {
-				if len(args) != 1 {
-					return usageErr("stats takes one FILE, got %d arguments", len(args))
-				}
-				opts, err := in.options()
-				if err != nil {
-					return err
-				}
-				if done, err := t.fleetStats(args[0], opts.Format, *asJSON); done || err != nil {
-					return err
-				}
-				r, err := t.open(args[0], &in)
-				if err != nil {
-					return err
-				}
-				defer r.Close()
-				st, err := traces.ComputeStats(r)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					return writeTraceJSON(t.stdout, st)
-				}
-				printTraceStats(t.stdout, args[0], st)
-				return nil
-			}
-		},
+		Example: examples(
+			"petite trace stats traces/samples/openb_pod_list_default.csv",
+			"petite trace stats --json traces/testdata/helios/cluster_log.csv",
+			"# a machine list gets a fleet summary",
+			"petite trace stats traces/testdata/pai/pai_machine_spec.csv",
+			"# standard input",
+			"petite trace stats - < traces/testdata/philly/cluster_job_log",
+		),
+		Args: cobra.ArbitraryArgs,
 	}
+	fs := cmd.Flags()
+	var in inputFlags
+	in.add(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		t.bind(cmd)
+		if len(args) != 1 {
+			return usageErr("stats takes one FILE, got %d arguments", len(args))
+		}
+		opts, err := in.options()
+		if err != nil {
+			return err
+		}
+		if done, err := t.fleetStats(args[0], opts.Format, *asJSON); done || err != nil {
+			return err
+		}
+		r, err := t.open(args[0], &in)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		st, err := traces.ComputeStats(r)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeTraceJSON(t.stdout, st)
+		}
+		printTraceStats(t.stdout, args[0], st)
+		return nil
+	}
+	return cmd
 }
 
 // fleetStats prints the summary of a machine list and reports done when
@@ -188,70 +197,75 @@ func traceStamp(m traces.Meta, t int64) string {
 	return time.Unix(t, 0).In(loc).Format("2006-01-02 15:04 MST")
 }
 
-func (t *traceIO) headCommand() *command {
-	return &command{
-		name:    "head",
-		summary: "Print the first jobs of a trace.",
-		usage:   "FILE",
-		long:    `Prints a table by default; --to petite-csv or petite-jsonl prints canonical records instead.`,
-		flags: func(fs *pflag.FlagSet) func([]string) error {
-			var in inputFlags
-			var out outputFlags
-			in.add(fs)
-			out.add(fs)
-			n := fs.IntP("lines", "n", 10, "number of jobs to print")
-			return func(args []string) error {
-				if len(args) != 1 {
-					return usageErr("head takes one FILE, got %d arguments", len(args))
-				}
-				if *n < 0 {
-					return usageErr("--lines must be 0 or more")
-				}
-				r, err := t.open(args[0], &in)
-				if err != nil {
-					return err
-				}
-				defer r.Close()
-				left := *n
-				next := func() (traces.Job, error) {
-					if left == 0 {
-						return traces.Job{}, io.EOF
-					}
-					left--
-					return r.Next()
-				}
-				if out.to != "" {
-					f, err := out.format("-")
-					if err != nil {
-						return err
-					}
-					_, err = t.writeJobs("-", f, r.Meta(), next)
-					t.reportProblems(args[0], r.Problems())
-					return err
-				}
-				w := tabwriter.NewWriter(t.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "ID\tSUBMIT\tSTART\tDURATION\tTENANT\tSTATUS\tTASKS")
-				for {
-					j, err := next()
-					if err == io.EOF {
-						break
-					}
-					if err != nil {
-						w.Flush()
-						return err
-					}
-					dur := "-"
-					if j.Duration != traces.NoTime {
-						dur = traces.FormatDuration(float64(j.Duration))
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, traceStamp(r.Meta(), j.Submit), traceStamp(r.Meta(), j.Start),
-						dur, traceOrDash(j.Tenant), traceOrDash(string(j.Status)), traceTaskSummary(j.Tasks))
-				}
-				t.reportProblems(args[0], r.Problems())
-				return w.Flush()
-			}
-		},
+func (t *traceIO) headCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "head [flags] FILE",
+		Short: "Print the first jobs of a trace.",
+		Long:  `Prints a table by default; --to petite-csv or petite-jsonl prints canonical records instead.`,
+		Example: examples(
+			"petite trace head -n 5 traces/testdata/philly/cluster_job_log",
+			"petite trace head -n 3 --to petite-csv traces/samples/openb_pod_list_default.csv",
+		),
+		Args: cobra.ArbitraryArgs,
 	}
+	fs := cmd.Flags()
+	var in inputFlags
+	var out outputFlags
+	in.add(fs)
+	out.add(fs)
+	n := fs.IntP("lines", "n", 10, "number of jobs to print")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		t.bind(cmd)
+		if len(args) != 1 {
+			return usageErr("head takes one FILE, got %d arguments", len(args))
+		}
+		if *n < 0 {
+			return usageErr("--lines must be 0 or more")
+		}
+		r, err := t.open(args[0], &in)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		left := *n
+		next := func() (traces.Job, error) {
+			if left == 0 {
+				return traces.Job{}, io.EOF
+			}
+			left--
+			return r.Next()
+		}
+		if out.to != "" {
+			f, err := out.format("-")
+			if err != nil {
+				return err
+			}
+			_, err = t.writeJobs("-", f, r.Meta(), next)
+			t.reportProblems(args[0], r.Problems())
+			return err
+		}
+		w := tabwriter.NewWriter(t.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tSUBMIT\tSTART\tDURATION\tTENANT\tSTATUS\tTASKS")
+		for {
+			j, err := next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				w.Flush()
+				return err
+			}
+			dur := "-"
+			if j.Duration != traces.NoTime {
+				dur = traces.FormatDuration(float64(j.Duration))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, traceStamp(r.Meta(), j.Submit), traceStamp(r.Meta(), j.Start),
+				dur, traceOrDash(j.Tenant), traceOrDash(string(j.Status)), traceTaskSummary(j.Tasks))
+		}
+		t.reportProblems(args[0], r.Problems())
+		return w.Flush()
+	}
+	return cmd
 }
 
 func traceOrDash(s string) string {
@@ -297,69 +311,72 @@ func traceTaskSummary(ts []traces.Task) string {
 	return strings.Join(parts, " + ")
 }
 
-func (t *traceIO) sampleCommand() *command {
-	return &command{
-		name:    "sample",
-		summary: "Draw a reproducible random subsample of a trace's jobs.",
-		usage:   "IN [OUT]",
-		long: `Draws --jobs jobs uniformly in one pass (reservoir sampling seeded by --seed) and
+func (t *traceIO) sampleCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sample [flags] IN [OUT]",
+		Short: "Draw a reproducible random subsample of a trace's jobs.",
+		Long: `Draws --jobs jobs uniformly in one pass (reservoir sampling seeded by --seed) and
 writes them in their original order as canonical records (OUT defaults to standard
 output). The same input, --jobs and --seed always give the same bytes.`,
-		flags: func(fs *pflag.FlagSet) func([]string) error {
-			var in inputFlags
-			var out outputFlags
-			in.add(fs)
-			out.add(fs)
-			n := fs.Int("jobs", 0, "number of jobs to draw (required)")
-			seed := fs.Uint64("seed", 1, "random seed")
-			return func(args []string) error {
-				if len(args) < 1 || len(args) > 2 {
-					return usageErr("sample takes IN and an optional OUT, got %d arguments", len(args))
-				}
-				if *n <= 0 {
-					return usageErr("--jobs must be a positive number")
-				}
-				dst := "-"
-				if len(args) == 2 {
-					dst = args[1]
-				}
-				if err := distinctOutput(dst, args[0], in.paiJobs); err != nil {
-					return err
-				}
-				f, err := out.format(dst)
-				if err != nil {
-					return err
-				}
-				r, err := t.open(args[0], &in)
-				if err != nil {
-					return err
-				}
-				defer r.Close()
-				jobs, err := traces.Sample(r, *n, *seed)
-				if err != nil {
-					return err
-				}
-				i := 0
-				_, err = t.writeJobs(dst, f, r.Meta(), func() (traces.Job, error) {
-					if i == len(jobs) {
-						return traces.Job{}, io.EOF
-					}
-					i++
-					return jobs[i-1], nil
-				})
-				t.reportProblems(args[0], r.Problems())
-				return err
-			}
-		},
+		Example: examples(
+			"petite trace sample --jobs 100 --seed 7 traces/samples/openb_pod_list_default.csv sample.csv",
+		),
+		Args: cobra.ArbitraryArgs,
 	}
+	fs := cmd.Flags()
+	var in inputFlags
+	var out outputFlags
+	in.add(fs)
+	out.add(fs)
+	n := fs.Int("jobs", 0, "number of jobs to draw (required)")
+	seed := fs.Uint64("seed", 1, "random seed")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		t.bind(cmd)
+		if len(args) < 1 || len(args) > 2 {
+			return usageErr("sample takes IN and an optional OUT, got %d arguments", len(args))
+		}
+		if *n <= 0 {
+			return usageErr("--jobs must be a positive number")
+		}
+		dst := "-"
+		if len(args) == 2 {
+			dst = args[1]
+		}
+		if err := distinctOutput(dst, args[0], in.paiJobs); err != nil {
+			return err
+		}
+		f, err := out.format(dst)
+		if err != nil {
+			return err
+		}
+		r, err := t.open(args[0], &in)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		jobs, err := traces.Sample(r, *n, *seed)
+		if err != nil {
+			return err
+		}
+		i := 0
+		_, err = t.writeJobs(dst, f, r.Meta(), func() (traces.Job, error) {
+			if i == len(jobs) {
+				return traces.Job{}, io.EOF
+			}
+			i++
+			return jobs[i-1], nil
+		})
+		t.reportProblems(args[0], r.Problems())
+		return err
+	}
+	return cmd
 }
 
-func (t *traceIO) genCommand() *command {
-	return &command{
-		name:    "gen",
-		summary: "Generate a synthetic trace, from a built-in spec, a spec file or a fit to a real trace.",
-		usage:   "[OUT]",
-		long: `Arrivals are Poisson or diurnal (a Poisson process whose rate follows the hour of
+func (t *traceIO) genCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gen [flags] [OUT]",
+		Short: "Generate a synthetic trace, from a built-in spec, a spec file or a fit to a real trace.",
+		Long: `Arrivals are Poisson or diurnal (a Poisson process whose rate follows the hour of
 day), run times lognormal or Pareto, and the job shapes (gang size, GPUs per
 instance, GPU share, CPU, memory, GPU models) drawn from a weighted mix.
 
@@ -367,90 +384,98 @@ instance, GPU share, CPU, memory, GPU models) drawn from a weighted mix.
 (--print-spec shows the format, and is a good start for one). --jobs, --seed,
 --arrival and --rate override the spec. Output goes to OUT (default standard
 output) as canonical CSV or JSON Lines; the same spec and seed give the same bytes.`,
-		flags: func(fs *pflag.FlagSet) func([]string) error {
-			var in inputFlags
-			var out outputFlags
-			in.add(fs)
-			out.add(fs)
-			fit := fs.String("fit", "", "fit the spec to this trace")
-			specFile := fs.String("spec", "", "read the spec from this JSON file")
-			jobs := fs.Int("jobs", 0, "number of jobs (default: the spec's; with --fit, as many as the trace has)")
-			seed := fs.Uint64("seed", 1, "random seed")
-			arrival := fs.String("arrival", "", "arrival process: poisson or diurnal (default: the spec's)")
-			rate := fs.Float64("rate", 0, "mean arrivals per hour (default: the spec's)")
-			printSpec := fs.Bool("print-spec", false, "print the spec as JSON instead of generating")
-			return func(args []string) error {
-				if len(args) > 1 {
-					return usageErr("gen takes at most one OUT, got %d arguments", len(args))
-				}
-				if *fit != "" && *specFile != "" {
-					return usageErr("--fit and --spec exclude each other")
-				}
-				if len(args) == 1 {
-					if err := distinctOutput(args[0], *fit, *specFile, in.paiJobs); err != nil {
-						return err
-					}
-				}
-				spec := traces.DefaultSpec()
-				switch {
-				case *fit != "":
-					r, err := t.open(*fit, &in)
-					if err != nil {
-						return err
-					}
-					spec, err = traces.Fit(r)
-					r.Close()
-					if err != nil {
-						return fmt.Errorf("%s: %w", *fit, err)
-					}
-					t.reportProblems(*fit, r.Problems())
-				case *specFile != "":
-					f, err := os.Open(*specFile)
-					if err != nil {
-						return fmt.Errorf("open spec: %w", err)
-					}
-					spec, err = traces.ReadSpec(f)
-					f.Close()
-					if err != nil {
-						return fmt.Errorf("%s: %w", *specFile, err)
-					}
-				}
-				if fs.Changed("jobs") {
-					if *jobs < 0 {
-						return usageErr("--jobs must be 0 or more")
-					}
-					spec.Jobs = *jobs
-				}
-				if fs.Changed("seed") || *specFile == "" {
-					spec.Seed = *seed
-				}
-				if *arrival != "" {
-					spec.Arrival.Process = *arrival
-				}
-				if *rate != 0 {
-					spec.Arrival.RatePerHour = *rate
-				}
-				if *printSpec {
-					if err := spec.Validate(); err != nil {
-						return err
-					}
-					return writeTraceJSON(t.stdout, spec)
-				}
-				g, err := traces.NewGenerator(spec)
-				if err != nil {
-					return err
-				}
-				dst := "-"
-				if len(args) == 1 {
-					dst = args[0]
-				}
-				f, err := out.format(dst)
-				if err != nil {
-					return err
-				}
-				_, err = t.writeJobs(dst, f, g.Meta(), g.Next)
+		Example: examples(
+			"# 1,000 jobs from the built-in spec",
+			"petite trace gen --jobs 1000 synthetic.csv",
+			"# the spec fitted to a trace, to edit and pass back with --spec",
+			"petite trace gen --fit traces/samples/openb_pod_list_default.csv --print-spec",
+		),
+		Args: cobra.ArbitraryArgs,
+	}
+	fs := cmd.Flags()
+	var in inputFlags
+	var out outputFlags
+	in.add(fs)
+	out.add(fs)
+	fit := fs.String("fit", "", "fit the spec to this trace")
+	specFile := fs.String("spec", "", "read the spec from this JSON file")
+	jobs := fs.Int("jobs", 0, "number of jobs (default: the spec's; with --fit, as many as the trace has)")
+	seed := fs.Uint64("seed", 1, "random seed")
+	arrival := fs.String("arrival", "", "arrival process: poisson or diurnal (default: the spec's)")
+	rate := fs.Float64("rate", 0, "mean arrivals per hour (default: the spec's)")
+	printSpec := fs.Bool("print-spec", false, "print the spec as JSON instead of generating")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		t.bind(cmd)
+		if len(args) > 1 {
+			return usageErr("gen takes at most one OUT, got %d arguments", len(args))
+		}
+		if *fit != "" && *specFile != "" {
+			return usageErr("--fit and --spec exclude each other")
+		}
+		if len(args) == 1 {
+			if err := distinctOutput(args[0], *fit, *specFile, in.paiJobs); err != nil {
 				return err
 			}
-		},
+		}
+		spec := traces.DefaultSpec()
+		switch {
+		case *fit != "":
+			r, err := t.open(*fit, &in)
+			if err != nil {
+				return err
+			}
+			spec, err = traces.Fit(r)
+			r.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", *fit, err)
+			}
+			t.reportProblems(*fit, r.Problems())
+		case *specFile != "":
+			f, err := os.Open(*specFile)
+			if err != nil {
+				return fmt.Errorf("open spec: %w", err)
+			}
+			spec, err = traces.ReadSpec(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", *specFile, err)
+			}
+		}
+		if fs.Changed("jobs") {
+			if *jobs < 0 {
+				return usageErr("--jobs must be 0 or more")
+			}
+			spec.Jobs = *jobs
+		}
+		if fs.Changed("seed") || *specFile == "" {
+			spec.Seed = *seed
+		}
+		if *arrival != "" {
+			spec.Arrival.Process = *arrival
+		}
+		if *rate != 0 {
+			spec.Arrival.RatePerHour = *rate
+		}
+		if *printSpec {
+			if err := spec.Validate(); err != nil {
+				return err
+			}
+			return writeTraceJSON(t.stdout, spec)
+		}
+		g, err := traces.NewGenerator(spec)
+		if err != nil {
+			return err
+		}
+		dst := "-"
+		if len(args) == 1 {
+			dst = args[0]
+		}
+		f, err := out.format(dst)
+		if err != nil {
+			return err
+		}
+		_, err = t.writeJobs(dst, f, g.Meta(), g.Next)
+		return err
 	}
+	return cmd
 }
