@@ -107,9 +107,9 @@ func (m *Machine) String() string {
 	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending), len(m.running), len(m.jobs))
 }
 
-// Cluster returns the cluster the machine keeps. Callers read it (a
-// scheduling pass works on it) but change it only through Apply.
-func (m *Machine) Cluster() *scheduler.Cluster { return m.c }
+// Cluster returns a read-only view of the cluster the machine keeps: only
+// Apply changes it. A scheduling pass runs on a copy (see Freeze and Plan).
+func (m *Machine) Cluster() scheduler.View { return m.c.View() }
 
 // Applied counts the commands that changed the state: a version of the
 // state. Rejected commands and commands that changed nothing leave it, so

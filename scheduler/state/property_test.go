@@ -153,7 +153,7 @@ func (g *gen) plan() (ApplyPlan, bool) {
 // planOn makes a plan on cp, a copy of the machine's state, for the
 // pending jobs in the order given.
 func (g *gen) planOn(cp *Machine, pending []*scheduler.Job) (ApplyPlan, bool) {
-	c := cp.Cluster()
+	c := cp.Cluster().Clone()
 	pol, err := scheduler.NewPolicy(c, []string{"best-fit", "spread", "first-fit"}[g.rng.IntN(3)], scheduler.Options{})
 	if err != nil {
 		panic(err)

@@ -31,7 +31,7 @@ func drive(t *testing.T, seed uint64, steps, restoreEvery int) ([]string, []byte
 	apply(SetTenant{Tenant: scheduler.Tenant{Name: "a", GuaranteedMilli: 8000}})
 	apply(SetTenant{Tenant: scheduler.Tenant{Name: "b", MaxMilli: 16000, Weight: 2}})
 	newPolicy := func() *scheduler.Policy {
-		p, err := scheduler.NewPolicy(g.m.Cluster(), "best-fit", scheduler.Options{})
+		p, err := g.m.Cluster().NewPolicy("best-fit", scheduler.Options{})
 		require.NoError(t, err)
 		return p
 	}
@@ -56,9 +56,8 @@ func drive(t *testing.T, seed uint64, steps, restoreEvery int) ([]string, []byte
 			st := []scheduler.NodeState{scheduler.NodeReady, scheduler.NodeDown, scheduler.NodeDraining}[g.rng.IntN(3)]
 			apply(SetNodeState{Node: fmt.Sprintf("n%d", g.rng.IntN(7)), State: st, At: g.now})
 		}
-		plan, err := g.m.Cluster().Schedule(scheduler.Pass{
+		plan, err := g.m.Plan(scheduler.Pass{
 			Now: g.now, Policy: pol, Rng: rand.New(rand.NewPCG(seed, uint64(step))),
-			Pending: g.m.Pending(), Running: g.m.Running(), Tenants: g.m.Tenants(),
 			Preempt: true, Backfill: true,
 		})
 		require.NoError(t, err)

@@ -1,0 +1,87 @@
+package state
+
+import (
+	"fmt"
+	"slices"
+
+	"petite/scheduler"
+)
+
+// Frozen is a copy of the machine's state at one applied version: the
+// cluster, the queue, the running jobs and the tenants. It shares no memory
+// that the machine writes, so a scheduling pass runs on it while the
+// machine keeps applying commands: the daemon's leader freezes the state
+// under its lock, plans outside it, and sends the plan through the log,
+// where Apply checks it again against the state of that moment (a plan made
+// on an older state may be refused, never misapplied).
+//
+// A Frozen serves one pass at a time; its own cluster is changed during a
+// pass and restored before Schedule returns.
+type Frozen struct {
+	c       *scheduler.Cluster
+	applied uint64
+	pending []*scheduler.Job
+	running []*scheduler.RunningJob
+	tenants []scheduler.Tenant
+}
+
+// Freeze copies the state for a scheduling pass. It reads the machine, so
+// the driver serialises it with Apply; the copy is then independent of the
+// machine. It costs a flat copy of the cluster's slabs (see
+// scheduler.Cluster.Clone) and of the queue and running jobs.
+func (m *Machine) Freeze() *Frozen {
+	f := &Frozen{c: m.c.Clone(), applied: m.applied, tenants: m.Tenants()}
+	run := m.Running()
+	jobs := make([]scheduler.Job, len(m.pending)+len(run))
+	f.pending = make([]*scheduler.Job, len(m.pending))
+	for i, r := range m.pending {
+		jobs[i] = cloneJob(r.job)
+		f.pending[i] = &jobs[i]
+	}
+	runs := make([]scheduler.RunningJob, len(run))
+	f.running = make([]*scheduler.RunningJob, len(run))
+	for i, rj := range run {
+		j := &jobs[len(m.pending)+i]
+		*j = cloneJob(*rj.Job)
+		runs[i] = scheduler.RunningJob{Job: j, Tasks: cloneTasks(rj.Tasks), Started: rj.Started}
+		f.running[i] = &runs[i]
+	}
+	return f
+}
+
+// Plan runs a scheduling pass on a frozen copy of the state and returns its
+// plan; the machine's cluster is not touched. The pass's Pending, Running
+// and Tenants come from the machine and must be left empty.
+func (m *Machine) Plan(in scheduler.Pass) (scheduler.Plan, error) {
+	return m.Freeze().Schedule(in)
+}
+
+// Applied is the machine's Applied when the state was frozen.
+func (f *Frozen) Applied() uint64 { return f.applied }
+
+// Cluster returns a read-only view of the frozen cluster.
+func (f *Frozen) Cluster() scheduler.View { return f.c.View() }
+
+// Pending returns the queued jobs in submission order (read-only).
+func (f *Frozen) Pending() []*scheduler.Job { return slices.Clone(f.pending) }
+
+// Running returns the running jobs sorted by id (read-only).
+func (f *Frozen) Running() []*scheduler.RunningJob { return slices.Clone(f.running) }
+
+// Tenants returns the tenants sorted by name.
+func (f *Frozen) Tenants() []scheduler.Tenant { return slices.Clone(f.tenants) }
+
+// Schedule runs one scheduling pass (scheduler.Cluster.Schedule) on the
+// frozen state. The frozen queue, running jobs and tenants are the pass's
+// Pending, Running and Tenants, which the caller leaves empty.
+func (f *Frozen) Schedule(in scheduler.Pass) (scheduler.Plan, error) {
+	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
+		return scheduler.Plan{}, fmt.Errorf("plan: fields pending, running, tenants: the frozen state supplies them; leave them empty")
+	}
+	in.Pending, in.Running, in.Tenants = f.Pending(), f.Running(), f.Tenants()
+	plan, err := f.c.Schedule(in)
+	if err != nil {
+		return scheduler.Plan{}, fmt.Errorf("plan at applied %d: %w", f.applied, err)
+	}
+	return plan, nil
+}

@@ -1,0 +1,265 @@
+package state
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
+)
+
+// viewDump renders what a View shows of a cluster: every node with its
+// spec, state, rank and free capacity, the pools, the totals (not the
+// change count, which a pass moves and restores nothing of).
+func viewDump(v scheduler.View) string {
+	var b strings.Builder
+	for i := range v.NumNodes() {
+		id := scheduler.NodeID(i)
+		fmt.Fprintf(&b, "%v rank=%d %+v %v\n", v.Node(id), v.Rank(id), v.Usage(id), v.Labels(id))
+	}
+	capMilli, used := v.Totals()
+	fmt.Fprintf(&b, "pools=%v models=%v totals=%d/%d\n", v.Pools(), v.Models(), used, capMilli)
+	return b.String()
+}
+
+// frozenDump renders a frozen state: its cluster, queue, running jobs (with
+// their tasks) and tenants.
+func frozenDump(f *Frozen) string {
+	var b strings.Builder
+	b.WriteString(viewDump(f.Cluster()))
+	for _, j := range f.Pending() {
+		fmt.Fprintf(&b, "pending %+v\n", *j)
+	}
+	for _, rj := range f.Running() {
+		fmt.Fprintf(&b, "running %+v %+v %d\n", *rj.Job, rj.Tasks, rj.Started)
+	}
+	fmt.Fprintf(&b, "tenants %+v applied %d\n", f.Tenants(), f.Applied())
+	return b.String()
+}
+
+// busyMachine registers the property tests' fleet and two tenants, then
+// runs steps of arrivals, ends, node faults and best-fit passes, so that
+// the machine has work running and queued.
+func busyMachine(t *testing.T, seed uint64, steps int) *gen {
+	t.Helper()
+	g := &gen{rng: rand.New(rand.NewPCG(seed, 11)), m: New()}
+	for _, c := range g.fleet() {
+		_, err := g.m.Apply(c)
+		require.NoError(t, err)
+	}
+	for _, tn := range []scheduler.Tenant{{Name: "a", GuaranteedMilli: 8000}, {Name: "b", MaxMilli: 16000, Weight: 2}} {
+		_, err := g.m.Apply(SetTenant{Tenant: tn})
+		require.NoError(t, err)
+	}
+	pol, err := g.m.Cluster().NewPolicy("best-fit", scheduler.Options{})
+	require.NoError(t, err)
+	for range steps {
+		g.advance(t)
+		plan, err := g.m.Plan(scheduler.Pass{Now: g.now, Policy: pol, Rng: rand.New(rand.NewPCG(seed, uint64(g.now))), Preempt: true, Backfill: true})
+		require.NoError(t, err)
+		_, err = g.m.Apply(PlanCommand(plan, g.now))
+		require.NoError(t, err, "a fresh plan is accepted")
+	}
+	require.NotEmpty(t, g.m.Running())
+	return g
+}
+
+// advance moves the clock and applies some arrivals, ends and node faults.
+func (g *gen) advance(t *testing.T) {
+	t.Helper()
+	g.now += 10
+	for range 1 + g.rng.IntN(3) {
+		if s := g.submit().(Submit); s.Job.Count > 0 {
+			s.Job.Preemptible = g.rng.IntN(2) == 0
+			s.Job.Priority = int32(g.rng.IntN(3))
+			s.Job.Walltime = int64(10 + g.rng.IntN(100))
+			_, err := g.m.Apply(s)
+			require.NoError(t, err)
+		}
+	}
+	for _, rj := range g.m.Running() {
+		if g.rng.IntN(6) == 0 {
+			_, err := g.m.Apply(Finish{Job: rj.Job.ID, At: g.now})
+			require.NoError(t, err)
+		}
+	}
+	if g.rng.IntN(8) == 0 {
+		st := []scheduler.NodeState{scheduler.NodeReady, scheduler.NodeDown, scheduler.NodeDraining}[g.rng.IntN(3)]
+		_, err := g.m.Apply(SetNodeState{Node: fmt.Sprintf("n%d", g.rng.IntN(7)), State: st, At: g.now})
+		require.NoError(t, err)
+	}
+}
+
+// TestPlanOnFrozenState checks, over random histories and every policy
+// kind, that a pass run through Plan leaves the machine byte-identical
+// (snapshot encoding, the cluster's free capacity and its change count),
+// and that its plan is the plan of the same pass run on the machine's live
+// cluster, which a pass does change as it goes (and restores).
+func TestPlanOnFrozenState(t *testing.T) {
+	for _, policy := range []string{"best-fit", "fgd", "random", "topology", "gpu-packing"} {
+		t.Run(policy, func(t *testing.T) {
+			g := busyMachine(t, 3, 10)
+			pol, err := g.m.Cluster().NewPolicy(policy, scheduler.Options{})
+			require.NoError(t, err)
+			placed := 0
+			for step := range 30 {
+				g.advance(t)
+				pass := func() scheduler.Pass {
+					return scheduler.Pass{Now: g.now, Policy: pol, Rng: rand.New(rand.NewPCG(uint64(step), 5)), Preempt: true, Backfill: true}
+				}
+				encBefore, viewBefore, changes := snap(t, g.m), viewDump(g.m.Cluster()), g.m.Cluster().Changes()
+				fromFrozen, err := g.m.Plan(pass())
+				require.NoError(t, err)
+				require.Equal(t, string(encBefore), string(snap(t, g.m)), "step %d: Plan changed the machine", step)
+				require.Equal(t, viewBefore, viewDump(g.m.Cluster()), "step %d: Plan changed the cluster", step)
+				require.Equal(t, changes, g.m.Cluster().Changes(), "step %d: Plan touched the cluster", step)
+
+				live := pass()
+				live.Pending, live.Running, live.Tenants = g.m.Pending(), g.m.Running(), g.m.Tenants()
+				fromLive, err := g.m.c.Schedule(live)
+				require.NoError(t, err)
+				if !fromLive.Empty() {
+					require.Greater(t, g.m.Cluster().Changes(), changes, "a pass on the live cluster moves it, so the check above can fail")
+				}
+				require.Equal(t, fromLive, fromFrozen, "step %d: the plan from a frozen copy is the plan from the live cluster", step)
+
+				_, err = g.m.Apply(PlanCommand(fromFrozen, g.now))
+				require.NoError(t, err)
+				checkInvariants(t, g.m)
+				for _, p := range fromFrozen.Place {
+					placed += len(p.Tasks)
+				}
+			}
+			require.Greater(t, placed, 10, "the passes placed work")
+		})
+	}
+}
+
+// TestFrozenIsIndependent freezes a busy machine, then applies every kind
+// of command to the machine and runs passes on the frozen copy: neither
+// sees the other's changes, and the frozen copy plans exactly as a machine
+// restored from the snapshot taken at freezing time.
+func TestFrozenIsIndependent(t *testing.T) {
+	g := busyMachine(t, 5, 12)
+	var at bytes.Buffer
+	require.NoError(t, g.m.Snapshot(&at))
+	f := g.m.Freeze()
+	require.Equal(t, g.m.Applied(), f.Applied())
+	frozen := frozenDump(f)
+
+	pol, err := f.Cluster().NewPolicy("fgd", scheduler.Options{})
+	require.NoError(t, err)
+	pass := func() scheduler.Pass {
+		return scheduler.Pass{Now: g.now, Policy: pol, Rng: rand.New(rand.NewPCG(8, 8)), Preempt: true, Backfill: true}
+	}
+	first, err := f.Schedule(pass())
+	require.NoError(t, err)
+	require.Equal(t, frozen, frozenDump(f), "a pass leaves the frozen state as it was")
+
+	// Change the machine in every way a command can.
+	before := snap(t, g.m)
+	for range 20 {
+		g.advance(t)
+		plan, err := g.m.Plan(pass())
+		require.NoError(t, err)
+		_, err = g.m.Apply(PlanCommand(plan, g.now))
+		require.NoError(t, err)
+	}
+	var names []string
+	for i := range g.m.Cluster().NumNodes() {
+		names = append([]string{g.m.Cluster().Node(scheduler.NodeID(i)).Name}, names...)
+	}
+	for _, cmd := range []Command{
+		SetRanks{Nodes: names},
+		SetTenant{Tenant: scheduler.Tenant{Name: "a", MaxMilli: 1000}},
+		RegisterPool{Pool: scheduler.Pool{Name: "late", Labels: map[string]string{"x": "y"}}},
+		RegisterNode{Node: scheduler.Node{Name: "late1", Pool: "late", CPUMilli: 64000, MemoryMiB: 1 << 17, GPUs: gpus("B200", 8)}},
+		SetNodeState{Node: "n0", State: scheduler.NodeDown, At: g.now},
+		Submit{Job: scheduler.Job{ID: "pinned", Count: 1, Task: scheduler.Task{CPUMilli: 1000,
+			Constraints: []scheduler.Constraint{{Key: "x", Op: scheduler.OpExists}}}}, At: g.now},
+	} {
+		_, err := g.m.Apply(cmd)
+		require.NoError(t, err, "%s", cmd.Type())
+	}
+	require.NotEqual(t, string(before), string(snap(t, g.m)), "the machine moved on")
+	require.Equal(t, frozen, frozenDump(f), "the frozen state did not follow the machine")
+
+	again, err := f.Schedule(pass())
+	require.NoError(t, err)
+	require.Equal(t, first, again, "the frozen state plans as before")
+	r, err := Restore(&at)
+	require.NoError(t, err)
+	fromRestored, err := r.Plan(pass())
+	require.NoError(t, err)
+	require.Equal(t, first, fromRestored, "the frozen state plans as the state it was frozen from")
+}
+
+// TestFrozenRefusesSuppliedQueue checks that a pass on frozen state does
+// not silently replace a queue the caller passed.
+func TestFrozenRefusesSuppliedQueue(t *testing.T) {
+	g := busyMachine(t, 2, 3)
+	pol, err := g.m.Cluster().NewPolicy("best-fit", scheduler.Options{})
+	require.NoError(t, err)
+	_, err = g.m.Plan(scheduler.Pass{Policy: pol, Rng: rand.New(rand.NewPCG(1, 1)), Pending: g.m.Pending()})
+	require.ErrorContains(t, err, "pending")
+}
+
+// TestPlanWhileApplying is the daemon's shape: one goroutine applies
+// commands, another freezes the state under the same lock and plans
+// outside it, then sends its plan through Apply, which refuses it if the
+// state moved under it. Run with -race: a frozen state that shared memory
+// with the machine is a data race.
+func TestPlanWhileApplying(t *testing.T) {
+	g := busyMachine(t, 7, 5)
+	var mu sync.Mutex
+	steps := 300
+	if testing.Short() {
+		steps = 100
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range steps {
+			mu.Lock()
+			cmd := g.command()
+			_, _ = g.m.Apply(cmd) // the generator draws broken commands too
+			mu.Unlock()
+		}
+	})
+	var accepted, refused int
+	wg.Go(func() {
+		mu.Lock()
+		pol, err := g.m.Cluster().NewPolicy("fgd", scheduler.Options{})
+		mu.Unlock()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for i := range steps / 3 {
+			mu.Lock()
+			f := g.m.Freeze()
+			now := g.now
+			mu.Unlock()
+			plan, err := f.Schedule(scheduler.Pass{Now: now, Policy: pol, Rng: rand.New(rand.NewPCG(uint64(i), 3)), Preempt: true, Backfill: true})
+			if err != nil {
+				t.Errorf("pass %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			if _, err := g.m.Apply(PlanCommand(plan, now)); err != nil {
+				refused++
+			} else {
+				accepted++
+			}
+			mu.Unlock()
+		}
+	})
+	wg.Wait()
+	checkInvariants(t, g.m)
+	require.Positive(t, accepted, "plans made on frozen state were accepted (%d refused as stale)", refused)
+	t.Logf("%d plans accepted, %d refused as stale", accepted, refused)
+}
