@@ -234,3 +234,36 @@ func TestDefectTwoTiersRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, cp.Validate())
 }
+
+// bareEvictions drops the placements an eviction saw, for tests that
+// compare only which jobs and tasks a plan evicts.
+func bareEvictions(ev []Eviction) []Eviction {
+	if ev == nil {
+		return nil
+	}
+	out := make([]Eviction, len(ev))
+	for i, e := range ev {
+		e.Seen = nil
+		out[i] = e
+	}
+	return out
+}
+
+// A preemption plan names the placements it evicts as it saw them, so the
+// state machine can refuse it once they are gone.
+func TestDefectEvictionNamesWhatItSaw(t *testing.T) {
+	f := qNew(t, qNodes("n", "H100", 2, 4))
+	f.run(t, qVictim("gang", Training, 0, 2, 4, true, 0), 0, "n0:0,1,2,3", "n1:0,1,2,3")
+	f.run(t, qVictim("svc", Inference, 0, 2, 0, false, 0), 0, "n0", "n1")
+	in := f.pass(1000, qJob("hi", "a", 5, 1, 4))
+	in.Preempt = true
+	plan := qSchedule(t, f.c, in)
+	require.Len(t, plan.Evict, 1)
+	ev := plan.Evict[0]
+	assert.Equal(t, "gang", ev.Job)
+	require.Len(t, ev.Seen, 2, "every task of the gang, as it runs")
+	for k, tp := range ev.Seen {
+		assert.Equal(t, k, tp.Task)
+		assert.Equal(t, f.running[0].Tasks[k], tp)
+	}
+}

@@ -32,6 +32,12 @@ type Eviction struct {
 	Tasks []int `json:"tasks,omitempty"`
 	// For is the job the room is made for.
 	For string `json:"for,omitempty"`
+	// Seen are the placements of the evicted tasks as the pass saw them
+	// (node, devices and amounts), by task index. The state machine refuses
+	// the eviction if one of those tasks runs elsewhere now: a stale plan
+	// must not evict a job wherever it has moved to. Schedule always fills
+	// it; an eviction without it is not checked so.
+	Seen []TaskPlacement `json:"seen,omitempty"`
 }
 
 // Unplaced is a job the pass could not place, with the reasons counted over

@@ -548,6 +548,7 @@ func (s *pass) evictAndPlace(ti int, j *Job, chosen []int32) (bool, error) {
 	}
 	// Commit: mark the victims gone and record the evictions, one per job.
 	tasks := map[*liveJob][]int{}
+	seen := map[*liveJob][]TaskPlacement{}
 	var jobs []*liveJob
 	for _, id := range chosen {
 		u := &v.units[id]
@@ -560,6 +561,7 @@ func (s *pass) evictAndPlace(ti int, j *Job, chosen []int32) (bool, error) {
 		}
 		for k := range u.lj.alive {
 			if u.lj.alive[k] && (u.k < 0 || u.k == k) {
+				seen[u.lj] = append(seen[u.lj], s.c.Placement(u.lj.tasks[k], u.lj.assigns[k]))
 				u.lj.alive[k] = false
 				u.lj.nAlive--
 			}
@@ -570,7 +572,10 @@ func (s *pass) evictAndPlace(ti int, j *Job, chosen []int32) (bool, error) {
 	for _, lj := range jobs {
 		ts := tasks[lj]
 		slices.Sort(ts)
-		s.plan.Evict = append(s.plan.Evict, Eviction{Job: lj.job.ID, Tasks: ts, For: j.ID})
+		// The placements as the pass saw them, so that a stale plan is refused.
+		sn := seen[lj]
+		slices.SortFunc(sn, func(a, b TaskPlacement) int { return a.Task - b.Task })
+		s.plan.Evict = append(s.plan.Evict, Eviction{Job: lj.job.ID, Tasks: ts, For: j.ID, Seen: sn})
 	}
 	s.start(ti, j, as)
 	return true, nil

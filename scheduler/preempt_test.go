@@ -82,7 +82,7 @@ func TestPreemptCostOrder(t *testing.T) {
 				f.run(t, r.j, r.started, r.where...)
 			}
 			plan := qPreempt(t, f, qJob("hi", "a", 5, 1, 1))
-			assert.Equal(t, tc.want, plan.Evict)
+			assert.Equal(t, tc.want, bareEvictions(plan.Evict))
 			if tc.want == nil {
 				assert.Empty(t, plan.Place)
 				assert.Equal(t, WhyNoFit, qWhy(plan)["hi"])
@@ -103,7 +103,7 @@ func TestPreemptGangEvictedWhole(t *testing.T) {
 	in := f.pass(1000, qJob("hi", "a", 5, 1, 4), next)
 	in.Preempt = true
 	plan := qSchedule(t, f.c, in)
-	assert.Equal(t, []Eviction{{Job: "gang", For: "hi"}}, plan.Evict, "a gang is evicted whole, named without tasks")
+	assert.Equal(t, []Eviction{{Job: "gang", For: "hi"}}, bareEvictions(plan.Evict), "a gang is evicted whole, named without tasks")
 	assert.Equal(t, []string{"hi", "next"}, qPlaced(plan))
 	assert.Equal(t, "n0", plan.Place[0].Tasks[0].Node)
 	assert.Equal(t, "n1", plan.Place[1].Tasks[0].Node)
@@ -157,7 +157,7 @@ func TestPreemptRespectsMinReplicas(t *testing.T) {
 	t.Run("one replica, then the next class", func(t *testing.T) {
 		f := build(t, qVictim("ckpt", Training, 0, 1, 1, true, 0))
 		plan := qPreempt(t, f, qJob("hi", "a", 5, 2, 1))
-		assert.Equal(t, []Eviction{{Job: "ckpt", For: "hi"}, {Job: "svc", Tasks: []int{0}, For: "hi"}}, plan.Evict)
+		assert.Equal(t, []Eviction{{Job: "ckpt", For: "hi"}, {Job: "svc", Tasks: []int{0}, For: "hi"}}, bareEvictions(plan.Evict))
 		assert.Equal(t, []string{"hi"}, qPlaced(plan))
 	})
 	t.Run("nothing when the minimum leaves too little", func(t *testing.T) {
@@ -174,7 +174,7 @@ func TestPreemptMinimalVictims(t *testing.T) {
 		f.run(t, qVictim("svc", Inference, 0, 2, 1, false, 0), 0, "n0:0", "n0:1")
 		f.run(t, qVictim("ckpt", Training, 0, 1, 2, true, 0), 0, "n0:2,3")
 		plan := qPreempt(t, f, qJob("hi", "a", 5, 1, 2))
-		assert.Equal(t, []Eviction{{Job: "svc", Tasks: []int{0, 1}, For: "hi"}}, plan.Evict)
+		assert.Equal(t, []Eviction{{Job: "svc", Tasks: []int{0, 1}, For: "hi"}}, bareEvictions(plan.Evict))
 	})
 	t.Run("a cheap victim the job does not need is spared", func(t *testing.T) {
 		// GPU 3 is free; the job needs 3 GPUs: the training job's 2 suffice.
@@ -182,7 +182,7 @@ func TestPreemptMinimalVictims(t *testing.T) {
 		f.run(t, qVictim("svc", Inference, 0, 1, 1, false, 0), 0, "n0:0")
 		f.run(t, qVictim("ckpt", Training, 0, 1, 2, true, 0), 0, "n0:1,2")
 		plan := qPreempt(t, f, qJob("hi", "a", 5, 1, 3))
-		assert.Equal(t, []Eviction{{Job: "ckpt", For: "hi"}}, plan.Evict)
+		assert.Equal(t, []Eviction{{Job: "ckpt", For: "hi"}}, bareEvictions(plan.Evict))
 		assert.Equal(t, []string{"hi"}, qPlaced(plan))
 	})
 	t.Run("the cheapest node wins", func(t *testing.T) {
@@ -190,7 +190,7 @@ func TestPreemptMinimalVictims(t *testing.T) {
 		f.run(t, qVictim("plain", Training, 0, 1, 2, false, 0), 0, "n0:0,1")
 		f.run(t, qVictim("ckpt", Training, 0, 1, 2, true, 0), 0, "n1:0,1")
 		plan := qPreempt(t, f, qJob("hi", "a", 5, 1, 2))
-		assert.Equal(t, []Eviction{{Job: "ckpt", For: "hi"}}, plan.Evict)
+		assert.Equal(t, []Eviction{{Job: "ckpt", For: "hi"}}, bareEvictions(plan.Evict))
 		assert.Equal(t, "n1", plan.Place[0].Tasks[0].Node)
 	})
 }
@@ -217,7 +217,7 @@ func TestPreemptAndGuarantees(t *testing.T) {
 			in.Preempt, in.Tenants = true, tc.tenants
 			plan := qSchedule(t, f.c, in)
 			if tc.evicts {
-				assert.Equal(t, []Eviction{{Job: "b-low", For: "a-hi"}}, plan.Evict)
+				assert.Equal(t, []Eviction{{Job: "b-low", For: "a-hi"}}, bareEvictions(plan.Evict))
 				assert.Equal(t, []string{"a-hi"}, qPlaced(plan))
 			} else {
 				assert.Empty(t, plan.Evict)
@@ -240,7 +240,7 @@ func TestPreemptBorrowerPassesOverGuaranteedVictims(t *testing.T) {
 	in := f.pass(1000, qJob("a-hi", "a", 5, 1, 1))
 	in.Preempt, in.Tenants = true, []Tenant{{Name: "b", GuaranteedMilli: 1000}}
 	plan := qSchedule(t, f.c, in)
-	assert.Equal(t, []Eviction{{Job: "c-low", For: "a-hi"}}, plan.Evict)
+	assert.Equal(t, []Eviction{{Job: "c-low", For: "a-hi"}}, bareEvictions(plan.Evict))
 	assert.Equal(t, []string{"a-hi"}, qPlaced(plan))
 }
 

@@ -362,7 +362,7 @@ func TestQueueBackfillBehindImpossibleHead(t *testing.T) {
 	in.Backfill, in.Preempt = true, true
 	plan := qSchedule(t, f.c, in)
 	assert.Equal(t, WhyNever, qWhy(plan)["head"])
-	assert.Equal(t, []Eviction{{Job: "lo", For: "second"}}, plan.Evict)
+	assert.Equal(t, []Eviction{{Job: "lo", For: "second"}}, bareEvictions(plan.Evict))
 	assert.Equal(t, []string{"second", "third"}, qPlaced(plan))
 	assert.Equal(t, "n0", plan.Place[0].Tasks[0].Node)
 	assert.Equal(t, "n1", plan.Place[1].Tasks[0].Node, "third fits beside pin without eviction")

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"petite/scheduler"
 )
 
 // Version is the version of the encoding this package writes. It reads
@@ -74,7 +76,23 @@ func Decode(data []byte) (Command, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", *head.Type, err)
 	}
+	// A job's counts and amounts are bounded where it enters, before
+	// anything downstream is sized by them. Values too small are left to
+	// Apply, which refuses them with the rest of Validate.
+	if s, ok := ptr.(*Submit); ok && overBounds(&s.Job) {
+		if err := s.Job.CheckBounds(); err != nil {
+			return nil, fmt.Errorf("decode submit: %w", err)
+		}
+	}
 	return cmd(), nil
+}
+
+// overBounds reports whether a job asks more than the scheduler's Max
+// limits allow.
+func overBounds(j *scheduler.Job) bool {
+	t := &j.Task
+	return j.Count > scheduler.MaxTasksPerJob || t.GPUs > scheduler.MaxGPUsPerNode || t.GPUMilli > scheduler.MilliPerGPU ||
+		t.CPUMilli > scheduler.MaxTaskCPUMilli || t.MemoryMiB > scheduler.MaxTaskMemoryMiB
 }
 
 // deref turns a pointer to a command into the command value, so that

@@ -205,7 +205,7 @@ func TestRefusedCommands(t *testing.T) {
 		{"place a job twice", ApplyPlan{Place: []scheduler.JobPlacement{{Job: "x", Tasks: []scheduler.TaskPlacement{tp(0, "n1", 300, 3)}}, {Job: "x", Tasks: []scheduler.TaskPlacement{tp(0, "n1", 300, 3)}}}}, "field place[1].job: job x placed twice in one plan"},
 		{"place no task", ApplyPlan{Place: []scheduler.JobPlacement{{Job: "x"}}}, "field place[0].tasks: job x: no tasks"},
 		{"place a task twice", ApplyPlan{Place: []scheduler.JobPlacement{{Job: "s", Tasks: []scheduler.TaskPlacement{tp(1, "n1", 300, 3), tp(1, "n1", 300, 3)}}}}, "task 1 placed twice"},
-		{"device named twice", ApplyPlan{Place: []scheduler.JobPlacement{{Job: "x", Tasks: []scheduler.TaskPlacement{{Node: "n1", GPUs: []int{3}, GPUMilli: 300, CPUMilli: 1000, MemoryMiB: 4096}}}}}, "field memory_mib: want the task's 1024, got 4096"},
+		{"memory not the task's", ApplyPlan{Place: []scheduler.JobPlacement{{Job: "x", Tasks: []scheduler.TaskPlacement{{Node: "n1", GPUs: []int{3}, GPUMilli: 300, CPUMilli: 1000, MemoryMiB: 4096}}}}}, "field memory_mib: want the task's 1024, got 4096"},
 		{"CPU-only task given a share", ApplyPlan{Place: []scheduler.JobPlacement{{Job: "cpu", Tasks: []scheduler.TaskPlacement{{Node: "n1", GPUMilli: 5, CPUMilli: 1000}}}}}, "field gpu_milli: want 0 for a CPU-only task, got 5"},
 	}
 	for _, tt := range tests {

@@ -258,6 +258,9 @@ func (m *Machine) evictions(evs []scheduler.Eviction, ops []placeOp) ([]eviction
 		if err := checkEviction(r, ev.Tasks); err != nil {
 			return nil, fmt.Errorf("field evict[%d]: %w", i, err)
 		}
+		if err := checkSeen(r, &ev); err != nil {
+			return nil, fmt.Errorf("field evict[%d].%w", i, err)
+		}
 		if r.status != Running {
 			continue
 		}
@@ -325,6 +328,46 @@ func (m *Machine) decidePlacements(ops []placeOp, evict []eviction) error {
 				return fmt.Errorf("place job %s task %d: runs on %s already; evict it to place it again", r.job.ID, tp.Task, r.run.Tasks[j].Node)
 			}
 			op.skip[k] = true
+		}
+	}
+	return nil
+}
+
+// checkSeen checks an eviction against the placements its plan saw: each
+// names a task the eviction covers, once, and a task that still runs must
+// run exactly there. A task gone since is skipped, as evictions of tasks
+// gone are; a task that runs elsewhere now makes the plan stale, and it is
+// refused rather than evict the task where it moved to.
+func checkSeen(r *record, ev *scheduler.Eviction) error {
+	if len(ev.Seen) == 0 {
+		return nil
+	}
+	// Sets, not scans: the lists are as long as a client makes them.
+	named := make(map[int]bool, len(ev.Tasks))
+	for _, t := range ev.Tasks {
+		named[t] = true
+	}
+	dup := make(map[int]bool, len(ev.Seen))
+	for k := range ev.Seen {
+		seen := ev.Seen[k]
+		switch {
+		case len(ev.Tasks) > 0 && !named[seen.Task]:
+			return fmt.Errorf("seen[%d]: job %s task %d: not a task the eviction names", k, r.job.ID, seen.Task)
+		case dup[seen.Task]:
+			return fmt.Errorf("seen[%d]: job %s task %d: named twice", k, r.job.ID, seen.Task)
+		}
+		dup[seen.Task] = true
+		if r.status != Running {
+			continue
+		}
+		j := r.live(seen.Task)
+		if j < 0 {
+			continue
+		}
+		seen.GPUs = slices.Sorted(slices.Values(seen.GPUs))
+		if live := &r.run.Tasks[j]; !samePlacement(live, &seen) {
+			return fmt.Errorf("seen[%d]: job %s task %d runs on %s %v now, not on %s %v as the plan saw; the plan is stale",
+				k, r.job.ID, seen.Task, live.Node, live.GPUs, seen.Node, seen.GPUs)
 		}
 	}
 	return nil
