@@ -267,3 +267,39 @@ func TestDefectEvictionNamesWhatItSaw(t *testing.T) {
 		assert.Equal(t, f.running[0].Tasks[k], tp)
 	}
 }
+
+// With backfill off, a job that can never fit the fleet as it is (a
+// 16-GPU task on 8-GPU nodes, or a gang larger than the fleet) is reported
+// as such and does not hold its tenant's queue.
+func TestDefectImpossibleHeadDoesNotBlockWithoutBackfill(t *testing.T) {
+	tests := []struct {
+		name string
+		head *Job
+	}{
+		{"task larger than any node", qJob("head", "a", 5, 1, 16)},
+		{"gang larger than the fleet", qJob("head", "a", 5, 3, 8)},
+		{"model no node has", func() *Job { j := qJob("head", "a", 5, 1, 1); j.Task.Models = []string{"B200"}; return j }()},
+		{"more CPU than any node", func() *Job { j := qJob("head", "a", 5, 1, 1); j.Task.CPUMilli = 1 << 30; return j }()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := qNew(t, qNodes("n", "H100", 2, 8))
+			f.run(t, qJob("busy", "x", 9, 1, 8), 0, "n0:0,1,2,3,4,5,6,7")
+			small := qJob("small", "a", 5, 1, 1)
+			small.Submitted = 1
+			plan := qSchedule(t, f.c, f.pass(0, tt.head, small))
+			assert.Equal(t, WhyNever, qWhy(plan)["head"])
+			assert.Equal(t, []string{"small"}, qPlaced(plan), "the job behind it starts")
+		})
+	}
+	// A head that fits once running work ends still blocks its queue.
+	f := qNew(t, qNodes("n", "H100", 2, 8))
+	f.run(t, qJob("busy", "x", 9, 1, 8), 0, "n0:0,1,2,3,4,5,6,7")
+	f.run(t, qJob("busy2", "x", 9, 1, 4), 0, "n1:0,1,2,3")
+	small := qJob("small", "a", 5, 1, 1)
+	small.Submitted = 1
+	plan := qSchedule(t, f.c, f.pass(0, qJob("head", "a", 5, 1, 8), small))
+	assert.Equal(t, WhyNoFit, qWhy(plan)["head"])
+	assert.Empty(t, qPlaced(plan), "FIFO: the head blocks")
+	assert.Contains(t, qWhy(plan)["small"], WhyBehindHead)
+}

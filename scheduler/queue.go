@@ -174,6 +174,9 @@ type pass struct {
 	byEnd    []*liveJob // the running jobs in byEnd order, once needed
 	vict     *victimIndex
 	buf      []Assign
+	// emptyFit caches, per task shape, how many tasks the ready nodes
+	// would hold empty (capped at MaxTasksPerJob), for neverFits.
+	emptyFit map[Shape]int
 	explains int
 	preempts int
 }
@@ -469,6 +472,17 @@ func (s *pass) headStep(ti int) error {
 		s.unplaced(t, why, nil)
 		return nil
 	}
+	if why == WhyNoFit && s.neverFits(j) {
+		// Nor can a job the ready nodes could not hold even empty: it
+		// would block its queue forever (backfill or not).
+		var reasons map[string]int
+		if s.explains < s.lim.Explain {
+			s.explains++
+			reasons = s.explain(j)
+		}
+		s.unplaced(t, WhyNever, reasons)
+		return nil
+	}
 	if s.in.Preempt && (why == WhyNoFit || why == WhyQuotaBorrow) {
 		ok, err := s.preempt(ti, j)
 		if err != nil || ok {
@@ -598,6 +612,36 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 	}
 	s.live = append(s.live, lj)
 	s.plan.Place = append(s.plan.Place, jp)
+}
+
+// neverFits reports whether a job could not start even if every running
+// job were gone: the ready nodes that could host its task, each empty,
+// hold fewer than Count of its tasks. The count per node is exact for
+// alike tasks (see tasksPerEmptyNode), and the policy's own filters are
+// not applied, so "never" is only said when it is certain. It costs
+// O(nodes) once per task shape and pass.
+func (s *pass) neverFits(j *Job) bool {
+	sh, err := s.c.ShapeOf(&j.Task)
+	if err != nil {
+		return false // validated when the pass began
+	}
+	if s.emptyFit == nil {
+		s.emptyFit = map[Shape]int{}
+	}
+	total, ok := s.emptyFit[sh]
+	if !ok {
+		for n := range s.c.nodes {
+			if !s.c.couldHost(NodeID(n), &sh) {
+				continue
+			}
+			if total += s.c.tasksPerEmptyNode(NodeID(n), &sh); total >= MaxTasksPerJob {
+				total = MaxTasksPerJob
+				break
+			}
+		}
+		s.emptyFit[sh] = total
+	}
+	return total < j.Count
 }
 
 // explain counts over the nodes why a job's task does not fit now.

@@ -220,7 +220,8 @@ func TestQueueFIFOWithinTenant(t *testing.T) {
 
 func TestQueueBlockedHeadBlocksOnlyItsTenant(t *testing.T) {
 	f := qNew(t, qNodes("n", "H100", 1, 4))
-	big := qJob("big", "a", 0, 1, 8)
+	f.run(t, qJob("busy", "x", 0, 1, 1), 0, "n0:0") // big fits only once busy ends
+	big := qJob("big", "a", 0, 1, 4)
 	small := qJob("small", "a", 0, 1, 1)
 	small.Submitted = 1
 	other := qJob("other", "b", 0, 1, 1)
