@@ -168,12 +168,12 @@ type pass struct {
 	live []*liveJob
 	// undo records every change to the cluster, so that any suffix can be
 	// rolled back and the whole pass undone before Schedule returns.
-	undo     []undoOp
-	plan     Plan
-	resv     []*reservation
-	byEnd    []*liveJob // the running jobs in byEnd order, once needed
-	vict     *victimIndex
-	buf      []Assign
+	undo  []undoOp
+	plan  Plan
+	resv  []*reservation
+	byEnd []*liveJob // the running jobs in byEnd order, once needed
+	vict  *victimIndex
+	buf   []Assign
 	// emptyFit caches, per task shape, how many tasks the ready nodes
 	// would hold empty (capped at MaxTasksPerJob), for neverFits.
 	emptyFit map[Shape]int
