@@ -71,6 +71,9 @@ type Cluster struct {
 	heap     []int // scratch for visitBest
 	jobShape Shape // scratch for PlaceJob
 	memo     map[nodeClass]int64
+	// spread caches the failure domains of the nodes per spread label
+	// (labels never change once a node is registered); nil is empty.
+	spread map[string]*spreadDomains
 
 	// maxCPU and maxGPU are the largest node shape, the default normalisers.
 	maxCPU, maxGPU int64

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -302,4 +303,56 @@ func TestDefectImpossibleHeadDoesNotBlockWithoutBackfill(t *testing.T) {
 	assert.Equal(t, WhyNoFit, qWhy(plan)["head"])
 	assert.Empty(t, qPlaced(plan), "FIFO: the head blocks")
 	assert.Contains(t, qWhy(plan)["small"], WhyBehindHead)
+}
+
+// The indexed spread decides what the scan decides, however many nodes
+// outrank the one in the emptiest failure domain: 600 partly used nodes
+// in z0 outrank the one empty node of z1 under best-fit, yet a 2-replica
+// service puts its second replica in z1.
+func TestDefectSpreadBeyondTheCandidateBound(t *testing.T) {
+	var nodes []Node
+	for i := range 600 {
+		nodes = append(nodes, Node{Name: fmt.Sprintf("a%03d", i), CPUMilli: 64000, MemoryMiB: 65536,
+			GPUs: make([]GPU, 8), Labels: map[string]string{"zone": "z0", "rack": fmt.Sprintf("r%d", i%7)}})
+	}
+	nodes = append(nodes, Node{Name: "b", CPUMilli: 64000, MemoryMiB: 65536, GPUs: make([]GPU, 8),
+		Labels: map[string]string{"zone": "z1", "rack": "r9"}})
+	for i := range nodes {
+		for g := range nodes[i].GPUs {
+			nodes[i].GPUs[g].Model = "L4"
+		}
+	}
+	build := func(t *testing.T, scan bool) (*Cluster, *Policy) {
+		c := dfCluster(t, nil, nodes...)
+		for i := range 600 { // half of every z0 node is busy
+			require.NoError(t, c.Commit(Assign{Node: NodeID(i), Mask: 0b1111, Take: 1000, CPUMilli: 8000, Tag: 1}))
+		}
+		p, err := NewPolicy(c, "best-fit", Options{})
+		require.NoError(t, err)
+		p.Scan = scan
+		return c, p
+	}
+	for _, tt := range []struct {
+		label string
+		count int
+	}{{"zone", 2}, {"zone", 3}, {"rack", 9}, {"rack", 12}} {
+		t.Run(fmt.Sprintf("%s-%d", tt.label, tt.count), func(t *testing.T) {
+			j := &Job{ID: "svc", Kind: Inference, Count: tt.count, SpreadLabel: tt.label,
+				Task: Task{GPUs: 1, GPUMilli: 1000, CPUMilli: 1000, MemoryMiB: 1024}}
+			var got [2][]string
+			for k, scan := range []bool{false, true} {
+				c, p := build(t, scan)
+				out, ok, err := c.PlaceJob(p, j, nil, nil)
+				require.NoError(t, err)
+				require.True(t, ok)
+				for _, a := range out {
+					got[k] = append(got[k], c.Node(a.Node).Name)
+				}
+			}
+			assert.Equal(t, got[1], got[0], "the index decides as the scan does")
+			if tt.label == "zone" {
+				assert.Contains(t, got[0], "b", "a replica lands in z1")
+			}
+		})
+	}
 }

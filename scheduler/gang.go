@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 )
 
@@ -98,24 +99,123 @@ func (c *Cluster) selectNear(p *Policy, s *Shape, placed []Assign) NodeID {
 	return best
 }
 
-// spreadCandidates bounds how many of the best nodes a replica's choice of
-// failure domain looks at.
+// spreadCandidates bounds the best-first walk of a replica's choice of
+// failure domain; past it the choice reads the index's leaves instead.
 const spreadCandidates = 512
 
-// selectSpread picks a node for a replica in the least-used failure domain:
-// among the policy's best candidates (at most spreadCandidates of them, best
-// first), the first whose domain holds the fewest replicas of the job.
+// spreadDomains numbers the failure domains of one spread label: the
+// label's distinct values over the nodes ("" for nodes without it).
+type spreadDomains struct {
+	of    []int32          // domain of each node
+	names []string         // value of each domain
+	ids   map[string]int32 // domain of each value
+	// use and gen are scratch for one decision: use[d] is the job's
+	// replicas in domain d when gen[d] is the decision's generation, else 0.
+	use []int32
+	gen []uint32
+	cur uint32
+}
+
+// domainsOf returns the failure domains of a label, built on first use and
+// again when nodes joined since.
+func (c *Cluster) domainsOf(label string) *spreadDomains {
+	if d := c.spread[label]; d != nil && len(d.of) == len(c.nodes) {
+		return d
+	}
+	if c.spread == nil {
+		c.spread = map[string]*spreadDomains{}
+	}
+	d := &spreadDomains{of: make([]int32, len(c.nodes)), ids: map[string]int32{}}
+	for n := range c.nodes {
+		v := c.labels[n][label]
+		id, ok := d.ids[v]
+		if !ok {
+			id = int32(len(d.names))
+			d.ids[v] = id
+			d.names = append(d.names, v)
+		}
+		d.of[n] = id
+	}
+	d.use = make([]int32, len(d.names))
+	d.gen = make([]uint32, len(d.names))
+	c.spread[label] = d
+	return d
+}
+
+// useOfDomain is the job's replicas in domain id during this decision.
+func useOfDomain(d *spreadDomains, id int32) int32 {
+	if d.gen[id] == d.cur {
+		return d.use[id]
+	}
+	return 0
+}
+
+// selectSpread picks a node for a replica as selectSpreadScan does: in the
+// failure domain that holds the fewest replicas of the job (among those
+// with a feasible node), the policy's best node (highest score, then lowest
+// rank). It walks the score index best first, and stops at the first node
+// of a domain as empty as any domain can be; the first node of the walk in
+// a least-used domain is that domain's best. Should the walk reach
+// spreadCandidates nodes without proving its choice, one pass over the
+// index's leaves (no scoring: O(nodes) reads) finds any better domain.
 func (c *Cluster) selectSpread(p *Policy, s *Shape, rng *rand.Rand, label string, used map[string]int) NodeID {
 	if p.Uniform || !p.indexable() {
 		return c.selectSpreadScan(p, s, rng, label, used)
 	}
-	best, bestUse := NoNode, 0
-	c.visitBest(c.index(p, s), spreadCandidates, func(n NodeID, _ int64) bool {
-		if u := used[c.labels[n][label]]; best == NoNode || u < bestUse {
+	ix := c.index(p, s)
+	d := c.domainsOf(label)
+	d.cur++
+	if d.cur == 0 { // wrapped: no stale generation may match
+		clear(d.gen)
+		d.cur = 1
+	}
+	floor := int32(0) // the fewest replicas any domain holds
+	if len(used) >= len(d.names) {
+		floor = math.MaxInt32
+	}
+	for name, k := range used {
+		// Names come from node labels; an unknown one is ignored.
+		if id, ok := d.ids[name]; ok {
+			d.use[id], d.gen[id] = int32(min(k, math.MaxInt32)), d.cur
+		}
+	}
+	useOf := func(n NodeID) int32 { return useOfDomain(d, d.of[n]) }
+	if floor != 0 { // every domain may hold replicas
+		for id := range d.names {
+			floor = min(floor, useOfDomain(d, int32(id)))
+		}
+	}
+	best, bestUse, visited := NoNode, int32(0), 0
+	c.visitBest(ix, spreadCandidates, func(n NodeID, _ int64) bool {
+		visited++
+		if u := useOf(n); best == NoNode || u < bestUse {
 			best, bestUse = n, u
 		}
-		return bestUse > 0
+		return bestUse > floor
 	})
+	if best == NoNode || bestUse <= floor || visited < spreadCandidates {
+		return best // proved least used, or every feasible node seen
+	}
+	// Only a node of a domain with fewer replicas can beat the walk's
+	// choice: among those, fewest replicas, then best score, then rank.
+	cand, candUse, candV := NoNode, bestUse, int64(noScore)
+	for i := range c.nodes {
+		n := NodeID(i)
+		v := ix.val[ix.size+int(c.rank[n])]
+		if v == noScore {
+			continue
+		}
+		u := useOf(n)
+		if u > candUse || (u == candUse && cand == NoNode) {
+			continue
+		}
+		if u < candUse || v > candV || (v == candV && c.rank[n] < c.rank[cand]) {
+			cand, candUse, candV = n, u, v
+		}
+	}
+	if cand != NoNode {
+		return cand
+	}
 	return best
 }
 
