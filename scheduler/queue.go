@@ -32,9 +32,9 @@ type Pass struct {
 	// Backfill turns on EASY backfill: a queue head that cannot start holds
 	// a reservation, and jobs behind it (and every later decision of the
 	// pass, whatever its tenant) may start only if they cannot delay it.
-	// A head found not to fit the ready nodes even with every running job
-	// gone (WhyNever) holds nothing up: the job behind it becomes the head.
-	// Backfill jobs never preempt.
+	// Backfill jobs never preempt. With or without backfill, a head found
+	// not to fit the ready nodes even with every running job gone
+	// (WhyNever) holds nothing up: the job behind it becomes the head.
 	Backfill bool
 	// Limits bound the work of the pass; zero fields take the defaults.
 	Limits Limits
