@@ -15,27 +15,37 @@ import (
 // to Cluster fails TestCloneHandlesEveryField until it is listed here and
 // handled in Clone.
 var cloneFields = map[string]string{
-	// copied: the clone gets its own memory (shared only where
-	// cloneSharedPaths allows: specs and labels written once, at registration).
-	"pools": "copied", "poolByNam": "copied", "specs": "copied", "labels": "copied",
-	"nodes": "copied", "byName": "copied", "rank": "copied", "order": "copied",
-	"rackNames": "copied", "rackByNam": "copied", "rackNodes": "copied",
-	"models": "copied", "modelByNm": "copied",
-	"gpuFree": "copied", "gpuCap": "copied", "gpuIsland": "copied", "gpuExcl": "copied",
-	"tagCount": "copied", "selectors": "copied", "selByKey": "copied",
+	// copied: written in place, so the clone gets its own memory.
+	"pools": "copied", "poolByNam": "copied", "nodes": "copied", "byName": "copied",
+	"rank": "copied", "order": "copied", "rackByNam": "copied", "rackNodes": "copied",
+	"modelByNm": "copied", "gpuFree": "copied", "tagCount": "copied",
+	"selectors": "copied", "selByKey": "copied",
 	"seq": "copied", "maxCPU": "copied", "maxGPU": "copied",
+	// clipped: only ever appended to, so shared with the capacity clipped
+	// (cloneClipped lists them, and the slabs nested in copied fields).
+	"specs": "clipped", "labels": "clipped", "rackNames": "clipped", "models": "clipped",
+	"gpuCap": "clipped", "gpuIsland": "clipped", "gpuExcl": "clipped",
 	// fresh: derived caches and scratch, rebuilt on use; the log only feeds
 	// indexes, and the clone has none yet.
 	"log": "fresh", "logBase": "fresh", "idx": "fresh", "heap": "fresh", "jobShape": "fresh", "memo": "fresh",
+	"spread": "fresh",
 }
 
-// cloneSharedPaths are the places where the clone may share memory with the
-// original: written once when a node, pool or selector is registered, then
-// only read; and the callers' policies that key the score indexes. Paths
-// are as refsOf writes them.
-var cloneSharedPaths = []string{
-	".pools[].Labels", ".specs[].GPUs", ".specs[].Labels", ".labels[]",
-	".selectors[].cons", ".selectors[].residency", ".idx.m[].pol",
+// cloneClipped are the append-only slabs that the clone shares with the
+// original, each with its capacity clipped to its length so that an append
+// on either side never writes where the other reads. Paths are as refsOf
+// writes them.
+var cloneClipped = []string{
+	".specs", ".labels", ".rackNames", ".models", ".gpuCap", ".gpuIsland", ".gpuExcl",
+	".rackNodes[]", ".selectors[].ok",
+}
+
+// cloneShared are the places below which the clone may share memory as is:
+// what a registration writes once and nothing writes again (a node's
+// devices and labels, a pool's labels, a selector's constraints), and the
+// callers' policies that key the score indexes.
+var cloneShared = []string{
+	".specs[]", ".labels[]", ".pools[].Labels", ".selectors[].cons", ".selectors[].residency", ".idx.m[].pol",
 }
 
 func TestCloneHandlesEveryField(t *testing.T) {
@@ -119,11 +129,18 @@ func drawCloneJob(rng *rand.Rand, i int) Job {
 	return j
 }
 
+// ref is a piece of memory reachable from a cluster: where it was found
+// and, for a slice, whether its capacity is clipped to its length.
+type ref struct {
+	path    string
+	clipped bool
+}
+
 // refsOf records every piece of memory reachable from v that a write could
-// reach through (slice arrays, maps, pointers), by address, with the path
-// it was found at. Strings are immutable and left out; policies belong to
-// their callers and are not walked into.
-func refsOf(v reflect.Value, path string, out map[uintptr]string) {
+// reach through (slice arrays, maps, pointers), by address. Strings are
+// immutable and left out; policies belong to their callers and are not
+// walked into.
+func refsOf(v reflect.Value, path string, out map[uintptr]ref) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
@@ -132,7 +149,7 @@ func refsOf(v reflect.Value, path string, out map[uintptr]string) {
 		if _, seen := out[v.Pointer()]; seen {
 			return
 		}
-		out[v.Pointer()] = path
+		out[v.Pointer()] = ref{path: path}
 		if v.Type() == reflect.TypeFor[*Policy]() {
 			return
 		}
@@ -141,7 +158,7 @@ func refsOf(v reflect.Value, path string, out map[uintptr]string) {
 		if v.Cap() == 0 {
 			return
 		}
-		out[v.Pointer()] = path
+		out[v.Pointer()] = ref{path: path, clipped: v.Len() == v.Cap()}
 		for i := range v.Len() {
 			refsOf(v.Index(i), path+"[]", out)
 		}
@@ -149,7 +166,7 @@ func refsOf(v reflect.Value, path string, out map[uintptr]string) {
 		if v.IsNil() {
 			return
 		}
-		out[v.Pointer()] = path
+		out[v.Pointer()] = ref{path: path}
 		for it := v.MapRange(); it.Next(); {
 			refsOf(it.Key(), path+"[]", out)
 			refsOf(it.Value(), path+"[]", out)
@@ -169,19 +186,26 @@ func refsOf(v reflect.Value, path string, out map[uintptr]string) {
 	}
 }
 
-// sharedRefs lists the memory that b shares with a outside the allowed
-// paths: the shallow copies a clone must not make.
+// sharedRefs lists what b wrongly shares with a: memory outside the
+// allowed places (the shallow copy a clone must not make), and append-only
+// slabs shared without their capacity clipped.
 func sharedRefs(a, b *Cluster) []string {
-	ra, rb := map[uintptr]string{}, map[uintptr]string{}
+	ra, rb := map[uintptr]ref{}, map[uintptr]ref{}
 	refsOf(reflect.ValueOf(a).Elem(), "", ra)
 	refsOf(reflect.ValueOf(b).Elem(), "", rb)
 	var bad []string
-	for addr, p := range rb {
+	for addr, r := range rb {
 		if _, ok := ra[addr]; !ok {
 			continue
 		}
-		if !slices.ContainsFunc(cloneSharedPaths, func(s string) bool { return strings.HasPrefix(p, s) }) {
-			bad = append(bad, p)
+		switch {
+		case slices.Contains(cloneClipped, r.path):
+			if !r.clipped {
+				bad = append(bad, r.path+" (not clipped)")
+			}
+		case slices.ContainsFunc(cloneShared, func(s string) bool { return strings.HasPrefix(r.path, s) }):
+		default:
+			bad = append(bad, r.path)
 		}
 	}
 	slices.Sort(bad)
@@ -203,13 +227,12 @@ func TestCloneSharesNoWritableMemory(t *testing.T) {
 	require.NotEmpty(t, d.idx.m, "the clone built indexes of its own")
 	require.Empty(t, sharedRefs(c, d), "after use, the clone shares these with the original")
 
-	// The walker itself finds a shallow copy.
+	// The walker itself finds a shallow copy, and a slab shared unclipped.
 	e := c.Clone()
 	e.tagCount = c.tagCount
-	require.Greater(t, len(c.selectors), 1, "the world interns a selector")
-	last := len(c.selectors) - 1
-	e.selectors[last].ok = c.selectors[last].ok
-	require.Equal(t, []string{".selectors[].ok", ".tagCount"}, sharedRefs(c, e))
+	c.gpuCap = slices.Grow(c.gpuCap, 1)
+	e.gpuCap = c.gpuCap
+	require.Equal(t, []string{".gpuCap (not clipped)", ".tagCount"}, sharedRefs(c, e))
 }
 
 // clusterState renders every field of the cluster except the derived
@@ -340,5 +363,28 @@ func TestScheduleOnCloneLeavesOriginal(t *testing.T) {
 			require.Greater(t, c.View().Changes(), changes, "a pass on the cluster itself changes it and undoes it")
 			require.Equal(t, fromLive, fromClone)
 		})
+	}
+}
+
+// TestCloneBothSidesGrow registers a different node and selector on each of
+// a cluster and its clone: each keeps its own (an append-only slab shared
+// with spare capacity would let the second append overwrite the first).
+func TestCloneBothSidesGrow(t *testing.T) {
+	c, _ := cloneWorld(t)
+	d := c.Clone()
+	for i, x := range []*Cluster{c, d} {
+		name := fmt.Sprintf("grown%d", i)
+		_, err := x.AddNode(Node{Name: name, Pool: "own", Rack: "r0", CPUMilli: 1000, GPUs: []GPU{{Model: "A100", MIG: "1g.10gb", Island: i}}})
+		require.NoError(t, err)
+		_, err = x.ShapeOf(&Task{CPUMilli: 1, Constraints: []Constraint{{Key: "rack", Op: OpIn, Values: []string{name}}}})
+		require.NoError(t, err)
+	}
+	for i, x := range []*Cluster{c, d} {
+		last := NodeID(x.NumNodes() - 1)
+		require.Equal(t, fmt.Sprintf("grown%d", i), x.Node(last).Name)
+		require.Equal(t, int16(i), x.gpuIsland[len(x.gpuIsland)-1])
+		require.Equal(t, last, x.rackNodes[0][len(x.rackNodes[0])-1])
+		require.Len(t, x.selectors[len(x.selectors)-1].ok, x.NumNodes())
+		require.Equal(t, clusterState(x), clusterState(x.Clone()))
 	}
 }

@@ -28,22 +28,36 @@ type Frozen struct {
 // Freeze copies the state for a scheduling pass. It reads the machine, so
 // the driver serialises it with Apply; the copy is then independent of the
 // machine. It costs a flat copy of the cluster's slabs (see
-// scheduler.Cluster.Clone) and of the queue and running jobs.
+// scheduler.Cluster.Clone) and of the running jobs' placements. The jobs
+// themselves are shared: the machine never writes a job after its
+// submission, and a pass only reads them.
 func (m *Machine) Freeze() *Frozen {
-	f := &Frozen{c: m.c.Clone(), applied: m.applied, tenants: m.Tenants()}
+	f := &Frozen{c: m.c.Clone(), applied: m.applied, pending: m.Pending(), tenants: m.Tenants()}
 	run := m.Running()
-	jobs := make([]scheduler.Job, len(m.pending)+len(run))
-	f.pending = make([]*scheduler.Job, len(m.pending))
-	for i, r := range m.pending {
-		jobs[i] = cloneJob(r.job)
-		f.pending[i] = &jobs[i]
+	// The running jobs' placements go into two slabs, each piece clipped so
+	// that an append to one never runs into the next.
+	ntask, ndev := 0, 0
+	for _, rj := range run {
+		ntask += len(rj.Tasks)
+		for _, tp := range rj.Tasks {
+			ndev += len(tp.GPUs)
+		}
 	}
+	tasks := make([]scheduler.TaskPlacement, 0, ntask)
+	devs := make([]int, 0, ndev)
 	runs := make([]scheduler.RunningJob, len(run))
 	f.running = make([]*scheduler.RunningJob, len(run))
 	for i, rj := range run {
-		j := &jobs[len(m.pending)+i]
-		*j = cloneJob(*rj.Job)
-		runs[i] = scheduler.RunningJob{Job: j, Tasks: cloneTasks(rj.Tasks), Started: rj.Started}
+		first := len(tasks)
+		for _, tp := range rj.Tasks {
+			if tp.GPUs != nil {
+				d := len(devs)
+				devs = append(devs, tp.GPUs...)
+				tp.GPUs = devs[d:len(devs):len(devs)]
+			}
+			tasks = append(tasks, tp)
+		}
+		runs[i] = scheduler.RunningJob{Job: rj.Job, Tasks: tasks[first:len(tasks):len(tasks)], Started: rj.Started}
 		f.running[i] = &runs[i]
 	}
 	return f
