@@ -131,7 +131,7 @@ func BenchmarkTraceReadFlat(b *testing.B) {
 		sizes          []int
 	}{
 		{"openb", traces.FormatOpenb, "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n", "", openbRow, []int{1_000_000, 4_000_000}},
-		{"petite-csv", traces.FormatCSV, "#petite-trace v1 clock=unix zone=UTC\njob_id,submit,start,end,duration,tenant,group,priority,qos,kind,status,task,count,gpus,gpu_milli,gpu_models,cpu_milli,memory_mib\n", "", canonicalRow, []int{1_000_000, 4_000_000}},
+		{"petite-csv", traces.FormatCSV, "#petite-trace v1 clock=unix zone=UTC\njob_id,submit,start,end,duration,tenant,group,priority,qos,kind,status,task,count,gpus,gpu_milli,gpu_models,cpu_milli,memory_mib\n", "#petite-trace end rows=%d\n", canonicalRow, []int{1_000_000, 4_000_000}},
 		{"philly", traces.FormatPhilly, "[", "]", phillyRow, []int{500_000, 2_000_000}},
 	}
 	for _, c := range cases {
@@ -142,7 +142,11 @@ func BenchmarkTraceReadFlat(b *testing.B) {
 				h.sample()
 				b.ResetTimer()
 				for range b.N {
-					src := &rowSource{header: []byte(c.header), footer: []byte(c.footer), row: c.row, n: n}
+					footer := c.footer
+					if c.format == traces.FormatCSV {
+						footer = fmt.Sprintf(footer, n) // the trailer counts the rows
+					}
+					src := &rowSource{header: []byte(c.header), footer: []byte(footer), row: c.row, n: n}
 					readStream(b, src, c.format, n, &h)
 				}
 				b.StopTimer()

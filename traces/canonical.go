@@ -91,8 +91,9 @@ type jsonlMeta struct {
 func newCanonicalReader(br *bufio.Reader, name string, f Format, opts Options) (*Reader, error) {
 	meta := Meta{Format: f, Clock: ClockUnix, Zone: "UTC"}
 	if f == FormatJSONL {
-		s := &jsonlSource{file: name, sc: bufio.NewScanner(br), info: meta}
-		s.sc.Buffer(make([]byte, 0, 64<<10), maxJSONLine)
+		s := &jsonlSource{file: name, sc: bufio.NewScanner(br), info: meta, strict: opts.Strict}
+		s.sc.Buffer(make([]byte, 0, 64<<10), MaxRecordBytes)
+		s.sc.Split(s.split)
 		head, _ := br.Peek(sniffLen)
 		if first, _, _ := bytes.Cut(head, []byte("\n")); isJSONLMeta(first) {
 			if err := s.readMeta(bytes.TrimSpace(first)); err != nil {
@@ -101,25 +102,29 @@ func newCanonicalReader(br *bufio.Reader, name string, f Format, opts Options) (
 		}
 		return newReader(s, opts), nil
 	}
-	line := 0
-	if head, _ := br.Peek(len(canonicalMagic)); string(head) == canonicalMagic {
-		first, err := br.ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		m, err := parseMetaLine(strings.TrimSpace(first), name)
+	rows := newCSVRows(br, name)
+	rec, line, err := rows.next()
+	if errors.Is(err, io.EOF) {
+		return nil, &ParseError{File: name, Line: 1, Want: "a header row", Got: ""}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cols map[string]int
+	if len(rec) > 0 && strings.HasPrefix(rec[0], canonicalMagic) {
+		m, err := parseMetaLine(strings.TrimSpace(strings.Join(rec, ",")), name)
 		if err != nil {
 			return nil, err
 		}
 		meta.Clock, meta.Zone = m.Clock, m.Zone
-		line = 1
-	}
-	rows := newCSVRows(br, name)
-	cols, err := rows.header("job_id", "submit")
-	if err != nil {
+		cols, err = rows.header("job_id", "submit")
+		if err != nil {
+			return nil, err
+		}
+	} else if cols, err = rows.headerOf(rec, line, "job_id", "submit"); err != nil {
 		return nil, err
 	}
-	s := &csvSource{rows: rows, info: meta, lineOff: line}
+	s := &csvSource{rows: rows, info: meta, strict: opts.Strict}
 	for i, c := range canonicalColumns {
 		s.cols[i] = col(cols, c)
 	}
@@ -128,10 +133,10 @@ func newCanonicalReader(br *bufio.Reader, name string, f Format, opts Options) (
 
 // csvSource streams canonical CSV, gathering each job's rows.
 type csvSource struct {
-	rows    *csvRows
-	info    Meta
-	lineOff int // lines before the CSV data (the meta line)
-	cols    [ccN]int
+	rows   *csvRows
+	info   Meta
+	strict bool
+	cols   [ccN]int
 	// pending is the first row of the next job, already read.
 	pending     *csvRow
 	pendingLine int
@@ -141,6 +146,9 @@ type csvSource struct {
 	// skipped without a second report.
 	pendingErr error
 	badID      string
+
+	end  trailerCheck
+	data int // data rows read, bad ones included, for the trailer
 }
 
 // csvRow is one parsed canonical row: its job fields and its task.
@@ -152,6 +160,8 @@ type csvRow struct {
 }
 
 func (s *csvSource) meta() Meta { return s.info }
+
+func (s *csvSource) warnings() []string { return s.end.warnings }
 
 func (s *csvSource) next(j *Job) error {
 	if s.pendingErr != nil {
@@ -234,16 +244,32 @@ func (s *csvSource) next(j *Job) error {
 
 // readRow parses one CSV row. It returns the row's job_id even when the
 // row is bad (if the row is CSV at all), so the bad record can be charged
-// to its job.
+// to its job. At the trailer, or the end of the input, it checks the file
+// is whole (see trailerCheck) and returns io.EOF or what is wrong.
 func (s *csvSource) readRow() (*csvRow, int, string, error) {
+	if s.end.ended {
+		return nil, 0, "", io.EOF
+	}
 	rec, line, err := s.rows.next()
-	line += s.lineOff
+	if errors.Is(err, io.EOF) {
+		return nil, 0, "", s.end.atEOF(s.rows.file, s.rows.in.lines, s.strict, "#petite-trace end rows=N")
+	}
+	if err == nil && isCSVTrailer(rec) {
+		n, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(rec[0], csvTrailer)), "rows=")
+		err := s.end.atTrailer(s.rows.file, line, "rows", n, ok, s.data)
+		_, after, aerr := s.rows.next()
+		return nil, line, "", s.end.after(s.rows.file, line, after, aerr, err)
+	}
+	s.data++
 	if err != nil {
-		var pe *ParseError
-		if errors.As(err, &pe) {
-			pe.Line += s.lineOff
-		}
 		return nil, line, "", err
+	}
+	id := ""
+	if c := s.cols[ccJobID]; c >= 0 && c < len(rec) {
+		id = strings.TrimSpace(rec[c])
+	}
+	if s.rows.cut {
+		return nil, line, id, s.end.cutAt(s.rows.file, line, "row")
 	}
 	r := row{file: s.rows.file, line: line, rec: rec}
 	c := &s.cols
@@ -312,6 +338,75 @@ func canonTime(r *row, i int, field string) int64 {
 	return r.int(i, field, NoTime, false)
 }
 
+// csvTrailer starts the last line of a canonical CSV file, which counts the
+// data rows above it: "#petite-trace end rows=8152".
+const csvTrailer = canonicalMagic + " end"
+
+// isCSVTrailer reports whether a CSV record is the trailer line.
+func isCSVTrailer(rec []string) bool {
+	return len(rec) == 1 && (rec[0] == csvTrailer || strings.HasPrefix(rec[0], csvTrailer+" "))
+}
+
+// jsonlTrailer is the last line of a canonical JSON Lines file, which
+// counts the job lines above it: {"petite_trace":"end","jobs":8152}.
+type jsonlTrailer struct {
+	PetiteTrace string `json:"petite_trace"`
+	Jobs        *int   `json:"jobs"`
+}
+
+// trailerCheck is what a canonical reader knows of the end of its file: a
+// canonical file ends with a trailer that counts its records, so a file
+// cut short is told from a whole one. A file without the trailer (written
+// before there was one, or by hand) is read when it ends with a newline,
+// with a warning, and is an error under Strict; its last record, if no
+// newline follows it, may be cut and is a bad record.
+type trailerCheck struct {
+	ended    bool // the trailer or the end was met
+	cut      bool // a cut last record was reported
+	warnings []string
+}
+
+// cutAt reports the last record of a file that ends without a newline
+// and without a trailer.
+func (c *trailerCheck) cutAt(file string, line int, what string) error {
+	c.cut = true
+	return &ParseError{File: file, Line: line, Err: fmt.Errorf("the file ends inside this %s (no newline after it, and no trailer): cut short?", what)}
+}
+
+// atEOF handles the end of the input without a trailer.
+func (c *trailerCheck) atEOF(file string, lines int, strict bool, trailer string) error {
+	c.ended = true
+	if c.cut {
+		return io.EOF
+	}
+	msg := "no trailer line (" + trailer + "): the file may have been cut short at a line end; files petite writes end with one"
+	if strict {
+		return &ParseError{File: file, Line: lines + 1, Err: errors.New(msg)}
+	}
+	c.warnings = append(c.warnings, file+": "+msg)
+	return io.EOF
+}
+
+// atTrailer checks the trailer's count against the records read.
+func (c *trailerCheck) atTrailer(file string, line int, field, count string, ok bool, read int) error {
+	c.ended = true
+	n, err := strconv.Atoi(count)
+	if !ok || err != nil || n != read {
+		return &ParseError{File: file, Line: line, Field: field, Want: fmt.Sprintf("%d, the %s above the trailer", read, field), Got: count}
+	}
+	return io.EOF
+}
+
+// after checks that nothing follows the trailer (at line): next is what
+// reading on gave. Content there is fatal: the file holds more than one
+// trace, or was edited by hand.
+func (c *trailerCheck) after(file string, line, nextLine int, next error, trailerErr error) error {
+	if !errors.Is(next, io.EOF) {
+		return fmt.Errorf("%s:%d: content after the trailer on line %d: two traces joined into one file?", file, nextLine, line)
+	}
+	return trailerErr
+}
+
 // isJSONLMeta reports whether a JSON Lines line is the meta line.
 func isJSONLMeta(line []byte) bool {
 	return bytes.Contains(line, []byte(`"petite_trace"`))
@@ -338,20 +433,33 @@ func (s *jsonlSource) readMeta(b []byte) error {
 	return nil
 }
 
-// maxJSONLine is the longest JSON Lines record read.
-const maxJSONLine = 16 << 20
-
 // jsonlSource streams canonical JSON Lines.
 type jsonlSource struct {
-	file string
-	sc   *bufio.Scanner
-	info Meta
-	line int
+	file   string
+	sc     *bufio.Scanner
+	info   Meta
+	strict bool
+	line   int
+	jobs   int  // job lines read, bad ones included, for the trailer
+	cut    bool // the line just scanned ends the input without a newline
+	end    trailerCheck
 }
 
 func (s *jsonlSource) meta() Meta { return s.info }
 
+func (s *jsonlSource) warnings() []string { return s.end.warnings }
+
+// split is bufio.ScanLines that notes a last line without its newline.
+func (s *jsonlSource) split(data []byte, atEOF bool) (int, []byte, error) {
+	adv, tok, err := bufio.ScanLines(data, atEOF)
+	s.cut = tok != nil && atEOF && adv == len(data) && data[len(data)-1] != '\n'
+	return adv, tok, err
+}
+
 func (s *jsonlSource) next(j *Job) error {
+	if s.end.ended {
+		return io.EOF
+	}
 	for s.sc.Scan() {
 		s.line++
 		b := bytes.TrimSpace(s.sc.Bytes())
@@ -361,10 +469,33 @@ func (s *jsonlSource) next(j *Job) error {
 		if s.line == 1 && isJSONLMeta(b) {
 			continue // read by newCanonicalReader
 		}
+		if isJSONLMeta(b) {
+			var tr jsonlTrailer
+			if json.Unmarshal(b, &tr) == nil && tr.PetiteTrace == "end" {
+				count := ""
+				if tr.Jobs != nil {
+					count = strconv.Itoa(*tr.Jobs)
+				}
+				err := s.end.atTrailer(s.file, s.line, "jobs", count, tr.Jobs != nil, s.jobs)
+				line := s.line
+				for s.sc.Scan() {
+					s.line++
+					if len(bytes.TrimSpace(s.sc.Bytes())) > 0 {
+						return s.end.after(s.file, line, s.line, nil, err)
+					}
+				}
+				return s.end.after(s.file, line, 0, io.EOF, err)
+			}
+		}
+		s.jobs++
 		*j = Job{Submit: NoTime, Start: NoTime, End: NoTime, Duration: NoTime}
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(j); err != nil {
+			if s.cut {
+				// JSON shows a whole line whole; this one is not.
+				return s.end.cutAt(s.file, s.line, "line")
+			}
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
 				return &ParseError{File: s.file, Line: s.line, Path: te.Field, Want: "a JSON " + te.Type.String(), Got: te.Value}
@@ -383,17 +514,22 @@ func (s *jsonlSource) next(j *Job) error {
 		return nil
 	}
 	if err := s.sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return &TooLongError{File: s.file, Line: s.line + 1, What: "JSON line"}
+		}
 		return fmt.Errorf("%s:%d: %w", s.file, s.line+1, err)
 	}
-	return io.EOF
+	return s.end.atEOF(s.file, s.line, s.strict, `{"petite_trace":"end","jobs":N}`)
 }
 
 // Writer writes jobs in a canonical format. Call Close to flush.
 type Writer interface {
 	// Write writes one job.
 	Write(j *Job) error
-	// Close flushes what is buffered; it does not close the underlying
-	// io.Writer.
+	// Close writes the trailer that marks the file whole and flushes
+	// what is buffered; it does not close the underlying io.Writer. Call
+	// it only when every job is written: a file without its trailer
+	// reads as possibly cut short.
 	Close() error
 }
 
@@ -415,6 +551,8 @@ type csvWriter struct {
 	rec    []string
 	lastID string
 	wrote  bool
+	rows   int // data rows written, for the trailer
+	closed bool
 	err    error
 }
 
@@ -456,6 +594,7 @@ func (w *csvWriter) Write(j *Job) error {
 		for i := ccTask; i < ccN; i++ {
 			r[i] = ""
 		}
+		w.rows++
 		w.err = w.cw.Write(r)
 		return w.err
 	}
@@ -467,6 +606,7 @@ func (w *csvWriter) Write(j *Job) error {
 		r[ccGPUModels] = strings.Join(t.GPUModels, "|")
 		r[ccCPUMilli] = strconv.FormatInt(t.CPUMilli, 10)
 		r[ccMemoryMiB] = strconv.FormatInt(t.MemoryMiB, 10)
+		w.rows++
 		if w.err = w.cw.Write(r); w.err != nil {
 			return w.err
 		}
@@ -474,21 +614,29 @@ func (w *csvWriter) Write(j *Job) error {
 	return nil
 }
 
+// Close writes the trailer, which counts the rows, and flushes.
 func (w *csvWriter) Close() error {
-	if w.err != nil {
+	if w.err != nil || w.closed {
 		return w.err
 	}
+	w.closed = true
 	w.cw.Flush()
-	if err := w.cw.Error(); err != nil {
-		return err
+	if w.err = w.cw.Error(); w.err != nil {
+		return w.err
 	}
-	return w.bw.Flush()
+	if _, w.err = fmt.Fprintf(w.bw, "%s rows=%d\n", csvTrailer, w.rows); w.err != nil {
+		return w.err
+	}
+	w.err = w.bw.Flush()
+	return w.err
 }
 
 type jsonlWriter struct {
-	bw  *bufio.Writer
-	enc *json.Encoder
-	err error
+	bw     *bufio.Writer
+	enc    *json.Encoder
+	jobs   int // job lines written, for the trailer
+	closed bool
+	err    error
 }
 
 func newJSONLWriter(w io.Writer, m Meta) *jsonlWriter {
@@ -514,6 +662,7 @@ func (w *jsonlWriter) Write(j *Job) error {
 		jj.Tasks = []Task{}
 		j = &jj
 	}
+	w.jobs++
 	w.err = w.enc.Encode(j)
 	return w.err
 }
@@ -541,9 +690,16 @@ func invalidUTF8(j *Job) string {
 	return ""
 }
 
+// Close writes the trailer, which counts the job lines, and flushes.
 func (w *jsonlWriter) Close() error {
-	if w.err != nil {
+	if w.err != nil || w.closed {
 		return w.err
 	}
-	return w.bw.Flush()
+	w.closed = true
+	jobs := w.jobs
+	if w.err = w.enc.Encode(jsonlTrailer{PetiteTrace: "end", Jobs: &jobs}); w.err != nil {
+		return w.err
+	}
+	w.err = w.bw.Flush()
+	return w.err
 }

@@ -48,7 +48,8 @@ func TestCanonicalPlannerFile(t *testing.T) {
 		"train-1,1700000000,3600,ml,8,4,worker\n" +
 		"train-1,1700000000,3600,ml,0,1,ps\n" +
 		"batch-2,1700000100,-1,etl,,,\n" +
-		"serve-3,1700000200,,web,1,,\n"
+		"serve-3,1700000200,,web,1,,\n" +
+		"#petite-trace end rows=4\n" // strict reads want the trailer (see TestCanonicalWithoutTrailer)
 	r, err := NewReader(strings.NewReader(in), "plan.csv", Options{Strict: true})
 	require.NoError(t, err)
 	jobs := readAll(t, r)
@@ -87,7 +88,8 @@ func TestCanonicalErrors(t *testing.T) {
 }
 
 func TestJSONLMeta(t *testing.T) {
-	in := `{"petite_trace":"v1","clock":"relative","zone":"+08:00"}` + "\n\n" + `{"id":"a","submit":5,"tasks":[{"count":1,"gpus":1,"gpu_milli":250}]}` + "\n"
+	in := `{"petite_trace":"v1","clock":"relative","zone":"+08:00"}` + "\n\n" + `{"id":"a","submit":5,"tasks":[{"count":1,"gpus":1,"gpu_milli":250}]}` + "\n" +
+		`{"petite_trace":"end","jobs":1}` + "\n"
 	r, err := NewReader(strings.NewReader(in), "x.jsonl", Options{Strict: true})
 	require.NoError(t, err)
 	jobs := readAll(t, r)
@@ -158,7 +160,7 @@ func TestJSONLWriterRefusesInvalidUTF8(t *testing.T) {
 			require.NoError(t, w.Close())
 			if tc.want != "" {
 				assert.ErrorContains(t, err, tc.want)
-				assert.Equal(t, 1, strings.Count(buf.String(), "\n"), "only the meta line")
+				assert.Equal(t, `{"petite_trace":"v1","clock":"unix","zone":"UTC"}`+"\n"+`{"petite_trace":"end","jobs":0}`+"\n", buf.String(), "only the meta line and the trailer")
 			} else {
 				require.NoError(t, err)
 			}

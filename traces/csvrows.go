@@ -13,29 +13,52 @@ import (
 // csvRows streams CSV records with their line numbers. Syntax errors in one
 // record come back as *ParseError, so a lenient reader can skip the record.
 type csvRows struct {
-	file string
-	r    *csv.Reader
+	file  string
+	r     *csv.Reader
+	in    *capReader
+	names []string // the header's column names, once read
+	// cut is set when the record next returned last is the end of the
+	// input and no newline follows it: the file may have been cut there.
+	cut bool
 }
 
 func newCSVRows(r io.Reader, file string) *csvRows {
-	cr := csv.NewReader(r)
+	in := newCapReader(r, false)
+	cr := csv.NewReader(in)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	cr.TrimLeadingSpace = true
-	return &csvRows{file: file, r: cr}
+	return &csvRows{file: file, r: cr, in: in}
 }
 
 // next returns the next record and its first line. A record that is not
-// valid CSV is a *ParseError; an I/O failure is returned wrapped; io.EOF at
-// the end.
+// valid CSV, or has a field longer than MaxFieldBytes, is a *ParseError; a
+// record longer than MaxRecordBytes is a *TooLongError; an I/O failure is
+// returned wrapped; io.EOF at the end.
 func (c *csvRows) next() (rec []string, line int, err error) {
 	rec, err = c.r.Read()
+	c.in.setMark(c.r.InputOffset())
+	c.cut = false
 	if err == nil {
 		line, _ = c.r.FieldPos(0)
+		c.cut = c.in.endsCut() && c.r.InputOffset() == c.in.off
+		for i, f := range rec {
+			if len(f) > MaxFieldBytes {
+				name := fmt.Sprintf("%d", i+1)
+				if i < len(c.names) {
+					name = c.names[i]
+				}
+				return nil, line, &ParseError{File: c.file, Line: line, Field: name,
+					Err: fmt.Errorf("%d bytes, longer than %d MiB (traces.MaxFieldBytes)", len(f), MaxFieldBytes>>20)}
+			}
+		}
 		return rec, line, nil
 	}
 	if errors.Is(err, io.EOF) {
 		return nil, 0, io.EOF
+	}
+	if errors.Is(err, errRecordTooLong) {
+		return nil, c.in.lines + 1, &TooLongError{File: c.file, Line: c.in.lines + 1, What: "CSV row"}
 	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
@@ -54,9 +77,16 @@ func (c *csvRows) header(required ...string) (map[string]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.headerOf(rec, line, required...)
+}
+
+// headerOf is header over a record already read.
+func (c *csvRows) headerOf(rec []string, line int, required ...string) (map[string]int, error) {
 	cols := make(map[string]int, len(rec))
+	c.names = make([]string, len(rec))
 	for i, name := range rec {
-		cols[strings.TrimSpace(name)] = i
+		c.names[i] = strings.TrimSpace(name)
+		cols[c.names[i]] = i
 	}
 	for _, want := range required {
 		if _, ok := cols[want]; !ok {

@@ -93,6 +93,10 @@ type Problems struct {
 	Skipped int `json:"skipped"`
 	// Examples holds the first MaxExamples errors, in file order.
 	Examples []string `json:"examples,omitempty"`
+	// Warnings are doubts about the file as a whole that did not stop
+	// the read: a canonical file without its trailer may have been cut
+	// at a line end.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // MaxExamples is how many skipped records Problems keeps the error of.
@@ -107,17 +111,22 @@ func (p *Problems) add(err error) {
 
 // String summarises the problems in a line or a few.
 func (p Problems) String() string {
-	if p.Skipped == 0 {
-		return "no bad records"
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d bad records skipped", p.Skipped)
+	if p.Skipped == 0 {
+		b.WriteString("no bad records")
+	} else {
+		fmt.Fprintf(&b, "%d bad records skipped", p.Skipped)
+	}
 	for _, e := range p.Examples {
 		b.WriteString("\n  ")
 		b.WriteString(e)
 	}
 	if p.Skipped > len(p.Examples) {
 		fmt.Fprintf(&b, "\n  ... and %d more", p.Skipped-len(p.Examples))
+	}
+	for _, w := range p.Warnings {
+		b.WriteString("\n  warning: ")
+		b.WriteString(w)
 	}
 	return b.String()
 }

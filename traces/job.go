@@ -147,8 +147,8 @@ func (j *Job) Clone() Job {
 	return c
 }
 
-// Validate checks the invariants of the canonical format: an ID, known
-// status and kind, times that are NoTime or non-negative, End not before
+// Validate checks the invariants of the canonical format: an ID, strings no
+// longer than MaxFieldBytes, known status and kind, times that are NoTime or non-negative, End not before
 // Start, and tasks with at least one instance and a GPU share within
 // (0, 1000] exactly when they use GPUs. It returns the first broken one.
 func (j *Job) Validate() error {
@@ -166,6 +166,9 @@ func (j *Job) Validate() error {
 	if j.Start != NoTime && j.End != NoTime && j.End < j.Start {
 		return fmt.Errorf("job %s: end %d is before start %d", j.ID, j.End, j.Start)
 	}
+	if name, n := j.longestString(); n > MaxFieldBytes {
+		return fmt.Errorf("job %s: %s is %d bytes, longer than %d MiB (traces.MaxFieldBytes)", clip(j.ID, 80), name, n, MaxFieldBytes>>20)
+	}
 	if _, ok := ParseStatus(string(j.Status)); !ok {
 		return fmt.Errorf("job %s: unknown status %q", j.ID, j.Status)
 	}
@@ -178,6 +181,30 @@ func (j *Job) Validate() error {
 		}
 	}
 	return nil
+}
+
+// longestString names the longest string field of j and its length in
+// bytes.
+func (j *Job) longestString() (name string, n int) {
+	for _, f := range []struct {
+		name string
+		v    string
+	}{{"id", j.ID}, {"tenant", j.Tenant}, {"group", j.Group}, {"qos", j.QoS}} {
+		if len(f.v) > n {
+			name, n = f.name, len(f.v)
+		}
+	}
+	for i, t := range j.Tasks {
+		if len(t.Name) > n {
+			name, n = fmt.Sprintf("task %d name", i), len(t.Name)
+		}
+		for _, m := range t.GPUModels {
+			if len(m) > n {
+				name, n = fmt.Sprintf("task %d gpu_models", i), len(m)
+			}
+		}
+	}
+	return name, n
 }
 
 func (t *Task) validate() error {

@@ -2,6 +2,7 @@ package traces
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +56,7 @@ type phillyMachine struct {
 // phillySource streams the elements of the cluster_job_log JSON array.
 type phillySource struct {
 	file  string
+	in    *capReader
 	dec   *json.Decoder
 	loc   *time.Location
 	index int  // index of the next element
@@ -86,19 +88,54 @@ func newPhillyReader(br *bufio.Reader, name string, opts Options) (*Reader, erro
 	if err != nil {
 		return nil, fmt.Errorf("philly: %w", err)
 	}
-	return newReader(&phillySource{file: name, dec: json.NewDecoder(br), loc: loc}, opts), nil
+	in := newCapReader(br, true)
+	return newReader(&phillySource{file: name, in: in, dec: json.NewDecoder(in), loc: loc}, opts), nil
 }
 
 func (s *phillySource) meta() Meta {
 	return Meta{Format: FormatPhilly, Clock: ClockUnix, Zone: phillyZone}
 }
 
-// syntaxErr reports JSON the decoder cannot go on after, at element idx.
-func (s *phillySource) syntaxErr(idx int, err error) error {
+// syntaxErr reports JSON the decoder cannot go on after, met in element
+// idx by a call that started at offset from; comma says whether a comma was
+// due before the element. It names the line and column, as jq does.
+func (s *phillySource) syntaxErr(idx int, from int64, comma bool, err error) error {
+	if errors.Is(err, errRecordTooLong) {
+		return &TooLongError{File: s.file, Line: s.in.lines + 1, What: fmt.Sprintf("$[%d]: JSON job", idx)}
+	}
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
-	return fmt.Errorf("%s: $[%d]: not valid JSON near byte %d: %w", s.file, idx, s.dec.InputOffset(), err)
+	at := s.errorOffset(from, comma)
+	if line, col, ok := s.in.position(at); ok {
+		return fmt.Errorf("%s:%d:%d: $[%d]: not valid JSON: %w", s.file, line, col, idx, err)
+	}
+	return fmt.Errorf("%s: $[%d]: not valid JSON near byte %d: %w", s.file, idx, at, err)
+}
+
+// errorOffset finds the byte a syntax error is at. The decoder's own
+// offsets count from different places for different errors, so the kept
+// bytes from offset from are scanned again by a fresh decoder, whose
+// SyntaxError.Offset counts from its start.
+func (s *phillySource) errorOffset(from int64, comma bool) int64 {
+	w := s.in.window(from)
+	i := 0
+	for i < len(w) && (w[i] == ' ' || w[i] == '\t' || w[i] == '\r' || w[i] == '\n') {
+		i++
+	}
+	if comma {
+		if i == len(w) || w[i] != ',' {
+			return from + int64(i)
+		}
+		i++
+	}
+	var v json.RawMessage
+	err := json.NewDecoder(bytes.NewReader(w[i:])).Decode(&v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) && se.Offset > 0 {
+		return from + int64(i) + se.Offset - 1
+	}
+	return from + int64(len(w)) // cut short: the error is at the end
 }
 
 func (s *phillySource) next(j *Job) error {
@@ -111,16 +148,18 @@ func (s *phillySource) next(j *Job) error {
 			if errors.Is(err, io.EOF) {
 				return fmt.Errorf("%s: empty file, want a JSON array of jobs", s.file)
 			}
-			return s.syntaxErr(0, err)
+			return s.syntaxErr(0, 0, false, err)
 		}
 		if d, ok := tok.(json.Delim); !ok || d != '[' {
 			return fmt.Errorf("%s: want a JSON array of jobs, got %v", s.file, tok)
 		}
 		s.begun = true
+		s.in.setMark(s.dec.InputOffset())
 	}
+	from := s.dec.InputOffset()
 	if !s.dec.More() {
 		if _, err := s.dec.Token(); err != nil {
-			return s.syntaxErr(s.index, err)
+			return s.syntaxErr(s.index, from, s.index > 0, err)
 		}
 		s.done = true
 		return io.EOF
@@ -128,16 +167,24 @@ func (s *phillySource) next(j *Job) error {
 	idx := s.index
 	s.index++
 	var raw phillyJobJSON
-	if err := s.dec.Decode(&raw); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			// The decoder read the whole element before failing, so the
-			// stream can go on after it.
-			return &ParseError{File: s.file, Path: fmt.Sprintf("$[%d].%s", idx, te.Field), Want: "a JSON " + jsonKind(te.Type.String()), Got: te.Value}
-		}
-		return s.syntaxErr(idx, err)
+	err := s.dec.Decode(&raw)
+	var te *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &te) {
+		return s.syntaxErr(idx, from, idx > 0, err)
 	}
-	return s.convert(j, idx, &raw)
+	// The decoder read the whole element, even one of the wrong type, so
+	// the stream can go on after it.
+	s.in.setMark(s.dec.InputOffset())
+	if te != nil {
+		return &ParseError{File: s.file, Path: fmt.Sprintf("$[%d].%s", idx, te.Field), Want: "a JSON " + jsonKind(te.Type.String()), Got: te.Value}
+	}
+	if err := s.convert(j, idx, &raw); err != nil {
+		return err
+	}
+	if err := j.Validate(); err != nil {
+		return &ParseError{File: s.file, Path: fmt.Sprintf("$[%d]", idx), Err: err}
+	}
+	return nil
 }
 
 func jsonKind(goType string) string {

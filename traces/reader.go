@@ -147,8 +147,20 @@ func (r *Reader) All() iter.Seq2[Job, error] {
 // Meta describes the trace: its format and clock.
 func (r *Reader) Meta() Meta { return r.src.meta() }
 
-// Problems returns the bad records skipped so far.
-func (r *Reader) Problems() Problems { return r.problems }
+// warner is a source that can doubt the file as a whole without failing
+// the read (see Problems.Warnings).
+type warner interface {
+	warnings() []string
+}
+
+// Problems returns the bad records skipped so far, and the warnings.
+func (r *Reader) Problems() Problems {
+	p := r.problems
+	if w, ok := r.src.(warner); ok {
+		p.Warnings = w.warnings()
+	}
+	return p
+}
 
 // Close closes the files Open opened. It is safe to call more than once.
 func (r *Reader) Close() error {

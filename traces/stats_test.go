@@ -59,7 +59,8 @@ func TestStatsSmall(t *testing.T) {
 	in := "#petite-trace v1 clock=unix zone=UTC\njob_id,submit,start,end,duration,gpus,gpu_milli,count\n" +
 		"a,0,0,3600,3600,2,1000,1\n" + // Thursday 1970-01-01 00:00 UTC, 2 GPU-hours
 		"b,7200,7200,9000,1800,1,500,1\n" + // 02:00, 0.25 GPU-hours
-		"c,86400,,,,0,0,1\n" // Friday 00:00, no duration
+		"c,86400,,,,0,0,1\n" + // Friday 00:00, no duration
+		"#petite-trace end rows=3\n"
 	r, err := NewReader(strings.NewReader(in), "s.csv", Options{Strict: true})
 	require.NoError(t, err)
 	st, err := ComputeStats(r)
