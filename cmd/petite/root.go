@@ -41,6 +41,7 @@ come, a replicated daemon).`,
 	root.AddCommand(
 		versionCommand(),
 		placeCommand(),
+		validateCommand(),
 		traceCommand(),
 		simCommand(),
 	)
