@@ -210,6 +210,78 @@ func (g *gen) planOn(cp *Machine, pending []*scheduler.Job) (ApplyPlan, bool) {
 	return p, len(p.Place) > 0 || len(p.Evict) > 0
 }
 
+// partialGang makes a plan for a pending training gang of two or more
+// tasks with the real placement core, on a copy of the state, and drops
+// one of its tasks (and sometimes adds a task the gang does not have).
+func (g *gen) partialGang() (ApplyPlan, bool) {
+	var b bytes.Buffer
+	if err := g.m.Snapshot(&b); err != nil {
+		panic(err)
+	}
+	cp, err := Restore(&b)
+	if err != nil {
+		panic(err)
+	}
+	c := cp.Cluster().Clone()
+	pol, err := scheduler.NewPolicy(c, "first-fit", scheduler.Options{})
+	if err != nil {
+		panic(err)
+	}
+	for _, j := range g.m.Pending() {
+		if j.Kind != scheduler.Training || j.Count < 2 {
+			continue
+		}
+		as, ok, err := c.PlaceJob(pol, j, g.rng, nil)
+		if err != nil {
+			panic(err)
+		}
+		if !ok {
+			continue
+		}
+		jp := scheduler.JobPlacement{Job: j.ID}
+		for k, a := range as {
+			jp.Tasks = append(jp.Tasks, c.Placement(k, a))
+		}
+		drop := g.rng.IntN(len(jp.Tasks))
+		jp.Tasks = slices.Delete(jp.Tasks, drop, drop+1)
+		if g.rng.IntN(3) == 0 {
+			extra := jp.Tasks[0]
+			extra.Task = j.Count // beyond the gang
+			jp.Tasks = append(jp.Tasks, extra)
+		}
+		return ApplyPlan{Place: []scheduler.JobPlacement{jp}, At: g.now}, true
+	}
+	return ApplyPlan{}, false
+}
+
+// checkGangs checks the gang invariant of the job table: a running
+// training gang holds every task 0..Count-1 exactly once, running or done;
+// a job that does not run holds no task.
+func checkGangs(t *testing.T, m *Machine) {
+	t.Helper()
+	for _, ji := range m.Jobs() {
+		running := slices.ContainsFunc(m.Running(), func(rj *scheduler.RunningJob) bool { return rj.Job.ID == ji.Job.ID })
+		if !running {
+			require.Empty(t, ji.Tasks, "job %s (%s) holds tasks without running", ji.Job.ID, ji.Status)
+			continue
+		}
+		if ji.Job.Kind != scheduler.Training {
+			continue
+		}
+		var all []int
+		for _, tp := range ji.Tasks {
+			all = append(all, tp.Task)
+		}
+		all = append(all, ji.Done...)
+		slices.Sort(all)
+		want := make([]int, ji.Job.Count)
+		for i := range want {
+			want[i] = i
+		}
+		require.Equal(t, want, all, "gang %s runs in part: tasks %v, done %v", ji.Job.ID, ji.Tasks, ji.Done)
+	}
+}
+
 // brokenPlan places a random job on random devices: usually refused.
 func (g *gen) brokenPlan() Command {
 	id := g.someJob()
@@ -293,7 +365,7 @@ func TestRandomCommands(t *testing.T) {
 			g := &gen{rng: rand.New(rand.NewPCG(seed, 0xC0FFEE)), m: New()}
 			var wire [][]byte
 			var results []string
-			apply := func(cmd Command) {
+			apply := func(cmd Command) error {
 				enc, err := Encode(cmd)
 				require.NoError(t, err)
 				wire = append(wire, enc)
@@ -315,11 +387,21 @@ func TestRandomCommands(t *testing.T) {
 					results = append(results, fmt.Sprint(res2, nil))
 				}
 				checkOnlyPruneForgets(t, cmd, jobsBefore, g.m)
+				checkGangs(t, g.m)
+				return err
 			}
 			for _, c := range g.fleet() {
 				apply(c)
 			}
+			partial := 0
 			for i := range steps {
+				if i%10 == 5 {
+					// A real plan with one task of a gang dropped: refused whole.
+					if p, ok := g.partialGang(); ok {
+						require.Error(t, apply(p), "a plan placing part of a gang was accepted")
+						partial++
+					}
+				}
 				apply(g.command())
 				if i%50 == 49 {
 					b := snap(t, g.m)
@@ -332,6 +414,7 @@ func TestRandomCommands(t *testing.T) {
 			}
 			// Some work must have happened for the test to mean anything.
 			require.Greater(t, g.m.Applied(), uint64(steps/4))
+			require.Positive(t, partial, "partial gang plans tried")
 
 			replay := New()
 			for i, enc := range wire {
