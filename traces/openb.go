@@ -95,10 +95,40 @@ func (p *openbPodRows) next() (OpenbPod, int, error) {
 	return pod, line, nil
 }
 
+// Validate checks the rules of a pod that its fields alone do not show:
+// scheduled_time not before creation_time, deletion_time not before
+// scheduled_time, a GPU share (gpu_milli below 1000) only on a single-GPU
+// pod, and none on a pod without GPUs. The job reader (NewReader, Open)
+// skips a row that breaks them with the same words; ReadOpenbPods returns
+// rows as written, so its callers check them with Validate.
+func (p OpenbPod) Validate() error {
+	if pe := p.check(""); pe != nil {
+		return fmt.Errorf("pod %s: field %s: want %s, got %q", p.Name, pe.Field, pe.Want, pe.Got)
+	}
+	return nil
+}
+
+// check is Validate with the file named in the error.
+func (p OpenbPod) check(file string) *ParseError {
+	switch {
+	case p.Scheduled != NoTime && p.Creation != NoTime && p.Scheduled < p.Creation:
+		return fieldErr(file, p.Line, "scheduled_time", fmt.Sprintf("a time not before creation_time %d", p.Creation), fmt.Sprint(p.Scheduled))
+	case p.Deletion != NoTime && p.Scheduled != NoTime && p.Deletion < p.Scheduled:
+		return fieldErr(file, p.Line, "deletion_time", fmt.Sprintf("a time not before scheduled_time %d", p.Scheduled), fmt.Sprint(p.Deletion))
+	case p.NumGPU > 1 && p.GPUMilli != 0 && p.GPUMilli != 1000:
+		return fieldErr(file, p.Line, "gpu_milli", "1000 on a pod with several GPUs (only single-GPU pods share)", fmt.Sprint(p.GPUMilli))
+	case p.NumGPU == 0 && p.GPUMilli != 0:
+		return fieldErr(file, p.Line, "gpu_milli", "0 on a pod with no GPUs", fmt.Sprint(p.GPUMilli))
+	}
+	return nil
+}
+
 // ReadOpenbPods reads a whole openb pod list in file order; name is used in
 // error messages. Columns are found by the header, so the shorter variants
 // (no gpu_spec, qos, phase or times) read too. r may be gzip-compressed; a
-// leading UTF-8 byte-order mark is dropped. It stops at the first bad row.
+// leading UTF-8 byte-order mark is dropped. It stops at the first malformed
+// field; rows are as written, so the pod rules the job reader applies are
+// left to OpenbPod.Validate.
 func ReadOpenbPods(r io.Reader, name string) ([]OpenbPod, error) {
 	return readPrepared(r, name, readOpenbPods)
 }
@@ -239,19 +269,12 @@ type openbSource struct {
 }
 
 func (s *openbSource) next(j *Job) error {
-	pod, line, err := s.rows.next()
+	pod, _, err := s.rows.next()
 	if err != nil {
 		return err
 	}
-	switch {
-	case pod.Scheduled != NoTime && pod.Creation != NoTime && pod.Scheduled < pod.Creation:
-		return fieldErr(s.rows.rows.file, line, "scheduled_time", fmt.Sprintf("a time not before creation_time %d", pod.Creation), fmt.Sprint(pod.Scheduled))
-	case pod.Deletion != NoTime && pod.Scheduled != NoTime && pod.Deletion < pod.Scheduled:
-		return fieldErr(s.rows.rows.file, line, "deletion_time", fmt.Sprintf("a time not before scheduled_time %d", pod.Scheduled), fmt.Sprint(pod.Deletion))
-	case pod.NumGPU > 1 && pod.GPUMilli != 0 && pod.GPUMilli != 1000:
-		return fieldErr(s.rows.rows.file, line, "gpu_milli", "1000 on a pod with several GPUs (only single-GPU pods share)", fmt.Sprint(pod.GPUMilli))
-	case pod.NumGPU == 0 && pod.GPUMilli != 0:
-		return fieldErr(s.rows.rows.file, line, "gpu_milli", "0 on a pod with no GPUs", fmt.Sprint(pod.GPUMilli))
+	if err := pod.check(s.rows.rows.file); err != nil {
+		return err
 	}
 	*j = pod.Job()
 	return nil
