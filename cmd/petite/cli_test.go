@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"petite/simulator/frag"
 )
 
 // petite runs the program as main does, with stdin, and returns its exit
@@ -351,4 +353,30 @@ func TestShellWords(t *testing.T) {
 	args, in := shellWords(t, `petite a 'b c' "d" < f.txt`)
 	assert.Equal(t, []string{"petite", "a", "b c", "d"}, args)
 	assert.Equal(t, "f.txt", in)
+}
+
+// The README tells what the tree does: every command is in its table, the
+// cost tier's default and how to turn it off, which policies "all" runs,
+// and nvml/ as absent while it is.
+func TestREADMEFacts(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	require.NoError(t, err)
+	readme := string(b)
+	for _, c := range newRootCommand(nil, io.Discard, io.Discard).Commands() {
+		if c.IsAvailableCommand() || c.Name() == "help" {
+			assert.Contains(t, readme, "| `petite "+c.Name(), "the commands table lists %s", c.Name())
+		}
+	}
+	assert.Contains(t, readme, "`--cost=false` turns it off")
+	_, allPara, ok := strings.Cut(readme, "`all` is")
+	require.True(t, ok)
+	allPara, _, _ = strings.Cut(allPara, "\n\n")
+	for _, p := range append(append([]string{}, frag.PublishedPolicies...), frag.OwnPolicies...) {
+		assert.Contains(t, allPara, "`"+p+"`", "README says `all` runs %s", p)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "nvml")); os.IsNotExist(err) {
+		assert.Contains(t, readme, "arrives with the daemon")
+	}
 }
