@@ -60,7 +60,7 @@ FRAG_PARALLEL  ?= $(shell nproc 2>/dev/null || echo 2)
 frag-sweep: build
 	./bin/petite sim frag sweep --nodes $(FRAG_TRACES)/openb_node_list_gpu_node.csv \
 	  $(foreach w,$(FRAG_WORKLOADS),--pods $(FRAG_TRACES)/openb_pod_list_$(w).csv) \
-	  --policies $(FRAG_POLICIES) --seeds $(FRAG_SEEDS) --parallel $(FRAG_PARALLEL) --out $(FRAG_OUT)
+	  --policy $(FRAG_POLICIES) --seed $(FRAG_SEEDS) --parallel $(FRAG_PARALLEL) --out $(FRAG_OUT)
 
 clean:
 	rm -rf bin
