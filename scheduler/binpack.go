@@ -204,7 +204,7 @@ type RandomPicker struct{}
 // Pick implements Picker.
 func (RandomPicker) Pick(c *Cluster, n NodeID, s *Shape, rng *rand.Rand) (uint64, int32) {
 	if !s.Sharing() {
-		return pickLowestFree(c, n, s), MilliPerGPU
+		return pickDefault(c, n, s)
 	}
 	r := &c.nodes[n]
 	k := 0
@@ -220,7 +220,7 @@ func (RandomPicker) Pick(c *Cluster, n NodeID, s *Shape, rng *rand.Rand) (uint64
 	for i := int32(0); i < r.gpuN; i++ {
 		if c.gpuFree[r.gpuOff+i] >= s.Milli {
 			if j == 0 {
-				return 1 << uint(i), shareTake(c, r.gpuOff+i, s.Milli)
+				return 1 << uint(i), shareTakes(c.gpuExcl[r.gpuOff+i], c.gpuFree[r.gpuOff+i], s.Milli)
 			}
 			j--
 		}

@@ -393,15 +393,9 @@ type Assign struct {
 	Tag int8
 }
 
-// exclusive reports whether device g (a slab index) is taken whole by one
-// task (see GPU.Exclusive).
-func (c *Cluster) exclusive(g int32) bool { return c.gpuExcl[g] }
-
-// wholeFree reports whether device g can serve a whole-GPU task now: a
-// whole GPU, not exclusive, with all of it free.
-func (c *Cluster) wholeFree(g int32) bool {
-	return !c.gpuExcl[g] && c.gpuFree[g] == MilliPerGPU
-}
+// wholeFree reports whether device g (a slab index) can serve a whole-GPU
+// task now (wholeDev: not exclusive, all of it free).
+func (c *Cluster) wholeFree(g int32) bool { return wholeDev(c.gpuExcl[g], c.gpuFree[g]) }
 
 // apply takes an assignment's resources from its node.
 func (c *Cluster) apply(a *Assign) {

@@ -94,21 +94,9 @@ func (c *Cluster) tasksPerEmptyNode(n NodeID, s *Shape) int {
 		if r.gpuN == 0 || (s.Models != 0 && s.Models&(1<<uint(r.model)) == 0) {
 			return 0
 		}
-		fit := 0
-		for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
-			switch {
-			case c.exclusive(g):
-				if c.gpuCap[g] >= s.Milli && s.Milli < MilliPerGPU {
-					fit++ // a MIG instance holds one share
-				}
-			default:
-				fit += int(MilliPerGPU / s.Milli)
-			}
-		}
-		if s.Milli >= MilliPerGPU {
-			fit /= int(s.GPUs)
-		}
-		k = min(k, fit)
+		// An empty node's devices are free to their capacity.
+		_, excl := c.devs(n)
+		k = int(fitDevices(c.gpuCap[r.gpuOff:r.gpuOff+r.gpuN], excl, s, int64(k)))
 	}
 	if k == math.MaxInt {
 		k = 1 << 20

@@ -214,20 +214,15 @@ func (f *FGD) score(c *Cluster, n NodeID, s *Shape) (int64, int32) {
 	r := &c.nodes[n]
 	before := f.nodeFrag(c, n)
 	var buf [MaxGPUsPerNode]int32
-	free := buf[:r.gpuN]
-	copy(free, c.gpuFree[r.gpuOff:r.gpuOff+r.gpuN])
+	live, excl := c.devs(n)
+	free := buf[:len(live)]
+	copy(free, live)
 	cpu := r.cpuFree - s.CPU
 	switch {
 	case s.GPUs == 0:
 		return sigmoidScore(before - f.frag(cpu, free, r.model)), -1
 	case !s.Sharing():
-		need := s.GPUs
-		for i := range free {
-			if need > 0 && free[i] == MilliPerGPU && !c.exclusive(r.gpuOff+int32(i)) {
-				free[i] = 0
-				need--
-			}
-		}
+		takeDevices(free, excl, s)
 		return sigmoidScore(before - f.frag(cpu, free, r.model)), -1
 	}
 	best, bestDev := int64(-1), int32(-1)
@@ -236,7 +231,7 @@ func (f *FGD) score(c *Cluster, n NodeID, s *Shape) (int64, int32) {
 		if x < s.Milli {
 			continue
 		}
-		free[i] = x - shareTake(c, r.gpuOff+int32(i), s.Milli)
+		free[i] = x - shareTakes(excl[i], x, s.Milli)
 		if sc := sigmoidScore(before - f.frag(cpu, free, r.model)); sc > best {
 			best, bestDev = sc, int32(i)
 		}
@@ -256,11 +251,12 @@ func (f *FGD) Pick(c *Cluster, n NodeID, s *Shape, _ *rand.Rand) (uint64, int32)
 // device trial names (none when it names -1).
 func pickTrial(c *Cluster, n NodeID, s *Shape, trial func() int32) (uint64, int32) {
 	if !s.Sharing() {
-		return pickLowestFree(c, n, s), MilliPerGPU
+		return pickDefault(c, n, s)
 	}
 	dev := trial()
 	if dev < 0 {
 		return 0, 0
 	}
-	return 1 << uint(dev), shareTake(c, c.nodes[n].gpuOff+dev, s.Milli)
+	free, excl := c.devs(n)
+	return 1 << uint(dev), shareTakes(excl[dev], free[dev], s.Milli)
 }

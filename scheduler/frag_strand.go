@@ -80,8 +80,9 @@ func (f *FGDStrand) delta(c *Cluster, n NodeID, s *Shape) (float64, int32) {
 	f.prepare(c)
 	r := &c.nodes[n]
 	var buf [MaxGPUsPerNode]int32
-	free := buf[:r.gpuN]
-	copy(free, c.gpuFree[r.gpuOff:r.gpuOff+r.gpuN])
+	live, excl := c.devs(n)
+	free := buf[:len(live)]
+	copy(free, live)
 	before := f.nodeFrag(c, n) + f.strand(r.cpuFree, free)
 	cpu := r.cpuFree - s.CPU
 	after := func() float64 { return f.frag(cpu, free, r.model) + f.strand(cpu, free) }
@@ -89,13 +90,7 @@ func (f *FGDStrand) delta(c *Cluster, n NodeID, s *Shape) (float64, int32) {
 	case s.GPUs == 0:
 		return before - after(), -1
 	case !s.Sharing():
-		need := s.GPUs
-		for i := range free {
-			if need > 0 && free[i] == MilliPerGPU && !c.exclusive(r.gpuOff+int32(i)) {
-				free[i] = 0
-				need--
-			}
-		}
+		takeDevices(free, excl, s)
 		return before - after(), -1
 	}
 	best, dev := math.Inf(-1), int32(-1)
@@ -104,7 +99,7 @@ func (f *FGDStrand) delta(c *Cluster, n NodeID, s *Shape) (float64, int32) {
 		if x < s.Milli {
 			continue
 		}
-		free[i] = x - shareTake(c, r.gpuOff+int32(i), s.Milli)
+		free[i] = x - shareTakes(excl[i], x, s.Milli)
 		if d := before - after(); d > best {
 			best, dev = d, int32(i)
 		}

@@ -78,8 +78,7 @@ func (c *Cluster) selectNear(p *Policy, s *Shape, placed []Assign) NodeID {
 		if !c.Fits(n, s) || !p.filter(c, n, s) {
 			return
 		}
-		v := p.nodeScore(c, n, s)
-		if best == NoNode || v > bestScore || (v == bestScore && c.rank[n] < c.rank[best]) {
+		if v := p.nodeScore(c, n, s); c.better(n, v, best, bestScore) {
 			best, bestScore = n, v
 		}
 	}
@@ -209,7 +208,7 @@ func (c *Cluster) selectSpread(p *Policy, s *Shape, rng *rand.Rand, label string
 		if u > candUse || (u == candUse && cand == NoNode) {
 			continue
 		}
-		if u < candUse || v > candV || (v == candV && c.rank[n] < c.rank[cand]) {
+		if u < candUse || c.better(n, v, cand, candV) {
 			cand, candUse, candV = n, u, v
 		}
 	}
@@ -234,8 +233,7 @@ func (c *Cluster) selectSpreadScan(p *Policy, s *Shape, rng *rand.Rand, label st
 		if u > bestUse || !c.Fits(n, s) || !p.filter(c, n, s) {
 			continue
 		}
-		v := p.nodeScore(c, n, s)
-		if best == NoNode || u < bestUse || v > bestScore || (v == bestScore && c.rank[n] < c.rank[best]) {
+		if v := p.nodeScore(c, n, s); u < bestUse || c.better(n, v, best, bestScore) {
 			best, bestScore, bestUse = n, v, u
 		}
 	}

@@ -193,13 +193,13 @@ func (c *Cluster) SelectScan(p *Policy, s *Shape, rng *rand.Rand) (NodeID, int) 
 			total[i] += p.tierScore(c, n, s) << tierShift
 		}
 	}
-	bi := 0
-	for i := range cands {
-		if total[i] > total[bi] {
-			bi = i
+	best, bv := NoNode, int64(0)
+	for i, n := range cands {
+		if c.better(n, total[i], best, bv) {
+			best, bv = n, total[i]
 		}
 	}
-	return cands[bi], len(cands)
+	return best, len(cands)
 }
 
 // assign builds the assignment of a task of shape s on node n.
@@ -229,52 +229,11 @@ func (c *Cluster) PlaceTask(p *Policy, s *Shape, rng *rand.Rand) (a Assign, ok b
 }
 
 // pickDefault takes the lowest-numbered completely free devices for whole
-// GPUs, and the best (fullest that still fits) device for a fraction.
+// GPUs, and the best (fullest that still fits) device for a fraction: the
+// default rule of devices.go on the node's live devices.
 func pickDefault(c *Cluster, n NodeID, s *Shape) (uint64, int32) {
-	if s.Sharing() {
-		return pickBestShare(c, n, s)
-	}
-	return pickLowestFree(c, n, s), MilliPerGPU
-}
-
-func pickLowestFree(c *Cluster, n NodeID, s *Shape) uint64 {
-	r := &c.nodes[n]
-	var m uint64
-	need := s.GPUs
-	for i := int32(0); i < r.gpuN && need > 0; i++ {
-		g := r.gpuOff + i
-		if c.wholeFree(g) {
-			m |= 1 << uint(i)
-			need--
-		}
-	}
-	return m
-}
-
-// pickBestShare returns the device with the least free capacity that still
-// fits the share, lowest number on a tie. A MIG instance is taken whole.
-func pickBestShare(c *Cluster, n NodeID, s *Shape) (uint64, int32) {
-	r := &c.nodes[n]
-	bi, bf := int32(-1), int32(0)
-	for i := int32(0); i < r.gpuN; i++ {
-		f := c.gpuFree[r.gpuOff+i]
-		if f >= s.Milli && (bi < 0 || f < bf) {
-			bi, bf = i, f
-		}
-	}
-	if bi < 0 {
-		return 0, 0
-	}
-	return 1 << uint(bi), shareTake(c, r.gpuOff+bi, s.Milli)
-}
-
-// shareTake is what a share takes of device g: the share itself, or the
-// whole of an exclusive MIG instance.
-func shareTake(c *Cluster, g int32, milli int32) int32 {
-	if c.exclusive(g) {
-		return c.gpuFree[g]
-	}
-	return milli
+	free, excl := c.devs(n)
+	return pickDevices(free, excl, s)
 }
 
 // Options tune the policies built by name.

@@ -217,27 +217,8 @@ func (c *Cluster) fitCount(a *acctNode, s *Shape) int64 {
 		k = min(k, a.mem/s.Mem)
 	}
 	if s.GPUs > 0 {
-		off := c.nodes[a.n].gpuOff
-		var g int64
-		for i, f := range a.dev {
-			excl := c.exclusive(off + int32(i))
-			switch {
-			case s.Milli >= MilliPerGPU:
-				if !excl && f == MilliPerGPU {
-					g++
-				}
-			case excl: // a MIG instance is taken whole
-				if f >= s.Milli {
-					g++
-				}
-			default:
-				g += int64(f / s.Milli)
-			}
-		}
-		if s.Milli >= MilliPerGPU {
-			g /= int64(s.GPUs)
-		}
-		k = min(k, g)
+		_, excl := c.devs(a.n)
+		k = fitDevices(a.dev, excl, s, k)
 	}
 	return k
 }
@@ -247,33 +228,9 @@ func (c *Cluster) fitCount(a *acctNode, s *Shape) int64 {
 func (c *Cluster) takeOne(a *acctNode, s *Shape) {
 	a.cpu -= s.CPU
 	a.mem -= s.Mem
-	if s.GPUs == 0 {
-		return
-	}
-	off := c.nodes[a.n].gpuOff
-	if s.Milli >= MilliPerGPU {
-		need := s.GPUs
-		for i := range a.dev {
-			if need > 0 && !c.exclusive(off+int32(i)) && a.dev[i] == MilliPerGPU {
-				a.dev[i] = 0
-				need--
-			}
-		}
-		return
-	}
-	bi := -1
-	for i, f := range a.dev {
-		if f >= s.Milli && (bi < 0 || f < a.dev[bi]) {
-			bi = i
-		}
-	}
-	if bi < 0 {
-		return
-	}
-	if c.exclusive(off + int32(bi)) {
-		a.dev[bi] = 0
-	} else {
-		a.dev[bi] -= s.Milli
+	if s.GPUs > 0 {
+		_, excl := c.devs(a.n)
+		takeDevices(a.dev, excl, s)
 	}
 }
 

@@ -160,19 +160,13 @@ func (c *Cluster) Fits(n NodeID, s *Shape) bool {
 	if r.gpuN == 0 || (s.Models != 0 && s.Models&(1<<uint(r.model)) == 0) {
 		return false
 	}
-	if s.Milli >= MilliPerGPU {
+	if !s.Sharing() {
+		// fullFree counts the devices that serve a whole GPU (wholeDev),
+		// kept current by apply and release.
 		return r.fullFree >= s.GPUs
 	}
-	free := c.gpuFree[r.gpuOff : r.gpuOff+r.gpuN]
-	k := int32(0)
-	for _, f := range free {
-		if f >= s.Milli {
-			if k++; k >= s.GPUs {
-				return true
-			}
-		}
-	}
-	return false
+	free, excl := c.devs(n)
+	return fitDevices(free, excl, s, 1) > 0
 }
 
 // Reason says why a node cannot take a task; "does not fit" is an answer,

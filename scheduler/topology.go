@@ -70,7 +70,7 @@ type IslandPicker struct{}
 // Pick implements Picker.
 func (IslandPicker) Pick(c *Cluster, n NodeID, s *Shape, _ *rand.Rand) (uint64, int32) {
 	if s.Sharing() {
-		return pickBestShare(c, n, s)
+		return pickDefault(c, n, s)
 	}
 	r := &c.nodes[n]
 	var counts [MaxGPUsPerNode]int32
