@@ -12,11 +12,12 @@ build:
 	$(GO) build -o bin/petite ./cmd/petite
 
 ## test: the whole suite, as CI runs it, then the race detector over the
-## code that runs goroutines (the sweep's workers, the CLI driving them).
+## code that runs goroutines (the sweep's workers, the CLI driving them, a
+## pass planning on frozen state while the machine applies).
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
-	$(GO) test -race -count=1 -timeout 20m ./simulator/... ./cmd/...
+	$(GO) test -race -count=1 -timeout 20m ./simulator/... ./cmd/... ./scheduler/state/
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
