@@ -219,7 +219,8 @@ func readHeliosGPUs(r io.Reader, name string) (HeliosCapacity, error) {
 // ReadFleet reads a machine list of any fleet format (sniffed when f is
 // FormatAuto or ""). in may be gzip-compressed; a leading UTF-8 byte-order
 // mark is dropped. A Helios GPU-number file has no machines: its last
-// day's per-VC GPU counts come back as one pseudo-machine per VC.
+// day's per-VC GPU counts come back as one pseudo-machine per VC (see
+// ReadFleetStats for its peak).
 func ReadFleet(in io.Reader, name string, f Format) ([]Machine, Format, error) {
 	br, err := decompress(in, name)
 	if err != nil {
@@ -230,7 +231,14 @@ func ReadFleet(in io.Reader, name string, f Format) ([]Machine, Format, error) {
 			return nil, "", err
 		}
 	}
+	return readFleet(br, name, f)
+}
+
+// readFleet is ReadFleet over input decompress has prepared, of a known
+// format.
+func readFleet(br io.Reader, name string, f Format) ([]Machine, Format, error) {
 	var ms []Machine
+	var err error
 	switch f {
 	case FormatOpenbNodes:
 		nodes, err := readOpenbNodes(br, name)
