@@ -222,6 +222,10 @@ func TestPlaceInputs(t *testing.T) {
 			if tc.jobs > 0 {
 				assert.Contains(t, out, "jobs 8152:")
 			}
+			if strings.Contains(tc.name, "philly machines") {
+				assert.Contains(t, out, "  default  onprem      9    24       15.0     62.50%    unknown     5      7    0.00  -\n",
+					"a machine list without CPU has no CPU allocation to show")
+			}
 		})
 	}
 
