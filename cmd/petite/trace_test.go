@@ -117,7 +117,7 @@ func TestTraceGenAndSampleDeterministic(t *testing.T) {
 	b, _, err := runTrace(t, "", "gen", "--jobs", "500", "--seed", "3")
 	require.NoError(t, err)
 	assert.Equal(t, a, b)
-	assert.Equal(t, 502, strings.Count(a, "\n"), "meta line, header and 500 jobs")
+	assert.Equal(t, 503, strings.Count(a, "\n"), "meta line, header, 500 jobs and the trailer")
 
 	path := writeTemp(t, "gen.csv", []byte(a))
 	s1, _, err := runTrace(t, "", "sample", "--jobs", "20", "--seed", "9", path)
@@ -125,7 +125,7 @@ func TestTraceGenAndSampleDeterministic(t *testing.T) {
 	s2, _, err := runTrace(t, "", "sample", "--jobs", "20", "--seed", "9", path)
 	require.NoError(t, err)
 	assert.Equal(t, s1, s2)
-	assert.Equal(t, 22, strings.Count(s1, "\n"))
+	assert.Equal(t, 23, strings.Count(s1, "\n"))
 
 	fit := writeTemp(t, "pods.csv", samples.OpenbDefaultPods())
 	spec, _, err := runTrace(t, "", "gen", "--fit", fit, "--print-spec")
@@ -134,7 +134,7 @@ func TestTraceGenAndSampleDeterministic(t *testing.T) {
 	specPath := writeTemp(t, "spec.json", []byte(spec))
 	out, _, err := runTrace(t, "", "gen", "--spec", specPath, "--jobs", "5", "--to", "petite-jsonl")
 	require.NoError(t, err)
-	assert.Equal(t, 6, strings.Count(out, "\n"))
+	assert.Equal(t, 7, strings.Count(out, "\n"), "meta line, 5 jobs and the trailer")
 }
 
 func TestTraceHead(t *testing.T) {
