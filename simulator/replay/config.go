@@ -1,0 +1,191 @@
+package replay
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"petite/scheduler"
+)
+
+// Config is one replay: a fleet, a workload, a policy and a seed, with the
+// options that shape the run. The zero values of the options are the
+// defaults documented on each field.
+type Config struct {
+	// Pools and Nodes are the fleet (scheduler/fleet, or a machine list
+	// through simulator/workload). Nodes are numbered in this order, which
+	// breaks ties between nodes of equal score.
+	Pools []scheduler.Pool
+	Nodes []scheduler.Node
+	// Jobs are the workload, in any order: the engine numbers them in
+	// submission order (slice order among equal submit times).
+	Jobs []Job
+	// Policy is the placement policy by name (scheduler.PolicyNames);
+	// "" is best-fit. Options tune it.
+	Policy  string
+	Options scheduler.Options
+	// Queue is how the pass treats a queue head that cannot start.
+	Queue Queue
+	// Preempt lets a job evict running work of strictly lower priority.
+	Preempt bool
+	// Seed seeds the only generator the run draws from.
+	Seed uint64
+	// Checkpoint says how training work survives a preemption or a lost node.
+	Checkpoint Checkpoint
+	// Burst, when set, runs the burst-to-cloud method: the owned pools
+	// serve the queue and a job waiting past its budget runs in the cloud.
+	Burst *Burst
+	// WarmupJobs is W of the measurement window (see docs/sim.md).
+	WarmupJobs int
+	// Horizon stops the run at that time on the virtual clock (nanoseconds);
+	// 0 runs until every job has ended. Jobs still queued or running at the
+	// horizon are counted as such.
+	Horizon int64
+	// NodeEvents change node health at given times (faults, repairs).
+	NodeEvents []NodeEvent
+	// Observe, when set, is called for every event the replay records, in
+	// order: the event log that the summary reconciles with.
+	Observe func(Event)
+}
+
+// Job is one job of the workload: the core's job and how long it runs.
+type Job struct {
+	// Job is what the core places. Its ID names the job in results; the
+	// engine gives the state machine its own ids, in submission order.
+	Job scheduler.Job
+	// Submit is the arrival time on the virtual clock (nanoseconds).
+	Submit int64
+	// Duration is the work to do, on the virtual clock (nanoseconds): a
+	// training job ends when it has run that long, a service after holding
+	// its replicas that long from its first start.
+	Duration int64
+	// Source says where the job came from ("jobs.csv: job 17"), for errors.
+	Source string
+}
+
+// Queue is the queueing discipline of the pass.
+type Queue uint8
+
+// The queueing disciplines.
+const (
+	// QueueFIFO is strict first-come first-served: a head that cannot start
+	// blocks the jobs behind it (no backfilling, no skipping).
+	QueueFIFO Queue = iota
+	// QueueBackfill is the core's EASY backfill: jobs behind a blocked head
+	// start when they cannot delay it.
+	QueueBackfill
+)
+
+// ParseQueue reads a queue discipline by name: fifo or backfill.
+func ParseQueue(s string) (Queue, error) {
+	switch s {
+	case "fifo", "":
+		return QueueFIFO, nil
+	case "backfill":
+		return QueueBackfill, nil
+	}
+	return 0, fmt.Errorf("queue %q: want fifo or backfill", s)
+}
+
+// String returns the discipline's name.
+func (q Queue) String() string {
+	if q == QueueBackfill {
+		return "backfill"
+	}
+	return "fifo"
+}
+
+// Checkpoint is how training work survives an eviction.
+type Checkpoint struct {
+	// Interval is the work between two checkpoints (nanoseconds); 0 means
+	// a job that loses its place starts its work again from the beginning.
+	Interval int64
+	// Restart is the time a restarted job spends before doing work again
+	// (loading its checkpoint), on top of its remaining work.
+	Restart int64
+}
+
+// NodeEvent sets a node's health at a time: down or retired loses its work,
+// ready brings it back.
+type NodeEvent struct {
+	At    int64
+	Node  string
+	State scheduler.NodeState
+}
+
+// Burst is the burst-to-cloud method's setting.
+type Burst struct {
+	// Wait sets each job's waiting budget.
+	Wait WaitPolicy
+}
+
+// WaitKind names a waiting policy.
+type WaitKind uint8
+
+// The waiting policies of the burst method.
+const (
+	// WaitNone gives every job a budget of zero.
+	WaitNone WaitKind = iota
+	// WaitConstant gives every job the same budget.
+	WaitConstant
+)
+
+// WaitPolicy gives a job its waiting budget.
+type WaitPolicy struct {
+	Kind WaitKind
+	// Budget is the constant budget (nanoseconds).
+	Budget int64
+}
+
+// ParseWait reads a waiting policy: "none" or "constant:DURATION", where
+// DURATION is a Go duration ("15s", "598.711s", "10m"), at most nanosecond
+// precise, not negative.
+func ParseWait(s string) (WaitPolicy, error) {
+	if s == "none" {
+		return WaitPolicy{Kind: WaitNone}, nil
+	}
+	if d, ok := strings.CutPrefix(s, "constant:"); ok {
+		b, err := parseBudget(d)
+		if err != nil {
+			return WaitPolicy{}, fmt.Errorf("cloud wait %q: %w", s, err)
+		}
+		return WaitPolicy{Kind: WaitConstant, Budget: b}, nil
+	}
+	return WaitPolicy{}, fmt.Errorf("cloud wait %q: want none or constant:DURATION", s)
+}
+
+// parseBudget reads a duration; a bare number is seconds.
+func parseBudget(s string) (int64, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 0 || math.IsNaN(f) || f*float64(Second) > math.MaxInt64/2 {
+			return 0, fmt.Errorf("budget %s: want a duration from 0 up to about 146 years", s)
+		}
+		return int64(math.Round(f * float64(Second))), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("budget %s: want a duration such as 15s or 598.711s", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("budget %s: must not be negative", s)
+	}
+	return int64(d), nil
+}
+
+// String writes the policy as ParseWait reads it.
+func (w WaitPolicy) String() string {
+	if w.Kind == WaitNone {
+		return "none"
+	}
+	return "constant:" + time.Duration(w.Budget).String()
+}
+
+// budget is the waiting budget of a job.
+func (w WaitPolicy) budget(*Job) int64 {
+	if w.Kind == WaitConstant {
+		return w.Budget
+	}
+	return 0
+}

@@ -1,0 +1,112 @@
+package replay
+
+import "container/heap"
+
+// phase orders the events of one instant: completions free capacity first,
+// node events change it next, then expired budgets leave the queue (before
+// the pass, so a budget that ends when GPUs free up still sends its job to
+// the cloud), and arrivals join the queue last.
+type phase uint8
+
+const (
+	phaseFinish phase = iota
+	phaseNode
+	phaseExpire
+)
+
+// item is one pending event of the heap.
+type item struct {
+	at    int64
+	phase phase
+	seq   uint64 // push order: ties within a phase go first-in first-out
+	job   int32  // the job's number, or the node event's index
+	epoch uint32 // a finish is stale when the job's epoch moved on
+	cloud bool   // the end of a cloud run
+}
+
+// events is a min-heap on (at, phase, seq).
+type events []item
+
+func (h events) Len() int { return len(h) }
+func (h events) Less(i, j int) bool {
+	a, b := &h[i], &h[j]
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if a.phase != b.phase {
+		return a.phase < b.phase
+	}
+	return a.seq < b.seq
+}
+func (h events) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *events) Push(x any)   { *h = append(*h, x.(item)) }
+func (h *events) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// queue wraps the heap with a sequence counter.
+type queue struct {
+	h   events
+	seq uint64
+}
+
+func (q *queue) push(it item) {
+	it.seq = q.seq
+	q.seq++
+	heap.Push(&q.h, it)
+}
+
+func (q *queue) pop() item { return heap.Pop(&q.h).(item) }
+
+func (q *queue) empty() bool { return len(q.h) == 0 }
+
+// next is the time of the earliest event; ok is false when there is none.
+func (q *queue) next() (int64, bool) {
+	if len(q.h) == 0 {
+		return 0, false
+	}
+	return q.h[0].at, true
+}
+
+// EventKind names what happened in the event log.
+type EventKind string
+
+// The kinds of the event log.
+const (
+	// EventArrive: a job was submitted and joined the queue.
+	EventArrive EventKind = "arrive"
+	// EventStart: a pass placed the job on owned nodes (again, after a
+	// requeue).
+	EventStart EventKind = "start"
+	// EventFinish: the job ended on owned nodes.
+	EventFinish EventKind = "finish"
+	// EventRequeue: the job lost its place (preempted or its node lost) and
+	// went back to the queue.
+	EventRequeue EventKind = "requeue"
+	// EventDegrade: a service lost replicas and runs under-replicated.
+	EventDegrade EventKind = "degrade"
+	// EventCloud: the job's waiting budget expired and it left for the cloud.
+	EventCloud EventKind = "cloud"
+	// EventCloudEnd: the job's cloud run ended.
+	EventCloudEnd EventKind = "cloud-end"
+	// EventNode: a node changed health.
+	EventNode EventKind = "node"
+)
+
+// Event is one entry of the event log.
+type Event struct {
+	// At is the instant on the virtual clock (nanoseconds).
+	At   int64     `json:"at_ns"`
+	Kind EventKind `json:"kind"`
+	// Job is the job's number in submission order, -1 for a node event.
+	Job int `json:"job"`
+	// ID is the job's id (or the node's name for a node event).
+	ID string `json:"id"`
+	// Node is where a start was placed (its first task), or the node of a
+	// node event; State is the node's new health.
+	Node  string `json:"node,omitempty"`
+	State string `json:"state,omitempty"`
+}

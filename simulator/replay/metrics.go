@@ -1,0 +1,259 @@
+package replay
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// JobRecord is what happened to one job. Times are on the virtual clock
+// (nanoseconds), -1 when they did not happen.
+type JobRecord struct {
+	// Index is the job's number in submission order (file order among
+	// equal submit times).
+	Index int    `json:"index"`
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	// Tenant is the job's tenant as the trace names it.
+	Tenant string  `json:"tenant,omitempty"`
+	GPUs   float64 `json:"gpus"`
+	Submit int64   `json:"submit_ns"`
+	// Start is the first start on owned nodes, or the instant the job left
+	// for the cloud.
+	Start    int64 `json:"start_ns"`
+	End      int64 `json:"end_ns"`
+	Duration int64 `json:"duration_ns"`
+	// Where is "onprem" (owned pools: onprem or outposts), "cloud", or ""
+	// for a job that never started.
+	Where string `json:"where,omitempty"`
+	// State is where the job stood when the run stopped: ended, running,
+	// queued, cloud (still running there) or future (not submitted).
+	State string `json:"state"`
+	// Preemptions counts the times the job lost its place (preempted, or
+	// its node lost); Restarts the times it started again after that.
+	Preemptions int `json:"preemptions,omitempty"`
+	Restarts    int `json:"restarts,omitempty"`
+	// GPUHours is the GPU time the job held, lost work and restarts
+	// included; LostGPUHours the part of it whose work was lost.
+	GPUHours     float64 `json:"gpu_hours"`
+	LostGPUHours float64 `json:"lost_gpu_hours,omitempty"`
+	// Cost is price × GPUs × hours held over every pool the job ran in
+	// (owned pools cost their price_per_gpu_hour, usually 0); CloudCost is
+	// the part spent in the burst cloud.
+	Cost      float64 `json:"cost"`
+	CloudCost float64 `json:"cloud_cost,omitempty"`
+}
+
+// Wait is the queueing delay: first start (or departure for the cloud)
+// minus submit; ok is false for a job that never started.
+func (r *JobRecord) Wait() (int64, bool) {
+	return r.Start - r.Submit, r.Start >= 0
+}
+
+// JCT is the job completion time: end minus submit; ok is false for a job
+// that did not end.
+func (r *JobRecord) JCT() (int64, bool) {
+	return r.End - r.Submit, r.End >= 0
+}
+
+// slowdownFloor keeps the slowdown of very short jobs bounded.
+const slowdownFloor = 10 * Second
+
+// Slowdown is JCT / max(duration, 10 s), at least 1: the bounded slowdown.
+func (r *JobRecord) Slowdown() (float64, bool) {
+	jct, ok := r.JCT()
+	if !ok {
+		return 0, false
+	}
+	return max(1, float64(jct)/float64(max(r.Duration, slowdownFloor))), true
+}
+
+// Stats are the aggregates of one metric over the measured jobs that have
+// it. Percentiles are nearest-rank on the sorted values: x[k] with
+// k = round-half-to-even(q × (n − 1)).
+type Stats struct {
+	N    int     `json:"n"`
+	Mean float64 `json:"mean"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P95  float64 `json:"p95"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99_9"`
+	Max  float64 `json:"max"`
+}
+
+// Quantile returns x[round-half-to-even(q × (n − 1))] of sorted values, the
+// burst method's rule (not interpolated); 0 for no values.
+func Quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	k := int(math.RoundToEven(q * float64(len(sorted)-1)))
+	return sorted[k]
+}
+
+func statsOf(v []float64) Stats {
+	if len(v) == 0 {
+		return Stats{}
+	}
+	slices.Sort(v)
+	sum := 0.0
+	for _, x := range v {
+		sum += x
+	}
+	return Stats{N: len(v), Mean: sum / float64(len(v)), P50: Quantile(v, 0.5), P90: Quantile(v, 0.9),
+		P95: Quantile(v, 0.95), P99: Quantile(v, 0.99), P999: Quantile(v, 0.999), Max: v[len(v)-1]}
+}
+
+// Summary is the run's result in figures. The first ten keys are the burst
+// method's (docs/sim.md); times are in hours.
+type Summary struct {
+	Jobs               int     `json:"jobs"`
+	CloudJobs          int     `json:"cloud_jobs"`
+	CloudCost          float64 `json:"cloud_cost"`
+	AvgCloudCost       float64 `json:"avg_cloud_cost"`
+	AvgWaitH           float64 `json:"avg_wait_h"`
+	AvgJCTH            float64 `json:"avg_jct_h"`
+	P90JCTH            float64 `json:"p90_jct_h"`
+	P99JCTH            float64 `json:"p99_jct_h"`
+	ClusterUtilization float64 `json:"cluster_utilization"`
+	SystemUtilization  float64 `json:"system_utilization"`
+
+	// WindowStartH and WindowEndH bound the measurement window (hours on
+	// the virtual clock); WindowH is its length.
+	WindowStartH float64 `json:"window_start_h"`
+	WindowEndH   float64 `json:"window_end_h"`
+	WindowH      float64 `json:"window_h"`
+	// WaitH, JCTH and Slowdown aggregate the measured jobs.
+	WaitH    Stats `json:"wait_h"`
+	JCTH     Stats `json:"jct_h"`
+	Slowdown Stats `json:"slowdown"`
+	// Preemptions, Restarts, GPUHours, LostGPUHours and Cost sum over the
+	// measured jobs.
+	Preemptions  int     `json:"preemptions"`
+	Restarts     int     `json:"restarts"`
+	GPUHours     float64 `json:"gpu_hours"`
+	LostGPUHours float64 `json:"lost_gpu_hours"`
+	Cost         float64 `json:"cost"`
+	// MakespanH is the last end minus the first submit, over all jobs.
+	MakespanH float64 `json:"makespan_h"`
+	// The count of all jobs by where they stood when the run stopped:
+	// Total = Ended + Running + Queued + InCloud + Future.
+	Total   int `json:"total"`
+	Ended   int `json:"ended"`
+	Running int `json:"running"`
+	Queued  int `json:"queued"`
+	InCloud int `json:"in_cloud"`
+	Future  int `json:"future"`
+	// OwnedGPUs are the GPUs of the nodes the queue is placed on.
+	OwnedGPUs float64 `json:"owned_gpus"`
+	// Passes counts the scheduling passes run.
+	Passes int `json:"passes"`
+}
+
+// Result is a replay's outcome: the summary and every job's record, in
+// submission order.
+type Result struct {
+	Summary Summary     `json:"summary"`
+	Jobs    []JobRecord `json:"jobs"`
+}
+
+// window is the measurement window: jobs W ≤ i ≤ N − W are measured, over
+// [submit of job W, submit of job N − W − 1].
+type window struct {
+	first, last int // measured job numbers, inclusive
+	start, end  int64
+}
+
+func newWindow(e *engine) (window, error) {
+	n, w := len(e.jobs), e.cfg.WarmupJobs
+	if n == 0 {
+		return window{}, fmt.Errorf("workload: no jobs")
+	}
+	if n-w-1 < w {
+		return window{}, fmt.Errorf("workload: %d jobs leave no measurement window with %d warm-up jobs (need at least %d jobs)", n, w, 2*w+1)
+	}
+	return window{first: w, last: min(n-w, n-1), start: e.jobs[w].src.Submit, end: e.jobs[n-w-1].src.Submit}, nil
+}
+
+// overlap is the length of [a, b] within the window, in hours.
+func (w *window) overlap(a, b int64) float64 {
+	lo, hi := max(a, w.start), min(b, w.end)
+	if hi <= lo {
+		return 0
+	}
+	return hours(hi - lo)
+}
+
+// utilAcc sums GPU-hours within the window: on owned nodes (cluster) and
+// everywhere (system).
+type utilAcc struct {
+	cluster, system float64
+}
+
+func (e *engine) result() *Result {
+	s := Summary{Total: len(e.recs), Passes: e.passes}
+	for n := range e.m.Cluster().NumNodes() {
+		u := e.m.Cluster().Usage(nodeIDOf(n))
+		s.OwnedGPUs += float64(u.GPUCap) / 1000
+	}
+	w := e.win
+	s.WindowStartH, s.WindowEndH = hours(w.start), hours(w.end)
+	T := hours(w.end - w.start)
+	s.WindowH = T
+	var waits, jcts, slows []float64
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	for i := range e.recs {
+		r := &e.recs[i]
+		first = min(first, r.Submit)
+		switch r.State {
+		case "ended":
+			s.Ended++
+			last = max(last, r.End)
+		case "running":
+			s.Running++
+		case "queued":
+			s.Queued++
+		case "cloud":
+			s.InCloud++
+		default:
+			s.Future++
+		}
+		if i < w.first || i > w.last {
+			continue
+		}
+		s.Jobs++
+		if r.Where == "cloud" {
+			s.CloudJobs++
+			s.CloudCost += r.CloudCost
+		}
+		if d, ok := r.Wait(); ok {
+			waits = append(waits, hours(d))
+		}
+		if d, ok := r.JCT(); ok {
+			jcts = append(jcts, hours(d))
+		}
+		if x, ok := r.Slowdown(); ok {
+			slows = append(slows, x)
+		}
+		s.Preemptions += r.Preemptions
+		s.Restarts += r.Restarts
+		s.GPUHours += r.GPUHours
+		s.LostGPUHours += r.LostGPUHours
+		s.Cost += r.Cost
+	}
+	s.WaitH, s.JCTH, s.Slowdown = statsOf(waits), statsOf(jcts), statsOf(slows)
+	s.AvgWaitH, s.AvgJCTH = s.WaitH.Mean, s.JCTH.Mean
+	s.P90JCTH, s.P99JCTH = s.JCTH.P90, s.JCTH.P99
+	if T > 0 {
+		s.AvgCloudCost = s.CloudCost / T
+		if s.OwnedGPUs > 0 {
+			s.ClusterUtilization = e.util.cluster / (s.OwnedGPUs * T)
+			s.SystemUtilization = e.util.system / (s.OwnedGPUs * T)
+		}
+	}
+	if last >= first {
+		s.MakespanH = hours(last - first)
+	}
+	return &Result{Summary: s, Jobs: e.recs}
+}
