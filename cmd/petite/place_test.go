@@ -239,3 +239,23 @@ func TestPlaceInputs(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, "cannot both read standard input")
 }
+
+// The canonical format is a workload like any other: the demo workload
+// converted to petite-csv and JSON Lines places as the openb file does.
+func TestPlaceCanonical(t *testing.T) {
+	want, _ := placeJSON(t)
+	dir := t.TempDir()
+	for _, name := range []string{"default.csv", "default.jsonl"} {
+		path := filepath.Join(dir, name)
+		repo, err := filepath.Abs("../..")
+		require.NoError(t, err)
+		code, _, errOut := petite(t, nil, "trace", "convert", filepath.Join(repo, "traces/samples/openb_pod_list_default.csv"), path)
+		require.Equal(t, exitOK, code, errOut)
+		got, _ := placeJSON(t, "--pods", path)
+		assert.Equal(t, want.Jobs, got.Jobs, name)
+		assert.Equal(t, want.Placed, got.Placed, name)
+		assert.Equal(t, want.GPUAllocPct, got.GPUAllocPct, name)
+		assert.Equal(t, want.StrandedGPUs, got.StrandedGPUs, name)
+		assert.Equal(t, want.Pools, got.Pools, name)
+	}
+}
