@@ -1,0 +1,221 @@
+package replay
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const h = 3600.0 // seconds per hour, for expected values written in seconds
+
+// The hand-made cases of the burst method's [!] rules (BURST-METHOD §7).
+// Every expected figure was worked out on paper from the rules; the working
+// is in the comments.
+
+func TestBurstExpiryAtCompletionGoesToCloud(t *testing.T) {
+	// One 8-GPU node. job 0 (8 GPUs, 100 s) runs [0,100]. job 1 (8 GPUs,
+	// 50 s) arrives at 10 with budget 90 s: its expiry, 100, is the instant
+	// job 0 frees the node. Expiries come before the pass, so job 1 leaves
+	// for the cloud at 100: wait 90 s, JCT 140 s, cloud cost 8 × 50/3600.
+	// W = 0: both jobs measured, window [0, 10] s. Utilisation: job 0 holds
+	// 8 GPUs over the whole window: 8·10 / (8·10) = 1.
+	res, log := runBurst(t, []string{"n0"}, []tj{{0, 100, 8}, {10, 50, 8}}, "constant:90s", 0)
+	s := res.Summary
+	assert.Equal(t, 2, s.Jobs)
+	assert.Equal(t, 1, s.CloudJobs)
+	assert.Equal(t, "cloud", res.Jobs[1].Where)
+	assert.Equal(t, sec(100), res.Jobs[1].Start)
+	assert.InDelta(t, 8*50/h, s.CloudCost, 1e-12)
+	assert.InDelta(t, 45/h, s.AvgWaitH, 1e-12)
+	assert.InDelta(t, 120/h, s.AvgJCTH, 1e-12)
+	assert.InDelta(t, 140/h, s.P90JCTH, 1e-12) // n=2: 0.9·1 = 0.9 → k=1
+	assert.InDelta(t, 1.0, s.ClusterUtilization, 1e-12)
+	assert.InDelta(t, 1.0, s.SystemUtilization, 1e-12)
+	assert.InDelta(t, 8*50/h/(10/h), s.AvgCloudCost, 1e-9)
+	_, started := startsOn(log)[1]
+	assert.False(t, started, "job 1 must not start on-prem")
+}
+
+func TestBurstBlockedHeadBlocksSmallJob(t *testing.T) {
+	// One 8-GPU node, budgets of 1000 s (no cloud). job 0 takes 6 GPUs for
+	// 100 s; job 1 (4 GPUs) arrives at 1 and cannot fit in the 2 left; job 2
+	// (1 GPU) arrives at 2 and would fit, but strict FIFO stops at the
+	// blocked head. At 100 job 0 ends: job 1 then job 2 start. Waits 99 s
+	// and 98 s; JCTs 109 s and 108 s.
+	res, _ := runBurst(t, []string{"n0"}, []tj{{0, 100, 6}, {1, 10, 4}, {2, 10, 1}}, "constant:1000s", 0)
+	assert.Equal(t, sec(100), res.Jobs[1].Start)
+	assert.Equal(t, sec(100), res.Jobs[2].Start, "no backfill: the 1-GPU job waits behind the blocked head")
+	assert.Equal(t, 0, res.Summary.CloudJobs)
+	assert.InDelta(t, (0+99+98)/3.0/h, res.Summary.AvgWaitH, 1e-12)
+	assert.InDelta(t, (100+109+108)/3.0/h, res.Summary.AvgJCTH, 1e-12)
+}
+
+func TestBurstPercentileHalfRoundsToEven(t *testing.T) {
+	// Six 1-GPU jobs that start at once on an 8-GPU node: JCT = duration =
+	// 10..60 s. n = 6: p90 is x[round(0.9·5 = 4.5)] = x[4] = 50 s (not the
+	// interpolated 55 s, nor the ceil-rank 60 s); p99 is x[round(4.95)] =
+	// x[5] = 60 s.
+	js := []tj{{0, 10, 1}, {1, 20, 1}, {2, 30, 1}, {3, 40, 1}, {4, 50, 1}, {5, 60, 1}}
+	res, _ := runBurst(t, []string{"n0"}, js, "constant:15s", 0)
+	assert.Equal(t, 6, res.Summary.Jobs)
+	assert.InDelta(t, 50/h, res.Summary.P90JCTH, 1e-12)
+	assert.InDelta(t, 60/h, res.Summary.P99JCTH, 1e-12)
+	assert.InDelta(t, 35/h, res.Summary.AvgJCTH, 1e-12)
+}
+
+func TestQuantileRule(t *testing.T) {
+	// x[round-half-to-even(q·(n−1))] with n = 6: 0.9·5 = 4.5 → 4; 0.99·5 =
+	// 4.95 → 5; 0.5·5 = 2.5 → 2; 0.1·5 = 0.5 → 0; 0.3·5 = 1.5 → 2.
+	x := []float64{1, 2, 3, 4, 5, 6}
+	for _, c := range []struct{ q, want float64 }{{0.9, 5}, {0.99, 6}, {0.5, 3}, {0.1, 1}, {0.3, 3}, {0, 1}, {1, 6}} {
+		assert.Equal(t, c.want, Quantile(x, c.q), "q=%v", c.q)
+	}
+	assert.Equal(t, 0.0, Quantile(nil, 0.9))
+}
+
+func TestBurstWarmupJobRunsIntoWindow(t *testing.T) {
+	// W = 1, N = 4: measured jobs 1..3 (N − W = 3: one left out at the
+	// start, none at the end), window = [submit 1, submit N−W−1 = 2] =
+	// [100, 200] s. job 0 (warm-up, 4 GPUs, [0, 1000]) counts in the
+	// utilisation for its 100 s inside the window: 4·100; job 1 (2 GPUs,
+	// [100, 150]) adds 2·50; job 2 starts at 200, at the window's end: 0.
+	// (400 + 100) / (8·100) = 0.625. job 3 (8 GPUs) waits for job 0 until
+	// 1000: wait 700 s, JCT 800 s. Averages over jobs 1..3: wait 700/3 s,
+	// JCT (50+50+800)/3 = 300 s; p90 = x[round(1.8)] = x[2] = 800 s.
+	js := []tj{{0, 1000, 4}, {100, 50, 2}, {200, 50, 2}, {300, 100, 8}}
+	res, _ := runBurst(t, []string{"n0"}, js, "constant:10000s", 1)
+	s := res.Summary
+	assert.Equal(t, 3, s.Jobs)
+	assert.InDelta(t, 100/h, s.WindowH, 1e-12)
+	assert.InDelta(t, 0.625, s.ClusterUtilization, 1e-12)
+	assert.InDelta(t, 0.625, s.SystemUtilization, 1e-12)
+	assert.InDelta(t, 700.0/3/h, s.AvgWaitH, 1e-12)
+	assert.InDelta(t, 300/h, s.AvgJCTH, 1e-12)
+	assert.InDelta(t, 800/h, s.P90JCTH, 1e-12)
+}
+
+func TestBurstZeroBudgets(t *testing.T) {
+	// none: job 0 takes the 8 GPUs for 100 s; job 1 (t=0) and job 2 (t=50)
+	// do not start in their arrival pass and leave for the cloud at once,
+	// wait 0; job 3 (t=200) finds the node free and starts, wait 0.
+	// Window [0, 200]. cloud cost 2 × 1·10/3600. cluster utilisation
+	// 8·100 / (8·200) = 0.5; system adds the two cloud runs [0,10] and
+	// [50,60]: (800 + 20) / 1600 = 0.5125. JCTs 100, 10, 10, 10: mean 32.5 s.
+	js := []tj{{0, 100, 8}, {0, 10, 1}, {50, 10, 1}, {200, 10, 1}}
+	for _, wait := range []string{"none", "constant:0s"} {
+		res, _ := runBurst(t, []string{"n0"}, js, wait, 0)
+		s := res.Summary
+		assert.Equal(t, 2, s.CloudJobs, wait)
+		assert.Equal(t, sec(0), res.Jobs[1].Start, wait)
+		assert.Equal(t, sec(50), res.Jobs[2].Start, wait)
+		assert.Equal(t, "onprem", res.Jobs[3].Where, wait)
+		assert.InDelta(t, 0.0, s.AvgWaitH, 1e-15, wait)
+		assert.InDelta(t, 2*10/h, s.CloudCost, 1e-12, wait)
+		assert.InDelta(t, 32.5/h, s.AvgJCTH, 1e-12, wait)
+		assert.InDelta(t, 0.5, s.ClusterUtilization, 1e-12, wait)
+		assert.InDelta(t, 0.5125, s.SystemUtilization, 1e-12, wait)
+	}
+}
+
+func TestBurstZeroDurations(t *testing.T) {
+	// job 0 (8 GPUs, duration 0) starts and ends at 0 but holds the node for
+	// the rest of its pass, so job 1 (8 GPUs, t=0) does not start in it. A
+	// second step at 0 frees the node, then: with none, job 1's budget has
+	// expired at 0 and it leaves for the cloud (wait 0); with 1 s it starts
+	// on-prem at 0 in the second pass.
+	js := []tj{{0, 0, 8}, {0, 5, 8}}
+	res, log := runBurst(t, []string{"n0"}, js, "none", 0)
+	assert.Equal(t, "onprem", res.Jobs[0].Where)
+	assert.Equal(t, sec(0), res.Jobs[0].End)
+	assert.Equal(t, "cloud", res.Jobs[1].Where)
+	assert.Equal(t, sec(0), res.Jobs[1].Start)
+	assert.Equal(t, sec(5), res.Jobs[1].End)
+	kinds := []EventKind{}
+	for _, e := range log {
+		kinds = append(kinds, e.Kind)
+	}
+	assert.Equal(t, []EventKind{EventArrive, EventArrive, EventStart, EventFinish, EventCloud, EventCloudEnd}, kinds)
+
+	res, _ = runBurst(t, []string{"n0"}, js, "constant:1s", 0)
+	assert.Equal(t, "onprem", res.Jobs[1].Where)
+	assert.Equal(t, sec(0), res.Jobs[1].Start)
+	assert.Equal(t, sec(5), res.Jobs[1].End)
+	assert.Equal(t, 2, res.Summary.Passes, "one pass per step at t=0")
+}
+
+func TestBurstBestFitTies(t *testing.T) {
+	// Nodes listed z, a, m (names sort otherwise), with different CPUs
+	// (which must play no part). job 0 (4): all have 8 free → z, the first
+	// listed. job 1 (4): z has 4, the fewest → z. job 2 (2): a and m tie at 8
+	// → a. job 3 (2): a 6 < m 8 → a. job 4 (6): a has 4 → m. job 5 (2):
+	// a 4, m 2 → m.
+	pools, nodes := burstFleet([]string{"z", "a", "m"}, []int64{64000, 32000, 128000})
+	js := jobsOf([]tj{{0, 1000, 4}, {1, 1000, 4}, {2, 1000, 2}, {3, 1000, 2}, {4, 1000, 6}, {5, 1000, 2}})
+	var log []Event
+	_, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js, Burst: &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: sec(15)}},
+		Observe: func(e Event) { log = append(log, e) }})
+	require.NoError(t, err)
+	assert.Equal(t, map[int]string{0: "z", 1: "z", 2: "a", 3: "a", 4: "m", 5: "m"}, startsOn(log))
+}
+
+func TestBurstEqualSubmitKeepsFileOrder(t *testing.T) {
+	// Ten jobs at t=0 (ids sort 0,1,10,2,... as strings, which must not
+	// matter): 8-GPU node, each 1 GPU except job 0 (8): FIFO in file order,
+	// so jobs 1..9 all wait for job 0 and start at 100 in order 1..8, job 9
+	// waiting for one of them.
+	js := []tj{{0, 100, 8}}
+	for range 9 {
+		js = append(js, tj{0, 10, 1})
+	}
+	res, log := runBurst(t, []string{"n0"}, js, "constant:1000s", 0)
+	var order []int
+	for _, e := range log {
+		if e.Kind == EventStart {
+			order = append(order, e.Job)
+		}
+	}
+	assert.Equal(t, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, order)
+	assert.Equal(t, sec(110), res.Jobs[9].Start)
+}
+
+func TestBurstRefusesBadInput(t *testing.T) {
+	pools, nodes := burstFleet([]string{"n0"}, nil)
+	big := jobsOf([]tj{{0, 10, 9}})
+	_, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: big, Burst: &Burst{}})
+	require.ErrorContains(t, err, "test job 0")
+	require.ErrorContains(t, err, "fits no empty node")
+
+	noCloud := pools[:1]
+	_, err = Run(context.Background(), Config{Pools: noCloud, Nodes: nodes[:1], Jobs: jobsOf([]tj{{0, 10, 1}}), Burst: &Burst{}})
+	require.ErrorContains(t, err, "cloud pool")
+
+	_, err = Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 10, 1}, {1, 1, 1}}), Burst: &Burst{}, WarmupJobs: 1})
+	require.ErrorContains(t, err, "need at least 3 jobs")
+}
+
+func TestParseWait(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want WaitPolicy
+		err  string
+	}{
+		{"none", WaitPolicy{Kind: WaitNone}, ""},
+		{"constant:15s", WaitPolicy{Kind: WaitConstant, Budget: 15 * Second}, ""},
+		{"constant:598.711s", WaitPolicy{Kind: WaitConstant, Budget: 598711000000}, ""},
+		{"constant:10m", WaitPolicy{Kind: WaitConstant, Budget: 600 * Second}, ""},
+		{"constant:90", WaitPolicy{Kind: WaitConstant, Budget: 90 * Second}, ""},
+		{"constant:-1s", WaitPolicy{}, "negative"},
+		{"constant:soon", WaitPolicy{}, "want a duration"},
+		{"star:1:2:3", WaitPolicy{}, "want none or constant"},
+	} {
+		got, err := ParseWait(c.in)
+		if c.err != "" {
+			assert.ErrorContains(t, err, c.err, c.in)
+			continue
+		}
+		require.NoError(t, err, c.in)
+		assert.Equal(t, c.want, got, c.in)
+	}
+}

@@ -1,0 +1,253 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// oracleRun is BURST-METHOD §3–§5 written down literally, with no state
+// machine and no index: a list of nodes' free GPUs, a FIFO queue and the
+// clock jumping from instant to instant. It is the reference the engine
+// (the core's best-fit through the state machine) must agree with.
+type oracleJob struct {
+	submit, dur int64 // ns
+	gpus        int
+	start, end  int64
+	cloud       bool
+	state       int // 0 future, 1 queued, 2 running, 3 cloud, 4 done
+}
+
+func oracleRun(js []tj, nodes int, budget int64) []oracleJob {
+	jobs := make([]oracleJob, len(js))
+	for i, j := range js {
+		jobs[i] = oracleJob{submit: j.submit * Second, dur: j.dur * Second, gpus: j.gpus, start: -1, end: -1}
+	}
+	// jobs are given in submit order (the tests make them so).
+	free := make([]int, nodes)
+	for i := range free {
+		free[i] = 8
+	}
+	node := make([]int, len(jobs))
+	var queue []int
+	next := 0
+	t := int64(0)
+	if len(jobs) > 0 {
+		t = jobs[0].submit
+	}
+	for {
+		// 1. completions
+		for i := range jobs {
+			j := &jobs[i]
+			if j.state == 2 && j.start+j.dur <= t {
+				j.state, j.end = 4, j.start+j.dur
+				free[node[i]] += j.gpus
+			}
+			if j.state == 3 && j.start+j.dur <= t {
+				j.state, j.end = 4, j.start+j.dur
+			}
+		}
+		// 2. expiries
+		kept := queue[:0]
+		for _, i := range queue {
+			if jobs[i].submit+budget == t {
+				jobs[i].state, jobs[i].start, jobs[i].cloud = 3, t, true
+				continue
+			}
+			kept = append(kept, i)
+		}
+		queue = kept
+		// 3. arrivals
+		for next < len(jobs) && jobs[next].submit == t {
+			jobs[next].state = 1
+			queue = append(queue, next)
+			next++
+		}
+		// 4. strict FIFO pass, best fit by fewest free GPUs, lowest node
+		for len(queue) > 0 {
+			i := queue[0]
+			best := -1
+			for n, f := range free {
+				if f >= jobs[i].gpus && (best < 0 || f < free[best]) {
+					best = n
+				}
+			}
+			if best < 0 {
+				break
+			}
+			free[best] -= jobs[i].gpus
+			node[i] = best
+			jobs[i].state, jobs[i].start = 2, t
+			queue = queue[1:]
+		}
+		// 5. next instant
+		nt := int64(math.MaxInt64)
+		for _, j := range jobs {
+			if j.state == 2 || j.state == 3 {
+				nt = min(nt, j.start+j.dur)
+			}
+			if j.state == 1 {
+				nt = min(nt, j.submit+budget)
+			}
+		}
+		if next < len(jobs) {
+			nt = min(nt, jobs[next].submit)
+		}
+		if nt == math.MaxInt64 {
+			return jobs
+		}
+		t = nt
+	}
+}
+
+// genSection7 makes a trace like BURST-METHOD §7's: Poisson arrivals at
+// rate per hour for the given hours with gaps of at least 3 s; GPUs 1, 2,
+// 4, 8 with probabilities 0.70, 0.15, 0.10, 0.05; durations exponential
+// with mean 45 min, clipped to [30, 10000] s, whole seconds.
+func genSection7(seed uint64, rate, hoursLong float64) []tj {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var out []tj
+	t := int64(0)
+	for {
+		gap := int64(math.Round(rng.ExpFloat64() * 3600 / rate))
+		t += max(3, gap)
+		if float64(t) > hoursLong*3600 {
+			return out
+		}
+		g := 1
+		switch u := rng.Float64(); {
+		case u < 0.70:
+			g = 1
+		case u < 0.85:
+			g = 2
+		case u < 0.95:
+			g = 4
+		default:
+			g = 8
+		}
+		d := int64(math.Round(rng.ExpFloat64() * 45 * 60))
+		d = min(max(d, 30), 10000)
+		out = append(out, tj{submit: t, dur: d, gpus: g})
+	}
+}
+
+func TestBurstMatchesOracleOnSection7Trace(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		js := genSection7(seed, 32, 3)
+		require.Greater(t, len(js), 60)
+		mean := 0.0
+		for _, j := range js {
+			mean += float64(j.dur)
+		}
+		mean /= float64(len(js))
+		for _, budget := range []int64{0, 15 * Second, int64(mean / 4 * float64(Second))} {
+			wp := WaitPolicy{Kind: WaitConstant, Budget: budget}
+			pools, nodes := burstFleet([]string{"n0", "n1", "n2", "n3"}, nil)
+			res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf(js), Burst: &Burst{Wait: wp}, WarmupJobs: 5})
+			require.NoError(t, err)
+			want := oracleRun(js, 4, budget)
+			for i, o := range want {
+				r := res.Jobs[i]
+				require.Equal(t, o.start, r.Start, "seed %d budget %d job %d start", seed, budget, i)
+				require.Equal(t, o.end, r.End, "seed %d budget %d job %d end", seed, budget, i)
+				require.Equal(t, o.cloud, r.Where == "cloud", "seed %d budget %d job %d cloud", seed, budget, i)
+			}
+			checkSummary(t, want, res.Summary, 5, 4*8)
+		}
+	}
+}
+
+// checkSummary recomputes the §5 metrics from the oracle's jobs.
+func checkSummary(t *testing.T, jobs []oracleJob, s Summary, w, ownedGPUs int) {
+	t.Helper()
+	n := len(jobs)
+	ws, we := jobs[w].submit, jobs[n-w-1].submit
+	T := hours(we - ws)
+	over := func(a, b int64) float64 { return hours(max(0, min(b, we)-max(a, ws))) }
+	var waits, jcts []float64
+	cost, cluster, system := 0.0, 0.0, 0.0
+	cloud := 0
+	for i, j := range jobs {
+		if j.cloud {
+			system += float64(j.gpus) * over(j.start, j.start+j.dur)
+		} else {
+			cluster += float64(j.gpus) * over(j.start, j.start+j.dur)
+			system += float64(j.gpus) * over(j.start, j.start+j.dur)
+		}
+		if i < w || i > n-w {
+			continue
+		}
+		waits = append(waits, hours(j.start-j.submit))
+		jcts = append(jcts, hours(j.start-j.submit+j.dur))
+		if j.cloud {
+			cloud++
+			cost += float64(j.gpus) * hours(j.dur)
+		}
+	}
+	slices.Sort(jcts)
+	mean := func(v []float64) float64 {
+		x := 0.0
+		for _, y := range v {
+			x += y
+		}
+		return x / float64(len(v))
+	}
+	assert.Equal(t, n-2*w+1, s.Jobs)
+	assert.Equal(t, cloud, s.CloudJobs)
+	assert.InDelta(t, cost, s.CloudCost, 1e-9)
+	assert.InDelta(t, cost/T, s.AvgCloudCost, 1e-9)
+	assert.InDelta(t, mean(waits), s.AvgWaitH, 1e-12)
+	assert.InDelta(t, mean(jcts), s.AvgJCTH, 1e-12)
+	assert.Equal(t, jcts[int(math.RoundToEven(0.9*float64(len(jcts)-1)))], s.P90JCTH)
+	assert.Equal(t, jcts[int(math.RoundToEven(0.99*float64(len(jcts)-1)))], s.P99JCTH)
+	assert.InDelta(t, cluster/(float64(ownedGPUs)*T), s.ClusterUtilization, 1e-12)
+	assert.InDelta(t, system/(float64(ownedGPUs)*T), s.SystemUtilization, 1e-12)
+}
+
+// Small random traces with the method's corner cases made likely: equal
+// submit times, zero durations, 8-GPU jobs, zero budgets.
+func TestBurstMatchesOracleOnRandomSmallTraces(t *testing.T) {
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		n := 1 + rng.IntN(30)
+		js := make([]tj, n)
+		tm := int64(0)
+		for i := range js {
+			tm += int64(rng.IntN(4)) * 5
+			js[i] = tj{submit: tm, dur: int64(rng.IntN(4)) * 10, gpus: []int{1, 2, 4, 8}[rng.IntN(4)]}
+		}
+		nodes := 1 + rng.IntN(3)
+		names := []string{"n0", "n1", "n2"}[:nodes]
+		budget := int64(rng.IntN(4)) * 5 * Second
+		pools, fl := burstFleet(names, nil)
+		res, err := Run(context.Background(), Config{Pools: pools, Nodes: fl, Jobs: jobsOf(js),
+			Burst: &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: budget}}})
+		require.NoError(t, err)
+		want := oracleRun(js, nodes, budget)
+		for i, o := range want {
+			r := res.Jobs[i]
+			require.Equal(t, []any{o.start, o.end, o.cloud}, []any{r.Start, r.End, r.Where == "cloud"}, "seed %d job %d of %v", seed, i, js)
+		}
+	}
+}
+
+func TestBurstDeterministicBytes(t *testing.T) {
+	js := genSection7(11, 32, 3)
+	pools, nodes := burstFleet([]string{"n0", "n1", "n2", "n3"}, nil)
+	run := func() []byte {
+		res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf(js), Seed: 5,
+			Burst: &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: 15 * Second}}, WarmupJobs: 5})
+		require.NoError(t, err)
+		b, err := json.Marshal(res)
+		require.NoError(t, err)
+		return b
+	}
+	a, b := run(), run()
+	assert.Equal(t, a, b)
+}
