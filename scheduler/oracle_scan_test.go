@@ -1129,3 +1129,73 @@ func oProbeLimits(t *testing.T, rng *rand.Rand, c *Cluster, w *oWorld, where str
 	}
 	require.Equal(t, before, qSnapshot(c), "%s: the probes put everything back", where)
 }
+
+// TestOracleSpreadBigFleet checks the spread path where the best-first walk
+// cannot see every candidate: over 512 partly used nodes in one zone score
+// better than the few nodes of the others, so a service's second replica
+// must look past them. Every replica must go where the oracle puts it.
+func TestOracleSpreadBigFleet(t *testing.T) {
+	big, jobs := 600, 12
+	if oLong() {
+		big, jobs = 1100, 60
+	}
+	for _, name := range []string{"best-fit", "gpu-packing", "fgd", "topology", "first-fit"} {
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(len(name)), 0xB16))
+			var nodes []Node
+			for i := range big + 8 {
+				n := Node{Name: fmt.Sprintf("n%04d", i), CPUMilli: 64000, MemoryMiB: 1 << 18, Rack: fmt.Sprintf("r%d", i%7),
+					Labels: map[string]string{"zone": "z0"}}
+				for g := range 4 {
+					n.GPUs = append(n.GPUs, GPU{Model: "A100", Island: g / 2})
+				}
+				switch {
+				case i >= big+5:
+					n.Labels = nil // no zone: the "" domain
+				case i >= big:
+					n.Labels["zone"] = fmt.Sprintf("z%d", 1+i%2)
+				}
+				nodes = append(nodes, n)
+			}
+			c, err := NewCluster(nil, nodes)
+			require.NoError(t, err)
+			w := newOWorld(nil, nodes, oTarget)
+			perm := make([]NodeID, c.NumNodes())
+			for r, id := range rng.Perm(len(perm)) {
+				perm[r] = NodeID(id)
+				w.rank[id] = r
+			}
+			require.NoError(t, c.SetRanks(perm))
+			p, err := NewPolicy(c, name, Options{Target: oTarget})
+			require.NoError(t, err)
+			// Fill the big zone partly, so that its nodes score best.
+			fill := Task{GPUs: 1, GPUMilli: 1000, CPUMilli: 1000 + rng.Int64N(8000)}
+			for i := range big {
+				a := Assign{Node: NodeID(i), Mask: 1 << uint(rng.IntN(4)), Take: 1000, CPUMilli: fill.CPUMilli, Tag: 1}
+				require.NoError(t, c.Commit(a))
+				w.apply(a, &fill, -1)
+			}
+			op := oPolicy{name: name}
+			outside := 0
+			for k := range jobs {
+				j := &Job{ID: fmt.Sprintf("svc%d", k), Kind: Inference, Count: 2 + rng.IntN(3),
+					Task: Task{GPUs: 1, GPUMilli: []int{1000, 1000, 250}[rng.IntN(3)], CPUMilli: 1000}}
+				where := fmt.Sprintf("job %s x%d %+v", j.ID, j.Count, j.Task)
+				got, ok, err := c.PlaceJob(p, j, rng, nil)
+				require.NoError(t, err)
+				want, wantOK := w.placeJob(op, j)
+				require.Equal(t, wantOK, ok, where)
+				require.Len(t, got, len(want), where)
+				for i := range want {
+					require.Equal(t, want[i].Node, got[i].Node, "%s: replica %d", where, i)
+					require.Equal(t, want[i].Mask, got[i].Mask, "%s: replica %d devices", where, i)
+					if int(got[i].Node) >= big {
+						outside++
+					}
+				}
+				oCheckState(t, c, w, where)
+			}
+			require.Positive(t, outside, "replicas went past the big zone")
+		})
+	}
+}
