@@ -497,8 +497,9 @@ func (e *engine) pass(t int64) error {
 		if err != nil {
 			return err
 		}
-		if e.jobs[k].status != stQueued {
-			continue // replicas of a running service put back
+		if e.jobs[k].status != stQueued { // lost replicas of a running service put back
+			e.emit(Event{At: t, Kind: EventReplace, Job: k, ID: e.jobs[k].src.Job.ID, Node: jp.Tasks[0].Node})
+			continue
 		}
 		e.start(k, t, jp.Tasks[0].Node)
 		started++

@@ -88,6 +88,8 @@ const (
 	EventRequeue EventKind = "requeue"
 	// EventDegrade: a service lost replicas and runs under-replicated.
 	EventDegrade EventKind = "degrade"
+	// EventReplace: a pass placed lost replicas of a running service again.
+	EventReplace EventKind = "replace"
 	// EventCloud: the job's waiting budget expired and it left for the cloud.
 	EventCloud EventKind = "cloud"
 	// EventCloudEnd: the job's cloud run ended.
