@@ -161,15 +161,20 @@ func TestConservationAndReconcile(t *testing.T) {
 			assert.Equal(t, len(res.Jobs), res.Summary.Ended)
 		}
 	}
-	// and with bursting
-	js := genSection7(4, 32, 3)
-	pools, nodes := burstFleet([]string{"n0", "n1", "n2", "n3"}, nil)
-	cfg := Config{Pools: pools, Nodes: nodes, Jobs: jobsOf(js), Burst: &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: 15 * Second}}, WarmupJobs: 5}
-	log := collect(&cfg)
-	res, err := Run(context.Background(), cfg)
-	require.NoError(t, err)
-	require.Positive(t, res.Summary.CloudJobs)
-	reconcile(t, *log, res, 5)
+	// and with bursting, to the end and cut at 1.5 h (jobs still in the cloud)
+	for _, horizon := range []int64{0, 5400 * Second} {
+		js := genSection7(4, 32, 3)
+		pools, nodes := burstFleet([]string{"n0", "n1", "n2", "n3"}, nil)
+		cfg := Config{Pools: pools, Nodes: nodes, Jobs: jobsOf(js), Burst: &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: 15 * Second}}, WarmupJobs: 5, Horizon: horizon}
+		log := collect(&cfg)
+		res, err := Run(context.Background(), cfg)
+		require.NoError(t, err)
+		require.Positive(t, res.Summary.CloudJobs)
+		if horizon > 0 {
+			require.Positive(t, res.Summary.InCloud)
+		}
+		reconcile(t, *log, res, 5)
+	}
 }
 
 func TestCheckpointRestart(t *testing.T) {
