@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -51,15 +54,22 @@ inputs; it is written whole or not at all.`,
 }
 
 // traceIO is where the trace tools read "-" from and write to: the
-// streams of the command that runs (bind).
+// streams and context of the command that runs (bind).
 type traceIO struct {
+	ctx            context.Context
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	closers        []io.Closer // files open opened that its Reader does not close
 }
 
-// bind points t at the streams of cmd.
+// bind points t at the streams and context of cmd. Each command calls it
+// first, and defers release.
 func (t *traceIO) bind(cmd *cobra.Command) {
 	t.stdin, t.stdout, t.stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+	t.ctx = cmd.Context()
+	if t.ctx == nil {
+		t.ctx = context.Background()
+	}
 }
 
 // inputFlags are the flags every command that reads a trace takes.
@@ -75,6 +85,12 @@ func (in *inputFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&in.paiJobs, "pai-jobs", "", "PAI job table to join a task table with (default: pai_job_table.csv beside it)")
 }
 
+// changed reports whether any input flag was given, for a command whose
+// input is optional (gen without --fit reads nothing).
+func (in *inputFlags) changed(fs *pflag.FlagSet) bool {
+	return fs.Changed("format") || fs.Changed("strict") || fs.Changed("pai-jobs")
+}
+
 func (in *inputFlags) options() (traces.Options, error) {
 	f, err := traces.ParseFormat(in.format)
 	if err != nil {
@@ -83,16 +99,66 @@ func (in *inputFlags) options() (traces.Options, error) {
 	return traces.Options{Format: f, Strict: in.strict, PAIJobs: in.paiJobs}, nil
 }
 
-// open opens a job trace; "-" is standard input.
+// open opens a job trace; "-" is standard input. --pai-jobs must name a
+// file (or "-") and goes with a PAI task table only: it is never ignored.
 func (t *traceIO) open(path string, in *inputFlags) (*traces.Reader, error) {
 	opts, err := in.options()
 	if err != nil {
 		return nil, err
 	}
-	if path == "-" {
-		return traces.NewReader(t.stdin, "stdin", opts)
+	var r *traces.Reader
+	switch {
+	case in.paiJobs == "-" && path == "-":
+		return nil, usageErr("--pai-jobs - and the trace - cannot both be standard input")
+	case in.paiJobs == "-":
+		r, err = t.openPAIFromStdin(path, opts)
+	case in.paiJobs != "":
+		if _, err := os.Stat(in.paiJobs); err != nil {
+			return nil, fmt.Errorf("--pai-jobs: %w", err)
+		}
+		fallthrough
+	default:
+		if path == "-" {
+			if in.paiJobs != "" {
+				return nil, usageErr("--pai-jobs joins a PAI task table read from a file; the trace - is standard input")
+			}
+			r, err = traces.NewReader(t.stdin, "stdin", opts)
+		} else {
+			r, err = traces.Open(path, opts)
+		}
 	}
-	return traces.Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if in.paiJobs != "" && r.Meta().Format != traces.FormatPAI {
+		r.Close()
+		return nil, usageErr("--pai-jobs joins a PAI task table, and %s is %s", path, r.Meta().Format)
+	}
+	return r, nil
+}
+
+// openPAIFromStdin joins the PAI task table at path with a job table on
+// standard input.
+func (t *traceIO) openPAIFromStdin(path string, opts traces.Options) (*traces.Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open trace: %w", err)
+	}
+	r, err := traces.NewPAIReader(t.stdin, "stdin", f, filepath.Base(path), opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	t.closers = append(t.closers, f)
+	return r, nil
+}
+
+// release closes what open opened beside the Readers it returned.
+func (t *traceIO) release() {
+	for _, c := range t.closers {
+		c.Close()
+	}
+	t.closers = nil
 }
 
 // outputFlags choose the canonical encoding written.
@@ -190,15 +256,41 @@ func (t *traceIO) create(path string) (w io.Writer, finish func(failed error) er
 	return tmp, finish, nil
 }
 
+// errInterrupted ends a write cut short by Ctrl-C or SIGTERM.
+var errInterrupted = errors.New("interrupted")
+
 // writeJobs writes jobs from next to path in the chosen format and returns
-// how many it wrote. On an error a file at path is left as it was.
+// how many it wrote. On an error a file at path is left as it was. While a
+// file is written, Ctrl-C (or SIGTERM) stops the write between two jobs and
+// removes the temporary file, and the error says so; a second Ctrl-C ends
+// the program at once (as when the read is stuck on a terminal).
 func (t *traceIO) writeJobs(path string, f traces.Format, meta traces.Meta, next func() (traces.Job, error)) (n int, err error) {
+	ctx := t.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if path != "-" && path != "" {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		context.AfterFunc(ctx, stop) // the next signal is the default: exit
+	}
+	_, statErr := os.Stat(path)
+	existed := statErr == nil
 	w, finish, err := t.create(path)
 	if err != nil {
 		return 0, err
 	}
 	defer func() {
-		if ferr := finish(err); err == nil {
+		ferr := finish(err)
+		if errors.Is(err, errInterrupted) {
+			was := "no file " + path + " was made"
+			if existed {
+				was = path + " is as it was"
+			}
+			err = fmt.Errorf("interrupted after %d jobs: the partial output was removed; %s", n, was)
+		}
+		if err == nil {
 			err = ferr
 		}
 	}()
@@ -207,6 +299,9 @@ func (t *traceIO) writeJobs(path string, f traces.Format, meta traces.Meta, next
 		return 0, err
 	}
 	for {
+		if n%1024 == 0 && ctx.Err() != nil {
+			return n, errInterrupted
+		}
 		j, err := next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -219,15 +314,19 @@ func (t *traceIO) writeJobs(path string, f traces.Format, meta traces.Meta, next
 		}
 		n++
 	}
+	if ctx.Err() != nil {
+		return n, errInterrupted // not a whole file if the signal came last
+	}
 	if err := tw.Close(); err != nil {
 		return n, fmt.Errorf("write: %w", err)
 	}
 	return n, nil
 }
 
-// reportProblems prints the skipped records of a lenient read to stderr.
+// reportProblems prints the skipped records and the warnings of a lenient
+// read to stderr.
 func (t *traceIO) reportProblems(name string, p traces.Problems) {
-	if p.Skipped > 0 {
+	if p.Skipped > 0 || len(p.Warnings) > 0 {
 		fmt.Fprintf(t.stderr, "%s: %s\n", name, p)
 	}
 }
@@ -255,6 +354,7 @@ beside it, renamed over it at the end.`,
 	out.add(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		t.bind(cmd)
+		defer t.release()
 		if len(args) != 2 {
 			return usageErr("convert takes IN and OUT, got %d arguments", len(args))
 		}

@@ -278,23 +278,16 @@ func TestTraceOutputWholeOrNothing(t *testing.T) {
 	}
 }
 
-// Rates too low for any arrival to be a time are refused; before, gen wrote
-// submit times wrapped around to -9223372036854775808.
+// Rates too low for any arrival to be a time are refused, as a wrong call
+// (exit 2); before, gen wrote submit times wrapped around to
+// -9223372036854775808.
 func TestTraceGenRateBounds(t *testing.T) {
-	tests := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"gen", "--rate", "1e-300", "--jobs", "3", "-"}, "spec: arrival.rate_per_hour is 1e-300, want a finite number >= 1e-06"},
-		{[]string{"gen", "--rate", "1e-7", "--jobs", "3", "-"}, "spec: arrival.rate_per_hour is 1e-07, want a finite number >= 1e-06"},
-		{[]string{"gen", "--rate", "-5", "--jobs", "3", "-"}, "spec: arrival.rate_per_hour is -5, want a finite number >= 1e-06"},
-	}
-	for _, tc := range tests {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			out, _, err := runTrace(t, "", tc.args...)
-			require.Error(t, err)
-			assert.ErrorContains(t, err, tc.want)
-			assert.NotContains(t, out, ",-9223372036854775808,")
+	for rate, shown := range map[string]string{"1e-300": "1e-300", "1e-7": "1e-07", "-5": "-5", "NaN": "NaN", "Inf": "+Inf"} {
+		t.Run(rate, func(t *testing.T) {
+			code, out, errOut := petite(t, nil, "trace", "gen", "--rate", rate, "--jobs", "3", "-")
+			assert.Equal(t, exitUsage, code)
+			assert.Contains(t, errOut, "--rate "+shown+": want a finite number >= 1e-06")
+			assert.Empty(t, out)
 		})
 	}
 }

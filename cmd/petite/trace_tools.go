@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,13 +22,16 @@ func (t *traceIO) statsCommand() *cobra.Command {
 		Short: "Summarise a trace: jobs, GPU demand, arrivals, durations, GPU-hours.",
 		Long: `Reports jobs and GPU jobs, the GPU-demand distribution, arrivals by hour of day and
 weekday, duration quantiles, total GPU-hours, the time span and the bad records
-skipped. A machine list (openb nodes, PAI machine spec, Philly machine list, Helios
-GPU numbers) gets a fleet summary instead. --json prints the same as JSON.`,
+skipped. A machine list (openb nodes, PAI machine spec, Philly machine list) gets a
+fleet summary instead, and a Helios GPU-number file a summary of its virtual
+clusters. -o json (or --json) prints the same as JSON.`,
 		Example: examples(
 			"petite trace stats traces/samples/openb_pod_list_default.csv",
-			"petite trace stats --json traces/testdata/helios/cluster_log.csv",
+			"petite trace stats -o json traces/testdata/helios/cluster_log.csv",
 			"# a machine list gets a fleet summary",
 			"petite trace stats traces/testdata/pai/pai_machine_spec.csv",
+			"# Helios GPU numbers: virtual clusters and their busiest day",
+			"petite trace stats traces/testdata/helios/earth_cluster_gpu_number.csv",
 			"# standard input",
 			"petite trace stats - < traces/testdata/philly/cluster_job_log",
 		),
@@ -36,20 +40,66 @@ GPU numbers) gets a fleet summary instead. --json prints the same as JSON.`,
 	fs := cmd.Flags()
 	var in inputFlags
 	in.add(fs)
-	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	output := addOutputFlag(fs, "table", "json")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		t.bind(cmd)
+		defer t.release()
 		if len(args) != 1 {
 			return usageErr("stats takes one FILE, got %d arguments", len(args))
 		}
+		outFormat, err := output.format()
+		if err != nil {
+			return err
+		}
+		asJSON := outFormat == "json"
 		opts, err := in.options()
 		if err != nil {
 			return err
 		}
-		if done, err := t.fleetStats(args[0], opts.Format, *asJSON); done || err != nil {
+		path := args[0]
+		// Open once to tell a machine list from a job trace; standard
+		// input cannot be opened twice, so it is read from what was
+		// sniffed.
+		file, name, err := openInput(cmd, path)
+		if err != nil {
 			return err
 		}
-		r, err := t.open(args[0], &in)
+		defer file.Close()
+		name = filepath.Base(name)
+		br, err := traces.Buffered(file, name)
+		if err != nil {
+			return err
+		}
+		f := opts.Format
+		if f == traces.FormatAuto {
+			if f, err = traces.Sniff(br, name); err != nil {
+				return err
+			}
+		}
+		if f.IsFleet() {
+			if in.paiJobs != "" {
+				return usageErr("--pai-jobs joins a PAI task table, and %s is %s", path, f)
+			}
+			st, err := traces.ReadFleetStats(br, name, f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeTraceJSON(t.stdout, st)
+			}
+			return printFleetStats(t.stdout, path, st)
+		}
+		var r *traces.Reader
+		if path == "-" {
+			if in.paiJobs != "" {
+				return usageErr("--pai-jobs joins a PAI task table read from a file; the trace - is standard input")
+			}
+			opts.Format = f
+			r, err = traces.NewReader(br, "stdin", opts)
+		} else {
+			file.Close()
+			r, err = t.open(path, &in)
+		}
 		if err != nil {
 			return err
 		}
@@ -58,61 +108,39 @@ GPU numbers) gets a fleet summary instead. --json prints the same as JSON.`,
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			return writeTraceJSON(t.stdout, st)
 		}
-		printTraceStats(t.stdout, args[0], st)
-		return nil
+		return printTraceStats(t.stdout, path, st)
 	}
 	return cmd
 }
 
-// fleetStats prints the summary of a machine list and reports done when
-// path is one (by --format or by sniffing).
-func (t *traceIO) fleetStats(path string, f traces.Format, asJSON bool) (bool, error) {
-	if path == "-" || (f != traces.FormatAuto && !f.IsFleet()) {
-		return false, nil
-	}
-	file, err := os.Open(path)
-	if err != nil {
-		return false, fmt.Errorf("open trace: %w", err)
-	}
-	defer file.Close()
-	if f == traces.FormatAuto {
-		br, err := traces.Buffered(file, filepath.Base(path))
-		if err != nil {
-			return false, err
+// printFleetStats prints the summary of a machine list, or of a Helios
+// GPU-number file (virtual clusters, not machines).
+func printFleetStats(out io.Writer, path string, st traces.FleetStats) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "fleet\t%s (%s)\n", path, st.Format)
+	if d := st.Days; st.Format == traces.FormatHeliosGPUs {
+		fmt.Fprintf(w, "virtual clusters\t%d (GPUs per virtual cluster per day; the file lists no machines)\n", st.VirtualClusters)
+		if d != nil {
+			fmt.Fprintf(w, "days\t%d, %s to %s\n", d.Count, d.First, d.Last)
+			fmt.Fprintf(w, "GPUs\t%d at most, on %s (%d on the last day, %s)\n", st.GPUs, d.Peak, d.LastGPUs, d.Last)
 		}
-		if f, err = traces.Sniff(br, filepath.Base(path)); err != nil || !f.IsFleet() {
-			return false, nil
+		for _, vc := range st.ByVC {
+			fmt.Fprintf(w, "  %s\t%d GPUs at most\n", vc.VC, vc.MaxGPUs)
 		}
-		if _, err := file.Seek(0, io.SeekStart); err != nil {
-			return false, fmt.Errorf("rewind %s: %w", path, err)
-		}
+		return w.Flush()
 	}
-	ms, f, err := traces.ReadFleet(file, filepath.Base(path), f)
-	if err != nil {
-		return true, err
-	}
-	st := traces.ComputeFleetStats(f, ms)
-	if asJSON {
-		return true, writeTraceJSON(t.stdout, st)
-	}
-	w := tabwriter.NewWriter(t.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "fleet\t%s (%s)\n", path, f)
 	fmt.Fprintf(w, "machines\t%d\n", st.Machines)
 	fmt.Fprintf(w, "GPUs\t%d\n", st.GPUs)
 	if st.CPUMilli > 0 || st.MemMiB > 0 {
 		fmt.Fprintf(w, "CPU, memory\t%d cores, %d GiB\n", st.CPUMilli/1000, st.MemMiB/1024)
 	}
 	for _, m := range st.ByModel {
-		name := m.Model
-		if name == "" {
-			name = "(no GPU model)"
-		}
-		fmt.Fprintf(w, "  %s\t%d machines, %d GPUs\n", name, m.Machines, m.GPUs)
+		fmt.Fprintf(w, "  %s\t%d machines, %d GPUs\n", m.Label(), m.Machines, m.GPUs)
 	}
-	return true, w.Flush()
+	return w.Flush()
 }
 
 func writeTraceJSON(w io.Writer, v any) error {
@@ -121,9 +149,8 @@ func writeTraceJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printTraceStats(out io.Writer, name string, st *traces.Stats) {
+func printTraceStats(out io.Writer, name string, st *traces.Stats) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	defer w.Flush()
 	fmt.Fprintf(w, "trace\t%s (%s; %s clock, zone %s)\n", name, st.Meta.Format, st.Meta.Clock, st.Meta.Zone)
 	fmt.Fprintf(w, "jobs\t%d (%d use GPUs, %d of them a shared GPU; %d task instances)\n", st.Jobs, st.GPUJobs, st.SharedGPUJobs, st.Instances)
 	var status []string
@@ -175,11 +202,18 @@ func printTraceStats(out io.Writer, name string, st *traces.Stats) {
 			traces.FormatDuration(d.P99), traces.FormatDuration(d.Max), traces.FormatDuration(d.Mean), d.Known)
 	}
 	fmt.Fprintf(w, "GPU-hours\t%.1f\n", st.GPUHours)
-	if st.Problems.Skipped == 0 {
+	switch {
+	case st.Problems.Skipped == 0 && len(st.Problems.Warnings) == 0:
 		fmt.Fprintf(w, "bad records\tnone\n")
-	} else {
+	case st.Problems.Skipped == 0:
+		fmt.Fprintf(w, "bad records\tnone\n")
+		for _, warn := range st.Problems.Warnings {
+			fmt.Fprintf(w, "warning\t%s\n", warn)
+		}
+	default:
 		fmt.Fprintf(w, "bad records\t%s\n", strings.ReplaceAll(st.Problems.String(), "\n", "\n\t"))
 	}
+	return w.Flush()
 }
 
 // traceStamp prints a trace time: a date on a Unix clock, seconds otherwise.
@@ -201,10 +235,13 @@ func (t *traceIO) headCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "head [flags] FILE",
 		Short: "Print the first jobs of a trace.",
-		Long:  `Prints a table by default; --to petite-csv or petite-jsonl prints canonical records instead.`,
+		Long: `Prints a table by default, each cell cut to 40 characters (tasks to 80), so a
+long field cannot flood the terminal; --to petite-csv or petite-jsonl prints
+canonical records instead.`,
 		Example: examples(
 			"petite trace head -n 5 traces/testdata/philly/cluster_job_log",
 			"petite trace head -n 3 --to petite-csv traces/samples/openb_pod_list_default.csv",
+			"petite trace head - < traces/testdata/helios/cluster_log.csv",
 		),
 		Args: cobra.ArbitraryArgs,
 	}
@@ -216,6 +253,7 @@ func (t *traceIO) headCommand() *cobra.Command {
 	n := fs.IntP("lines", "n", 10, "number of jobs to print")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		t.bind(cmd)
+		defer t.release()
 		if len(args) != 1 {
 			return usageErr("head takes one FILE, got %d arguments", len(args))
 		}
@@ -259,13 +297,43 @@ func (t *traceIO) headCommand() *cobra.Command {
 			if j.Duration != traces.NoTime {
 				dur = traces.FormatDuration(float64(j.Duration))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, traceStamp(r.Meta(), j.Submit), traceStamp(r.Meta(), j.Start),
-				dur, traceOrDash(j.Tenant), traceOrDash(string(j.Status)), traceTaskSummary(j.Tasks))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", headCell(j.ID), traceStamp(r.Meta(), j.Submit), traceStamp(r.Meta(), j.Start),
+				dur, headCell(traceOrDash(j.Tenant)), headCell(traceOrDash(string(j.Status))), cutCell(traceTaskSummary(j.Tasks), headTasksRunes))
 		}
 		t.reportProblems(args[0], r.Problems())
 		return w.Flush()
 	}
 	return cmd
+}
+
+// The widest cells head prints: a field may be up to traces.MaxFieldBytes,
+// which is no table.
+const (
+	headCellRunes  = 40
+	headTasksRunes = 80
+)
+
+// headCell cuts s to headCellRunes characters, ending a cut one with "…",
+// and shows control characters (a line break in a quoted field) escaped,
+// so each job stays one line.
+func headCell(s string) string { return cutCell(s, headCellRunes) }
+
+// cutCell is headCell to width characters.
+func cutCell(s string, width int) string {
+	if n := 0; len(s) > width {
+		for i := range s {
+			if n == width-1 {
+				s = s[:i] + "…"
+				break
+			}
+			n++
+		}
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		q := strconv.Quote(s)
+		s = q[1 : len(q)-1]
+	}
+	return s
 }
 
 func traceOrDash(s string) string {
@@ -329,9 +397,10 @@ output). The same input, --jobs and --seed always give the same bytes.`,
 	in.add(fs)
 	out.add(fs)
 	n := fs.Int("jobs", 0, "number of jobs to draw (required)")
-	seed := fs.Uint64("seed", 1, "random seed")
+	seed := fs.Uint64("seed", defaultSeed, "random seed")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		t.bind(cmd)
+		defer t.release()
 		if len(args) < 1 || len(args) > 2 {
 			return usageErr("sample takes IN and an optional OUT, got %d arguments", len(args))
 		}
@@ -400,22 +469,41 @@ output) as canonical CSV or JSON Lines; the same spec and seed give the same byt
 	fit := fs.String("fit", "", "fit the spec to this trace")
 	specFile := fs.String("spec", "", "read the spec from this JSON file")
 	jobs := fs.Int("jobs", 0, "number of jobs (default: the spec's; with --fit, as many as the trace has)")
-	seed := fs.Uint64("seed", 1, "random seed")
+	seed := fs.Uint64("seed", defaultSeed, "random seed (a --spec file's own seed unless given)")
 	arrival := fs.String("arrival", "", "arrival process: poisson or diurnal (default: the spec's)")
 	rate := fs.Float64("rate", 0, "mean arrivals per hour (default: the spec's)")
 	printSpec := fs.Bool("print-spec", false, "print the spec as JSON instead of generating")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		t.bind(cmd)
+		defer t.release()
 		if len(args) > 1 {
 			return usageErr("gen takes at most one OUT, got %d arguments", len(args))
 		}
 		if *fit != "" && *specFile != "" {
 			return usageErr("--fit and --spec exclude each other")
 		}
+		if *fit == "" && in.changed(fs) {
+			return usageErr("--format, --strict and --pai-jobs describe the --fit trace; give --fit or leave them out")
+		}
+		if fs.Changed("arrival") && *arrival != "poisson" && *arrival != "diurnal" {
+			return usageErr("--arrival %q: want poisson or diurnal", *arrival)
+		}
+		if fs.Changed("rate") && (!(*rate >= traces.MinRatePerHour) || math.IsInf(*rate, 0)) {
+			return usageErr("--rate %g: want a finite number >= %g arrivals per hour", *rate, traces.MinRatePerHour)
+		}
+		if *fit == "-" && *specFile == "-" {
+			return usageErr("--fit - and --spec - cannot both be standard input")
+		}
+		dst := "-"
 		if len(args) == 1 {
-			if err := distinctOutput(args[0], *fit, *specFile, in.paiJobs); err != nil {
+			dst = args[0]
+			if err := distinctOutput(dst, *fit, *specFile, in.paiJobs); err != nil {
 				return err
 			}
+		}
+		f, err := out.format(dst)
+		if err != nil {
+			return err
 		}
 		spec := traces.DefaultSpec()
 		switch {
@@ -431,14 +519,14 @@ output) as canonical CSV or JSON Lines; the same spec and seed give the same byt
 			}
 			t.reportProblems(*fit, r.Problems())
 		case *specFile != "":
-			f, err := os.Open(*specFile)
+			f, name, err := openInput(cmd, *specFile)
 			if err != nil {
-				return fmt.Errorf("open spec: %w", err)
+				return fmt.Errorf("--spec: %w", err)
 			}
 			spec, err = traces.ReadSpec(f)
 			f.Close()
 			if err != nil {
-				return fmt.Errorf("%s: %w", *specFile, err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
 		if fs.Changed("jobs") {
@@ -450,27 +538,25 @@ output) as canonical CSV or JSON Lines; the same spec and seed give the same byt
 		if fs.Changed("seed") || *specFile == "" {
 			spec.Seed = *seed
 		}
-		if *arrival != "" {
+		if fs.Changed("arrival") {
 			spec.Arrival.Process = *arrival
 		}
-		if *rate != 0 {
+		if fs.Changed("rate") {
 			spec.Arrival.RatePerHour = *rate
 		}
-		if *printSpec {
-			if err := spec.Validate(); err != nil {
-				return err
+		// Without --spec or --fit every value comes from a flag or the
+		// built-in spec, so a spec that does not hold is a wrong call.
+		fromFlags := *fit == "" && *specFile == ""
+		if err := spec.Validate(); err != nil {
+			if fromFlags {
+				return usageErr("%v", err)
 			}
+			return err
+		}
+		if *printSpec {
 			return writeTraceJSON(t.stdout, spec)
 		}
 		g, err := traces.NewGenerator(spec)
-		if err != nil {
-			return err
-		}
-		dst := "-"
-		if len(args) == 1 {
-			dst = args[0]
-		}
-		f, err := out.format(dst)
 		if err != nil {
 			return err
 		}
