@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
 )
 
 func placeJSON(t *testing.T, args ...string) (placeSummary, string) {
@@ -257,5 +259,46 @@ func TestPlaceCanonical(t *testing.T) {
 		assert.Equal(t, want.GPUAllocPct, got.GPUAllocPct, name)
 		assert.Equal(t, want.StrandedGPUs, got.StrandedGPUs, name)
 		assert.Equal(t, want.Pools, got.Pools, name)
+	}
+}
+
+// An unplaced job gets one reason: the check that stopped it on the
+// nodes that came closest to taking it.
+func TestExplainOneReason(t *testing.T) {
+	pools := []scheduler.Pool{{Name: "p", Kind: scheduler.PoolOnPrem}}
+	t4 := func(name string) scheduler.Node {
+		return scheduler.Node{Name: name, Pool: "p", CPUMilli: 8000, MemoryMiB: 65536,
+			GPUs: []scheduler.GPU{{Model: "T4"}, {Model: "T4"}}}
+	}
+	cpuOnly := scheduler.Node{Name: "cpu", Pool: "p", CPUMilli: 64000, MemoryMiB: 65536}
+	c, err := scheduler.NewCluster(pools, []scheduler.Node{t4("a"), t4("b"), cpuOnly})
+	require.NoError(t, err)
+	p, err := scheduler.NewPolicy(c, "best-fit", scheduler.Options{})
+	require.NoError(t, err)
+	gpuTask := func(gpus int, models ...string) scheduler.Task {
+		return scheduler.Task{GPUs: gpus, GPUMilli: 1000, Models: models, CPUMilli: 1000, MemoryMiB: 1024}
+	}
+	tests := []struct {
+		name string
+		job  scheduler.Job
+		want string
+		// nodes ruled out, per reason
+		nodes map[string]int
+	}{
+		{"a model the fleet lacks", scheduler.Job{ID: "h", Count: 1, Task: gpuTask(1, "H100")}, "GPU model not accepted",
+			map[string]int{"GPU model not accepted": 2, "node has no GPU": 1}},
+		{"more GPUs than a node has", scheduler.Job{ID: "w", Count: 1, Task: gpuTask(4)}, "not enough free GPUs",
+			map[string]int{"not enough free GPUs": 2, "node has no GPU": 1}},
+		{"more CPU than any node", scheduler.Job{ID: "c", Count: 1, Task: scheduler.Task{CPUMilli: 100000}}, "not enough free CPU",
+			map[string]int{"not enough free CPU": 3}},
+		{"a gang wider than the fleet", scheduler.Job{ID: "g", Count: 3, Task: gpuTask(2)}, "the gang of 3 does not fit (2 nodes can take one task)",
+			map[string]int{"node has no GPU": 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := map[string]int{}
+			assert.Equal(t, tc.want, explain(c, p, &tc.job, nodes))
+			assert.Equal(t, tc.nodes, nodes)
+		})
 	}
 }
