@@ -33,15 +33,15 @@ func petite(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, st
 }
 
 // inShippedTree makes a temporary directory that looks like the
-// repository root to a user (the shipped data under traces/ and
-// scheduler/) and makes it the working directory, so commands that write
+// repository root to a user (the shipped data under traces/, scheduler/
+// and simulator/) and makes it the working directory, so commands that write
 // files write them there.
 func inShippedTree(t *testing.T) string {
 	t.Helper()
 	repo, err := filepath.Abs("../..")
 	require.NoError(t, err)
 	dir := t.TempDir()
-	for _, d := range []string{"traces", "scheduler", "docs", "README.md"} {
+	for _, d := range []string{"traces", "scheduler", "simulator", "docs", "README.md"} {
 		require.NoError(t, os.Symlink(filepath.Join(repo, d), filepath.Join(dir, d)))
 	}
 	t.Chdir(dir)
@@ -233,6 +233,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"sim", "frag", "swep"}, `unknown command "swep" for "petite sim frag"; did you mean "sweep"?`},
 		{[]string{"trace", "stat"}, `did you mean "stats"?`},
 		{[]string{"place", "--polcy", "fgd"}, "unknown flag: --polcy; did you mean --policy?"},
+		{[]string{"place", "--policies", "fgd"}, "unknown flag: --policies; did you mean --policy?"},
+		{[]string{"validate", "--pod", "x"}, "unknown flag: --pod; did you mean --pods?"},
 		{[]string{"place", "extra"}, `place takes no arguments, got ["extra"]`},
 		{[]string{"place", "--policy", "nope"}, `unknown policy "nope"`},
 		{[]string{"place", "-o", "yaml"}, `--output: want table or json, got "yaml"`},

@@ -6,7 +6,8 @@ package main
 //   - Examples: every command sets cobra's Example with examples(...): lines
 //     "petite ..." are commands, lines "# ..." comments. Each command must run
 //     as written from the repository root on the data that ships with it (the
-//     embedded demo fleet and workload, traces/samples, traces/testdata);
+//     embedded demo fleet and workload, traces/samples, traces/testdata,
+//     simulator/forecast/testdata);
 //     an example may end in "< FILE" to feed FILE on standard input.
 //     TestExamples runs every one of them.
 //   - Output: what a command prints is chosen with -o/--output (addOutputFlag),
@@ -156,15 +157,19 @@ func flagError(cmd *cobra.Command, err error) error {
 }
 
 // closestFlag returns the command's flag nearest to name (edit distance at
-// most 2, or name a prefix of it), or "".
+// most 2, name a prefix of it, or its plural), or "".
 func closestFlag(cmd *cobra.Command, name string) string {
+	singular := strings.TrimSuffix(name, "s")
+	if s, ok := strings.CutSuffix(name, "ies"); ok {
+		singular = s + "y"
+	}
 	best, bestD := "", 3
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if f.Hidden {
 			return
 		}
 		d := editDistance(name, f.Name)
-		if strings.HasPrefix(f.Name, name) {
+		if strings.HasPrefix(f.Name, name) || f.Name == singular {
 			d = min(d, 1)
 		}
 		if d < bestD {
