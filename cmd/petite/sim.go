@@ -13,5 +13,7 @@ func simCommand() *cobra.Command {
 		),
 	}
 	c.AddCommand(simFragCommand())
+	c.AddCommand(simRunCommand())
+	c.AddCommand(simForecastCommand())
 	return c
 }
