@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"petite/scheduler"
+	"petite/simulator/replay"
+	"petite/traces"
+)
+
+// simRunCommand is `petite sim run`: a trace replayed over time through the
+// scheduler's state machine, optionally bursting to the cloud.
+func simRunCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Replay a job trace over a fleet on a virtual clock (optionally bursting to cloud).",
+		Long: `
+Replays a job trace through the same state machine and scheduling pass the
+daemon runs: jobs arrive at their submit times, queue, start, run for their
+trace duration and finish; a pass runs at every instant where something
+changed (docs/sim.md). With --cloud-wait it runs the burst-to-cloud method:
+the fleet's owned pools serve a strict queue, and a job that waits past its
+budget runs in the fleet's cloud pool and pays for it. It prints the
+summary; --json prints it as one JSON object, --events writes the event log
+(JSON Lines) that the summary reconciles with.
+
+Without --fleet it uses the embedded demo fleet; --trace is required.`,
+		Example: examples(
+			"# the burst method's No-Wait policy on its reference fleet",
+			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --policy best-fit --queue fifo --cloud-wait constant:15s --warmup-jobs 5 --json",
+			"# no waiting at all, as a table",
+			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --cloud-wait none",
+			"# a plain replay on the owned nodes, with backfill",
+			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue backfill",
+		),
+		Args: noArgs,
+	}
+	fs := cmd.Flags()
+	fleetPath := fs.String("fleet", "", "fleet YAML or machine list (default: the embedded demo fleet)")
+	tracePath := fs.String("trace", "", "job trace in any format the trace readers take ('-' for standard input)")
+	policy := fs.String("policy", "best-fit", "placement policy: "+fmt.Sprint(scheduler.PolicyNames()))
+	queue := fs.String("queue", "fifo", "queue discipline: fifo (strict, no backfill) or backfill")
+	wait := fs.String("cloud-wait", "", "burst to cloud with this waiting budget: none or constant:DURATION (e.g. constant:15s)")
+	warmup := fs.Int("warmup-jobs", 0, "jobs left out of the measurement window at its start (W; docs/sim.md)")
+	seed := fs.Uint64("seed", defaultSeed, "seed of the run's random stream (random policy, draws of the core)")
+	defDur := fs.Duration("default-duration", 0, "duration of a job whose trace gives none (0: such a job is an error)")
+	ckpt := fs.Duration("checkpoint-interval", 0, "training work between checkpoints (0: a job losing its place starts over)")
+	restart := fs.Duration("restart-cost", 0, "time a restarted training job spends loading before working again")
+	horizon := fs.Duration("horizon", 0, "stop at this time on the trace's clock (0: when every job has ended)")
+	preempt := fs.Bool("preempt", false, "let jobs evict running work of strictly lower priority")
+	events := fs.String("events", "", "write the event log to this file, one JSON object a line")
+	strict := fs.Bool("strict", false, "a bad trace record ends the run (default: skipped and counted)")
+	format := fs.String("format", "auto", "format of --trace (auto sniffs it)")
+	output := addOutputFlag(fs, "text", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		out, err := output.format()
+		if err != nil {
+			return err
+		}
+		if *tracePath == "" {
+			return usageErr("--trace: a job trace is required")
+		}
+		if !slices.Contains(scheduler.PolicyNames(), *policy) {
+			return usageErr("--policy: unknown policy %q (want one of %v)", *policy, scheduler.PolicyNames())
+		}
+		q, err := replay.ParseQueue(*queue)
+		if err != nil {
+			return usageErr("--queue: %v", err)
+		}
+		for name, d := range map[string]time.Duration{"default-duration": *defDur, "checkpoint-interval": *ckpt, "restart-cost": *restart, "horizon": *horizon} {
+			if d < 0 {
+				return usageErr("--%s: must not be negative", name)
+			}
+		}
+		cfg := replay.Config{Policy: *policy, Queue: q, Seed: *seed, WarmupJobs: *warmup, Preempt: *preempt,
+			Checkpoint: replay.Checkpoint{Interval: int64(*ckpt), Restart: int64(*restart)}, Horizon: int64(*horizon)}
+		if *warmup < 0 {
+			return usageErr("--warmup-jobs: must not be negative")
+		}
+		if *wait != "" {
+			wp, err := replay.ParseWait(*wait)
+			if err != nil {
+				return usageErr("--cloud-wait: %v", err)
+			}
+			if q != replay.QueueFIFO || *preempt {
+				return usageErr("--cloud-wait: the burst method runs a strict fifo queue without preemption")
+			}
+			cfg.Burst = &replay.Burst{Wait: wp}
+		}
+		f, err := traces.ParseFormat(*format)
+		if err != nil {
+			return usageErr("--format: %v", err)
+		}
+		cfg.Pools, cfg.Nodes, _, err = readFleetArg(cmd, *fleetPath)
+		if err != nil {
+			return err
+		}
+		cfg.Jobs, err = readReplayJobs(cmd, *tracePath, traces.Options{Format: f, Strict: *strict}, int64(*defDur))
+		if err != nil {
+			return err
+		}
+		var ev *eventLog
+		if *events != "" {
+			if ev, err = newEventLog(*events); err != nil {
+				return err
+			}
+			cfg.Observe = ev.write
+		}
+		res, err := replay.Run(cmd.Context(), cfg)
+		if ev != nil {
+			if cerr := ev.close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if out == "json" {
+			return writeJSON(cmd.OutOrStdout(), res.Summary)
+		}
+		return writeRunText(cmd.OutOrStdout(), &res.Summary)
+	}
+	return cmd
+}
+
+// readReplayJobs reads a job trace whole and converts it for the replay.
+func readReplayJobs(cmd *cobra.Command, path string, opts traces.Options, defDur int64) ([]replay.Job, error) {
+	var r *traces.Reader
+	var err error
+	name := path
+	if path == "-" {
+		name = "stdin"
+		r, err = traces.NewReader(cmd.InOrStdin(), name, opts)
+	} else {
+		r, err = traces.Open(path, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--trace: %w", err)
+	}
+	defer r.Close()
+	var src []traces.Job
+	for j, err := range r.All() {
+		if err != nil {
+			return nil, err
+		}
+		src = append(src, j)
+	}
+	jobs, err := replay.FromTrace(src, name, defDur)
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("trace %s: no jobs to replay", name)
+	}
+	return jobs, nil
+}
+
+// eventLog writes events as JSON Lines, remembering the first write error.
+type eventLog struct {
+	f   *os.File
+	w   *bufio.Writer
+	enc *json.Encoder
+	err error
+}
+
+func newEventLog(path string) (*eventLog, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--events: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	return &eventLog{f: f, w: w, enc: json.NewEncoder(w)}, nil
+}
+
+func (l *eventLog) write(e replay.Event) {
+	if l.err == nil {
+		l.err = l.enc.Encode(e)
+	}
+}
+
+func (l *eventLog) close() error {
+	err := l.err
+	if ferr := l.w.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--events: write %s: %w", l.f.Name(), err)
+	}
+	return nil
+}
+
+// writeRunText prints the summary as a two-column table.
+func writeRunText(w io.Writer, s *replay.Summary) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	rows := []struct {
+		k string
+		v any
+	}{
+		{"measured jobs", s.Jobs},
+		{"window (h)", fmt.Sprintf("%.4f .. %.4f (%.4f)", s.WindowStartH, s.WindowEndH, s.WindowH)},
+		{"cloud jobs", s.CloudJobs},
+		{"cloud cost", fmt.Sprintf("%.4f", s.CloudCost)},
+		{"cloud cost per hour", fmt.Sprintf("%.4f", s.AvgCloudCost)},
+		{"wait (h): mean p50 p90 p99", fmt.Sprintf("%.4f %.4f %.4f %.4f", s.WaitH.Mean, s.WaitH.P50, s.WaitH.P90, s.WaitH.P99)},
+		{"JCT (h): mean p50 p90 p99", fmt.Sprintf("%.4f %.4f %.4f %.4f", s.JCTH.Mean, s.JCTH.P50, s.JCTH.P90, s.JCTH.P99)},
+		{"cluster utilization", fmt.Sprintf("%.4f", s.ClusterUtilization)},
+		{"system utilization", fmt.Sprintf("%.4f", s.SystemUtilization)},
+		{"preemptions, restarts", fmt.Sprintf("%d, %d", s.Preemptions, s.Restarts)},
+		{"GPU-hours (lost)", fmt.Sprintf("%.2f (%.2f)", s.GPUHours, s.LostGPUHours)},
+		{"makespan (h)", fmt.Sprintf("%.4f", s.MakespanH)},
+		{"jobs: ended running queued cloud future", fmt.Sprintf("%d %d %d %d %d", s.Ended, s.Running, s.Queued, s.InCloud, s.Future)},
+	}
+	for _, r := range rows {
+		if _, err := fmt.Fprintf(tw, "%s\t%v\n", r.k, r.v); err != nil {
+			return err
+		}
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	burstFleetFile = "../../simulator/replay/testdata/burst-fleet.yaml"
+	section7File   = "../../simulator/replay/testdata/section7.csv"
+)
+
+// The burst method's command form prints the keys of its §6, and the same
+// inputs give the same bytes.
+func TestSimRunBurstJSON(t *testing.T) {
+	args := []string{"sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--policy", "best-fit", "--queue", "fifo",
+		"--cloud-wait", "constant:15s", "--warmup-jobs", "5", "--json"}
+	code, out, errOut := petite(t, nil, args...)
+	require.Equal(t, 0, code, errOut)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &m))
+	for _, k := range []string{"jobs", "cloud_jobs", "cloud_cost", "avg_cloud_cost", "avg_wait_h", "avg_jct_h", "p90_jct_h", "p99_jct_h", "cluster_utilization", "system_utilization"} {
+		assert.Contains(t, m, k)
+	}
+	// 86 jobs, W = 5: N − 2W + 1 = 77 measured.
+	assert.Equal(t, 77.0, m["jobs"])
+	assert.Positive(t, m["cloud_jobs"])
+	_, again, _ := petite(t, nil, args...)
+	assert.Equal(t, out, again)
+
+	// none sends more to the cloud than a 15 s budget, and never waits.
+	_, outNone, _ := petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--cloud-wait", "none", "--warmup-jobs", "5", "--json")
+	var n map[string]any
+	require.NoError(t, json.Unmarshal([]byte(outNone), &n))
+	assert.Equal(t, 0.0, n["avg_wait_h"])
+	assert.GreaterOrEqual(t, n["cloud_jobs"].(float64), m["cloud_jobs"].(float64))
+}
+
+func TestSimRunEventLogAndText(t *testing.T) {
+	dir := t.TempDir()
+	evPath := filepath.Join(dir, "events.jsonl")
+	code, out, errOut := petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--cloud-wait", "constant:15s", "--events", evPath)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "cloud jobs")
+	f, err := os.Open(evPath)
+	require.NoError(t, err)
+	defer f.Close()
+	arrivals, ends := 0, 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct {
+			Kind string `json:"kind"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
+		switch e.Kind {
+		case "arrive":
+			arrivals++
+		case "finish", "cloud-end":
+			ends++
+		}
+	}
+	assert.Equal(t, 86, arrivals)
+	assert.Equal(t, 86, ends)
+}
+
+func TestSimRunErrors(t *testing.T) {
+	dir := t.TempDir()
+	noDur := filepath.Join(dir, "nodur.csv")
+	require.NoError(t, os.WriteFile(noDur, []byte("job_id,submit,duration,gpus\na,0,10,1\nb,5,,2\n"), 0o644))
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--fleet", burstFleetFile}, 2, "--trace"},
+		{[]string{"--fleet", burstFleetFile, "--trace", section7File, "--cloud-wait", "later"}, 2, "--cloud-wait"},
+		{[]string{"--fleet", burstFleetFile, "--trace", section7File, "--queue", "lifo"}, 2, "--queue"},
+		{[]string{"--fleet", burstFleetFile, "--trace", section7File, "--policy", "bestfit"}, 2, "--policy"},
+		{[]string{"--fleet", burstFleetFile, "--trace", section7File, "--cloud-wait", "none", "--queue", "backfill"}, 2, "strict fifo"},
+		{[]string{"--fleet", burstFleetFile, "--trace", noDur}, 1, "record 2 (job b): field duration"},
+		{[]string{"--trace", section7File, "--cloud-wait", "none"}, 1, "provision_delay_sec"},
+		{[]string{"--fleet", burstFleetFile, "--trace", section7File, "--warmup-jobs", "50"}, 1, "need at least 101 jobs"},
+	}
+	for _, c := range cases {
+		code, _, errOut := petite(t, nil, append([]string{"sim", "run"}, c.args...)...)
+		assert.Equal(t, c.code, code, strings.Join(c.args, " "))
+		assert.Contains(t, errOut, c.want, strings.Join(c.args, " "))
+	}
+	// A default duration lets the job without one run.
+	code, _, errOut := petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", noDur, "--default-duration", "1m")
+	assert.Equal(t, 0, code, errOut)
+}
