@@ -257,3 +257,25 @@ func TestSimFragWriteErrorsExit1(t *testing.T) {
 		assert.Contains(t, errb.String(), "petite: writing output: disk full", "%v", args)
 	}
 }
+
+// An interrupted sweep (Ctrl-C cancels the command's context) leaves the
+// output folder as it was and nothing beside it.
+func TestSimFragSweepInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	require.NoError(t, os.MkdirAll(out, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(out, "table.md"), []byte("old"), 0o644))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"sim", "frag", "sweep", "--policy", "random", "--seed", "1-50", "--parallel", "1", "--out", out}, strings.NewReader(""), &stdout, &stderr)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr.String(), "canceled")
+	assert.Empty(t, stdout.String())
+	b, err := os.ReadFile(filepath.Join(out, "table.md"))
+	require.NoError(t, err)
+	assert.Equal(t, "old", string(b))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary folder left beside")
+}
