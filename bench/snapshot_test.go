@@ -94,8 +94,14 @@ func buildLoaded(l *loaded) error {
 //     clone's first score index (a clone starts without indexes);
 //   - freeze: Machine.Freeze, the clone plus copies of the queue and of
 //     every running job with its placements;
+//   - refreeze: Machine.Refreeze of a frozen state after one job ended
+//     (not timed): the changed nodes and the job lists copied again;
 //   - rebuild: the naive deep copy, a new cluster from the specs with
-//     every live assignment committed again (what a restore does).
+//     every live assignment committed again (what a restore does);
+//   - pass/freeze and pass/refreeze: a daemon's step, timed from the copy
+//     to the plan: one job ended and one submitted (not timed), then a
+//     fresh Freeze, or a Refreeze of the last step's copy, and a pass that
+//     places the new job (its plan then applied, not timed).
 func BenchmarkClusterSnapshot10kNodes(b *testing.B) {
 	l := loadedFleet(b)
 	b.Logf("%d nodes, %d jobs running, %d tasks", l.c.NumNodes(), l.jobs, len(l.assigns))
@@ -126,6 +132,20 @@ func BenchmarkClusterSnapshot10kNodes(b *testing.B) {
 			_ = l.m.Freeze()
 		}
 	})
+	b.Run("refreeze", func(b *testing.B) {
+		f := l.m.Freeze()
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			if _, err := l.m.Apply(state.Finish{Job: l.m.Running()[0].Job.ID, At: 3}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			l.m.Refreeze(f)
+		}
+	})
+	b.Run("pass/freeze", func(b *testing.B) { benchDaemonStep(b, l, false) })
+	b.Run("pass/refreeze", func(b *testing.B) { benchDaemonStep(b, l, true) })
 	b.Run("rebuild", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -140,4 +160,51 @@ func BenchmarkClusterSnapshot10kNodes(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchDaemonStep runs the daemon's loop on the loaded machine: each step
+// ends the oldest running job and submits one of the mix (not timed), then
+// copies the state and runs a best-fit pass on the copy (timed), and
+// applies the plan (not timed).
+func benchDaemonStep(b *testing.B, l *loaded, refreeze bool) {
+	pol, err := l.m.Cluster().NewPolicy("best-fit", scheduler.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	var f *state.Frozen
+	if refreeze {
+		f = l.m.Freeze()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		run := l.m.Running()
+		if _, err := l.m.Apply(state.Finish{Job: run[0].Job.ID, At: 3}); err != nil {
+			b.Fatal(err)
+		}
+		j := mixJob(rng, l.jobs)
+		l.jobs++
+		if _, err := l.m.Apply(state.Submit{Job: j, At: 3}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if refreeze {
+			l.m.Refreeze(f)
+		} else {
+			f = l.m.Freeze()
+		}
+		plan, err := f.Schedule(scheduler.Pass{Now: 4, Policy: pol, Rng: rng})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if len(plan.Place) != 1 {
+			b.Fatalf("the pass placed %d jobs, want the new one", len(plan.Place))
+		}
+		if _, err := l.m.Apply(state.PlanCommand(plan, 4)); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }

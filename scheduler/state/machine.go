@@ -21,6 +21,7 @@ type Machine struct {
 	tenants map[string]scheduler.Tenant
 	applied uint64
 	nextSeq uint64
+	planner *Frozen // Plan's copy of the state, kept warm between passes
 }
 
 // New returns an empty machine: no pools, nodes, tenants or jobs.
@@ -492,15 +493,24 @@ func (m *Machine) start(r *record, at int64, res *Result) {
 	r.status = Running
 	r.run.Started = at
 	m.running[r.job.ID] = r
-	m.view = nil
+	if m.view != nil {
+		// Keep the sorted view: sorting it again costs a pass far more.
+		i, _ := slices.BinarySearchFunc(m.view, r.job.ID, byJobID)
+		m.view = slices.Insert(m.view, i, &r.run)
+	}
 	res.Started = append(res.Started, r.job.ID)
 }
 
 func (m *Machine) stopRunning(r *record) {
 	delete(m.running, r.job.ID)
-	m.view = nil
+	if i, ok := slices.BinarySearchFunc(m.view, r.job.ID, byJobID); ok {
+		m.view = slices.Delete(m.view, i, i+1)
+	}
 	r.run.Started = 0
 }
+
+// byJobID orders the running view by job id.
+func byJobID(rj *scheduler.RunningJob, id string) int { return strings.Compare(rj.Job.ID, id) }
 
 // enqueue puts a job in the pending queue at its submission place.
 func (m *Machine) enqueue(r *record) {

@@ -197,6 +197,56 @@ func TestFrozenIsIndependent(t *testing.T) {
 	fromRestored, err := r.Plan(pass())
 	require.NoError(t, err)
 	require.Equal(t, first, fromRestored, "the frozen state plans as the state it was frozen from")
+
+	// Refrozen, it is the machine's state of now, as a fresh Freeze is.
+	g.m.Refreeze(f)
+	fresh := g.m.Freeze()
+	require.Equal(t, frozenDump(fresh), frozenDump(f))
+	want, err := fresh.Schedule(pass())
+	require.NoError(t, err)
+	got, err := f.Schedule(pass())
+	require.NoError(t, err)
+	require.Equal(t, want, got, "a refrozen state plans as a fresh one")
+}
+
+// TestRefreezeFollowsTheMachine refreezes one frozen state step after step
+// of a random history and checks it against a fresh Freeze each time: the
+// same state, and the same plan from its warm indexes as from cold ones.
+func TestRefreezeFollowsTheMachine(t *testing.T) {
+	g := busyMachine(t, 9, 5)
+	warm, err := g.m.Cluster().NewPolicy("fgd", scheduler.Options{})
+	require.NoError(t, err)
+	f := g.m.Freeze()
+	for step := range 40 {
+		for range 1 + g.rng.IntN(4) {
+			_, _ = g.m.Apply(g.command()) // the generator draws broken commands too
+		}
+		// The machine keeps its running view sorted as jobs start and stop.
+		var ids, running []string
+		for _, rj := range g.m.Running() {
+			ids = append(ids, rj.Job.ID)
+		}
+		for _, j := range g.m.Jobs() {
+			if j.Status == Running {
+				running = append(running, j.Job.ID)
+			}
+		}
+		require.Equal(t, running, ids, "step %d: the running jobs, by id", step)
+
+		g.m.Refreeze(f)
+		fresh := g.m.Freeze()
+		require.Equal(t, frozenDump(fresh), frozenDump(f), "step %d", step)
+		cold, err := fresh.Cluster().NewPolicy("fgd", scheduler.Options{})
+		require.NoError(t, err)
+		pass := func(p *scheduler.Policy) scheduler.Pass {
+			return scheduler.Pass{Now: g.now, Policy: p, Rng: rand.New(rand.NewPCG(uint64(step), 1)), Preempt: true, Backfill: true}
+		}
+		want, err := fresh.Schedule(pass(cold))
+		require.NoError(t, err)
+		got, err := f.Schedule(pass(warm))
+		require.NoError(t, err)
+		require.Equal(t, want, got, "step %d: a refrozen state plans as a fresh one", step)
+	}
 }
 
 // TestFrozenRefusesSuppliedQueue checks that a pass on frozen state does
@@ -210,8 +260,8 @@ func TestFrozenRefusesSuppliedQueue(t *testing.T) {
 }
 
 // TestPlanWhileApplying is the daemon's shape: one goroutine applies
-// commands, another freezes the state under the same lock and plans
-// outside it, then sends its plan through Apply, which refuses it if the
+// commands, another freezes (or refreezes) the state under the same lock
+// and plans outside it, then sends its plan through Apply, which refuses it if the
 // state moved under it. Run with -race: a frozen state that shared memory
 // with the machine is a data race.
 func TestPlanWhileApplying(t *testing.T) {
@@ -239,9 +289,14 @@ func TestPlanWhileApplying(t *testing.T) {
 			t.Error(err)
 			return
 		}
+		var f *Frozen
 		for i := range steps / 3 {
 			mu.Lock()
-			f := g.m.Freeze()
+			if f == nil || i%4 == 0 {
+				f = g.m.Freeze()
+			} else {
+				g.m.Refreeze(f)
+			}
 			now := g.now
 			mu.Unlock()
 			plan, err := f.Schedule(scheduler.Pass{Now: now, Policy: pol, Rng: rand.New(rand.NewPCG(uint64(i), 3)), Preempt: true, Backfill: true})
