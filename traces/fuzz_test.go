@@ -28,9 +28,7 @@ func drain(t *testing.T, r *Reader, inputLen int) {
 			}
 			return
 		}
-		if verr := j.Validate(); verr != nil && r.Meta().Format != FormatOpenb {
-			// openb jobs are checked by the pod rules, not Validate (a
-			// pod may lack times); every other reader gives valid jobs.
+		if verr := j.Validate(); verr != nil {
 			t.Fatalf("reader returned an invalid job: %v", verr)
 		}
 	}
@@ -256,6 +254,129 @@ func FuzzSniff(f *testing.F) {
 		r, err := NewReader(bytes.NewReader(data), "any", Options{})
 		if err == nil {
 			drain(t, r, len(data))
+		}
+	})
+}
+
+// FuzzCanonicalCut writes what it reads as canonical CSV and JSON Lines,
+// cuts the file at any byte and reads it again: a strict read of a cut file
+// fails or gives every job (a cut that lost nothing: the trailer's newline);
+// a lenient read gives the jobs before the cut, the last perhaps short of
+// tasks, and owns up to the cut with a bad record or a warning.
+func FuzzCanonicalCut(f *testing.F) {
+	for _, p := range []string{"testdata/golden/pai.csv", "testdata/golden/philly.csv"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, at := range []uint16{0, 100, 317, uint16(len(b) - 1), uint16(len(b) - 2)} {
+			f.Add(b, at)
+		}
+	}
+	f.Add([]byte("job_id,submit,task,gpus\na,1,w,1\na,1,p,2\nb,2,w,0\n"), uint16(30))
+	f.Fuzz(func(t *testing.T, data []byte, at uint16) {
+		r, err := NewReader(bytes.NewReader(data), "c", Options{Format: FormatCSV})
+		if err != nil {
+			return
+		}
+		var jobs []Job
+		for j, err := range r.All() {
+			if err != nil {
+				return
+			}
+			jobs = append(jobs, j)
+		}
+		if adjacentSameIDs(jobs) || anyInvalidUTF8(jobs) {
+			return
+		}
+		for _, out := range []Format{FormatCSV, FormatJSONL} {
+			var buf bytes.Buffer
+			w, err := NewWriter(&buf, out, r.Meta())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range jobs {
+				if err := w.Write(&jobs[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			full := buf.Bytes()
+			cut := full[:int(at)%len(full)]
+			strict, err := NewReader(bytes.NewReader(cut), "cut", Options{Format: out, Strict: true})
+			if err == nil {
+				var got []Job
+				var rerr error
+				for j, err := range strict.All() {
+					if err != nil {
+						rerr = err
+						break
+					}
+					got = append(got, j)
+				}
+				if rerr == nil && len(got) != len(jobs) {
+					t.Fatalf("%s cut at %d of %d: a strict read gave %d of %d jobs and no error", out, len(cut), len(full), len(got), len(jobs))
+				}
+			}
+			lenient, err := NewReader(bytes.NewReader(cut), "cut", Options{Format: out})
+			if err != nil {
+				continue
+			}
+			var got []Job
+			for j, err := range lenient.All() {
+				if err != nil {
+					break
+				}
+				got = append(got, j)
+			}
+			if len(got) > len(jobs) {
+				t.Fatalf("%s cut at %d: more jobs than written", out, len(cut))
+			}
+			for i := range got {
+				if i < len(got)-1 && !sameJob(got[i], jobs[i]) || got[i].ID != jobs[i].ID {
+					t.Fatalf("%s cut at %d: job %d\n got %+v\nwant %+v", out, len(cut), i, got[i], jobs[i])
+				}
+			}
+			p := lenient.Problems()
+			complete := len(got) == len(jobs) && (len(got) == 0 || sameJob(got[len(got)-1], jobs[len(jobs)-1]))
+			if !complete && p.Skipped == 0 && len(p.Warnings) == 0 {
+				t.Fatalf("%s cut at %d of %d: %d of %d jobs read with no bad record and no warning", out, len(cut), len(full), len(got), len(jobs))
+			}
+		}
+	})
+}
+
+// FuzzCapReaderPosition checks capReader's line and column against a count
+// over the whole input, with marks set along the way.
+func FuzzCapReaderPosition(f *testing.F) {
+	f.Add([]byte("ab\ncde\n\nfg"), uint8(3), uint8(4))
+	f.Fuzz(func(t *testing.T, data []byte, chunk, step uint8) {
+		c := newCapReader(bytes.NewReader(data), true)
+		buf := make([]byte, int(chunk)%17+1)
+		for {
+			_, err := c.Read(buf)
+			if err != nil {
+				break
+			}
+			if next := c.mark + int64(step%9); next <= c.off {
+				c.setMark(next)
+			}
+		}
+		if c.off != int64(len(data)) {
+			t.Fatalf("delivered %d of %d", c.off, len(data))
+		}
+		for at := c.mark; at <= int64(len(data)); at++ {
+			line, col, ok := c.position(at)
+			if !ok {
+				t.Fatalf("no position for %d (mark %d)", at, c.mark)
+			}
+			wantLine := bytes.Count(data[:at], []byte{'\n'}) + 1
+			wantCol := int(at) - bytes.LastIndexByte(data[:at], '\n')
+			if line != wantLine || col != wantCol {
+				t.Fatalf("byte %d: line %d col %d, want %d %d", at, line, col, wantLine, wantCol)
+			}
 		}
 	})
 }

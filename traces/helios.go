@@ -147,5 +147,8 @@ func (s *heliosSource) next(j *Job) error {
 		t.GPUMilli = 1000
 	}
 	j.Tasks = []Task{t}
+	if err := j.Validate(); err != nil {
+		return &ParseError{File: r.file, Line: line, Err: err}
+	}
 	return nil
 }

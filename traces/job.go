@@ -3,6 +3,7 @@ package traces
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	_ "time/tzdata" // trace zones (Philly's US Pacific) must resolve on machines without zoneinfo
 )
@@ -148,7 +149,9 @@ func (j *Job) Clone() Job {
 }
 
 // Validate checks the invariants of the canonical format: an ID, strings no
-// longer than MaxFieldBytes, known status and kind, times that are NoTime or non-negative, End not before
+// longer than MaxFieldBytes, without spaces around them or control
+// characters (a CSV reader could not give them back as written), GPU model
+// names without "|" and without repeats, known status and kind, times that are NoTime or non-negative, End not before
 // Start, and tasks with at least one instance and a GPU share within
 // (0, 1000] exactly when they use GPUs. It returns the first broken one.
 func (j *Job) Validate() error {
@@ -168,6 +171,11 @@ func (j *Job) Validate() error {
 	}
 	if name, n := j.longestString(); n > MaxFieldBytes {
 		return fmt.Errorf("job %s: %s is %d bytes, longer than %d MiB (traces.MaxFieldBytes)", clip(j.ID, 80), name, n, MaxFieldBytes>>20)
+	}
+	for _, f := range []struct{ name, v string }{{"id", j.ID}, {"tenant", j.Tenant}, {"group", j.Group}, {"qos", j.QoS}} {
+		if err := checkText(f.v); err != nil {
+			return fmt.Errorf("job %q: %s %w", clip(j.ID, 80), f.name, err)
+		}
 	}
 	if _, ok := ParseStatus(string(j.Status)); !ok {
 		return fmt.Errorf("job %s: unknown status %q", j.ID, j.Status)
@@ -207,7 +215,36 @@ func (j *Job) longestString() (name string, n int) {
 	return name, n
 }
 
+// checkText refuses what canonical CSV cannot carry back as written: a
+// reader trims the spaces around a field, and turns a carriage return
+// before a line feed into a line break. Control characters have no place
+// in names anyway.
+func checkText(s string) error {
+	if strings.TrimSpace(s) != s {
+		return fmt.Errorf("%q has spaces around it", clip(s, 40))
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("%q has a control character", clip(s, 40))
+	}
+	return nil
+}
+
 func (t *Task) validate() error {
+	if err := checkText(t.Name); err != nil {
+		return fmt.Errorf("name %w", err)
+	}
+	for i, m := range t.GPUModels {
+		switch err := checkText(m); {
+		case err != nil:
+			return fmt.Errorf("gpu model %w", err)
+		case m == "":
+			return fmt.Errorf("gpu model %d is empty, want a name", i)
+		case strings.Contains(m, "|"):
+			return fmt.Errorf("gpu model %q: want a name without \"|\" (which separates models)", m)
+		case slices.Contains(t.GPUModels[:i], m):
+			return fmt.Errorf("gpu model %q is listed twice", m)
+		}
+	}
 	switch {
 	case t.Count < 1:
 		return fmt.Errorf("count is %d, want at least 1", t.Count)

@@ -277,6 +277,9 @@ func (s *openbSource) next(j *Job) error {
 		return err
 	}
 	*j = pod.Job()
+	if err := j.Validate(); err != nil {
+		return &ParseError{File: s.rows.rows.file, Line: pod.Line, Err: err}
+	}
 	return nil
 }
 

@@ -364,6 +364,12 @@ func (s *paiSource) join(j *Job, jr *paiJob, run []paiTask) error {
 		}
 		j.Duration = j.End - j.Start
 	}
+	if err := j.Validate(); err != nil {
+		if len(run) > 0 {
+			return &ParseError{File: s.tasks.file, Line: run[0].line, Err: err}
+		}
+		return &ParseError{File: s.jobs.file, Line: jr.line, Err: err}
+	}
 	return nil
 }
 
