@@ -29,6 +29,9 @@ type Config struct {
 	Outage float64
 	// Combine says how the candidates' forecasts become one.
 	Combine Combine
+	// Slack is how much worse than the best, relatively, a candidate's
+	// validation MAE may be and still join CombineMean's average.
+	Slack float64
 	// Workers bounds the fits run at once (0: one per origin).
 	Workers int
 }
@@ -40,15 +43,11 @@ type Combine string
 const (
 	// CombineBest forecasts with the candidate of lowest validation MAE.
 	CombineBest Combine = "best"
-	// CombineMean averages the candidates within CombineSlack of the best
+	// CombineMean averages the candidates within Config.Slack of the best
 	// one: the level's half-life that forecast best in the past is a
 	// noisy choice, and an average of close ones is steadier.
 	CombineMean Combine = "mean"
 )
-
-// CombineSlack is how much worse than the best, relatively, a candidate's
-// validation MAE may be and still join CombineMean's average.
-const CombineSlack = 0.25
 
 // Weighted is a candidate and its weight in the forecast.
 type Weighted struct {
@@ -60,11 +59,11 @@ type Weighted struct {
 func DefaultConfig() Config {
 	var cands []Candidate
 	for _, hl := range []time.Duration{day, 0, 6 * time.Hour, 12 * time.Hour, 2 * day, 4 * day, 7 * day, 14 * day} {
-		for _, tau := range []time.Duration{0, day} {
+		for _, tau := range []time.Duration{0, day, NoDamping} {
 			cands = append(cands, Candidate{LevelHalfLife: hl, TrendTau: tau})
 		}
 	}
-	return Config{Model: DefaultModel(), Candidates: cands, Origins: 28, Level: 0.9, Outage: 0.05, Combine: CombineMean}
+	return Config{Model: DefaultModel(), Candidates: cands, Origins: 28, Level: 0.9, Outage: 0.05, Combine: CombineMean, Slack: 0.1}
 }
 
 // Check reports a configuration that cannot run.
@@ -82,6 +81,9 @@ func (c *Config) Check() error {
 	}
 	if c.Combine != CombineBest && c.Combine != CombineMean {
 		return fmt.Errorf("combine %q: want best or mean", c.Combine)
+	}
+	if !(c.Slack >= 0 && c.Slack <= 10) {
+		return fmt.Errorf("slack %v: want 0–10", c.Slack)
 	}
 	if c.Origins < 1 || c.Origins > 1000 {
 		return fmt.Errorf("origins %d: want 1–1000", c.Origins)
@@ -119,6 +121,7 @@ type Result struct {
 	// validation MAE, BestMAE that MAE.
 	Candidates    int       `json:"candidates"`
 	Best          Candidate `json:"best"`
+	Slack         float64   `json:"slack"`
 	BestMAE       float64   `json:"best_mae"`
 	ValidationMAE float64   `json:"validation_mae"`
 	Origins       int       `json:"origins"`
@@ -193,8 +196,8 @@ func Forecast(s *Series, cutoff time.Time, steps int, cfg Config) (*Result, erro
 		}()
 	}
 	wg.Wait()
-	weights, best, maes := combine(s, valid, origins, preds, cfg.Combine)
-	r.Best, r.BestMAE, r.Candidates = cfg.Candidates[0], math.NaN(), len(cfg.Candidates)
+	weights, best, maes := combine(s, valid, origins, preds, cfg.Combine, cfg.Slack)
+	r.Best, r.BestMAE, r.Candidates, r.Slack = cfg.Candidates[0], math.NaN(), len(cfg.Candidates), cfg.Slack
 	if best >= 0 {
 		r.Best, r.BestMAE = cfg.Candidates[best], maes[best]
 	}
@@ -358,10 +361,10 @@ func mix(weights []float64, preds [][][]float64, oi, k int) float64 {
 
 // combine weighs the candidates by their validation forecasts: all weight
 // on the one with the lowest MAE (CombineBest), or equal weights over
-// those whose MAE is within CombineSlack of it (CombineMean). It returns
+// those whose MAE is within slack of it (CombineMean). It returns
 // the weights (nil when no candidate could be judged), the best
 // candidate (-1 then) and each candidate's MAE.
-func combine(s *Series, valid []bool, origins []int, preds [][][]float64, how Combine) (w []float64, best int, mae []float64) {
+func combine(s *Series, valid []bool, origins []int, preds [][][]float64, how Combine, slack float64) (w []float64, best int, mae []float64) {
 	mae = make([]float64, len(preds))
 	best = -1
 	for ci, p := range preds {
@@ -401,7 +404,7 @@ func combine(s *Series, valid []bool, origins []int, preds [][][]float64, how Co
 	}
 	var in []int
 	for ci, m := range mae {
-		if !math.IsNaN(m) && m <= mae[best]*(1+CombineSlack) {
+		if !math.IsNaN(m) && m <= mae[best]*(1+slack) {
 			in = append(in, ci)
 		}
 	}

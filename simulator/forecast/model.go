@@ -26,16 +26,23 @@ type Candidate struct {
 	LevelHalfLife time.Duration `json:"level_half_life"`
 	// TrendTau damps the fitted slope after the cutoff: the trend adds
 	// slope·τ·(1−e^(−h/τ)) at lead h, so it never runs away. 0 holds the
-	// level at the cutoff flat.
+	// level at the cutoff flat; NoDamping carries the slope on.
 	TrendTau time.Duration `json:"trend_tau"`
 }
+
+// NoDamping as a TrendTau extends the fitted trend as a straight line.
+const NoDamping time.Duration = math.MaxInt64
 
 func (c Candidate) String() string {
 	hl := "none"
 	if c.LevelHalfLife > 0 {
 		hl = FormatSpan(c.LevelHalfLife)
 	}
-	return fmt.Sprintf("level half-life %s, trend damping %s", hl, FormatSpan(c.TrendTau))
+	tau := FormatSpan(c.TrendTau)
+	if c.TrendTau == NoDamping {
+		tau = "none"
+	}
+	return fmt.Sprintf("level half-life %s, trend damping %s", hl, tau)
 }
 
 // Model sets the terms of the regression.
@@ -258,7 +265,7 @@ func (f *fit) predict(b *basis, i int, c Candidate, shift float64) float64 {
 	u := float64(i-f.origin) * f.stepDays
 	y := f.beta[0] + shift
 	if tau := float64(c.TrendTau) / float64(day); tau > 0 && u > 0 {
-		y += f.beta[1] * tau * (1 - math.Exp(-u/tau))
+		y += f.beta[1] * tau * -math.Expm1(-u/tau)
 	}
 	for q, v := range b.cols[i*b.p : (i+1)*b.p] {
 		y += v * f.beta[2+q]

@@ -26,7 +26,7 @@ func WriteText(w io.Writer, what string, r *Result, bt *Backtest) error {
 	if len(r.Chosen) == 1 {
 		fmt.Fprintf(tw, "  candidate\t%s\n", r.Chosen[0].Candidate)
 	} else {
-		fmt.Fprintf(tw, "  candidates\tthe mean of %d of %d (those within %.0f%% of the best past MAE)\n", len(r.Chosen), r.Candidates, 100*CombineSlack)
+		fmt.Fprintf(tw, "  candidates\tthe mean of %d of %d (those within %.0f%% of the best past MAE)\n", len(r.Chosen), r.Candidates, 100*r.Slack)
 		fmt.Fprintf(tw, "  best alone\t%s (MAE %.2f)\n", r.Best, r.BestMAE)
 	}
 	fmt.Fprintf(tw, "forecast\t%d steps, %s to %s\n", len(r.Steps), fmtTime(r.Cutoff), fmtTime(end))
