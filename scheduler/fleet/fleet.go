@@ -11,6 +11,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,9 +85,12 @@ func Load(path string) ([]scheduler.Pool, []scheduler.Node, error) {
 
 // Parse reads a fleet description. Errors name the file, line and field.
 func Parse(r io.Reader, name string) ([]scheduler.Pool, []scheduler.Node, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, nil, fmt.Errorf("%s: longer than %d MiB (fleet.MaxFileBytes): a fleet file lists node groups, not nodes one by one", name, MaxFileBytes>>20)
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -100,11 +105,101 @@ func Parse(r io.Reader, name string) ([]scheduler.Pool, []scheduler.Node, error)
 		}
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			return nil, nil, fmt.Errorf("%s: %s", name, strings.Join(te.Errors, "; "))
+			msgs := make([]string, len(te.Errors))
+			for i, e := range te.Errors {
+				msgs[i] = fieldOfTypeError(&root, e)
+			}
+			return nil, nil, fmt.Errorf("%s:%s", name, strings.Join(msgs, "; "))
 		}
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return spec.build(name, &root)
+}
+
+// MaxFileBytes bounds a fleet file, so a hostile or mistaken input (one
+// huge scalar, a generated list of millions of nodes) cannot take the
+// loader's memory: fleets describe nodes in groups with a count.
+const MaxFileBytes = 16 << 20
+
+// typeErrValue matches the offending value that yaml quotes in backticks,
+// typeErrTag the kind of YAML node it was, typeErrLine the "line N: " that
+// yaml's errors start with, and unknownField its unknown-field error.
+var (
+	typeErrValue = regexp.MustCompile("`([^`]*)`")
+	typeErrTag   = regexp.MustCompile(`unmarshal !!(\w+)`)
+	typeErrLine  = regexp.MustCompile(`^line (\d+): (.*)$`)
+	unknownField = regexp.MustCompile(`^field \S+ not found in type \S+$`)
+)
+
+// fieldOfTypeError rewrites one of yaml's decoding errors ("line 5: cannot
+// unmarshal ...") as "5: field pools[0].nodes[1].cpu_milli: cannot
+// unmarshal ...", naming the field whose value is on that line.
+func fieldOfTypeError(root *yaml.Node, msg string) string {
+	m := typeErrLine.FindStringSubmatch(msg)
+	if m == nil {
+		return " " + msg
+	}
+	line, _ := strconv.Atoi(m[1])
+	text := m[2]
+	// The value and its kind are in the message; they tell apart the
+	// fields of a flow mapping ({count: 2, cpu_milli: lots}) on one line.
+	want, kind := "", yaml.ScalarNode
+	if v := typeErrValue.FindStringSubmatch(text); v != nil {
+		want = v[1]
+	}
+	if t := typeErrTag.FindStringSubmatch(text); t != nil {
+		switch t[1] {
+		case "seq":
+			kind = yaml.SequenceNode
+		case "map":
+			kind = yaml.MappingNode
+		}
+	}
+	if unknownField.MatchString(text) {
+		text = "unknown field"
+		kind = 0 // the unknown key's value, whatever it is
+	}
+	if path := pathAtLine(root, line, kind, want); path != "" {
+		return fmt.Sprintf("%d: field %s: %s", line, path, text)
+	}
+	return fmt.Sprintf("%d: %s", line, text)
+}
+
+// pathAtLine returns the path (pools[0].nodes[1].cpu_milli) of the deepest
+// value that starts on a line and is of the kind (any kind when 0) and,
+// when want is not empty, is the scalar want; "" when none is.
+func pathAtLine(root *yaml.Node, line int, kind yaml.Kind, want string) string {
+	best, bestDepth := "", -1
+	var walk func(n *yaml.Node, path string, depth int)
+	visit := func(v *yaml.Node, path string, depth int) {
+		if v.Line == line && (kind == 0 || v.Kind == kind) &&
+			(want == "" || v.Kind == yaml.ScalarNode && v.Value == want) && depth > bestDepth {
+			best, bestDepth = path, depth
+		}
+		walk(v, path, depth)
+	}
+	walk = func(n *yaml.Node, path string, depth int) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path, depth)
+			}
+		case yaml.MappingNode:
+			for k := 0; k+1 < len(n.Content); k += 2 {
+				p := n.Content[k].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				visit(n.Content[k+1], p, depth+1)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				visit(c, fmt.Sprintf("%s[%d]", path, i), depth+1)
+			}
+		}
+	}
+	walk(root, "", 0)
+	return best
 }
 
 // lineOf finds the line of pools[i] (and of nodes[j] within it when j >= 0).

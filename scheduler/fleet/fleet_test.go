@@ -58,7 +58,7 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 	tests := []struct {
 		name, src, want string
 	}{
-		{"unknown field", "pools:\n  - name: a\n    kind: onprem\n    colour: red\n", "f.yaml: line 4: field colour not found"},
+		{"unknown field", "pools:\n  - name: a\n    kind: onprem\n    colour: red\n", "f.yaml:4: field pools[0].colour: unknown field"},
 		{"bad kind", "pools:\n  - name: a\n    kind: moon\n", "f.yaml:2: pools[0]: field kind"},
 		{"count", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: 0, cpu_milli: 1, memory_mib: 1}\n", "f.yaml:5: pools[0].nodes[0]: field count"},
 		{"model", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: 1, cpu_milli: 1, memory_mib: 1, gpus: {count: 2}}\n", "field gpus.model"},
@@ -68,7 +68,7 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 		{"retire date", "pools:\n  - name: a\n    kind: onprem\n    retire_at: March\n", "field retire_at"},
 		{"pricing", "pools:\n  - name: a\n    kind: cloud\n    pricing: free\n", "field pricing"},
 		{"duplicate", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: 1, prefix: x, cpu_milli: 1, memory_mib: 1}\n      - {count: 1, prefix: x, cpu_milli: 1, memory_mib: 1}\n", "already registered"},
-		{"type", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: many}\n", "f.yaml: line 5"},
+		{"type", "pools:\n  - name: a\n    kind: onprem\n    nodes:\n      - {count: many}\n", "f.yaml:5: field pools[0].nodes[0].count: cannot unmarshal !!str `many`"},
 		{"empty", "", "empty fleet file"},
 		{"no pools", "pools: []\n", "field pools"},
 	}
@@ -139,4 +139,47 @@ func TestParseRefusesNonFinitePrice(t *testing.T) {
 		require.Error(t, err, price)
 		assert.Contains(t, err.Error(), "f.yaml:2: pools[0]: field price_per_gpu_hour")
 	}
+}
+
+func TestParseTypeErrorsNameTheField(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"block mapping", `
+pools:
+  - name: hall
+    kind: onprem
+    nodes:
+      - count: 2
+        cpu_milli: lots
+`, "lab.yaml:7: field pools[0].nodes[0].cpu_milli: cannot unmarshal !!str `lots`"},
+		{"flow mapping, second field of the line", `
+pools:
+  - name: hall
+    kind: onprem
+    nodes:
+      - {count: 2, cpu_milli: 8000, gpus: {model: A100, count: many}}
+`, "lab.yaml:6: field pools[0].nodes[0].gpus.count: cannot unmarshal !!str `many`"},
+		{"sequence item", `
+pools:
+  - name: hall
+    kind: onprem
+    nodes:
+      - {count: 1, cpu_milli: 8000, gpus: {model: A100, count: 1, mig: [[1g.10gb]]}}
+`, "lab.yaml:6: field pools[0].nodes[0].gpus.mig[0]: cannot unmarshal !!seq"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Parse(strings.NewReader(tt.src), "lab.yaml")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestParseRefusesHugeFiles(t *testing.T) {
+	src := "pools:\n  - name: \"" + strings.Repeat("x", MaxFileBytes) + "\"\n"
+	_, _, err := Parse(strings.NewReader(src), "huge.yaml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "huge.yaml: longer than 16 MiB")
 }
