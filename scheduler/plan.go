@@ -36,7 +36,7 @@ type Eviction struct {
 	// (node, devices and amounts), by task index. The state machine refuses
 	// the eviction if one of those tasks runs elsewhere now: a stale plan
 	// must not evict a job wherever it has moved to. Schedule always fills
-	// it; an eviction without it is not checked so.
+	// it, and the state machine refuses an eviction without it.
 	Seen []TaskPlacement `json:"seen,omitempty"`
 }
 

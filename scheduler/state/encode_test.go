@@ -45,7 +45,10 @@ func examples() []Command {
 		Submit{Job: job, At: 100},
 		Cancel{Job: "train-1", At: 130},
 		ApplyPlan{
-			Evict: []scheduler.Eviction{{Job: "svc", Tasks: []int{1, 2}, For: "train-1"}},
+			Evict: []scheduler.Eviction{{Job: "svc", Tasks: []int{1, 2}, For: "train-1", Seen: []scheduler.TaskPlacement{
+				{Task: 1, Node: "dgx-1", GPUs: []int{0}, GPUMilli: 500, CPUMilli: 2000, MemoryMiB: 8192},
+				{Task: 2, Node: "dgx-2", GPUs: []int{4}, GPUMilli: 500, CPUMilli: 2000, MemoryMiB: 8192},
+			}}},
 			Place: []scheduler.JobPlacement{{Job: "train-1", Tasks: []scheduler.TaskPlacement{
 				{Task: 0, Node: "dgx-1", GPUs: []int{0, 1, 2, 3}, GPUMilli: 1000, CPUMilli: 16000, MemoryMiB: 65536},
 				{Task: 1, Node: "dgx-2", GPUs: []int{4, 5, 6, 7}, GPUMilli: 1000, CPUMilli: 16000, MemoryMiB: 65536},

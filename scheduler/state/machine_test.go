@@ -172,7 +172,7 @@ func TestNoOpCommands(t *testing.T) {
 		{"preempt a pending job", Preempt{Job: "x", At: 9}},
 		{"prune before anything ended", Prune{Before: 5}},
 		{"empty plan", ApplyPlan{At: 9}},
-		{"evict a pending job", ApplyPlan{Evict: []scheduler.Eviction{{Job: "x"}}, At: 9}},
+		{"evict a pending job", ApplyPlan{Evict: []scheduler.Eviction{{Job: "x", Seen: []scheduler.TaskPlacement{tp(0, "n1", 1000, 0)}}}, At: 9}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

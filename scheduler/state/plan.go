@@ -258,13 +258,13 @@ func (m *Machine) evictions(evs []scheduler.Eviction, ops []placeOp) ([]eviction
 		if err := checkEviction(r, ev.Tasks); err != nil {
 			return nil, fmt.Errorf("field evict[%d]: %w", i, err)
 		}
-		if err := checkSeen(r, &ev); err != nil {
+		op := placed[r]
+		if err := checkSeen(r, &ev, op); err != nil {
 			return nil, fmt.Errorf("field evict[%d].%w", i, err)
 		}
 		if r.status != Running {
 			continue
 		}
-		op := placed[r]
 		var take []int
 		for _, tp := range r.run.Tasks {
 			if len(ev.Tasks) > 0 && !slices.Contains(ev.Tasks, tp.Task) {
@@ -333,14 +333,26 @@ func (m *Machine) decidePlacements(ops []placeOp, evict []eviction) error {
 	return nil
 }
 
-// checkSeen checks an eviction against the placements its plan saw: each
-// names a task the eviction covers, once, and a task that still runs must
-// run exactly there. A task gone since is skipped, as evictions of tasks
-// gone are; a task that runs elsewhere now makes the plan stale, and it is
-// refused rather than evict the task where it moved to.
-func checkSeen(r *record, ev *scheduler.Eviction) error {
+// checkSeen checks an eviction against the placements its plan saw. The
+// plan must name them, each task the eviction covers once: the tasks it
+// names, or for a whole job every task that ran when it was made. A task
+// that still runs must run exactly where seen says; a task gone since is
+// skipped, as evictions of tasks gone are, and so is a task that runs
+// where op, the same plan's placement of the job, puts it (the plan
+// applied already). A task running elsewhere now, or running unseen,
+// makes the plan stale, and it is refused rather than evict the task where
+// it moved to. Plans reach the machine through the replicated log, so an
+// eviction without seen is refused too: nothing could tell it from a
+// stale one.
+func checkSeen(r *record, ev *scheduler.Eviction, op *placeOp) error {
 	if len(ev.Seen) == 0 {
-		return nil
+		return fmt.Errorf("seen: job %s: an eviction names the placements its plan saw; none given", r.job.ID)
+	}
+	// A live task placed exactly where it runs by the same plan: a replica
+	// placed there, or a task of a gang running exactly as placed.
+	gangThere := op != nil && r.job.Kind == scheduler.Training && op.exactGang()
+	there := func(live *scheduler.TaskPlacement) bool {
+		return gangThere || op != nil && r.job.Kind == scheduler.Inference && op.exact(live)
 	}
 	// Sets, not scans: the lists are as long as a client makes them.
 	named := make(map[int]bool, len(ev.Tasks))
@@ -351,6 +363,8 @@ func checkSeen(r *record, ev *scheduler.Eviction) error {
 	for k := range ev.Seen {
 		seen := ev.Seen[k]
 		switch {
+		case seen.Task < 0 || seen.Task >= r.job.Count:
+			return fmt.Errorf("seen[%d]: job %s task %d: out of range 0..%d", k, r.job.ID, seen.Task, r.job.Count-1)
 		case len(ev.Tasks) > 0 && !named[seen.Task]:
 			return fmt.Errorf("seen[%d]: job %s task %d: not a task the eviction names", k, r.job.ID, seen.Task)
 		case dup[seen.Task]:
@@ -361,13 +375,26 @@ func checkSeen(r *record, ev *scheduler.Eviction) error {
 			continue
 		}
 		j := r.live(seen.Task)
-		if j < 0 {
+		if j < 0 || there(&r.run.Tasks[j]) {
 			continue
 		}
 		seen.GPUs = slices.Sorted(slices.Values(seen.GPUs))
 		if live := &r.run.Tasks[j]; !samePlacement(live, &seen) {
 			return fmt.Errorf("seen[%d]: job %s task %d runs on %s %v now, not on %s %v as the plan saw; the plan is stale",
 				k, r.job.ID, seen.Task, live.Node, live.GPUs, seen.Node, seen.GPUs)
+		}
+	}
+	for _, t := range ev.Tasks {
+		if !dup[t] {
+			return fmt.Errorf("seen: job %s task %d: named by the eviction, not seen", r.job.ID, t)
+		}
+	}
+	if len(ev.Tasks) == 0 && r.status == Running {
+		for k := range r.run.Tasks {
+			if live := &r.run.Tasks[k]; !dup[live.Task] && !there(live) {
+				return fmt.Errorf("seen: job %s task %d runs on %s %v, which the plan did not see; the plan is stale",
+					r.job.ID, live.Task, live.Node, live.GPUs)
+			}
 		}
 	}
 	return nil

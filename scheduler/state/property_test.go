@@ -162,9 +162,10 @@ func (g *gen) planOn(cp *Machine, pending []*scheduler.Job) (ApplyPlan, bool) {
 	placed := map[string]bool{}
 	if run := g.m.Running(); len(run) > 0 && g.rng.IntN(3) == 0 {
 		rj := run[g.rng.IntN(len(run))]
-		ev := scheduler.Eviction{Job: rj.Job.ID}
+		ev := scheduler.Eviction{Job: rj.Job.ID, Seen: slices.Clone(rj.Tasks)}
 		if rj.Job.Kind == scheduler.Inference && g.rng.IntN(2) == 0 {
-			ev.Tasks = []int{rj.Tasks[g.rng.IntN(len(rj.Tasks))].Task}
+			k := g.rng.IntN(len(rj.Tasks))
+			ev.Tasks, ev.Seen = []int{rj.Tasks[k].Task}, slices.Clone(rj.Tasks[k:k+1])
 		}
 		p.Evict = append(p.Evict, ev)
 		placed[rj.Job.ID] = true // not placed again in this plan

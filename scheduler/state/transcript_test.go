@@ -26,7 +26,7 @@ import (
 //	ranks nodes=N1,N2,...
 //	tenant name=T [guaranteed=M] [max=M] [weight=W]
 //	submit id=J [kind=training|inference] [count=1] [gpus=1] [milli=1000] [cpu=1000] [mem=1024] [tenant=T] [prio=P] [models=M,...] [at=T]
-//	plan [at=T]       then lines: "evict J [tasks=1,2] [for=K]" and "place J T@N:g,g[~milli] ..."
+//	plan [at=T]       then lines: "evict J [tasks=1,2] [for=K] [seen T@N:g,g ...]" and "place J T@N:g,g[~milli] ..."
 //	finish job=J [tasks=0,1] [failed] [at=T]
 //	cancel job=J [at=T]
 //	preempt job=J [tasks=1] [for=K] [at=T]
@@ -167,8 +167,18 @@ func parsePlan(t *testing.T, m *Machine, lines []string, at int64) ApplyPlan {
 		require.GreaterOrEqual(t, len(f), 2, "plan line %q", strings.Join(f, " "))
 		switch f[0] {
 		case "evict":
-			a := parseArgs(f[2:])
-			p.Evict = append(p.Evict, scheduler.Eviction{Job: f[1], Tasks: a.ints(t, "tasks"), For: a["for"]})
+			// The placements the plan saw follow the word "seen".
+			rest, seen := f[2:], []string(nil)
+			if i := slices.Index(rest, "seen"); i >= 0 {
+				rest, seen = rest[:i], rest[i+1:]
+			}
+			a := parseArgs(rest)
+			ev := scheduler.Eviction{Job: f[1], Tasks: a.ints(t, "tasks"), For: a["for"]}
+			ji, known := m.Job(f[1])
+			for _, spec := range seen {
+				ev.Seen = append(ev.Seen, parseTaskPlacement(t, m, ji, known, spec))
+			}
+			p.Evict = append(p.Evict, ev)
 		case "place":
 			jp := scheduler.JobPlacement{Job: f[1]}
 			ji, known := m.Job(f[1])
