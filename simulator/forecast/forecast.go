@@ -165,13 +165,15 @@ func Forecast(s *Series, cutoff time.Time, steps int, cfg Config) (*Result, erro
 		return nil, fmt.Errorf("%d steps: more than %d", total, MaxSteps)
 	}
 	valid, masked := validSteps(s, n, cfg.Outage)
+	// A cutoff past the data leaves steps without data before it.
+	valid = append(valid, make([]bool, total-len(valid))...)
 	b := newBasis(s, total, cfg.Model)
 	r := &Result{Cutoff: cutoff, Step: s.Step, Level: cfg.Level, Masked: masked}
-	for i := range min(n, len(s.Values)) {
+	for i := range n {
 		switch {
 		case valid[i]:
 			r.Train++
-		case math.IsNaN(s.Values[i]):
+		case i >= len(s.Values) || math.IsNaN(s.Values[i]):
 			r.Gaps++
 		}
 	}

@@ -248,6 +248,14 @@ func TestForecastErrors(t *testing.T) {
 	_, err = Forecast(s, s.At(100), 10, bad)
 	assert.ErrorContains(t, err, "level")
 
+	// A cutoff three days past the data forecasts from the fit, the days
+	// between counting as a gap.
+	late, err := Forecast(synthetic(4, time.Hour, 1, 4), synth.start.Add(4*week+3*day), 24, cfg)
+	require.NoError(t, err)
+	assert.Len(t, late.Steps, 24)
+	assert.Equal(t, 72, late.Gaps)
+	assert.InDelta(t, synth.at(late.Steps[0].T), late.Steps[0].Value, 5)
+
 	// A week of hourly data is too short to judge past cutoffs 24h ahead
 	// seven times, but it forecasts with the first candidate.
 	r, err := Forecast(s, s.At(len(s.Values)), 24, cfg)

@@ -42,9 +42,10 @@ func ParseAgg(s string) (Agg, error) {
 	return "", fmt.Errorf("unknown aggregation %q (want max or mean)", s)
 }
 
-// MaxSteps bounds a grid, so a tiny step over a long series is an error
-// rather than gigabytes.
-const MaxSteps = 20_000_000
+// MaxSteps bounds a grid (and a forecast's grid with its horizon), so a
+// tiny step over a long series is an error rather than gigabytes: it is
+// almost four years of minutes.
+const MaxSteps = 2_000_000
 
 // Resample puts sorted points on the grid of step that has a step starting
 // at anchor, from the step of the first point to that of the last. Steps
