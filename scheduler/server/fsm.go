@@ -1,0 +1,266 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"petite/scheduler/state"
+)
+
+// FSM is the raft state machine: a thin adapter that decodes a log entry,
+// applies its commands to a state.Machine and returns their results. It
+// also keeps the daemon's own records (JobRecord, ServerInfo), which the
+// scheduling state does not need. Readers take its lock with Read.
+type FSM struct {
+	mu      sync.Mutex
+	m       *state.Machine
+	jobs    map[string]JobRecord
+	servers map[string]string // server id -> HTTP address
+	index   uint64            // last raft index applied
+
+	// changed is signalled (without blocking) when a command changed
+	// something a scheduling pass should look at again.
+	changed chan struct{}
+}
+
+// ApplyResult is what FSM.Apply returns for an entry: one result per
+// state command (a batch has several), or the error that refused it.
+type ApplyResult struct {
+	Results []state.Result
+	Err     error
+}
+
+// NewFSM returns an FSM over an empty state machine.
+func NewFSM() *FSM {
+	return &FSM{
+		m:       state.New(),
+		jobs:    map[string]JobRecord{},
+		servers: map[string]string{},
+		changed: make(chan struct{}, 1),
+	}
+}
+
+// Changed is signalled after a command that may let a scheduling pass do
+// more: a submit, a finish, a cancel, a node or tenant change.
+func (f *FSM) Changed() <-chan struct{} { return f.changed }
+
+func (f *FSM) signal() {
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Apply applies one committed log entry. A command the state machine
+// refuses changes nothing and its error is the result; raft goes on.
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.index = l.Index
+	res, signal := f.applyLocked(l.Data)
+	if signal {
+		f.signal()
+	}
+	return res
+}
+
+func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
+	if len(data) == 0 {
+		return ApplyResult{Err: errors.New("empty log entry")}, false
+	}
+	kind, body := data[0], data[1:]
+	switch kind {
+	case entryCommand:
+		cmd, err := state.Decode(body)
+		if err != nil {
+			return ApplyResult{Err: fmt.Errorf("decode log entry: %w", err)}, false
+		}
+		r, err := f.m.Apply(cmd)
+		if err != nil {
+			return ApplyResult{Err: err}, false
+		}
+		return ApplyResult{Results: []state.Result{r}}, wakes(cmd, r)
+	case entryBatch:
+		var raws []json.RawMessage
+		if err := unmarshalStrict(body, &raws); err != nil {
+			return ApplyResult{Err: fmt.Errorf("decode batch entry: %w", err)}, false
+		}
+		// Decode all before applying any, so a bad entry changes nothing.
+		cmds := make([]state.Command, len(raws))
+		for i, raw := range raws {
+			cmd, err := state.Decode(raw)
+			if err != nil {
+				return ApplyResult{Err: fmt.Errorf("decode batch entry %d: %w", i, err)}, false
+			}
+			cmds[i] = cmd
+		}
+		out := ApplyResult{Results: make([]state.Result, len(cmds))}
+		signal := false
+		for i, cmd := range cmds {
+			r, err := f.m.Apply(cmd)
+			if err != nil {
+				// Each command stands alone, as if sent one by one.
+				out.Err = errors.Join(out.Err, fmt.Errorf("batch command %d (%s): %w", i, cmd.Type(), err))
+				continue
+			}
+			out.Results[i] = r
+			signal = signal || wakes(cmd, r)
+		}
+		return out, signal
+	case entrySubmit:
+		var e submitEntry
+		if err := unmarshalStrict(body, &e); err != nil {
+			return ApplyResult{Err: fmt.Errorf("decode submit entry: %w", err)}, false
+		}
+		cmd, err := state.Decode(e.Submit)
+		if err != nil {
+			return ApplyResult{Err: fmt.Errorf("decode submit entry: %w", err)}, false
+		}
+		s, ok := cmd.(state.Submit)
+		if !ok {
+			return ApplyResult{Err: fmt.Errorf("decode submit entry: a %s, not a submit", cmd.Type())}, false
+		}
+		r, err := f.m.Apply(s)
+		if err != nil {
+			return ApplyResult{Err: err}, false
+		}
+		f.jobs[s.Job.ID] = e.Record
+		return ApplyResult{Results: []state.Result{r}}, true
+	case entryServer:
+		var s ServerInfo
+		if err := unmarshalStrict(body, &s); err != nil {
+			return ApplyResult{Err: fmt.Errorf("decode server entry: %w", err)}, false
+		}
+		f.servers[s.ID] = s.HTTP
+		return ApplyResult{}, false
+	}
+	return ApplyResult{Err: fmt.Errorf("log entry of unknown kind %q", kind)}, false
+}
+
+// wakes says whether an applied command should start a scheduling pass.
+// A plan does not: the pass that made it placed what it could, and a
+// refused plan is retried by the loop itself.
+func wakes(cmd state.Command, r state.Result) bool {
+	return r.Changed && cmd.Type() != state.TypeApplyPlan
+}
+
+// Read runs fn with the FSM locked: the state machine, the daemon's job
+// records and the raft index of the last entry applied. fn must not keep
+// what it is given past its return.
+func (f *FSM) Read(fn func(m *state.Machine, jobs map[string]JobRecord, index uint64)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.m, f.jobs, f.index)
+}
+
+// ServerHTTP returns the HTTP address a server recorded, if any.
+func (f *FSM) ServerHTTP(id string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.servers[id]
+	return a, ok
+}
+
+// snapshotFile is the FSM's snapshot: the state machine's own snapshot,
+// unchanged, beside the daemon's records.
+type snapshotFile struct {
+	V       int                  `json:"v"`
+	Type    string               `json:"type"`
+	State   json.RawMessage      `json:"state"`
+	Jobs    map[string]JobRecord `json:"jobs"`
+	Servers map[string]string    `json:"servers"`
+}
+
+const snapshotType = "server_snapshot"
+
+// Snapshot captures the state for raft. raft calls it between applies;
+// the state is encoded here, so Persist writes bytes that no later
+// command changes.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := f.encodeLocked()
+	if err != nil {
+		return nil, err
+	}
+	return fsmSnapshot(b), nil
+}
+
+func (f *FSM) encodeLocked() ([]byte, error) {
+	var st bytes.Buffer
+	if err := f.m.Snapshot(&st); err != nil {
+		return nil, fmt.Errorf("snapshot state: %w", err)
+	}
+	b, err := json.Marshal(snapshotFile{
+		V: 1, Type: snapshotType, State: bytes.TrimSpace(st.Bytes()),
+		Jobs: f.jobs, Servers: f.servers,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return b, nil
+}
+
+// Restore replaces the state with a snapshot's. A snapshot that does not
+// decode, or whose state the machine refuses, leaves the FSM as it was.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("restore: read snapshot: %w", err)
+	}
+	var s snapshotFile
+	if err := unmarshalStrict(b, &s); err != nil {
+		return fmt.Errorf("restore: decode snapshot: %w", err)
+	}
+	if s.V != 1 || s.Type != snapshotType {
+		return fmt.Errorf("restore: snapshot version %d type %q, want 1 %q", s.V, s.Type, snapshotType)
+	}
+	m, err := state.Restore(bytes.NewReader(s.State))
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	f.mu.Lock()
+	f.m = m
+	f.jobs = maps.Clone(s.Jobs)
+	if f.jobs == nil {
+		f.jobs = map[string]JobRecord{}
+	}
+	f.servers = maps.Clone(s.Servers)
+	if f.servers == nil {
+		f.servers = map[string]string{}
+	}
+	f.mu.Unlock()
+	f.signal()
+	return nil
+}
+
+// StateSnapshot writes the state machine's own snapshot (the form the
+// simulator can start from), read under the lock.
+func (f *FSM) StateSnapshot(w io.Writer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m.Snapshot(w)
+}
+
+type fsmSnapshot []byte
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s fsmSnapshot) Release() {}

@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"petite/scheduler"
+	"petite/scheduler/state"
+)
+
+// leaderLoop waits for leadership and, while it lasts, runs lead.
+func (s *Server) leaderLoop() {
+	defer close(s.done)
+	var cancel context.CancelFunc = func() {}
+	leading := make(chan struct{}) // closed when lead returns
+	close(leading)
+	for {
+		select {
+		case <-s.stop:
+			cancel()
+			<-leading
+			return
+		case isLeader := <-s.raft.LeaderCh():
+			cancel()
+			<-leading
+			if !isLeader {
+				continue
+			}
+			var ctx context.Context
+			ctx, cancel = context.WithCancel(context.Background())
+			leading = make(chan struct{})
+			go func(done chan struct{}) {
+				defer close(done)
+				s.lead(ctx)
+			}(leading)
+		}
+	}
+}
+
+// lead is the leader's work: make sure its own entries are applied,
+// record its HTTP address, register the fleet of a new cluster, then run a
+// scheduling pass each time something changed.
+func (s *Server) lead(ctx context.Context) {
+	log := s.log.With("server", s.cfg.ID)
+	log.Info("leading")
+	if err := s.Barrier(ctx); err != nil {
+		log.Warn("leader barrier", "err", err)
+		return
+	}
+	if err := s.recordAddress(ctx); err != nil {
+		log.Warn("record address", "err", err)
+	}
+	if err := s.registerFleet(ctx); err != nil {
+		log.Error("register fleet", "err", err)
+	}
+	var pl planner
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
+	s.fsm.signal() // a pass on taking office: the old leader may have left work queued
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.fsm.Changed():
+		}
+		if s.cfg.Coalesce > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(s.cfg.Coalesce):
+			}
+		}
+		err := s.pass(ctx, &pl, rng)
+		switch {
+		case errors.Is(err, ErrNotLeader), ctx.Err() != nil:
+			return
+		case err != nil:
+			// A plan refused as stale: plan again on the newer state.
+			log.Info("scheduling pass", "err", err)
+			s.fsm.signal()
+		}
+	}
+}
+
+// recordAddress writes the leader's HTTP address into the log, unless it
+// is already there, so followers can forward to it.
+func (s *Server) recordAddress(ctx context.Context) error {
+	if s.cfg.HTTPAddr == "" {
+		return nil
+	}
+	if a, ok := s.fsm.ServerHTTP(s.cfg.ID); ok && a == s.cfg.HTTPAddr {
+		return nil
+	}
+	entry, err := marshalEntry(entryServer, ServerInfo{ID: s.cfg.ID, HTTP: s.cfg.HTTPAddr})
+	if err != nil {
+		return err
+	}
+	_, err = s.apply(ctx, entry)
+	return err
+}
+
+// registerFleet registers the configured pools and nodes, as one log
+// entry, when the cluster has no node yet.
+func (s *Server) registerFleet(ctx context.Context) error {
+	var empty bool
+	s.fsm.Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) {
+		empty = m.Cluster().NumNodes() == 0 && len(m.Cluster().Pools()) == 0
+	})
+	if !empty || len(s.cfg.Nodes) == 0 {
+		return nil
+	}
+	cmds := make([]state.Command, 0, len(s.cfg.Pools)+len(s.cfg.Nodes))
+	for _, p := range s.cfg.Pools {
+		cmds = append(cmds, state.RegisterPool{Pool: p})
+	}
+	for _, n := range s.cfg.Nodes {
+		cmds = append(cmds, state.RegisterNode{Node: n})
+	}
+	entry, err := encodeBatch(cmds)
+	if err != nil {
+		return err
+	}
+	if _, err := s.apply(ctx, entry); err != nil {
+		return fmt.Errorf("%d pools, %d nodes: %w", len(s.cfg.Pools), len(s.cfg.Nodes), err)
+	}
+	s.log.Info("fleet registered", "pools", len(s.cfg.Pools), "nodes", len(s.cfg.Nodes))
+	return nil
+}
+
+// pass runs one scheduling pass on a frozen copy of the state, refrozen
+// under the FSM's lock at the cost of what changed, planned outside it
+// while the log applies, and commits the plan as one log entry. The state
+// machine checks the plan again when it applies it: a plan made on a state
+// that has moved on since is refused whole if it no longer fits.
+func (s *Server) pass(ctx context.Context, pl *planner, rng *rand.Rand) error {
+	s.fsm.Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) {
+		if pl.frozen == nil || pl.machine != m {
+			// A restored snapshot replaced the machine: start afresh.
+			pl.frozen, pl.machine, pl.policy = m.Freeze(), m, nil
+		} else {
+			m.Refreeze(pl.frozen)
+		}
+	})
+	if len(pl.frozen.Pending()) == 0 && !underReplicated(pl.frozen) {
+		s.setUnplaced(nil)
+		return nil
+	}
+	now := s.Now()
+	plan, err := pl.schedule(s.cfg.Policy, now, rng)
+	if err != nil {
+		return err
+	}
+	s.setUnplaced(plan.Unplaced)
+	if len(plan.Place) == 0 && len(plan.Evict) == 0 {
+		return nil
+	}
+	if _, err := s.Apply(ctx, state.PlanCommand(plan, now)); err != nil {
+		return fmt.Errorf("plan of %d placements: %w", len(plan.Place), err)
+	}
+	return nil
+}
+
+// planner is the leader's frozen copy of the state and the policy built
+// for it, kept from pass to pass so that its score indexes stay warm.
+type planner struct {
+	machine *state.Machine
+	frozen  *state.Frozen
+	policy  *scheduler.Policy
+	nodes   int // the fleet size the policy was built for
+}
+
+func (pl *planner) schedule(policy string, now int64, rng *rand.Rand) (scheduler.Plan, error) {
+	v := pl.frozen.Cluster()
+	if pl.policy == nil || pl.nodes != v.NumNodes() {
+		p, err := v.NewPolicy(policy, scheduler.Options{})
+		if err != nil {
+			return scheduler.Plan{}, fmt.Errorf("policy: %w", err)
+		}
+		pl.policy, pl.nodes = p, v.NumNodes()
+	}
+	return schedule(pl.frozen, pl.policy, now, rng)
+}
+
+// underReplicated reports whether a running job misses tasks a pass may
+// place again (a service's lost replicas).
+func underReplicated(f *state.Frozen) bool {
+	for _, r := range f.Running() {
+		if r.Job.Kind == scheduler.Inference && len(r.Tasks) < r.Job.Count {
+			return true
+		}
+	}
+	return false
+}
+
+// Schedule runs one scheduling pass of the named policy on a frozen
+// state, as the leader does: the dry run of a plan.
+func Schedule(f *state.Frozen, policy string, now int64, rng *rand.Rand) (scheduler.Plan, error) {
+	pol, err := f.Cluster().NewPolicy(policy, scheduler.Options{})
+	if err != nil {
+		return scheduler.Plan{}, fmt.Errorf("policy: %w", err)
+	}
+	return schedule(f, pol, now, rng)
+}
+
+func schedule(f *state.Frozen, pol *scheduler.Policy, now int64, rng *rand.Rand) (scheduler.Plan, error) {
+	plan, err := f.Schedule(scheduler.Pass{Now: now, Policy: pol, Rng: rng, Backfill: true})
+	if err != nil {
+		return scheduler.Plan{}, fmt.Errorf("scheduling pass: %w", err)
+	}
+	return plan, nil
+}
+
+func (s *Server) setUnplaced(us []scheduler.Unplaced) {
+	m := make(map[string]scheduler.Unplaced, len(us))
+	for _, u := range us {
+		m[u.Job] = u
+	}
+	s.mu.Lock()
+	s.unplaced = m
+	s.mu.Unlock()
+}

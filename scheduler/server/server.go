@@ -1,0 +1,375 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+
+	"petite/scheduler"
+	"petite/scheduler/state"
+)
+
+// ErrNotLeader is returned by writes on a server that is not the leader;
+// the API forwards them to the leader.
+var ErrNotLeader = errors.New("not the leader")
+
+// Peer is one voting server of the cluster.
+type Peer struct {
+	ID   string `json:"id"`
+	Addr string `json:"address"` // raft TCP address
+}
+
+// Config sets up one server.
+type Config struct {
+	// ID names the server in the cluster; unique, stable across restarts.
+	ID string
+	// DataDir holds the raft log (wal/) and snapshots (snapshots/).
+	DataDir string
+	// RaftAddr is the TCP address raft listens on and advertises
+	// ("127.0.0.1:0" picks a free port).
+	RaftAddr string
+	// HTTPAddr is where this server's API answers, recorded in the log so
+	// that followers can forward writes here when it leads.
+	HTTPAddr string
+	// Bootstrap starts a new cluster of Peers (this server alone when
+	// empty) if the data dir holds no raft state. Every server of the
+	// first configuration may bootstrap with the same Peers.
+	Bootstrap bool
+	Peers     []Peer
+	// Pools and Nodes are registered by the first leader of a cluster whose
+	// state holds no node yet.
+	Pools []scheduler.Pool
+	Nodes []scheduler.Node
+	// Policy names the placement policy (scheduler.PolicyNames); default fgd.
+	Policy string
+	// Coalesce is how long the leader waits after a change before a
+	// scheduling pass, so that a burst of submits is placed in one plan.
+	Coalesce time.Duration
+	// Fast shortens raft's timeouts, for a single dev server or tests on
+	// loopback.
+	Fast bool
+	// Logger receives the server's and raft's logs; nil discards them.
+	Logger *slog.Logger
+	// Clock is the driver's clock (seconds); nil reads the wall clock.
+	Clock func() int64
+}
+
+// Server is one replicated scheduler server.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	fsm       *FSM
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	wal       *wal.WAL
+
+	mu       sync.Mutex
+	unplaced map[string]scheduler.Unplaced // last pass's, on the leader
+
+	stop    chan struct{}
+	done    chan struct{}
+	closeMu sync.Once
+}
+
+// New opens the data dir, starts raft and, with Bootstrap, creates the
+// cluster. The server then elects or follows a leader on its own; Ready
+// waits for that.
+func New(cfg Config) (*Server, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("server: an ID is required")
+	}
+	if cfg.Policy == "" {
+		cfg.Policy = "fgd"
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = func() int64 { return time.Now().Unix() }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := s.open(); err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	go s.leaderLoop()
+	return s, nil
+}
+
+func (s *Server) open() error {
+	cfg := s.cfg
+	hl := newHCLogger(s.log, "raft")
+	walDir := filepath.Join(cfg.DataDir, "wal")
+	if err := os.MkdirAll(walDir, 0o755); err != nil {
+		return fmt.Errorf("server: data dir: %w", err)
+	}
+	w, err := wal.Open(walDir, wal.WithLogger(hl.Named("wal")))
+	if err != nil {
+		return fmt.Errorf("server: open raft log in %s: %w", walDir, err)
+	}
+	s.wal = w
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("server: snapshot store in %s: %w", cfg.DataDir, err)
+	}
+	// With no advertise address the transport advertises what it bound
+	// ("127.0.0.1:0" resolved to its port); an unspecified IP is refused.
+	t, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 8, 5*time.Second, hl.Named("transport"))
+	if err != nil {
+		return fmt.Errorf("server: raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+	s.transport = t
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 512
+	rc.SnapshotThreshold = 8192
+	rc.TrailingLogs = 10240
+	if cfg.Fast {
+		rc.HeartbeatTimeout = 200 * time.Millisecond
+		rc.ElectionTimeout = 200 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+	}
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(w, w, snaps)
+		if err != nil {
+			return fmt.Errorf("server: read raft state: %w", err)
+		}
+		if !has {
+			peers := cfg.Peers
+			if len(peers) == 0 {
+				peers = []Peer{{ID: cfg.ID, Addr: string(t.LocalAddr())}}
+			}
+			var conf raft.Configuration
+			for _, p := range peers {
+				conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
+			}
+			if err := raft.BootstrapCluster(rc, w, w, snaps, t, conf); err != nil {
+				return fmt.Errorf("server: bootstrap: %w", err)
+			}
+		}
+	}
+	r, err := raft.NewRaft(rc, s.fsm, w, w, snaps, t)
+	if err != nil {
+		return fmt.Errorf("server: start raft: %w", err)
+	}
+	s.raft = r
+	return nil
+}
+
+// RaftAddr is the address raft listens on (its port resolved).
+func (s *Server) RaftAddr() string { return string(s.transport.LocalAddr()) }
+
+// ID is the server's ID.
+func (s *Server) ID() string { return s.cfg.ID }
+
+// FSM is the server's state machine adapter, for reads.
+func (s *Server) FSM() *FSM { return s.fsm }
+
+// Policy is the name of the placement policy the leader schedules with.
+func (s *Server) Policy() string { return s.cfg.Policy }
+
+// Now is the server's clock, in seconds: the At of the commands it writes.
+func (s *Server) Now() int64 { return s.cfg.Clock() }
+
+// IsLeader reports whether this server leads.
+func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the leader's ID and the HTTP address it recorded, if a
+// leader is known.
+func (s *Server) Leader() (id, http string, ok bool) {
+	_, lid := s.raft.LeaderWithID()
+	if lid == "" {
+		return "", "", false
+	}
+	http, ok = s.fsm.ServerHTTP(string(lid))
+	return string(lid), http, ok
+}
+
+// State is the server's raft state: Leader, Follower, Candidate, Shutdown.
+func (s *Server) State() string { return s.raft.State().String() }
+
+// Ready waits until a leader is known and this server's state machine has
+// applied what it had committed when it started (its log replayed).
+func (s *Server) Ready(ctx context.Context) error {
+	for {
+		_, lid := s.raft.LeaderWithID()
+		if lid != "" && s.raft.AppliedIndex() >= s.raft.CommitIndex() {
+			if _, _, ok := s.Leader(); ok {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server %s: no leader yet: %w", s.cfg.ID, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// timeout returns how long a raft call may wait under ctx.
+func timeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return 10 * time.Second
+}
+
+// apply commits a log entry and returns the FSM's result for it.
+func (s *Server) apply(ctx context.Context, entry []byte) (ApplyResult, error) {
+	f := s.raft.Apply(entry, timeout(ctx))
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return ApplyResult{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return ApplyResult{}, fmt.Errorf("commit: %w", err)
+	}
+	res, _ := f.Response().(ApplyResult)
+	return res, res.Err
+}
+
+// Apply commits one state command through the log (on the leader) and
+// returns the state machine's result. A command the machine refuses
+// returns its error, and changed nothing on any server.
+func (s *Server) Apply(ctx context.Context, cmd state.Command) (state.Result, error) {
+	entry, err := encodeCommand(cmd)
+	if err != nil {
+		return state.Result{}, err
+	}
+	res, err := s.apply(ctx, entry)
+	if err != nil {
+		return state.Result{}, err
+	}
+	if len(res.Results) != 1 {
+		return state.Result{}, fmt.Errorf("apply %s: %d results", cmd.Type(), len(res.Results))
+	}
+	return res.Results[0], nil
+}
+
+// Submit commits a job and the daemon's record of it.
+func (s *Server) Submit(ctx context.Context, job scheduler.Job, rec JobRecord) (state.Result, error) {
+	entry, err := encodeSubmit(state.Submit{Job: job, At: s.Now()}, rec)
+	if err != nil {
+		return state.Result{}, err
+	}
+	res, err := s.apply(ctx, entry)
+	if err != nil {
+		return state.Result{}, err
+	}
+	return res.Results[0], nil
+}
+
+// Barrier returns once every entry committed before it is applied here,
+// on the leader: with it, a read that follows sees every write
+// acknowledged before the read began (a linearizable read).
+func (s *Server) Barrier(ctx context.Context) error {
+	if err := s.raft.Barrier(timeout(ctx)).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return fmt.Errorf("barrier: %w", err)
+	}
+	return nil
+}
+
+// Peers lists the cluster's configuration, the leader marked.
+func (s *Server) Peers() ([]PeerStatus, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+	_, lid := s.raft.LeaderWithID()
+	var out []PeerStatus
+	for _, sv := range f.Configuration().Servers {
+		out = append(out, PeerStatus{
+			ID: string(sv.ID), Address: string(sv.Address),
+			Leader: sv.ID == lid, Voter: sv.Suffrage == raft.Voter,
+		})
+	}
+	return out, nil
+}
+
+// PeerStatus is one server of the raft configuration.
+type PeerStatus struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Leader  bool   `json:"leader"`
+	Voter   bool   `json:"voter"`
+}
+
+// AddPeer adds a voting server (on the leader). The new server starts
+// without Bootstrap and catches up from the leader.
+func (s *Server) AddPeer(ctx context.Context, id, addr string) error {
+	if err := s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout(ctx)).Error(); err != nil {
+		return notLeader(fmt.Errorf("add peer %s at %s: %w", id, addr, err))
+	}
+	return nil
+}
+
+// RemovePeer removes a server from the configuration (on the leader).
+func (s *Server) RemovePeer(ctx context.Context, id string) error {
+	if err := s.raft.RemoveServer(raft.ServerID(id), 0, timeout(ctx)).Error(); err != nil {
+		return notLeader(fmt.Errorf("remove peer %s: %w", id, err))
+	}
+	return nil
+}
+
+func notLeader(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	}
+	return err
+}
+
+// Unplaced returns the reasons the leader's last scheduling pass gave for
+// not placing a job.
+func (s *Server) Unplaced(job string) (scheduler.Unplaced, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.unplaced[job]
+	return u, ok
+}
+
+// Snapshot asks raft for a snapshot now (it also takes them on its own
+// after enough entries).
+func (s *Server) Snapshot() error {
+	if err := s.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+// Close stops the server: the leader loop, raft, the transport and the
+// log store. The data dir keeps everything needed to start it again.
+func (s *Server) Close() error {
+	var err error
+	s.closeMu.Do(func() {
+		close(s.stop)
+		<-s.done
+		if s.raft != nil {
+			err = s.raft.Shutdown().Error()
+		}
+		s.closeStores()
+	})
+	return err
+}
+
+func (s *Server) closeStores() {
+	if s.transport != nil {
+		s.transport.Close()
+	}
+	if s.wal != nil {
+		s.wal.Close()
+	}
+}
