@@ -18,9 +18,10 @@ import (
 // members, selector verdicts) is shared with its capacity clipped, so that
 // an append on either side never writes where the other reads; a slab that
 // starts being written in place must move to the copied ones. The derived
-// caches (score indexes and the other memos, scratch) start empty: the copy builds
-// an index on its first use of a shape, and since an index holds exactly
-// what a scan computes, plans are the same.
+// caches (score indexes, the other memos, scratch) start empty: the copy
+// builds an index on its first use of a shape, and since an index holds
+// exactly what a scan computes, plans are the same (a Replica keeps them
+// warm from pass to pass).
 //
 // Clone reads the cluster, so the caller serialises it with writers, as
 // any read. A Policy that caches per cluster (fgd) follows the cluster it
