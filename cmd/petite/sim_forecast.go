@@ -60,7 +60,7 @@ per step from the cutoff on; -o csv the points with their interval.`,
 	trainUntil := fs.String("train-until", "", "cutoff: fit the data before it, forecast from it (RFC 3339 or zone-less UTC; default: the end of the data)")
 	horizon := fs.String("horizon", "14d", "how far to forecast (Go duration, or days/weeks: 14d, 2w)")
 	stepFlag := fs.String("step", "10m", "step of the forecast; the data is resampled to it")
-	aggFlag := fs.String("agg", "max", "how a step's data becomes its value: max (the step's peak) or mean")
+	aggFlag := fs.String("agg", "mean", "how a step's data becomes its value: mean or max (the step's peak)")
 	level := fs.Float64("level", 0.9, "coverage of the prediction interval")
 	outage := fs.Float64("outage-below", 0.05, "--series values below this fraction of the local level are outages (0: none)")
 	output := addOutputFlag(fs, "table", "json", "csv")

@@ -106,7 +106,7 @@ func TestSimForecastText(t *testing.T) {
 		"--train-until", "2017-11-06T00:00:00Z", "--horizon", "7d")
 	require.Equal(t, exitOK, code, errOut)
 	for _, want := range []string{
-		"active in " + forecastSampleHere + ", max per 10m",
+		"active in " + forecastSampleHere + ", mean per 10m",
 		"1849 steps of 10m before 2017-11-06T00:00:00Z (108 masked as outages, 59 without data)",
 		"size to", "backtest: 1008 steps scored",
 		"model", "seasonal naive (daily)", "seasonal naive (weekly)", "MASE",

@@ -276,7 +276,7 @@ func TestPhillyBacktest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 105644, len(raw.Points), "rows of the series as its README counts them")
 	cut := utc(2017, 12, 1, 0, 0)
-	s, err := Resample(raw.Points, cut, 10*time.Minute, AggMax)
+	s, err := Resample(raw.Points, cut, 10*time.Minute, AggMean)
 	require.NoError(t, err)
 	cfg := DefaultConfig()
 	r, err := Forecast(s, cut, 14*144, cfg)
