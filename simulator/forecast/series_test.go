@@ -209,3 +209,36 @@ func FuzzReadCSV(f *testing.F) {
 		}
 	})
 }
+
+// Whatever a series file holds, reading, resampling and forecasting it
+// end in a forecast or an error, never a panic, and a forecast's values
+// are finite and ordered within their interval.
+func FuzzForecast(f *testing.F) {
+	f.Add([]byte("time,v\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n2024-01-03 00:00,0\n"), uint8(60))
+	f.Add([]byte("time,v\n0,5\n86400,5\n172800,5\n259200,5\n"), uint8(6))
+	f.Fuzz(func(t *testing.T, in []byte, stepMin uint8) {
+		raw, err := ReadCSV(bytes.NewReader(in), "f.csv", ReadOptions{})
+		if err != nil {
+			return
+		}
+		step := time.Duration(max(1, int(stepMin))) * time.Minute
+		last := raw.Points[len(raw.Points)-1].T
+		s, err := Resample(raw.Points, last, step, AggMean)
+		if err != nil {
+			return
+		}
+		cfg := DefaultConfig()
+		cfg.Origins = 3
+		r, err := Forecast(s, s.At(len(s.Values)), 12, cfg)
+		if err != nil {
+			return
+		}
+		for _, st := range r.Steps {
+			for _, v := range []float64{st.Value, st.Lo, st.Hi} {
+				require.False(t, math.IsNaN(v) || math.IsInf(v, 0), "%+v", st)
+			}
+			require.LessOrEqual(t, st.Lo, st.Value+1e-9)
+			require.LessOrEqual(t, st.Value, st.Hi+1e-9)
+		}
+	})
+}
