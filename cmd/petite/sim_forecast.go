@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -53,9 +54,9 @@ per step from the cutoff on; -o csv the points with their interval.`,
 	fs := cmd.Flags()
 	series := fs.String("series", "", "demand series CSV with a header ('-' for standard input)")
 	column := fs.String("column", "", "value column of --series (default: the first after the time column)")
-	timeColumn := fs.String("time-column", "time", "time column of --series")
+	timeColumn := fs.String("time-column", "", "time column of --series (default: time, timestamp, datetime, date, ts or t, else the first)")
 	trace := fs.String("trace", "", "job trace of any format petite reads ('-' for standard input): its GPU demand")
-	format := fs.String("format", "auto", "format of --trace ("+fmt.Sprint(traces.JobFormats)+")")
+	format := fs.String("format", "auto", "format of --trace: auto or "+formatNames(traces.JobFormats))
 	strict := fs.Bool("strict", false, "stop at the first bad record of --trace instead of skipping it")
 	trainUntil := fs.String("train-until", "", "cutoff: fit the data before it, forecast from it (RFC 3339 or zone-less UTC; default: the end of the data)")
 	horizon := fs.String("horizon", "14d", "how far to forecast (Go duration, or days/weeks: 14d, 2w)")
@@ -196,6 +197,14 @@ func forecastTrace(cmd *cobra.Command, path, format string, strict bool, cutoff 
 	what := fmt.Sprintf("GPUs asked for in %s (%s, %d jobs with GPUs, %d of them open-ended; %d bad records skipped), %s per %s",
 		name, r.Meta().Format, d.Jobs, d.Open, r.Problems().Skipped, agg, forecast.FormatSpan(step))
 	return d.Series, what, nil
+}
+
+func formatNames(fs []traces.Format) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ", ")
 }
 
 // forecastPoint is one point of --json: the form other tools read.

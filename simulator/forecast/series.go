@@ -22,7 +22,8 @@ type Point struct {
 
 // ReadOptions say which columns of a series CSV to read.
 type ReadOptions struct {
-	// TimeColumn names the time column; "" is "time".
+	// TimeColumn names the time column; "" is the first column named
+	// time, timestamp, datetime, date, ts or t, else the first column.
 	TimeColumn string
 	// Column names the value column; "" is the first column after the
 	// time column.
@@ -139,7 +140,16 @@ func scanErr(sc *bufio.Scanner, name string, line int) error {
 func columns(names []string, opts ReadOptions, file string, line int) (tcol, vcol int, err error) {
 	tname := opts.TimeColumn
 	if tname == "" {
-		tname = "time"
+		// The usual names, else the first column: a file of time and
+		// value needs no flags.
+		tcol = 0
+		for _, n := range []string{"time", "timestamp", "datetime", "date", "ts", "t"} {
+			if i := slices.Index(names, n); i >= 0 {
+				tcol = i
+				break
+			}
+		}
+		tname = names[tcol]
 	}
 	tcol = slices.Index(names, tname)
 	if tcol < 0 {

@@ -42,6 +42,18 @@ func TestReadCSV(t *testing.T) {
 			want:   []Point{{utc(2017, 10, 3, 0, 0), 1}, {utc(2017, 10, 3, 0, 5), 3}, {time.Unix(1507000000, 0).UTC(), 2}},
 		},
 		{
+			name:   "a timestamp column found by name, else the first column",
+			in:     "busy,timestamp\n3,2017-10-03 00:00:00\n",
+			column: "busy",
+			want:   []Point{{utc(2017, 10, 3, 0, 0), 3}},
+		},
+		{
+			name:   "the first column as time when none is named so",
+			in:     "when,busy\n2017-10-03 00:00:00,4\n",
+			column: "busy",
+			want:   []Point{{utc(2017, 10, 3, 0, 0), 4}},
+		},
+		{
 			name:    "gaps, comments, blank lines, quotes, a BOM and CRLF",
 			in:      "\ufeff# a comment\r\n\"when\",\"v\"\r\n\r\n2017-10-03,\"1\"\r\n2017-10-04,\r\n2017-10-05,NA\r\n2017-10-06,NaN\r\n2017-10-07,2\r\n",
 			opts:    ReadOptions{TimeColumn: "when"},
@@ -91,7 +103,8 @@ func TestReadCSVErrors(t *testing.T) {
 		{"infinite", "time,active\n2017-10-03 00:00:00,+Inf\n", ReadOptions{}, `s.csv:2: field active`},
 		{"short record", "time,a,b\n2017-10-03 00:00:00,1,2\n2017-10-03 00:01:00\n", ReadOptions{Column: "b"}, `s.csv:3: field b: want 3 fields as in the header`},
 		{"no such column", "time,active\n", ReadOptions{Column: "busy"}, `s.csv:1: field busy: want a header with a value column "busy"`},
-		{"no time column", "when,active\n", ReadOptions{}, `s.csv:1: field time: want a header with a time column "time"`},
+		{"no such time column", "when,active\n", ReadOptions{TimeColumn: "time"}, `s.csv:1: field time: want a header with a time column "time"`},
+		{"first column not a time", "when,active\nyesterday,1\n", ReadOptions{}, `s.csv:2: field when: want a time`},
 		{"time column only", "time\n2017-10-03,1\n", ReadOptions{}, `s.csv:1: want a header with a value column`},
 		{"empty", "", ReadOptions{}, "s.csv: empty"},
 		{"no values", "time,active\n2017-10-03,\n", ReadOptions{}, "s.csv: no values in column active"},
