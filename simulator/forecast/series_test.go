@@ -189,7 +189,7 @@ func TestMaskOutagesPhilly(t *testing.T) {
 	assert.Equal(t, make([]bool, len(s.Values)), MaskOutages(s, 0), "fraction 0 masks nothing")
 }
 
-func readSample(t *testing.T, step time.Duration) *Series {
+func readSample(t testing.TB, step time.Duration) *Series {
 	t.Helper()
 	f, err := os.Open(sampleFile)
 	require.NoError(t, err)
