@@ -36,8 +36,11 @@ Machine lists (stats only): openb-nodes, pai-machines, philly-machines, helios-g
 Files may be gzip-compressed; "-" reads standard input.
 
 Bad records are skipped and counted (the first few are shown); --strict stops at
-the first one instead. An output file (convert, sample, gen) may not be one of the
-inputs; it is written whole or not at all.`,
+the first one instead. A canonical file ends with a trailer that counts its rows,
+so a cut one is caught: without the trailer it reads with a warning, or fails
+under --strict. A row over 4 MiB ends the read. An output file (convert, sample,
+gen) may not be one of the inputs; it is written whole or not at all, and Ctrl-C
+removes what was begun.`,
 		Example: examples(
 			"petite trace stats traces/samples/openb_pod_list_default.csv",
 			"petite trace head traces/testdata/helios/cluster_log.csv",

@@ -288,3 +288,33 @@ func interruptWhenWriting(t *testing.T, dir string, args []string) (string, bool
 	}
 	return "", false
 }
+
+// The issue as a user met it: the openb default list converted, then cut
+// at byte 30,000, read as 365 jobs with "bad records none" and a phantom
+// job "ope". Now --strict fails on it, and a lenient read counts the cut
+// row and writes no phantom.
+func TestTraceCutCanonical(t *testing.T) {
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.csv")
+	code, _, errOut := petite(t, nil, "trace", "convert", "../../traces/samples/openb_pod_list_default.csv", full)
+	require.Equal(t, exitOK, code, errOut)
+	data, err := os.ReadFile(full)
+	require.NoError(t, err)
+	cut := filepath.Join(dir, "cut.csv")
+	require.NoError(t, os.WriteFile(cut, data[:30000], 0o644))
+
+	code, _, errOut = petite(t, nil, "trace", "stats", "--strict", cut)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "cut.csv:367: the file ends inside this row")
+
+	code, out, _ := petite(t, nil, "trace", "stats", cut)
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, out, "jobs                             364 (")
+	assert.Contains(t, out, "1 bad records skipped")
+
+	code, out, errOut = petite(t, nil, "trace", "convert", cut, "-")
+	require.Equal(t, exitOK, code)
+	assert.NotContains(t, out, "\nope,")
+	assert.Contains(t, out, "\n#petite-trace end rows=364\n")
+	assert.Contains(t, errOut, "364 jobs written")
+}
