@@ -79,3 +79,48 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "snapshot-bytes")
 }
+
+// BenchmarkApplyTaskList measures commands that name every task of a job
+// of n CPU-only tasks, in reverse order: a Preempt of every replica, and a
+// plan evicting them one eviction each. The checks of such lists are
+// linear; they were quadratic (seconds at MaxTasksPerJob).
+func BenchmarkApplyTaskList(b *testing.B) {
+	for _, n := range []int{4096, scheduler.MaxTasksPerJob} {
+		tasks := make([]int, n)
+		place := make([]scheduler.TaskPlacement, n)
+		evict := make([]scheduler.Eviction, n)
+		for i := range n {
+			k := n - 1 - i
+			tasks[i] = k
+			place[i] = scheduler.TaskPlacement{Task: k, Node: "a", CPUMilli: 1, MemoryMiB: 1}
+			evict[i] = scheduler.Eviction{Job: "j", Tasks: []int{k}, Seen: []scheduler.TaskPlacement{place[i]}}
+		}
+		for _, c := range []struct {
+			name string
+			cmd  Command
+		}{
+			{"preempt", Preempt{Job: "j", Tasks: tasks, At: 3}},
+			{"evictions", ApplyPlan{Evict: evict, At: 3}},
+		} {
+			b.Run(fmt.Sprintf("%s/tasks=%d", c.name, n), func(b *testing.B) {
+				for b.Loop() {
+					b.StopTimer()
+					m := New()
+					for _, setup := range []Command{
+						RegisterNode{Node: scheduler.Node{Name: "a", CPUMilli: int64(n), MemoryMiB: int64(n)}},
+						Submit{Job: scheduler.Job{ID: "j", Kind: scheduler.Inference, Count: n, Task: scheduler.Task{CPUMilli: 1, MemoryMiB: 1}}, At: 1},
+						ApplyPlan{Place: []scheduler.JobPlacement{{Job: "j", Tasks: place}}, At: 2},
+					} {
+						if _, err := m.Apply(setup); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StartTimer()
+					if _, err := m.Apply(c.cmd); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

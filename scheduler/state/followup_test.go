@@ -63,3 +63,80 @@ func TestFollowupEvictionMustNameWhatItSaw(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"svc"}, res.Requeued)
 }
+
+// The checks of the task lists a client sends are linear: a command
+// naming every task of a job of MaxTasksPerJob tasks visits a bounded
+// number of elements per task (Machine.work counts them), where the
+// quadratic checks visited billions and took seconds, a denial of service
+// for the daemon.
+func TestFollowupTaskListsLinear(t *testing.T) {
+	const n = scheduler.MaxTasksPerJob
+	const perTask = 16 // elements visited per task, at most
+	cpuOnly := scheduler.Task{CPUMilli: 1, MemoryMiB: 1}
+	on := func(task int, node string) scheduler.TaskPlacement {
+		return scheduler.TaskPlacement{Task: task, Node: node, CPUMilli: 1, MemoryMiB: 1}
+	}
+	all := func(node string, from, to int) []scheduler.TaskPlacement {
+		out := make([]scheduler.TaskPlacement, 0, to-from)
+		for k := to - 1; k >= from; k-- { // in reverse: nothing may rely on order
+			out = append(out, on(k, node))
+		}
+		return out
+	}
+	indices := func(ps []scheduler.TaskPlacement) []int {
+		out := make([]int, len(ps))
+		for i := range ps {
+			out[i] = ps[i].Task
+		}
+		return out
+	}
+	// running: a job of n tasks running on node a.
+	running := func(t *testing.T, kind scheduler.JobKind) *Machine {
+		return dfMachine(t,
+			RegisterNode{Node: scheduler.Node{Name: "a", CPUMilli: n, MemoryMiB: n}},
+			RegisterNode{Node: scheduler.Node{Name: "b", CPUMilli: n, MemoryMiB: n}},
+			Submit{Job: scheduler.Job{ID: "j", Kind: kind, Count: n, Preemptible: true, Task: cpuOnly}, At: 1},
+			ApplyPlan{Place: []scheduler.JobPlacement{{Job: "j", Tasks: all("a", 0, n)}}, At: 2},
+		)
+	}
+	oneByOne := make([]scheduler.Eviction, n)
+	for k := range oneByOne {
+		oneByOne[k] = scheduler.Eviction{Job: "j", Tasks: []int{k}, Seen: []scheduler.TaskPlacement{on(k, "a")}}
+	}
+	tests := []struct {
+		name string
+		kind scheduler.JobKind
+		cmd  Command
+		want Result
+	}{
+		{"finish a gang task by task", scheduler.Training, Finish{Job: "j", Tasks: indices(all("a", 0, n)), At: 3},
+			Result{Changed: true, Ended: []string{"j"}}},
+		{"finish every replica", scheduler.Inference, Finish{Job: "j", Tasks: indices(all("a", 0, n)), At: 3},
+			Result{Changed: true, Requeued: []string{"j"}}},
+		{"preempt every replica", scheduler.Inference, Preempt{Job: "j", Tasks: indices(all("a", 0, n)), At: 3},
+			Result{Changed: true, Requeued: []string{"j"}}},
+		{"evict every replica, named", scheduler.Inference, ApplyPlan{Evict: []scheduler.Eviction{{Job: "j", Tasks: indices(all("a", 0, n)), Seen: all("a", 0, n)}}, At: 3},
+			Result{Changed: true, Requeued: []string{"j"}}},
+		{"evict the replicas one eviction each", scheduler.Inference, ApplyPlan{Evict: oneByOne, At: 3},
+			Result{Changed: true, Requeued: []string{"j"}}},
+		{"evict a gang whole", scheduler.Training, ApplyPlan{Evict: []scheduler.Eviction{{Job: "j", Seen: all("a", 0, n)}}, At: 3},
+			Result{Changed: true, Requeued: []string{"j"}}},
+		{"move half the replicas", scheduler.Inference, ApplyPlan{
+			Evict: []scheduler.Eviction{{Job: "j", Tasks: indices(all("a", 0, n/2)), Seen: all("a", 0, n/2)}},
+			Place: []scheduler.JobPlacement{{Job: "j", Tasks: append(all("b", 0, n/2), all("a", n/2, n)...)}}, At: 3},
+			Result{Changed: true, Degraded: []string{"j"}}},
+		{"lose the node", scheduler.Inference, SetNodeState{Node: "a", State: scheduler.NodeDown, At: 3},
+			Result{Changed: true, Requeued: []string{"j"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := running(t, tt.kind)
+			m.work = 0
+			res, err := m.Apply(tt.cmd)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, res)
+			assert.LessOrEqual(t, m.work, uint64(perTask*n), "elements visited for %d tasks", n)
+			t.Logf("%d elements visited for %d tasks", m.work, n)
+		})
+	}
+}

@@ -22,6 +22,12 @@ type Machine struct {
 	applied uint64
 	nextSeq uint64
 	planner *Frozen // Plan's copy of the state, kept warm between passes
+	// sets are scratch sets of task indices for the checks of task lists
+	// (see taskSet); work counts the elements those checks and the changes
+	// they lead to visit, so that a test can bound a command's work
+	// without a clock.
+	sets [2]taskSet
+	work uint64
 }
 
 // New returns an empty machine: no pools, nodes, tenants or jobs.
@@ -319,7 +325,7 @@ func (m *Machine) finish(c Finish, res *Result) error {
 	if !ok {
 		return fmt.Errorf("field job: unknown job %q", c.Job)
 	}
-	if err := checkTasks(r, c.Tasks); err != nil {
+	if err := m.checkTasks(r, c.Tasks); err != nil {
 		return err
 	}
 	switch {
@@ -337,12 +343,7 @@ func (m *Machine) finish(c Finish, res *Result) error {
 		m.end(r, status, c.At, res)
 		return nil
 	}
-	var live []int
-	for _, t := range c.Tasks {
-		if r.live(t) >= 0 {
-			live = append(live, t)
-		}
-	}
+	live := m.liveOf(r, c.Tasks)
 	switch {
 	case len(live) == 0:
 		return nil // those tasks are gone already
@@ -352,11 +353,10 @@ func (m *Machine) finish(c Finish, res *Result) error {
 		m.releaseAll(r)
 		m.end(r, Failed, c.At, res)
 	default:
-		for _, t := range live {
-			m.releaseTask(r, t)
-			r.done = append(r.done, t)
-		}
+		m.releaseTasks(r, live)
+		r.done = append(r.done, live...)
 		slices.Sort(r.done)
+		m.work += uint64(len(r.done))
 		res.Changed = true
 		if len(r.run.Tasks) == 0 {
 			m.end(r, Succeeded, c.At, res)
@@ -370,7 +370,7 @@ func (m *Machine) preempt(c Preempt, res *Result) error {
 	if !ok {
 		return fmt.Errorf("field job: unknown job %q", c.Job)
 	}
-	if err := checkEviction(r, c.Tasks); err != nil {
+	if err := m.checkEviction(r, c.Tasks); err != nil {
 		return err
 	}
 	if r.status != Running {
@@ -381,10 +381,13 @@ func (m *Machine) preempt(c Preempt, res *Result) error {
 		return nil
 	}
 	var gone []int
-	for _, tp := range r.run.Tasks {
-		if len(c.Tasks) == 0 || slices.Contains(c.Tasks, tp.Task) {
+	if len(c.Tasks) == 0 {
+		for _, tp := range r.run.Tasks {
 			gone = append(gone, tp.Task)
 		}
+		m.work += uint64(len(gone))
+	} else {
+		gone = m.liveOf(r, c.Tasks)
 	}
 	if len(gone) > 0 {
 		m.dropTasks(r, gone, res)
@@ -403,25 +406,42 @@ func (m *Machine) prune(c Prune, res *Result) error {
 }
 
 // checkTasks checks a list of task indices of a job: in range, no repeats.
-func checkTasks(r *record, tasks []int) error {
+// It leaves the tasks in m.sets[0], for the caller to test against.
+func (m *Machine) checkTasks(r *record, tasks []int) error {
+	set := &m.sets[0]
+	set.reset(r.job.Count)
+	m.work += uint64(len(tasks))
 	for i, t := range tasks {
 		if t < 0 || t >= r.job.Count {
 			return fmt.Errorf("job %s: field tasks[%d]: task %d out of range 0..%d", r.job.ID, i, t, r.job.Count-1)
 		}
-		if slices.Contains(tasks[:i], t) {
+		if !set.add(t) {
 			return fmt.Errorf("job %s: field tasks[%d]: task %d repeated", r.job.ID, i, t)
 		}
 	}
 	return nil
 }
 
+// liveOf returns the tasks of a checked list that run now, sorted.
+func (m *Machine) liveOf(r *record, tasks []int) []int {
+	var live []int
+	for _, t := range tasks {
+		if r.live(t) >= 0 {
+			live = append(live, t)
+		}
+	}
+	slices.Sort(live)
+	m.work += uint64(len(tasks))
+	return live
+}
+
 // checkEviction checks the tasks an eviction names: a training gang is
 // evicted whole.
-func checkEviction(r *record, tasks []int) error {
+func (m *Machine) checkEviction(r *record, tasks []int) error {
 	if r.job.Kind == scheduler.Training && len(tasks) > 0 {
 		return fmt.Errorf("job %s: field tasks: a training gang is evicted whole; name no tasks", r.job.ID)
 	}
-	return checkTasks(r, tasks)
+	return m.checkTasks(r, tasks)
 }
 
 // assignOf is the cluster assignment of a live task.
@@ -460,12 +480,25 @@ func (m *Machine) requeue(r *record, res *Result) {
 	res.Requeued = append(res.Requeued, r.job.ID)
 }
 
-// dropTasks takes some replicas of a running service away; a service left
-// with none goes back to the queue.
-func (m *Machine) dropTasks(r *record, tasks []int, res *Result) {
+// releaseTasks gives some live tasks' resources back and forgets the
+// tasks, in one pass over the job's tasks. tasks are live, each once.
+func (m *Machine) releaseTasks(r *record, tasks []int) {
+	set := &m.sets[0]
+	set.reset(r.job.Count)
 	for _, t := range tasks {
-		m.releaseTask(r, t)
+		set.add(t)
+		if err := m.c.Release(m.assignOf(r, r.run.Tasks[r.live(t)])); err != nil {
+			panic(fmt.Sprintf("state: job %s task %d: %v", r.job.ID, t, err))
+		}
 	}
+	m.work += uint64(len(tasks) + len(r.run.Tasks))
+	r.run.Tasks = slices.DeleteFunc(r.run.Tasks, func(tp scheduler.TaskPlacement) bool { return set.has(tp.Task) })
+}
+
+// dropTasks takes some replicas of a running service away; a service left
+// with none goes back to the queue. tasks are live, each once.
+func (m *Machine) dropTasks(r *record, tasks []int, res *Result) {
+	m.releaseTasks(r, tasks)
 	res.Changed = true
 	if len(r.run.Tasks) > 0 {
 		res.Degraded = append(res.Degraded, r.job.ID)

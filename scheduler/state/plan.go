@@ -13,6 +13,9 @@ type placeOp struct {
 	tasks []scheduler.TaskPlacement // by task index, GPUs sorted
 	as    []scheduler.Assign
 	skip  []bool // placed exactly so already
+	// gangThere: a running gang that the plan places exactly where it runs
+	// (exactGang, worked out once).
+	gangThere bool
 }
 
 // applyPlan applies a plan all or nothing. It checks the plan's form
@@ -88,27 +91,24 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 			m.enqueue(e.r)
 			res.Requeued = append(res.Requeued, e.r.job.ID)
 		} else {
-			e.r.run.Tasks = slices.DeleteFunc(e.r.run.Tasks, func(tp scheduler.TaskPlacement) bool {
-				return slices.Contains(e.tasks, tp.Task)
-			})
+			set := &m.sets[0]
+			set.reset(e.r.job.Count)
+			for _, t := range e.tasks {
+				set.add(t)
+			}
+			m.work += uint64(len(e.tasks) + len(e.r.run.Tasks))
+			e.r.run.Tasks = slices.DeleteFunc(e.r.run.Tasks, func(tp scheduler.TaskPlacement) bool { return set.has(tp.Task) })
 			res.Degraded = append(res.Degraded, e.r.job.ID)
 		}
 		res.Changed = true
 	}
 	for i := range ops {
 		op := &ops[i]
-		added := false
-		for k, tp := range op.tasks {
-			if op.skip[k] {
-				continue
-			}
-			j, _ := slices.BinarySearchFunc(op.r.run.Tasks, tp.Task, func(p scheduler.TaskPlacement, t int) int { return p.Task - t })
-			op.r.run.Tasks = slices.Insert(op.r.run.Tasks, j, tp)
-			added = true
-		}
-		if !added {
+		if !slices.Contains(op.skip, false) {
 			continue
 		}
+		op.r.run.Tasks = mergeTasks(op.r.run.Tasks, op.tasks, op.skip)
+		m.work += uint64(len(op.skip) + len(op.r.run.Tasks))
 		res.Changed = true
 		if op.r.status == Pending {
 			m.start(op.r, p.At, res)
@@ -236,59 +236,86 @@ func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) error {
 type eviction struct {
 	r     *record
 	tasks []int // live tasks to release, sorted
+	whole bool  // an eviction of the whole job was seen
 }
 
 // evictions works out what the plan's evictions take, in plan order, one
 // entry per job. Tasks already gone are skipped, and so are tasks that the
 // same plan places exactly where they run (a plan applied twice). A
 // training gang is evicted whole, unless the plan places every live task
-// of it exactly where it runs.
+// of it exactly where it runs. The work is linear in the plan and the
+// jobs it names, however many evictions name one job.
 func (m *Machine) evictions(evs []scheduler.Eviction, ops []placeOp) ([]eviction, error) {
 	placed := map[*record]*placeOp{}
 	for i := range ops {
-		placed[ops[i].r] = &ops[i]
+		op := &ops[i]
+		placed[op.r] = op
+		op.gangThere = op.r.job.Kind == scheduler.Training && op.exactGang()
+		m.work += uint64(len(op.tasks))
 	}
 	var out []eviction
 	at := map[*record]int{}
-	for i, ev := range evs {
+	for i := range evs {
+		ev := &evs[i]
 		r, ok := m.jobs[ev.Job]
 		if !ok {
 			return nil, fmt.Errorf("field evict[%d].job: unknown job %q", i, ev.Job)
 		}
-		if err := checkEviction(r, ev.Tasks); err != nil {
+		if err := m.checkEviction(r, ev.Tasks); err != nil {
 			return nil, fmt.Errorf("field evict[%d]: %w", i, err)
 		}
+		k, again := at[r]
+		if !again {
+			k = len(out)
+			at[r] = k
+			out = append(out, eviction{r: r})
+		}
+		e := &out[k]
 		op := placed[r]
-		if err := checkSeen(r, &ev, op); err != nil {
+		if err := m.checkSeen(r, ev, op, e.whole); err != nil {
 			return nil, fmt.Errorf("field evict[%d].%w", i, err)
 		}
-		if r.status != Running {
-			continue
+		if r.status != Running || e.whole {
+			continue // nothing to take, or all taken already
 		}
-		var take []int
-		for _, tp := range r.run.Tasks {
-			if len(ev.Tasks) > 0 && !slices.Contains(ev.Tasks, tp.Task) {
-				continue
+		if len(ev.Tasks) == 0 {
+			e.whole = true
+			e.tasks = e.tasks[:0]
+			for k := range r.run.Tasks {
+				e.tasks = append(e.tasks, r.run.Tasks[k].Task)
 			}
-			if r.job.Kind == scheduler.Inference && op != nil && op.exact(&tp) {
-				continue
+			m.work += uint64(len(r.run.Tasks))
+		} else {
+			for _, t := range ev.Tasks {
+				if r.live(t) >= 0 {
+					e.tasks = append(e.tasks, t)
+				}
 			}
-			take = append(take, tp.Task)
+			m.work += uint64(len(ev.Tasks))
 		}
-		if r.job.Kind == scheduler.Training && op != nil && op.exactGang() {
-			take = nil
-		}
-		if len(take) == 0 {
-			continue
-		}
-		if k, ok := at[r]; ok {
-			out[k].tasks = mergeSorted(out[k].tasks, take)
-			continue
-		}
-		at[r] = len(out)
-		out = append(out, eviction{r: r, tasks: take})
 	}
-	return out, nil
+	// Each job's tasks once, sorted, less those the plan places where they
+	// run; a job left with none is not evicted.
+	n := 0
+	for _, e := range out {
+		op := placed[e.r]
+		switch {
+		case e.r.status != Running, op != nil && op.gangThere:
+			continue
+		case !e.whole:
+			slices.Sort(e.tasks)
+			e.tasks = slices.Compact(e.tasks)
+		}
+		m.work += uint64(len(e.tasks))
+		if e.r.job.Kind == scheduler.Inference && op != nil {
+			e.tasks = slices.DeleteFunc(e.tasks, func(t int) bool { return op.exact(&e.r.run.Tasks[e.r.live(t)]) })
+		}
+		if len(e.tasks) > 0 {
+			out[n] = e
+			n++
+		}
+	}
+	return out[:n], nil
 }
 
 // decidePlacements marks the placements already in force, and rejects
@@ -306,7 +333,7 @@ func (m *Machine) decidePlacements(ops []placeOp, evict []eviction) error {
 		if r.job.Kind == scheduler.Training {
 			switch {
 			case r.status == Running && !evicted:
-				if op.exactGang() {
+				if op.gangThere {
 					for k := range op.skip {
 						op.skip[k] = true
 					}
@@ -318,10 +345,16 @@ func (m *Machine) decidePlacements(ops []placeOp, evict []eviction) error {
 			}
 			continue
 		}
+		set := &m.sets[0]
+		set.reset(r.job.Count)
+		for _, t := range ev {
+			set.add(t)
+		}
+		m.work += uint64(len(ev) + len(op.tasks))
 		for k := range op.tasks {
 			tp := &op.tasks[k]
 			j := r.live(tp.Task)
-			if j < 0 || slices.Contains(ev, tp.Task) {
+			if j < 0 || set.has(tp.Task) {
 				continue
 			}
 			if !samePlacement(&r.run.Tasks[j], tp) {
@@ -343,34 +376,31 @@ func (m *Machine) decidePlacements(ops []placeOp, evict []eviction) error {
 // makes the plan stale, and it is refused rather than evict the task where
 // it moved to. Plans reach the machine through the replicated log, so an
 // eviction without seen is refused too: nothing could tell it from a
-// stale one.
-func checkSeen(r *record, ev *scheduler.Eviction, op *placeOp) error {
+// stale one. checkEviction has left the tasks the eviction names in
+// m.sets[0]; wholeDone says an eviction of the whole job was checked
+// already, every running task against its seen list.
+func (m *Machine) checkSeen(r *record, ev *scheduler.Eviction, op *placeOp, wholeDone bool) error {
 	if len(ev.Seen) == 0 {
 		return fmt.Errorf("seen: job %s: an eviction names the placements its plan saw; none given", r.job.ID)
 	}
 	// A live task placed exactly where it runs by the same plan: a replica
 	// placed there, or a task of a gang running exactly as placed.
-	gangThere := op != nil && r.job.Kind == scheduler.Training && op.exactGang()
 	there := func(live *scheduler.TaskPlacement) bool {
-		return gangThere || op != nil && r.job.Kind == scheduler.Inference && op.exact(live)
+		return op != nil && (op.gangThere || r.job.Kind == scheduler.Inference && op.exact(live))
 	}
-	// Sets, not scans: the lists are as long as a client makes them.
-	named := make(map[int]bool, len(ev.Tasks))
-	for _, t := range ev.Tasks {
-		named[t] = true
-	}
-	dup := make(map[int]bool, len(ev.Seen))
+	named, seenSet := &m.sets[0], &m.sets[1]
+	seenSet.reset(r.job.Count)
+	m.work += uint64(len(ev.Seen) + len(ev.Tasks))
 	for k := range ev.Seen {
 		seen := ev.Seen[k]
 		switch {
 		case seen.Task < 0 || seen.Task >= r.job.Count:
 			return fmt.Errorf("seen[%d]: job %s task %d: out of range 0..%d", k, r.job.ID, seen.Task, r.job.Count-1)
-		case len(ev.Tasks) > 0 && !named[seen.Task]:
+		case len(ev.Tasks) > 0 && !named.has(seen.Task):
 			return fmt.Errorf("seen[%d]: job %s task %d: not a task the eviction names", k, r.job.ID, seen.Task)
-		case dup[seen.Task]:
+		case !seenSet.add(seen.Task):
 			return fmt.Errorf("seen[%d]: job %s task %d: named twice", k, r.job.ID, seen.Task)
 		}
-		dup[seen.Task] = true
 		if r.status != Running {
 			continue
 		}
@@ -385,13 +415,14 @@ func checkSeen(r *record, ev *scheduler.Eviction, op *placeOp) error {
 		}
 	}
 	for _, t := range ev.Tasks {
-		if !dup[t] {
+		if !seenSet.has(t) {
 			return fmt.Errorf("seen: job %s task %d: named by the eviction, not seen", r.job.ID, t)
 		}
 	}
-	if len(ev.Tasks) == 0 && r.status == Running {
+	if len(ev.Tasks) == 0 && r.status == Running && !wholeDone {
+		m.work += uint64(len(r.run.Tasks))
 		for k := range r.run.Tasks {
-			if live := &r.run.Tasks[k]; !dup[live.Task] && !there(live) {
+			if live := &r.run.Tasks[k]; !seenSet.has(live.Task) && !there(live) {
 				return fmt.Errorf("seen: job %s task %d runs on %s %v, which the plan did not see; the plan is stale",
 					r.job.ID, live.Task, live.Node, live.GPUs)
 			}
@@ -421,9 +452,21 @@ func (op *placeOp) exactGang() bool {
 	return true
 }
 
-// mergeSorted merges two sorted lists of task indices without repeats.
-func mergeSorted(a, b []int) []int {
-	out := append(slices.Clone(a), b...)
-	slices.Sort(out)
-	return slices.Compact(out)
+// mergeTasks merges the placements of new tasks (sorted by task, those
+// with skip set left out) into a job's live tasks (sorted by task, none of
+// the new tasks among them), in one pass.
+func mergeTasks(live, add []scheduler.TaskPlacement, skip []bool) []scheduler.TaskPlacement {
+	out := make([]scheduler.TaskPlacement, 0, len(live)+len(add))
+	i := 0
+	for k := range add {
+		if skip[k] {
+			continue
+		}
+		for i < len(live) && live[i].Task < add[k].Task {
+			out = append(out, live[i])
+			i++
+		}
+		out = append(out, add[k])
+	}
+	return append(out, live[i:]...)
 }
