@@ -3,6 +3,7 @@ package traces
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -179,4 +180,64 @@ func TestCapReaderPosition(t *testing.T) {
 	_, _, ok := c.position(2)
 	assert.False(t, ok, "before the mark")
 	assert.True(t, c.endsCut())
+}
+
+// rowsInput makes n rows of a trace on the fly after a header.
+type rowsInput struct {
+	header string
+	row    func(i int) string
+	n, i   int
+	buf    []byte
+}
+
+func (r *rowsInput) Read(p []byte) (int, error) {
+	for len(r.buf) < len(p) && (r.header != "" || r.i < r.n) {
+		if r.header != "" {
+			r.buf, r.header = append(r.buf, r.header...), ""
+			continue
+		}
+		r.buf = append(r.buf, r.row(r.i)...)
+		r.i++
+	}
+	if len(r.buf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[:copy(r.buf, r.buf[n:])]
+	return n, nil
+}
+
+// The cap is per record: files many times MaxRecordBytes long, of
+// ordinary rows or jobs, read whole.
+func TestRecordCapIsPerRecord(t *testing.T) {
+	const n = 200_000 // about 12 MiB of CSV, 18 MiB of JSON
+	tests := []struct {
+		name   string
+		format Format
+		in     *rowsInput
+	}{
+		{"openb", FormatOpenb, &rowsInput{header: "name,cpu_milli,memory_mib,num_gpu,qos\n", row: func(i int) string {
+			return fmt.Sprintf("pod-%07d,1000,2048,1,LS-%040d\n", i, i)
+		}}},
+		{"philly", FormatPhilly, &rowsInput{header: "[\n", row: func(i int) string {
+			sep := ",\n"
+			if i == n-1 {
+				sep = "\n]\n"
+			}
+			return fmt.Sprintf(`{"jobid": "j%07d", "status": "Pass", "attempts": [], "user": "u%040d"}`+sep, i, i)
+		}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.n = n
+			r, err := NewReader(tc.in, "long", Options{Format: tc.format, Strict: true})
+			require.NoError(t, err)
+			got := 0
+			for _, err := range r.All() {
+				require.NoError(t, err)
+				got++
+			}
+			assert.Equal(t, n, got)
+		})
+	}
 }
