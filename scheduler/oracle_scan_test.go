@@ -644,13 +644,19 @@ func exactFleet(rng *rand.Rand, n int) ([]Pool, []Node) {
 		var gpus []GPU
 		k := []int{0, 1, 2, 3, 4, 8, 8}[rng.IntN(7)]
 		island := []int{2, 4}[rng.IntN(2)]
-		if k > 0 && rng.IntN(4) == 0 {
+		if k > 0 && rng.IntN(3) == 0 {
 			// One GPU partitioned, the others (if any) whole: a MIG
-			// instance sits at device 0 beside whole GPUs.
-			for _, prof := range oMIGLayouts[rng.IntN(len(oMIGLayouts))] {
+			// instance sits at device 0 beside whole GPUs. A full-size 7g
+			// instance (1000 milli, yet exclusive) comes often: it is the
+			// device a whole-GPU rule most easily takes by mistake.
+			layout := oMIGLayouts[rng.IntN(len(oMIGLayouts))]
+			if rng.IntN(3) == 0 {
+				layout = []string{"7g.80gb"}
+			}
+			for _, prof := range layout {
 				gpus = append(gpus, GPU{Model: m, MIG: prof})
 			}
-			k = []int{0, 0, 1, 3}[rng.IntN(4)]
+			k = []int{0, 1, 2, 3}[rng.IntN(4)]
 		}
 		for g := range k {
 			gpus = append(gpus, GPU{Model: m, Island: g / island})
