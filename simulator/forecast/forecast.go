@@ -180,13 +180,13 @@ func Forecast(s *Series, cutoff time.Time, steps int, cfg Config) (*Result, erro
 
 	perDay := max(1, int(day/s.Step))
 	origins, lead := validationPlan(valid[:min(n, len(valid))], n, steps, perDay, cfg.Origins, 2+b.p)
-	r.Origins = len(origins)
 	r.ValidationMAE = math.NaN()
 	// preds[c][o][k]: candidate c's forecast from origin o at lead k.
 	preds := make([][][]float64, len(cfg.Candidates))
 	for ci := range preds {
 		preds[ci] = make([][]float64, len(origins))
 	}
+	fitted := make([]bool, len(origins))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, workers(cfg))
 	for oi, o := range origins {
@@ -194,10 +194,26 @@ func Forecast(s *Series, cutoff time.Time, steps int, cfg Config) (*Result, erro
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			judge(s, valid, b, o, lead, n, cfg, preds, oi)
+			fitted[oi] = judge(s, valid, b, o, lead, n, cfg, preds, oi)
 		}()
 	}
 	wg.Wait()
+	// A past cutoff whose window holds too little data judges nothing.
+	kept := 0
+	for oi, ok := range fitted {
+		if ok {
+			origins[kept] = origins[oi]
+			for ci := range preds {
+				preds[ci][kept] = preds[ci][oi]
+			}
+			kept++
+		}
+	}
+	origins = origins[:kept]
+	for ci := range preds {
+		preds[ci] = preds[ci][:kept]
+	}
+	r.Origins = len(origins)
 	weights, best, maes := combine(s, valid, origins, preds, cfg.Combine, cfg.Slack)
 	r.Best, r.BestMAE, r.Candidates, r.Slack = cfg.Candidates[0], math.NaN(), len(cfg.Candidates), cfg.Slack
 	if best >= 0 {
@@ -331,23 +347,25 @@ func validationPlan(valid []bool, n, steps, perDay, count, terms int) (origins [
 }
 
 // judge fits the model at origin o and writes each candidate's forecast,
-// lead steps from it, to preds[c][oi] (NaN where the fit failed).
-func judge(s *Series, valid []bool, b *basis, o, lead, n int, cfg Config, preds [][][]float64, oi int) {
+// lead steps from it, to preds[c][oi]. It reports whether the fit could
+// be made.
+func judge(s *Series, valid []bool, b *basis, o, lead, n int, cfg Config, preds [][][]float64, oi int) bool {
 	f, err := fitModel(s, valid, b, o, cfg.Model)
+	if err != nil {
+		return false
+	}
 	for ci, c := range cfg.Candidates {
 		p := make([]float64, lead)
-		shift := 0.0
-		if err == nil {
-			shift = f.level(c, s.Step)
-		}
+		shift := f.level(c, s.Step)
 		for k := range lead {
 			p[k] = math.NaN()
-			if err == nil && o+k < n {
+			if o+k < n {
 				p[k] = max(0, f.predict(b, o+k, c, shift))
 			}
 		}
 		preds[ci][oi] = p
 	}
+	return true
 }
 
 // mix is the weighted forecast of the candidates from origin oi at lead k.
@@ -372,17 +390,8 @@ func combine(s *Series, valid []bool, origins []int, preds [][][]float64, how Co
 	for ci, p := range preds {
 		sum, cnt := 0.0, 0
 		for oi, o := range origins {
-			if p == nil {
-				break
-			}
 			for k, v := range p[oi] {
-				if math.IsNaN(v) {
-					if o+k < len(valid) && valid[o+k] {
-						sum, cnt = math.NaN(), 1 // a failed fit rules the candidate out
-					}
-					continue
-				}
-				if valid[o+k] {
+				if !math.IsNaN(v) && valid[o+k] {
 					sum += math.Abs(s.Values[o+k] - v)
 					cnt++
 				}

@@ -293,3 +293,24 @@ func TestPhillyBacktest(t *testing.T) {
 	assert.Greater(t, r.Peak, bt.ActualPeak, "the peak quantile does not")
 	assert.InDelta(t, 0.9, bt.Coverage, 0.05)
 }
+
+// A history with a gap longer than the fit's window: the past cutoffs
+// whose window holds too little data are not judged, and the forecast
+// stays finite.
+func TestForecastAfterLongGap(t *testing.T) {
+	old := synthetic(3, time.Hour, 2, 6)
+	s := &Series{Start: old.Start, Step: time.Hour}
+	s.Values = append(s.Values, old.Values...)
+	for range 500 * 24 {
+		s.Values = append(s.Values, math.NaN())
+	}
+	for i := range 12 * 24 {
+		s.Values = append(s.Values, synth.at(s.At(len(s.Values)))+float64(i%3))
+	}
+	r, err := Forecast(s, s.At(len(s.Values)), 48, DefaultConfig())
+	require.NoError(t, err)
+	for _, st := range r.Steps {
+		require.False(t, math.IsNaN(st.Lo) || math.IsNaN(st.Hi) || math.IsNaN(st.Value), "%+v", st)
+	}
+	assert.Positive(t, r.Origins)
+}
