@@ -127,6 +127,24 @@ func TestSimForecastText(t *testing.T) {
 	assert.True(t, strings.HasPrefix(lines[1], "2017-11-13T00:00:00Z,"), lines[1])
 }
 
+// A job trace's GPU demand, from standard input: the series ends at the
+// last submission, where the forecast starts.
+func TestSimForecastTrace(t *testing.T) {
+	f, err := os.Open("../../traces/samples/openb_pod_list_default.csv")
+	require.NoError(t, err)
+	defer f.Close()
+	code, out, errOut := petite(t, f, "sim", "forecast", "--trace", "-", "--horizon", "2h", "--step", "1h", "--json")
+	require.Equal(t, exitOK, code, errOut)
+	// The last submission is at 12901761 s on the relative clock.
+	last := time.Unix(12901761, 0).UTC().Truncate(time.Hour).Add(time.Hour)
+	checkPoints(t, out, last, time.Hour, 2)
+
+	code, out, errOut = petite(t, nil, "sim", "forecast", "--trace", "../../traces/samples/openb_pod_list_default.csv", "--horizon", "1d", "--step", "1h")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "GPUs asked for in ../../traces/samples/openb_pod_list_default.csv (openb, 7064 jobs with GPUs, 861 of them open-ended; 0 bad records skipped), mean per 1h")
+	assert.Contains(t, out, "(0 masked as outages, 0 without data)", "a trace's demand has no outages to mask")
+}
+
 func TestSimForecastErrors(t *testing.T) {
 	bad := "time,active\n2017-10-03 00:00:00,1\n2017-10-03 00:01:00,lots\n"
 	tests := []struct {
