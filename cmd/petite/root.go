@@ -44,6 +44,7 @@ come, a replicated daemon).`,
 		validateCommand(),
 		traceCommand(),
 		simCommand(),
+		nvmlCommand(),
 	)
 	root.SetHelpCommand(helpCommand())
 	root.InitDefaultHelpCmd()
