@@ -45,6 +45,12 @@ type Config struct {
 	Horizon int64
 	// NodeEvents change node health at given times (faults, repairs).
 	NodeEvents []NodeEvent
+	// PassEvery, when positive, also runs a pass every PassEvery of virtual
+	// time from the first event on, while events remain, whether or not
+	// anything changed:
+	// the naive time-step way, kept to measure what the event-driven run
+	// saves. 0 runs a pass only when something changed.
+	PassEvery int64
 	// Observe, when set, is called for every event the replay records, in
 	// order: the event log that the summary reconciles with.
 	Observe func(Event)

@@ -257,6 +257,8 @@ func (e *engine) number(id string) (int, error) {
 func (e *engine) run(ctx context.Context) error {
 	next := 0 // the next arrival, in submission order
 	var batch []item
+	var nextTick int64 // PassEvery's clock
+	ticking := false
 	for steps := 0; ; steps++ {
 		if steps%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -266,6 +268,16 @@ func (e *engine) run(ctx context.Context) error {
 		t, ok := e.q.next()
 		if next < len(e.jobs) && (!ok || e.jobs[next].src.Submit < t) {
 			t, ok = e.jobs[next].src.Submit, true
+		}
+		tick := false
+		if every := e.cfg.PassEvery; ok && every > 0 {
+			if !ticking {
+				nextTick, ticking = t, true
+			}
+			if nextTick <= t {
+				t, tick = nextTick, true
+				nextTick += every
+			}
 		}
 		if !ok || (e.cfg.Horizon > 0 && t > e.cfg.Horizon) {
 			break
@@ -289,7 +301,7 @@ func (e *engine) run(ctx context.Context) error {
 			next++
 			changed = true
 		}
-		if changed && (e.queued > 0 || e.topUp) {
+		if tick || (changed && (e.queued > 0 || e.topUp)) {
 			if err := e.pass(t); err != nil {
 				return err
 			}
@@ -576,15 +588,26 @@ func (e *engine) stop() {
 // per distinct demand.
 type fitCache struct {
 	c    *scheduler.Cluster
-	memo map[string]bool
+	memo map[fitKey]bool
+}
+
+// fitKey is a task's demand; models, constraints and residency, rare in
+// traces, are spelled out in extra.
+type fitKey struct {
+	gpus, milli int
+	cpu, mem    int64
+	extra       string
 }
 
 func newFitCache(c *scheduler.Cluster) *fitCache {
-	return &fitCache{c: c, memo: map[string]bool{}}
+	return &fitCache{c: c, memo: map[fitKey]bool{}}
 }
 
 func (f *fitCache) fits(t *scheduler.Task) (bool, error) {
-	key := fmt.Sprint(t.GPUs, t.GPUMilli, t.CPUMilli, t.MemoryMiB, t.Models, t.Constraints, t.Residency)
+	key := fitKey{gpus: t.GPUs, milli: t.GPUMilli, cpu: t.CPUMilli, mem: t.MemoryMiB}
+	if len(t.Models)+len(t.Constraints)+len(t.Residency) > 0 {
+		key.extra = fmt.Sprint(t.Models, t.Constraints, t.Residency)
+	}
 	if ok, seen := f.memo[key]; seen {
 		return ok, nil
 	}

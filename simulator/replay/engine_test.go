@@ -288,3 +288,17 @@ func TestFromTraceDurations(t *testing.T) {
 	assert.Equal(t, 60*Second, js[1].Duration)
 	assert.Equal(t, 20*Second, js[1].Submit)
 }
+
+// The naive once-a-second mode runs more passes and, on a strict FIFO queue
+// where nothing changes between events, places every job exactly as the
+// event-driven run does.
+func TestPassEveryMatchesEventDriven(t *testing.T) {
+	pools, nodes := ownedFleet(3, 8)
+	js := randomWorkload(5, 150)
+	ev, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js, Seed: 1})
+	require.NoError(t, err)
+	naive, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js, Seed: 1, PassEvery: Second})
+	require.NoError(t, err)
+	assert.Greater(t, naive.Summary.Passes, ev.Summary.Passes)
+	assert.Equal(t, ev.Jobs, naive.Jobs)
+}

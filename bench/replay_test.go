@@ -1,0 +1,135 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"math"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"petite/simulator/replay"
+	"petite/traces"
+)
+
+var (
+	replayJobs      = flag.Int("replay.jobs", 1_000_000, "jobs replayed by BenchmarkReplay1MJobs (fewer for a quick look)")
+	replayNaiveJobs = flag.Int("replay.naive-jobs", 2_000, "jobs replayed by the naive once-a-second baseline")
+	replayLoad      = flag.Float64("replay.load", 0.8, "offered GPU load of the replay workload, as a share of the fleet's GPUs")
+)
+
+// replayWorkload is n jobs of `trace gen`'s default spec (diurnal arrivals,
+// lognormal run times around half an hour, shares, whole GPUs and gangs),
+// its rate set so that the offered GPU demand is load × gpus.
+func replayWorkload(tb testing.TB, n int, gpus, load float64) []replay.Job {
+	spec := traces.DefaultSpec()
+	spec.Jobs, spec.Seed = n, 1
+	// Mean GPUs per job over the mix, mean run time of the clamped lognormal
+	// (the clamp barely moves it): rate = load × GPUs / (GPUs per job × hours).
+	w, g := 0.0, 0.0
+	for _, s := range spec.Shapes {
+		w += s.Weight
+		for _, t := range s.Tasks {
+			g += s.Weight * float64(t.Count*t.GPUs) * float64(t.GPUMilli) / 1000
+		}
+	}
+	meanH := math.Exp(spec.Duration.Mu+spec.Duration.Sigma*spec.Duration.Sigma/2) / 3600
+	spec.Arrival.RatePerHour = load * gpus / (g / w * meanH)
+	gen, err := traces.NewGenerator(spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	src := make([]traces.Job, 0, n)
+	for range n {
+		j, err := gen.Next()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		src = append(src, j)
+	}
+	jobs, err := replay.FromTrace(src, "trace gen", 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return jobs
+}
+
+// peakHeap samples the live heap every 10 ms until stopped and returns the
+// largest value seen.
+func peakHeap() (stop func() uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peak uint64
+	var mu sync.Mutex
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			mu.Lock()
+			peak = max(peak, s[0].Value.Uint64())
+			mu.Unlock()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
+}
+
+// BenchmarkReplay1MJobs replays a `trace gen` workload (1,000,000 jobs by
+// default, -replay.jobs to change) on 10,000 eight-GPU nodes (80,000 GPUs)
+// with best-fit and fgd, event-driven as `petite sim run` runs, and, for
+// comparison, the naive way on the first -replay.naive-jobs jobs: a full
+// pass every second of simulated time, as time-step simulators do. It
+// reports jobs/s, seconds per run, passes and the peak live heap.
+func BenchmarkReplay1MJobs(b *testing.B) {
+	pools, nodes := fleet10k()
+	gpus := float64(len(nodes) * 8)
+	jobs := replayWorkload(b, *replayJobs, gpus, *replayLoad)
+	for _, c := range []struct {
+		name   string
+		policy string
+		n      int
+		every  int64
+	}{
+		{"best-fit", "best-fit", len(jobs), 0},
+		{"fgd", "fgd", len(jobs), 0},
+		{"slice-events", "best-fit", min(*replayNaiveJobs, len(jobs)), 0},
+		{"slice-naive-1s", "best-fit", min(*replayNaiveJobs, len(jobs)), replay.Second},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := replay.Config{Pools: pools, Nodes: nodes, Jobs: jobs[:c.n], Policy: c.policy, Seed: 1, PassEvery: c.every}
+			runtime.GC()
+			stop := peakHeap()
+			b.ResetTimer()
+			var res *replay.Result
+			for b.Loop() {
+				var err error
+				if res, err = replay.Run(context.Background(), cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			peak := stop()
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(float64(c.n)/sec, "jobs/s")
+			b.ReportMetric(sec, "s/run")
+			b.ReportMetric(float64(res.Summary.Passes), "passes")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(res.Summary.WaitH.Mean*3600, "mean-wait-s")
+		})
+	}
+}
