@@ -67,7 +67,7 @@ func (m *Machine) copyJobs(f *Frozen) {
 		f.pending = append(f.pending, &r.job)
 	}
 	f.tenants = m.Tenants()
-	run := m.Running()
+	run := m.runningView()
 	// The running jobs' placements go into two slabs, each piece clipped so
 	// that an append to one never runs into the next.
 	ntask, ndev := 0, 0

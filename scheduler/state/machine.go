@@ -137,7 +137,11 @@ func (m *Machine) Pending() []*scheduler.Job {
 // A running service with fewer tasks than its Count is under-replicated; a
 // running training gang with fewer has tasks done (see Job). The values
 // are the machine's own: read-only, valid until the next Apply.
-func (m *Machine) Running() []*scheduler.RunningJob {
+func (m *Machine) Running() []*scheduler.RunningJob { return slices.Clone(m.runningView()) }
+
+// runningView is the machine's own sorted view of the running jobs, built
+// when first needed and then kept as jobs start and stop.
+func (m *Machine) runningView() []*scheduler.RunningJob {
 	if m.view == nil {
 		m.view = make([]*scheduler.RunningJob, 0, len(m.running))
 		for _, r := range m.running {
@@ -145,7 +149,7 @@ func (m *Machine) Running() []*scheduler.RunningJob {
 		}
 		slices.SortFunc(m.view, func(a, b *scheduler.RunningJob) int { return strings.Compare(a.Job.ID, b.Job.ID) })
 	}
-	return slices.Clone(m.view)
+	return m.view
 }
 
 // Job returns a copy of a job's record.
