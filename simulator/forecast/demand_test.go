@@ -86,3 +86,28 @@ func TestDemandForecastDeterministic(t *testing.T) {
 		assert.Equal(t, first, res.Steps)
 	}
 }
+
+// The interval holds the point forecast even where every past error had
+// one sign (here one past cutoff, which overshot): the figure to size to
+// is never below the point peak.
+func TestIntervalHoldsPointForecast(t *testing.T) {
+	r, err := traces.Open("../../traces/testdata/helios/cluster_log.csv", traces.Options{})
+	require.NoError(t, err)
+	defer r.Close()
+	var jobs []traces.Job
+	for j, err := range r.All() {
+		require.NoError(t, err)
+		jobs = append(jobs, j)
+	}
+	d, err := DemandFromJobs(jobs, r.Meta(), time.Unix(0, 0).UTC(), time.Hour, AggMean)
+	require.NoError(t, err)
+	cfg := DefaultConfig()
+	cfg.Outage = 0 // as the command runs a trace
+	res, err := Forecast(d.Series, d.Series.At(len(d.Series.Values)), 24, cfg)
+	require.NoError(t, err)
+	for _, st := range res.Steps {
+		assert.LessOrEqual(t, st.Lo, st.Value, "%v", st.T)
+		assert.LessOrEqual(t, st.Value, st.Hi, "%v", st.T)
+	}
+	assert.GreaterOrEqual(t, res.Peak, res.PointPeak)
+}

@@ -439,8 +439,11 @@ func bandQuantiles(errs [][]float64, level float64) (lo, hi []float64) {
 		}
 		sorted := slices.Clone(e)
 		slices.Sort(sorted)
-		lo[k] = stat.Quantile((1-level)/2, stat.Empirical, sorted, nil)
-		hi[k] = stat.Quantile((1+level)/2, stat.Empirical, sorted, nil)
+		// The interval holds the point forecast even when the past
+		// errors all had one sign, so the figure to size to is never
+		// below the point forecast's peak.
+		lo[k] = min(0, stat.Quantile((1-level)/2, stat.Empirical, sorted, nil))
+		hi[k] = max(0, stat.Quantile((1+level)/2, stat.Empirical, sorted, nil))
 	}
 	return lo, hi
 }
