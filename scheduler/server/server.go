@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"petite/scheduler"
 	"petite/scheduler/state"
@@ -70,6 +71,7 @@ type Server struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	wal       *wal.WAL
+	meta      *metadb.BoltMetaDB
 
 	mu       sync.Mutex
 	unplaced map[string]scheduler.Unplaced // last pass's, on the leader
@@ -111,7 +113,11 @@ func (s *Server) open() error {
 	if err := os.MkdirAll(walDir, 0o755); err != nil {
 		return fmt.Errorf("server: data dir: %w", err)
 	}
-	w, err := wal.Open(walDir, wal.WithLogger(hl.Named("wal")))
+	// The WAL's Close leaves its meta database open (and locked), so the
+	// server opens it and closes it itself: a restart in the same process
+	// must find it unlocked.
+	s.meta = &metadb.BoltMetaDB{}
+	w, err := wal.Open(walDir, wal.WithLogger(hl.Named("wal")), wal.WithMetaStore(s.meta))
 	if err != nil {
 		return fmt.Errorf("server: open raft log in %s: %w", walDir, err)
 	}
@@ -371,5 +377,8 @@ func (s *Server) closeStores() {
 	}
 	if s.wal != nil {
 		s.wal.Close()
+	}
+	if s.meta != nil {
+		s.meta.Close()
 	}
 }

@@ -1,0 +1,66 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"petite/scheduler/server"
+)
+
+// Daemon is a server and its HTTP API, started together.
+type Daemon struct {
+	Server *server.Server
+	// URL is the API's address, http://HOST:PORT.
+	URL  string
+	http *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Start listens for the API on httpAddr ("127.0.0.1:0" picks a port),
+// starts the server with that address recorded for forwarding, and
+// serves. It returns at once; Ready waits for a leader.
+func Start(cfg server.Config, httpAddr string, log *slog.Logger) (*Daemon, error) {
+	ln, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the API on %s: %w", httpAddr, err)
+	}
+	url := "http://" + ln.Addr().String()
+	cfg.HTTPAddr = url
+	if cfg.Logger == nil {
+		cfg.Logger = log
+	}
+	s, err := server.New(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	d := &Daemon{
+		Server: s, URL: url, ln: ln, done: make(chan error, 1),
+		http: &http.Server{Handler: NewHandler(s, log), ReadHeaderTimeout: 10 * time.Second},
+	}
+	go func() { d.done <- d.http.Serve(ln) }()
+	return d, nil
+}
+
+// Ready waits until the server knows a leader and has caught up.
+func (d *Daemon) Ready(ctx context.Context) error { return d.Server.Ready(ctx) }
+
+// Close stops the API and the server; the data dir keeps the state.
+func (d *Daemon) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	herr := d.http.Shutdown(ctx)
+	if errors.Is(herr, context.DeadlineExceeded) {
+		herr = d.http.Close()
+	}
+	if err := <-d.done; !errors.Is(err, http.ErrServerClosed) && herr == nil {
+		herr = err
+	}
+	return errors.Join(herr, d.Server.Close())
+}
