@@ -126,6 +126,7 @@ func completeDevice(d *server.Device, island, per int, ev *mockEvents) {
 	d.RegisterEventsFunc = func(types uint64, set gonvml.EventSet) gonvml.Return {
 		return ev.register(d.Index, types, set)
 	}
+	var migsMu sync.Mutex // the handles are made under the device's read lock
 	migs := map[[2]uint32]*mock.Device{}
 	d.GetMaxMigDeviceCountFunc = func() (int, gonvml.Return) { return 7, gonvml.SUCCESS }
 	d.GetGpuInstanceByIdFunc = func(id int) (gonvml.GpuInstance, gonvml.Return) {
@@ -153,6 +154,8 @@ func completeDevice(d *server.Device, island, per int, ev *mockEvents) {
 			for _, ci := range cis {
 				if k == index {
 					key := [2]uint32{gi.Info.Id, ci.Info.Id}
+					migsMu.Lock()
+					defer migsMu.Unlock()
 					if migs[key] == nil {
 						migs[key] = migDevice(d, gi, ci)
 					}

@@ -287,3 +287,29 @@ func TestMockRegistersAndTakesTasks(t *testing.T) {
 	assert.ElementsMatch(t, whole, given["gang"])
 	assert.ElementsMatch(t, []string{inv.GPUs[7].Instances[0].UUID, inv.GPUs[7].Instances[1].UUID}, given["small"])
 }
+
+// Reads, XIDs arriving and a close may race: an agent reads on a timer
+// while the driver delivers events.
+func TestMockConcurrent(t *testing.T) {
+	m, err := OpenMock("dgxa100", MockConfig{MIG: map[int][]string{0: {"3g.20gb", "3g.20gb"}}})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 8 * (MaxXIDs + 8) {
+			assert.NoError(t, m.InjectXID(i%8, 79))
+		}
+	}()
+	for range 50 {
+		inv, err := m.Inventory()
+		require.NoError(t, err)
+		require.Len(t, inv.GPUs[0].Instances, 2)
+	}
+	<-done
+	inv, err := m.Inventory()
+	require.NoError(t, err)
+	for _, g := range inv.GPUs {
+		assert.Len(t, g.Health.XIDs, MaxXIDs, "GPU %d: every XID was collected, the latest kept", g.Index)
+	}
+	require.NoError(t, m.Close())
+}
