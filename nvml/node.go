@@ -10,12 +10,15 @@ import (
 // NodeSpec is what a node's registration takes beyond its GPUs: NVML
 // knows nothing of the node's name, pool, CPU or memory.
 type NodeSpec struct {
-	Name      string
-	Pool      string
-	Rack      string
+	// Name is the node's name in the cluster; Pool and Rack place it.
+	Name string
+	Pool string
+	Rack string
+	// CPUMilli and MemoryMiB are the node's allocatable CPU and memory.
 	CPUMilli  int64
 	MemoryMiB int64
-	Labels    map[string]string
+	// Labels are the node's own labels (zone, compliance tags).
+	Labels map[string]string
 }
 
 // Registration is a node as the scheduler models it, with the device ids
