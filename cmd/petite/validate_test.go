@@ -43,7 +43,7 @@ func TestValidate(t *testing.T) {
 			"workload " + early + " (openb): invalid: 1 jobs read, 1 to place (1 use GPUs)\n",
 			"early.csv:3: field scheduled_time: want a time not before creation_time 100, got \"50\"",
 		}, "petite: workload " + early + " is invalid: 1 bad records, 0 jobs the scheduler cannot hold\n"},
-		{"a fleet that does not load", []string{"--fleet", badFleet}, exitError, []string{"fleet " + badFleet + ": invalid: ", "line 5"},
+		{"a fleet that does not load", []string{"--fleet", badFleet}, exitError, []string{"fleet " + badFleet + ": invalid: ", "bad.yaml:5: field pools[0].nodes[0].cpu_milli: cannot unmarshal"},
 			"petite: fleet " + badFleet + " is invalid\n"},
 		{"a job no node takes is a warning", []string{"--fleet", t4, "--pods", wide}, exitOK, []string{
 			"warning: 1 jobs fit no node of the fleet, even empty\n    job wide asks for 8 GPU, 1 CPU, 1 GiB\n",
