@@ -313,3 +313,17 @@ func TestMockConcurrent(t *testing.T) {
 	}
 	require.NoError(t, m.Close())
 }
+
+// BenchmarkInventory reads a mock DGX H100 with every GPU partitioned:
+// the cost of one agent read beside what NVML itself takes.
+func BenchmarkInventory(b *testing.B) {
+	m, err := OpenMock("dgxh100", MockConfig{MIGAll: []string{"3g.40gb", "2g.20gb", "2g.20gb"}})
+	require.NoError(b, err)
+	defer m.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Inventory(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
