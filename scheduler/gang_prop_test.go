@@ -1,9 +1,11 @@
 package scheduler
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -211,6 +213,49 @@ func eCheckGangs(t *testing.T, w *qWorld, plan Plan) {
 	require.Equal(t, before, qSnapshot(w.c), "the gang check put the cluster back")
 }
 
+// eCheckFIFO checks each tenant's queue order as docs/scheduler.md states
+// it (priority, higher first, then submission, then id): a job waiting
+// behind a head waits behind one that comes before it; and without
+// backfill, no job starts after one of its tenant's jobs that blocked the
+// queue (a job that can never start does not block it).
+func eCheckFIFO(t *testing.T, w *qWorld, plan Plan) {
+	t.Helper()
+	placed := map[string]bool{}
+	for _, jp := range plan.Place {
+		placed[jp.Job] = true
+	}
+	why := map[string]string{}
+	for _, u := range plan.Unplaced {
+		why[u.Job] = u.Why
+	}
+	byTenant := map[string][]*Job{}
+	for _, j := range w.in.Pending {
+		byTenant[j.Tenant] = append(byTenant[j.Tenant], j)
+	}
+	for tenant, q := range byTenant {
+		slices.SortFunc(q, func(a, b *Job) int {
+			return cmp.Or(cmp.Compare(b.Priority, a.Priority), cmp.Compare(a.Submitted, b.Submitted), strings.Compare(a.ID, b.ID))
+		})
+		blocked := ""
+		for i, j := range q {
+			if head, ok := strings.CutPrefix(why[j.ID], WhyBehindHead+" "); ok {
+				k := slices.IndexFunc(q, func(x *Job) bool { return x.ID == head })
+				require.True(t, k >= 0 && k < i, "tenant %s: %s waits behind %s, which does not come before it", tenant, j.ID, head)
+			}
+			if w.in.Backfill {
+				continue
+			}
+			if placed[j.ID] {
+				require.Empty(t, blocked, "tenant %s: %s started behind %s, which blocked the queue", tenant, j.ID, blocked)
+				continue
+			}
+			if r := why[j.ID]; blocked == "" && r != WhyQuotaNever && r != WhyNever && r != WhyBudget {
+				blocked = j.ID
+			}
+		}
+	}
+}
+
 // TestScheduleAtQuotaEdges runs passes on worlds at the edge of their
 // quotas and checks every plan (see the top of this file).
 func TestScheduleAtQuotaEdges(t *testing.T) {
@@ -225,6 +270,7 @@ func TestScheduleAtQuotaEdges(t *testing.T) {
 		plan := qSchedule(t, w.c, w.in)
 		qCheckPlan(t, w, plan)
 		eCheckGangs(t, w, plan)
+		eCheckFIFO(t, w, plan)
 		jobs := map[string]*Job{}
 		for _, j := range w.in.Pending {
 			jobs[j.ID] = j
