@@ -36,7 +36,9 @@ type Picker interface {
 	Pick(c *Cluster, n NodeID, s *Shape, rng *rand.Rand) (mask uint64, take int32)
 }
 
-// Weighted is a scorer with its weight in the policy's sum.
+// Weighted is a scorer with its weight in the policy's sum. The weight lies
+// in -MaxWeight..MaxWeight; the raw scores and the sum are saturated within
+// 32 bits, below the tiers.
 type Weighted struct {
 	Scorer
 	Weight int64
@@ -92,9 +94,25 @@ const MaxTiers = 1
 // tierBits is the width of one tier score: each lies in 0..2^20-1.
 const tierBits = 20
 
+// MaxWeight bounds the magnitude of a scorer's weight (see Validate). A
+// raw score counts within ±sumMax, and so does the weighted sum, kept below
+// the tiers' bits: at most MaxWeight·sumMax per term, 2^51, it cannot
+// overflow int64 on its way to being clamped.
+const MaxWeight = 1 << 20
+
+// sumMax bounds a raw score and the weighted sum, which take the tierShift
+// bits below the tiers as a signed number.
+const sumMax = 1<<(tierShift-1) - 1
+
 // Validate checks that a policy's scores can be packed: at most MaxTiers
-// tiers. NewPolicy, Schedule and PlaceJob refuse a policy that fails it.
+// tiers, and weights within ±MaxWeight. NewPolicy, Schedule and PlaceJob
+// refuse a policy that fails it.
 func (p *Policy) Validate() error {
+	for i, w := range p.Scorers {
+		if w.Weight < -MaxWeight || w.Weight > MaxWeight {
+			return fmt.Errorf("policy %s: field scorers[%d].weight (%s): want -%d..%d, got %d", p.Name, i, w.Name(), MaxWeight, MaxWeight, w.Weight)
+		}
+	}
 	if len(p.Tiers) > MaxTiers {
 		names := make([]string, len(p.Tiers))
 		for i, t := range p.Tiers {
@@ -110,9 +128,18 @@ func (p *Policy) Validate() error {
 func (p *Policy) nodeScore(c *Cluster, n NodeID, s *Shape) int64 {
 	var sum int64
 	for _, w := range p.Scorers {
-		sum += w.Weight * w.Score(c, n, s)
+		sum = addWeighted(sum, w.Weight, w.Score(c, n, s))
 	}
 	return p.tierScore(c, n, s)<<tierShift + sum
+}
+
+// addWeighted adds a weighted raw score to a weighted sum, the score, the
+// weight and the sum each clamped to their range, so that no plugin's
+// score spills into the tier bits or wraps, validated policy or not.
+func addWeighted(sum, weight, raw int64) int64 {
+	weight = min(max(weight, -MaxWeight), MaxWeight)
+	raw = min(max(raw, -sumMax), sumMax)
+	return min(max(sum+weight*raw, -sumMax), sumMax)
 }
 
 func (p *Policy) tierScore(c *Cluster, n NodeID, s *Shape) int64 {
@@ -185,7 +212,7 @@ func (c *Cluster) SelectScan(p *Policy, s *Shape, rng *rand.Rand) (NodeID, int) 
 			nz.Normalize(raw)
 		}
 		for i := range cands {
-			total[i] += w.Weight * raw[i]
+			total[i] = addWeighted(total[i], w.Weight, raw[i])
 		}
 	}
 	if len(p.Tiers) > 0 {
