@@ -143,7 +143,10 @@ func (g GPUClustering) Score(c *Cluster, n NodeID, s *Shape) int64 {
 }
 
 // GPUPacking fills partly used GPUs first, then partly used nodes, then
-// empty nodes (with the artifact's odd floor for empty ones).
+// empty nodes (with the artifact's odd floor for empty ones). A free GPU is
+// a whole one (devices.go's rule): a MIG instance, a full-size 7g one too,
+// counts by its free amount as a partly used GPU does, and a whole-GPU task
+// keeps only whole GPUs.
 type GPUPacking struct{}
 
 // Name implements Scorer.
@@ -155,7 +158,7 @@ func (GPUPacking) Score(c *Cluster, n NodeID, s *Shape) int64 {
 		return 0
 	}
 	r := &c.nodes[n]
-	free := c.gpuFree[r.gpuOff : r.gpuOff+r.gpuN]
+	free, excl := c.devs(n)
 	if r.fullFree == r.gpuN {
 		ff := int64(r.fullFree)
 		return max(33-ff, ff)
@@ -170,11 +173,11 @@ func (GPUPacking) Score(c *Cluster, n NodeID, s *Shape) int64 {
 			break
 		}
 		f := free[i]
-		if f < s.Milli {
+		if f < s.Milli || !s.Sharing() && !wholeDev(excl[i], f) {
 			continue
 		}
 		kept++
-		if f == MilliPerGPU {
+		if wholeDev(excl[i], f) {
 			fullKept++
 		}
 		sum += int64(f) * 100 / MilliPerGPU

@@ -65,3 +65,48 @@ func TestFollowupWeightedSumKeepsToItsBits(t *testing.T) {
 		assert.Equal(t, NodeID(1), n, "%s: SelectScan", tt.name)
 	}
 }
+
+// GPUPacking reads the one device rule: a free full-size (7g) MIG instance
+// is an exclusive device, not a free whole GPU. A share scores it as it
+// scores any MIG instance, by its free amount, and a whole-GPU task keeps
+// only whole GPUs.
+func TestFollowupGPUPackingFullMIGInstanceIsNotAWholeGPU(t *testing.T) {
+	a100 := func(mig string) GPU { return GPU{Model: "A100", MIG: mig} }
+	c := dfCluster(t, nil,
+		Node{Name: "mig7", CPUMilli: 64000, MemoryMiB: 65536, GPUs: []GPU{a100("7g.80gb")}},
+		Node{Name: "mig3", CPUMilli: 64000, MemoryMiB: 65536, GPUs: []GPU{a100("3g.40gb")}},
+		Node{Name: "whole", CPUMilli: 64000, MemoryMiB: 65536, GPUs: []GPU{a100(""), a100("")}},
+		Node{Name: "mixed", CPUMilli: 64000, MemoryMiB: 65536, GPUs: []GPU{a100("7g.80gb"), a100(""), a100(""), a100("")}},
+	)
+	// One GPU of "whole" and of "mixed" partly used: neither node is empty.
+	require.NoError(t, c.Commit(Assign{Node: 2, Mask: 0b01, Take: 700, CPUMilli: 1000, MemMiB: 1024, Tag: -1}))
+	require.NoError(t, c.Commit(Assign{Node: 3, Mask: 0b1000, Take: 700, CPUMilli: 1000, MemMiB: 1024, Tag: -1}))
+	g := GPUPacking{}
+	share := dfShape(t, c, Task{GPUs: 1, GPUMilli: 400, CPUMilli: 1000, MemoryMiB: 1024})
+	two := dfShape(t, c, Task{GPUs: 2, GPUMilli: 1000, CPUMilli: 1000, MemoryMiB: 1024})
+
+	// A free 3g instance (428 milli): 100 − ⌊42/10⌋. A free 7g instance
+	// (1000 milli) likewise: 100 − ⌊100/10⌋, not a free GPU's 50 − 1.
+	assert.Equal(t, int64(96), g.Score(c, 1, &share), "free 3g instance")
+	assert.Equal(t, int64(90), g.Score(c, 0, &share), "free 7g instance")
+	// A free whole GPU on a partly used node is kept: 50 − 1.
+	assert.Equal(t, int64(49), g.Score(c, 2, &share), "free whole GPU")
+	// A two-GPU task keeps the two free whole GPUs, not the 7g instance:
+	// 50 − 2.
+	assert.Equal(t, int64(48), g.Score(c, 3, &two), "two whole GPUs beside a 7g instance")
+	assert.Equal(t, int64(90), g.Score(c, 3, &share), "the 7g instance beside whole GPUs")
+
+	// So a share goes to the 7g instance (a MIG slot made for shares)
+	// before it opens a whole GPU, and takes the instance whole.
+	p, err := NewPolicy(c, "gpu-packing", Options{})
+	require.NoError(t, err)
+	require.NoError(t, c.SetRanks([]NodeID{2, 3, 0, 1}))
+	a, ok := c.PlaceTask(p, &share, nil)
+	require.True(t, ok)
+	assert.Equal(t, "mig3", c.Node(a.Node).Name, "the 3g instance scores highest (96)")
+	a, ok = c.PlaceTask(p, &share, nil)
+	require.True(t, ok)
+	assert.Equal(t, "mixed", c.Node(a.Node).Name, "a 7g instance next (90, mixed ranks before mig7), before a whole GPU (49)")
+	assert.Equal(t, uint64(0b0001), a.Mask, "the 7g instance")
+	assert.Equal(t, int32(1000), a.Take, "taken whole")
+}

@@ -383,9 +383,11 @@ func (w *oWorld) score(pol string, n *oNodeS, t *Task) (int64, int) {
 		slices.SortStableFunc(order, func(a, b int) int { return int(n.devs[a].free - n.devs[b].free) })
 		kept, full, sum := 0, 0, int64(0)
 		for _, i := range order {
-			if kept < t.GPUs && n.devs[i].free >= int64(t.GPUMilli) {
+			d := &n.devs[i]
+			whole := !d.mig && d.free == 1000 // a 7g instance is no whole GPU
+			if kept < t.GPUs && d.free >= int64(t.GPUMilli) && (t.GPUMilli < 1000 || whole) {
 				kept++
-				if n.devs[i].free == 1000 {
+				if whole {
 					full++
 				}
 				sum += n.devs[i].free * 100 / 1000
