@@ -45,6 +45,7 @@ come, a replicated daemon).`,
 		traceCommand(),
 		simCommand(),
 		nvmlCommand(),
+		serverCommand(), jobCommand(), nodeCommand(), poolCommand(), operatorCommand(),
 	)
 	root.SetHelpCommand(helpCommand())
 	root.InitDefaultHelpCmd()
