@@ -39,6 +39,8 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --policy best-fit --queue fifo --cloud-wait constant:15s --warmup-jobs 5 --json",
 			"# no waiting at all, as a table",
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --cloud-wait none",
+			"# the compute-proportional budget with the out-of-order queue (the method's §8)",
+			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue fifo-skip --cloud-wait cost:0.1 --warmup-jobs 5 --json",
 			"# a plain replay on the owned nodes, with backfill",
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue backfill",
 		),
@@ -48,8 +50,8 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	fleetPath := fs.String("fleet", "", "fleet YAML or machine list (default: the embedded demo fleet)")
 	tracePath := fs.String("trace", "", "job trace in any format the trace readers take ('-' for standard input)")
 	policy := fs.String("policy", "best-fit", "placement policy: "+fmt.Sprint(scheduler.PolicyNames()))
-	queue := fs.String("queue", "fifo", "queue discipline: fifo (strict, no backfill) or backfill")
-	wait := fs.String("cloud-wait", "", "burst to cloud with this waiting budget: none or constant:DURATION (e.g. constant:15s)")
+	queue := fs.String("queue", "fifo", "queue discipline: fifo (strict, no backfill), fifo-skip (start whatever fits, in order) or backfill")
+	wait := fs.String("cloud-wait", "", "burst to cloud with this waiting budget: none, constant:DURATION (e.g. constant:15s) or cost:K")
 	warmup := fs.Int("warmup-jobs", 0, "jobs left out of the measurement window at its start (W; docs/sim.md)")
 	seed := fs.Uint64("seed", defaultSeed, "seed of the run's random stream (random policy, draws of the core)")
 	defDur := fs.Duration("default-duration", 0, "duration of a job whose trace gives none (0: such a job is an error)")
@@ -91,8 +93,8 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			if err != nil {
 				return usageErr("--cloud-wait: %v", err)
 			}
-			if q != replay.QueueFIFO || *preempt {
-				return usageErr("--cloud-wait: the burst method runs a strict fifo queue without preemption")
+			if q == replay.QueueBackfill || *preempt {
+				return usageErr("--cloud-wait: the burst method runs a fifo or fifo-skip queue without preemption")
 			}
 			cfg.Burst = &replay.Burst{Wait: wp}
 		}

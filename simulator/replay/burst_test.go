@@ -208,7 +208,9 @@ func TestParseWait(t *testing.T) {
 		{"constant:90", WaitPolicy{Kind: WaitConstant, Budget: 90 * Second}, ""},
 		{"constant:-1s", WaitPolicy{}, "negative"},
 		{"constant:soon", WaitPolicy{}, "want a duration"},
-		{"star:1:2:3", WaitPolicy{}, "want none or constant"},
+		{"cost:0.25", WaitPolicy{Kind: WaitCost, K: 0.25}, ""},
+		{"cost:-1", WaitPolicy{}, "K must be"},
+		{"star:1:2:3", WaitPolicy{}, "want none, constant:DURATION or cost:K"},
 	} {
 		got, err := ParseWait(c.in)
 		if c.err != "" {
@@ -218,4 +220,36 @@ func TestParseWait(t *testing.T) {
 		require.NoError(t, err, c.in)
 		assert.Equal(t, c.want, got, c.in)
 	}
+}
+
+func TestBurstFIFOSkipStartsJobsBehindABlockedHead(t *testing.T) {
+	// The blocked-head case under the out-of-order queue: job 0 takes 6 of
+	// 8 GPUs for 100 s; job 1 (4) cannot start; job 2 (1, t=2) and job 3
+	// (1, t=3) are skipped past it and start at once; job 4 (1, t=4) finds
+	// no GPU and waits. At 100, 6 GPUs free: job 1 then job 4 start, in
+	// queue order. Waits: 0, 99, 0, 0, 96 s.
+	pools, nodes := burstFleet([]string{"n0"}, nil)
+	js := jobsOf([]tj{{0, 100, 6}, {1, 10, 4}, {2, 500, 1}, {3, 500, 1}, {4, 10, 1}})
+	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js, Queue: QueueFIFOSkip,
+		Burst: &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: 1000 * Second}}})
+	require.NoError(t, err)
+	var starts []int64
+	for _, r := range res.Jobs {
+		starts = append(starts, r.Start/Second)
+	}
+	assert.Equal(t, []int64{0, 100, 2, 3, 100}, starts)
+	assert.InDelta(t, (99+96)/5.0/h, res.Summary.AvgWaitH, 1e-12)
+}
+
+func TestBurstCostBudget(t *testing.T) {
+	// cost:0.5: B = 0.5 × GPUs × duration. One 8-GPU node held by job 0
+	// (8 GPUs, 1000 s). job 1 (2 GPUs, 100 s, t=0): B = 100 s, so it leaves
+	// for the cloud at 100. job 2 (1 GPU, 3000 s, t=0): B = 1500 s, past
+	// 1000, so it starts on-prem at 1000 (wait 1000 s).
+	res, _ := runBurst(t, []string{"n0"}, []tj{{0, 1000, 8}, {0, 100, 2}, {0, 3000, 1}}, "cost:0.5", 0)
+	assert.Equal(t, "cloud", res.Jobs[1].Where)
+	assert.Equal(t, sec(100), res.Jobs[1].Start)
+	assert.Equal(t, "onprem", res.Jobs[2].Where)
+	assert.Equal(t, sec(1000), res.Jobs[2].Start)
+	assert.InDelta(t, 2*100/h, res.Summary.CloudCost, 1e-12)
 }

@@ -82,23 +82,34 @@ const (
 	// QueueBackfill is the core's EASY backfill: jobs behind a blocked head
 	// start when they cannot delay it.
 	QueueBackfill
+	// QueueFIFOSkip is the out-of-order queue: the pass goes over the whole
+	// queue in order and starts every job that fits, skipping the others.
+	// The core does it with each job its own tenant (a blocked head then
+	// blocks only itself, and tenants of equal share go by name, which is
+	// submission order), so tenants' quotas and fair shares do not apply.
+	QueueFIFOSkip
 )
 
-// ParseQueue reads a queue discipline by name: fifo or backfill.
+// ParseQueue reads a queue discipline by name: fifo, fifo-skip or backfill.
 func ParseQueue(s string) (Queue, error) {
 	switch s {
 	case "fifo", "":
 		return QueueFIFO, nil
 	case "backfill":
 		return QueueBackfill, nil
+	case "fifo-skip":
+		return QueueFIFOSkip, nil
 	}
-	return 0, fmt.Errorf("queue %q: want fifo or backfill", s)
+	return 0, fmt.Errorf("queue %q: want fifo, fifo-skip or backfill", s)
 }
 
 // String returns the discipline's name.
 func (q Queue) String() string {
-	if q == QueueBackfill {
+	switch q {
+	case QueueBackfill:
 		return "backfill"
+	case QueueFIFOSkip:
+		return "fifo-skip"
 	}
 	return "fifo"
 }
@@ -136,6 +147,9 @@ const (
 	WaitNone WaitKind = iota
 	// WaitConstant gives every job the same budget.
 	WaitConstant
+	// WaitCost gives a job a budget proportional to its compute: K × GPUs
+	// × duration (K in hours of wait per GPU-hour).
+	WaitCost
 )
 
 // WaitPolicy gives a job its waiting budget.
@@ -143,14 +157,24 @@ type WaitPolicy struct {
 	Kind WaitKind
 	// Budget is the constant budget (nanoseconds).
 	Budget int64
+	// K is the compute-proportional policy's factor.
+	K float64
 }
 
-// ParseWait reads a waiting policy: "none" or "constant:DURATION", where
-// DURATION is a Go duration ("15s", "598.711s", "10m"), at most nanosecond
-// precise, not negative.
+// ParseWait reads a waiting policy: "none", "constant:DURATION", where
+// DURATION is a Go duration ("15s", "598.711s", "10m") or a number of
+// seconds, at most nanosecond precise, not negative; or "cost:K", K ≥ 0
+// hours of wait per GPU-hour.
 func ParseWait(s string) (WaitPolicy, error) {
 	if s == "none" {
 		return WaitPolicy{Kind: WaitNone}, nil
+	}
+	if k, ok := strings.CutPrefix(s, "cost:"); ok {
+		f, err := strconv.ParseFloat(k, 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			return WaitPolicy{}, fmt.Errorf("cloud wait %q: K must be a number ≥ 0 (hours of wait per GPU-hour)", s)
+		}
+		return WaitPolicy{Kind: WaitCost, K: f}, nil
 	}
 	if d, ok := strings.CutPrefix(s, "constant:"); ok {
 		b, err := parseBudget(d)
@@ -159,7 +183,7 @@ func ParseWait(s string) (WaitPolicy, error) {
 		}
 		return WaitPolicy{Kind: WaitConstant, Budget: b}, nil
 	}
-	return WaitPolicy{}, fmt.Errorf("cloud wait %q: want none or constant:DURATION", s)
+	return WaitPolicy{}, fmt.Errorf("cloud wait %q: want none, constant:DURATION or cost:K", s)
 }
 
 // parseBudget reads a duration; a bare number is seconds.
@@ -182,16 +206,24 @@ func parseBudget(s string) (int64, error) {
 
 // String writes the policy as ParseWait reads it.
 func (w WaitPolicy) String() string {
-	if w.Kind == WaitNone {
-		return "none"
+	switch w.Kind {
+	case WaitConstant:
+		return "constant:" + time.Duration(w.Budget).String()
+	case WaitCost:
+		return "cost:" + strconv.FormatFloat(w.K, 'g', -1, 64)
 	}
-	return "constant:" + time.Duration(w.Budget).String()
+	return "none"
 }
 
-// budget is the waiting budget of a job.
-func (w WaitPolicy) budget(*Job) int64 {
-	if w.Kind == WaitConstant {
+// budget is the waiting budget of a job of gpus GPUs.
+func (w WaitPolicy) budget(j *Job, gpus float64) int64 {
+	switch w.Kind {
+	case WaitConstant:
 		return w.Budget
+	case WaitCost:
+		// hours of wait = K × GPU-hours, so in any one unit of time
+		// B = K × GPUs × duration; capped far beyond any trace.
+		return int64(min(math.Round(w.K*gpus*float64(j.Duration)), math.MaxInt64/4))
 	}
 	return 0
 }

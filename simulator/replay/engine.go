@@ -230,6 +230,9 @@ func (e *engine) coreJob(k int) scheduler.Job {
 		j = scheduler.Job{ID: j.ID, Kind: scheduler.Training, Count: 1, Walltime: j.Walltime,
 			Task: scheduler.Task{GPUs: src.Task.GPUs, GPUMilli: 1000}}
 	}
+	if e.cfg.Queue == QueueFIFOSkip {
+		j.Tenant = j.ID // a blocked job blocks only itself
+	}
 	return j
 }
 
@@ -328,7 +331,7 @@ func (e *engine) arrive(k int, t int64) error {
 	e.recs[k].State = "queued"
 	e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.src.Job.ID})
 	if e.cfg.Burst != nil {
-		e.q.push(item{at: t + e.cfg.Burst.Wait.budget(j.src), phase: phaseExpire, job: int32(k)})
+		e.q.push(item{at: t + e.cfg.Burst.Wait.budget(j.src, j.gpus), phase: phaseExpire, job: int32(k)})
 	}
 	return nil
 }
@@ -489,6 +492,10 @@ func (e *engine) pass(t int64) error {
 	e.passes++
 	in := scheduler.Pass{Now: seconds(t), Policy: e.pol, Rng: e.rng,
 		Backfill: e.cfg.Queue == QueueBackfill, Preempt: e.cfg.Preempt}
+	if e.cfg.Queue == QueueFIFOSkip {
+		// one decision per queued job: the whole queue is looked at
+		in.Limits.Decisions = max(scheduler.DefaultDecisions, e.queued+1)
+	}
 	plan, err := e.m.Plan(in)
 	if err != nil {
 		return fmt.Errorf("replay: pass at %d ns: %w", t, err)

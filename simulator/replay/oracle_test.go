@@ -18,6 +18,7 @@ import (
 // (the core's best-fit through the state machine) must agree with.
 type oracleJob struct {
 	submit, dur int64 // ns
+	budget      int64
 	gpus        int
 	start, end  int64
 	cloud       bool
@@ -25,9 +26,15 @@ type oracleJob struct {
 }
 
 func oracleRun(js []tj, nodes int, budget int64) []oracleJob {
+	return oracleRunWith(js, nodes, func(tj) int64 { return budget }, false)
+}
+
+// oracleRunWith takes a budget per job, and skip for the out-of-order queue
+// (§8): the pass looks at every queued job in order and starts those that fit.
+func oracleRunWith(js []tj, nodes int, budgetOf func(tj) int64, skip bool) []oracleJob {
 	jobs := make([]oracleJob, len(js))
 	for i, j := range js {
-		jobs[i] = oracleJob{submit: j.submit * Second, dur: j.dur * Second, gpus: j.gpus, start: -1, end: -1}
+		jobs[i] = oracleJob{submit: j.submit * Second, dur: j.dur * Second, budget: budgetOf(j), gpus: j.gpus, start: -1, end: -1}
 	}
 	// jobs are given in submit order (the tests make them so).
 	free := make([]int, nodes)
@@ -56,7 +63,7 @@ func oracleRun(js []tj, nodes int, budget int64) []oracleJob {
 		// 2. expiries
 		kept := queue[:0]
 		for _, i := range queue {
-			if jobs[i].submit+budget == t {
+			if jobs[i].submit+jobs[i].budget == t {
 				jobs[i].state, jobs[i].start, jobs[i].cloud = 3, t, true
 				continue
 			}
@@ -69,9 +76,10 @@ func oracleRun(js []tj, nodes int, budget int64) []oracleJob {
 			queue = append(queue, next)
 			next++
 		}
-		// 4. strict FIFO pass, best fit by fewest free GPUs, lowest node
-		for len(queue) > 0 {
-			i := queue[0]
+		// 4. strict FIFO pass (or, with skip, over the whole queue), best
+		// fit by fewest free GPUs, lowest node
+		left := queue[:0:0]
+		for q, i := range queue {
 			best := -1
 			for n, f := range free {
 				if f >= jobs[i].gpus && (best < 0 || f < free[best]) {
@@ -79,13 +87,18 @@ func oracleRun(js []tj, nodes int, budget int64) []oracleJob {
 				}
 			}
 			if best < 0 {
-				break
+				if !skip {
+					left = append(left, queue[q:]...)
+					break
+				}
+				left = append(left, i)
+				continue
 			}
 			free[best] -= jobs[i].gpus
 			node[i] = best
 			jobs[i].state, jobs[i].start = 2, t
-			queue = queue[1:]
 		}
+		queue = left
 		// 5. next instant
 		nt := int64(math.MaxInt64)
 		for _, j := range jobs {
@@ -93,7 +106,7 @@ func oracleRun(js []tj, nodes int, budget int64) []oracleJob {
 				nt = min(nt, j.start+j.dur)
 			}
 			if j.state == 1 {
-				nt = min(nt, j.submit+budget)
+				nt = min(nt, j.submit+j.budget)
 			}
 		}
 		if next < len(jobs) {
@@ -225,11 +238,21 @@ func TestBurstMatchesOracleOnRandomSmallTraces(t *testing.T) {
 		nodes := 1 + rng.IntN(3)
 		names := []string{"n0", "n1", "n2"}[:nodes]
 		budget := int64(rng.IntN(4)) * 5 * Second
+		wait := WaitPolicy{Kind: WaitConstant, Budget: budget}
+		budgetOf := func(tj) int64 { return budget }
+		if seed%3 == 1 { // cost:K, K = 0.05 h per GPU-hour: B = 0.05 × g × d
+			wait = WaitPolicy{Kind: WaitCost, K: 0.05}
+			budgetOf = func(j tj) int64 { return int64(math.Round(0.05 * float64(j.gpus) * float64(j.dur*Second))) }
+		}
+		queue, skip := QueueFIFO, seed%2 == 1
+		if skip {
+			queue = QueueFIFOSkip
+		}
 		pools, fl := burstFleet(names, nil)
-		res, err := Run(context.Background(), Config{Pools: pools, Nodes: fl, Jobs: jobsOf(js),
-			Burst: &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: budget}}})
+		res, err := Run(context.Background(), Config{Pools: pools, Nodes: fl, Jobs: jobsOf(js), Queue: queue,
+			Burst: &Burst{Wait: wait}})
 		require.NoError(t, err)
-		want := oracleRun(js, nodes, budget)
+		want := oracleRunWith(js, nodes, budgetOf, skip)
 		for i, o := range want {
 			r := res.Jobs[i]
 			require.Equal(t, []any{o.start, o.end, o.cloud}, []any{r.Start, r.End, r.Where == "cloud"}, "seed %d job %d of %v", seed, i, js)
