@@ -1,0 +1,423 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
+	"petite/simulator/replay"
+)
+
+const examples = "../../examples/"
+
+// exampleNames are the scenarios shipped in examples/.
+var exampleNames = []string{"retire-onprem", "burst-to-cloud", "zone-outage", "residency"}
+
+// loaded is a scenario with its inputs.
+func loaded(t *testing.T, name string) (*Scenario, *Inputs) {
+	t.Helper()
+	s, err := Load(examples + name + ".yaml")
+	require.NoError(t, err)
+	in, err := s.LoadInputs()
+	require.NoError(t, err)
+	return s, in
+}
+
+// logged runs a config and returns its result and event log.
+func logged(t *testing.T, cfg replay.Config) (*replay.Result, []replay.Event) {
+	t.Helper()
+	var evs []replay.Event
+	cfg.Observe = func(e replay.Event) { evs = append(evs, e) }
+	res, err := replay.Run(context.Background(), cfg)
+	require.NoError(t, err)
+	return res, evs
+}
+
+func poolOf(cfg *replay.Config) map[string]string {
+	m := map[string]string{}
+	for _, n := range cfg.Nodes {
+		m[n.Name] = n.Pool
+	}
+	return m
+}
+
+func TestExamplesLoadAndCompile(t *testing.T) {
+	for _, name := range exampleNames {
+		t.Run(name, func(t *testing.T) {
+			s, in := loaded(t, name)
+			c, err := s.CompileWith(in, nil)
+			require.NoError(t, err)
+			assert.Equal(t, name, s.Name)
+			assert.NotEmpty(t, c.Config.Jobs)
+			assert.Len(t, c.Actions, len(s.Actions))
+			for _, a := range c.Actions {
+				assert.Positive(t, a.Events+len(a.To), "action %d compiles to something", a.Index)
+			}
+		})
+	}
+}
+
+func TestRetireOnpremMovesWorkOff(t *testing.T) {
+	s, in := loaded(t, "retire-onprem")
+	c, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	at := c.Actions[0].At
+	// 2027-03-31 is six hours after workload.start.
+	assert.Equal(t, c.Start+6*replay.Hour, at)
+	pool := poolOf(&c.Config)
+	res, evs := logged(t, c.Config)
+	startedThere, requeued := 0, 0
+	for _, e := range evs {
+		if e.Kind == replay.EventStart && pool[e.Node] == "hz-onprem" {
+			require.Less(t, e.At, at, "job %s starts on the retired hall", e.ID)
+			startedThere++
+		}
+		if e.Kind == replay.EventRequeue && e.At == at {
+			requeued++
+		}
+	}
+	assert.Positive(t, startedThere, "the hall carried work before it retired")
+	assert.Positive(t, requeued, "the retirement moved running work")
+	assert.Equal(t, len(c.Config.Jobs), res.Summary.Ended, "the moved work finished elsewhere")
+}
+
+func TestZoneOutageDisruptsAndRestarts(t *testing.T) {
+	s, in := loaded(t, "zone-outage")
+	c, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	out := c.Actions[0]
+	require.Equal(t, DoOutage, out.Do)
+	zone := map[string]bool{}
+	for _, n := range out.Nodes {
+		zone[n] = true
+	}
+	assert.Len(t, zone, 340, "the outposts zone")
+	res, evs := logged(t, c.Config)
+	hit := map[int]bool{}
+	for _, e := range evs {
+		if e.Kind == replay.EventRequeue && e.At == out.At {
+			hit[e.Job] = true
+		}
+		if e.Kind == replay.EventStart && zone[e.Node] {
+			inWindow := e.At >= out.At && e.At < out.At+6*replay.Hour
+			require.False(t, inWindow, "job %s starts in the zone while it is down", e.ID)
+		}
+	}
+	require.NotEmpty(t, hit, "the outage disrupts running jobs")
+	restarted := 0
+	for k := range hit {
+		if res.Jobs[k].Restarts > 0 {
+			restarted++
+		}
+		assert.Positive(t, res.Jobs[k].Preemptions)
+	}
+	assert.Positive(t, restarted, "disrupted jobs start again")
+	// Without the outage, no job is requeued at that instant.
+	c2, err := s.CompileWith(in, func(i int) bool { return i == 0 })
+	require.NoError(t, err)
+	_, evs2 := logged(t, c2.Config)
+	for _, e := range evs2 {
+		assert.False(t, e.Kind == replay.EventRequeue && e.At == out.At, "requeue without the outage")
+	}
+}
+
+func TestBurstOutageSendsMoreToCloud(t *testing.T) {
+	s, in := loaded(t, "burst-to-cloud")
+	with, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	without, err := s.CompileWith(in, func(int) bool { return true })
+	require.NoError(t, err)
+	rw, _ := logged(t, with.Config)
+	ro, _ := logged(t, without.Config)
+	assert.Positive(t, ro.Summary.CloudJobs, "the workload bursts even without the outage")
+	assert.Greater(t, rw.Summary.CloudJobs, ro.Summary.CloudJobs, "a rack down sends more to the cloud")
+	assert.Greater(t, rw.Summary.CloudCost, ro.Summary.CloudCost)
+}
+
+func TestResidencyKeepsTenantOnCompliantPools(t *testing.T) {
+	s, in := loaded(t, "residency")
+	c, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	compliant := map[string]bool{}
+	for _, p := range c.Config.Pools {
+		compliant[p.Name] = p.Labels["compliance"] == "cn-pipl"
+	}
+	pool := poolOf(&c.Config)
+	res, evs := logged(t, c.Config)
+	tenant0, cloudOthers := 0, 0
+	for _, e := range evs {
+		if e.Kind != replay.EventStart {
+			continue
+		}
+		if res.Jobs[e.Job].Tenant == "tenant-0" {
+			require.True(t, compliant[pool[e.Node]], "tenant-0's job %s starts on %s", e.ID, pool[e.Node])
+			tenant0++
+		} else if !compliant[pool[e.Node]] {
+			cloudOthers++
+		}
+	}
+	assert.Positive(t, tenant0)
+	assert.Positive(t, cloudOthers, "other tenants may use the cloud")
+
+	ims, err := s.Impacts(context.Background(), in)
+	require.NoError(t, err)
+	require.Len(t, ims, 1)
+	require.NotEmpty(t, ims[0].Stranded)
+	for _, st := range ims[0].Stranded {
+		assert.Equal(t, "tenant-0", st.Tenant, "only the regulated tenant is stranded: %s", st.ID)
+		assert.Contains(t, st.Reason, "labels or residency do not match")
+		assert.Contains(t, st.Reason, "node not ready")
+	}
+}
+
+// TestImpactReconciles recomputes every figure of the retire impact from
+// the two runs' job records and event logs.
+func TestImpactReconciles(t *testing.T) {
+	s, in := loaded(t, "retire-onprem")
+	ims, err := s.Impacts(context.Background(), in)
+	require.NoError(t, err)
+	require.Len(t, ims, 1)
+	im := ims[0]
+	full, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	base, err := s.CompileWith(in, func(i int) bool { return i == 0 })
+	require.NoError(t, err)
+	after, evA := logged(t, full.Config)
+	before, evB := logged(t, base.Config)
+
+	sum := func(res *replay.Result, f func(r *replay.JobRecord) float64) float64 {
+		x := 0.0
+		for i := range res.Jobs {
+			x += f(&res.Jobs[i])
+		}
+		return x
+	}
+	lost := func(r *replay.JobRecord) float64 { return r.LostGPUHours }
+	cost := func(r *replay.JobRecord) float64 { return r.Cost }
+	assert.InDelta(t, sum(before, lost), im.LostGPUHours.Before, 1e-9)
+	assert.InDelta(t, sum(after, lost), im.LostGPUHours.After, 1e-9)
+	assert.Zero(t, im.LostGPUHours.Before, "nothing is lost without the retirement")
+	assert.InDelta(t, sum(after, lost)-sum(before, lost), im.LostGPUHours.Delta(), 1e-9)
+	assert.InDelta(t, sum(before, cost), im.Cost.Before, 1e-6)
+	assert.InDelta(t, sum(after, cost), im.Cost.After, 1e-6)
+
+	// Disrupted jobs: the requeues at the retirement's instant, by kind,
+	// and the records agree that each lost its place.
+	n := 0
+	for _, e := range evA {
+		if e.Kind == replay.EventRequeue && e.At == im.Action.At {
+			n++
+			assert.Positive(t, after.Jobs[e.Job].Preemptions)
+		}
+	}
+	assert.Equal(t, n, im.Disrupted["training"])
+	assert.Len(t, im.DisruptedJobs, n)
+	mean := func(res *replay.Result) float64 {
+		s, k := 0.0, 0
+		for i := range res.Jobs {
+			if w, ok := res.Jobs[i].Wait(); ok {
+				s += float64(w) / float64(replay.Hour)
+				k++
+			}
+		}
+		return s / float64(k)
+	}
+	assert.InDelta(t, mean(before), im.WaitMeanH.Before, 1e-12)
+	assert.InDelta(t, mean(after), im.WaitMeanH.After, 1e-12)
+	// Peak cloud GPUs: replayed from the event log by hand.
+	pool := poolOf(&full.Config)
+	cloud := map[string]bool{"cloud-sh-ondemand": true, "cloud-sg-spot": true}
+	peak := func(res *replay.Result, evs []replay.Event) float64 {
+		held, cur, pk := map[int]float64{}, 0.0, 0.0
+		for _, e := range evs {
+			switch e.Kind {
+			case replay.EventStart:
+				if cloud[pool[e.Node]] {
+					held[e.Job] = res.Jobs[e.Job].GPUs
+					cur += held[e.Job]
+				}
+			case replay.EventFinish, replay.EventRequeue:
+				cur -= held[e.Job]
+				delete(held, e.Job)
+			}
+			pk = max(pk, cur)
+		}
+		return pk
+	}
+	assert.InDelta(t, peak(before, evB), im.PeakCloudGPUs.Before, 1e-9)
+	assert.InDelta(t, peak(after, evA), im.PeakCloudGPUs.After, 1e-9)
+	assert.Greater(t, im.PeakCloudGPUs.After, 0.0)
+
+	var b strings.Builder
+	require.NoError(t, WriteImpacts(&b, ims))
+	assert.Contains(t, b.String(), "GPU-hours lost to restarts")
+	assert.Contains(t, b.String(), "jobs that can no longer run anywhere")
+}
+
+func TestFaultsAreDrawnFromTheSeed(t *testing.T) {
+	s, in := loaded(t, "zone-outage")
+	a, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	b, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	assert.Equal(t, a.Config.NodeEvents, b.Config.NodeEvents)
+	mtbf := a.Actions[1]
+	require.Equal(t, DoMTBF, mtbf.Do)
+	assert.Positive(t, mtbf.Events)
+	assert.Zero(t, mtbf.Events%2, "every failure is repaired")
+	seed := uint64(7)
+	s.Seed = &seed
+	c, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	assert.NotEqual(t, a.Config.NodeEvents, c.Config.NodeEvents, "another seed draws other faults")
+	for i := 1; i < len(c.Config.NodeEvents); i++ {
+		assert.LessOrEqual(t, c.Config.NodeEvents[i-1].At, c.Config.NodeEvents[i].At, "events in time order")
+	}
+}
+
+// TestReclaimTakesItsShare checks a spot reclaim wave takes the fraction
+// of the pool it names, the same nodes for the same seed.
+func TestReclaimTakesItsShare(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`fleet: demo
+workload: {trace: embedded:openb, jobs: 50, default_duration: 1h}
+actions:
+  - {at: +1h, do: reclaim, pool: cloud-sg-spot, fraction: 0.3, for: 2h}
+  - {at: +2h, do: retire, nodes: [hz-t4-0000]}
+  - {at: +3h, do: outage, nodes: [hz-t4-0000], for: 1h}
+`), 0o644))
+	s, err := Load(p)
+	require.NoError(t, err)
+	c, err := s.Compile()
+	require.NoError(t, err)
+	require.Len(t, c.Actions[0].Nodes, 30)
+	down, up := 0, 0
+	for _, e := range c.Config.NodeEvents {
+		if strings.HasPrefix(e.Node, "sg-a10") {
+			if e.State == scheduler.NodeDown {
+				down++
+				assert.Equal(t, c.Start+replay.Hour, e.At)
+			} else {
+				up++
+				assert.Equal(t, c.Start+3*replay.Hour, e.At)
+			}
+		}
+		if e.Node == "hz-t4-0000" {
+			assert.Equal(t, scheduler.NodeRetired, e.State, "nothing follows a retirement")
+		}
+	}
+	assert.Equal(t, 30, down)
+	assert.Equal(t, 30, up)
+	_, err = replay.Run(context.Background(), c.Config)
+	require.NoError(t, err)
+}
+
+func TestErrorsNameFileLineField(t *testing.T) {
+	head := "fleet: demo\nworkload: {trace: embedded:openb, jobs: 20, default_duration: 1h}\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top field", head + "polcy: fgd\n", "s.yaml:3: field polcy: unknown field"},
+		{"unknown action field", head + "actions:\n  - at: +1h\n    do: retire\n    pol: x\n", "s.yaml:6: field actions[0].pol: unknown field"},
+		{"type error", head + "actions:\n  - {at: +1h, do: reclaim, pool: x, fraction: lots}\n", "s.yaml:4: field actions[0].fraction: cannot unmarshal"},
+		{"seed type", head + "seed: -1\n", "s.yaml:3: field seed: cannot unmarshal"},
+		{"unknown kind", head + "actions:\n  - {at: +1h, do: explode, pool: x}\n", "s.yaml:4: field actions[0].do: unknown action \"explode\""},
+		{"bad time", head + "actions:\n  - {at: tomorrow, do: retire, pool: x}\n", "s.yaml:4: field actions[0].at: want +DURATION"},
+		{"retire_at elsewhere", head + "actions:\n  - {at: retire_at, do: drain, pool: x}\n", "field actions[0].at: retire_at is a time only retire actions take"},
+		{"no target", head + "actions:\n  - {at: +1h, do: outage}\n", "s.yaml:4: field actions[0]: outage needs nodes"},
+		{"bad window", head + "actions:\n  - {at: +1h, do: outage, pool: x, for: -2h}\n", "field actions[0].for: want a positive duration"},
+		{"mtbf without end", head + "actions:\n  - {do: mtbf, pool: x, mtbf: 30d, mttr: 4h}\n", "s.yaml:4: field actions[0].until: faults need an end"},
+		{"policy", head + "policy: nope\n", "s.yaml:3: field policy: unknown policy"},
+		{"no workload", "fleet: demo\n", "field workload: want exactly one of trace and gen"},
+		{"both workloads", "fleet: demo\nworkload:\n  trace: x.csv\n  gen: {jobs: 1}\n", "s.yaml:3: field workload: want exactly one"},
+		{"no fleet", "workload: {trace: x}\n", "s.yaml:1: field fleet: want a fleet file"},
+		{"burst with backfill", head + "queue: {discipline: backfill}\nburst: {cloud_wait: none}\n", "s.yaml:4: field burst: the burst method runs a strict fifo"},
+		{"bad wait", head + "burst: {cloud_wait: soon}\n", "s.yaml:3: field burst.cloud_wait: cloud wait \"soon\""},
+		{"empty", "", "s.yaml: empty scenario file"},
+		{"syntax", "fleet: [\n", "s.yaml: yaml: line"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tc.yaml), "s.yaml")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	head := "fleet: demo\nworkload: {trace: embedded:openb, jobs: 20, default_duration: 1h}\n"
+	tests := []struct {
+		name, yaml, want string
+		engine           bool
+	}{
+		{"price", head + "actions:\n  - {at: +1h, do: price, pool: cloud-sg-spot, price_per_gpu_hour: 0.8}\n",
+			"action price at s.yaml:4 (actions[0]) needs engine support (not yet)", true},
+		{"quota", head + "actions:\n  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 10}\n", "action quota at s.yaml:4", true},
+		{"move all", head + "actions:\n  - {at: +1h, do: move, tenant: a, to: [hz-outposts], scope: all}\n", "action move at s.yaml:4", true},
+		{"quota of owned pool", head + "actions:\n  - {at: +1h, do: quota, pool: hz-onprem, max_nodes: 10}\n", "s.yaml:4: field actions[0].pool: pool hz-onprem is onprem", false},
+		{"unknown pool", head + "actions:\n  - {at: +1h, do: retire, pool: nowhere}\n", "s.yaml:4: field actions[0].pool: no pool \"nowhere\"", false},
+		{"unknown node", head + "actions:\n  - {at: +1h, do: retire, nodes: [x]}\n", "s.yaml:4: field actions[0].nodes: no node \"x\"", false},
+		{"no match", head + "actions:\n  - {at: +1h, do: retire, pool: hz-onprem, zone: elsewhere}\n", "action retire at s.yaml:4 (actions[0]): selects no node", false},
+		{"wall time on relative clock", head + "actions:\n  - {at: 2027-01-01, do: retire, pool: hz-onprem}\n", "s.yaml:4: field actions[0].at: 2027-01-01T00:00:00Z: the trace's clock is relative", false},
+		{"retire_at missing", head + "actions:\n  - {at: retire_at, do: retire, pool: hz-outposts}\n", "pool hz-outposts has no retire_at", false},
+		{"tenant pool", head + "tenants:\n  - {tenant: a, pools: [nope]}\n", "s.yaml:4: field tenants[0].pools: no pool \"nope\"", false},
+		{"missing fleet file", "fleet: nope.yaml\nworkload: {trace: embedded:openb}\n", "s.yaml:1: field fleet: fleet: open", false},
+		{"gen spec", "fleet: demo\nworkload:\n  gen: {jobs: 5, colour: red}\n", "s.yaml:3: field workload.gen: spec: json: unknown field \"colour\"", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Parse(strings.NewReader(tc.yaml), "s.yaml")
+			require.NoError(t, err)
+			_, err = s.Compile()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Equal(t, tc.engine, errors.Is(err, ErrNeedsEngine))
+		})
+	}
+}
+
+func TestMoveRewritesArrivalsOnly(t *testing.T) {
+	s, err := Parse(strings.NewReader(`fleet: demo
+workload:
+  gen: {jobs: 200, seed: 1, clock: relative, zone: UTC, tenants: 2, kind: training,
+        arrival: {process: poisson, rate_per_hour: 100},
+        duration: {dist: lognormal, mu: 7, sigma: 0.5, min: 60, max: 7200},
+        shapes: [{weight: 1, tasks: [{count: 1, gpus: 1, gpu_milli: 1000, cpu_milli: 1000, memory_mib: 1024}]}]}
+actions:
+  - {at: +1h, do: move, tenant: tenant-0, to: [hz-outposts]}
+`), "s.yaml")
+	require.NoError(t, err)
+	c, err := s.Compile()
+	require.NoError(t, err)
+	moved := 0
+	for _, j := range c.Config.Jobs {
+		has := len(j.Job.Task.Constraints) > 0
+		want := j.Job.Tenant == "tenant-0" && j.Submit >= c.Actions[0].At
+		assert.Equal(t, want, has, "job %s", j.Job.ID)
+		if has {
+			moved++
+		}
+	}
+	assert.Positive(t, moved)
+	in, err := s.LoadInputs()
+	require.NoError(t, err)
+	for _, j := range in.Jobs {
+		assert.Empty(t, j.Job.Task.Constraints, "the inputs stay as read")
+	}
+	res, evs := logged(t, c.Config)
+	pool := poolOf(&c.Config)
+	for _, e := range evs {
+		if e.Kind == replay.EventStart && res.Jobs[e.Job].Tenant == "tenant-0" && res.Jobs[e.Job].Submit >= c.Actions[0].At {
+			assert.Equal(t, "hz-outposts", pool[e.Node])
+		}
+	}
+}
