@@ -421,3 +421,34 @@ actions:
 		}
 	}
 }
+
+// TestImpactCountsOnlyItsAction: requeues of another action (an earlier
+// outage on the same hall) are not the retirement's disruption.
+func TestImpactCountsOnlyItsAction(t *testing.T) {
+	data, err := os.ReadFile(examples + "retire-onprem.yaml")
+	require.NoError(t, err)
+	data = append(data, "  - {at: +3h, do: outage, pool: hz-onprem, for: 1h}\n"...)
+	s, err := Parse(strings.NewReader(string(data)), examples+"retire-onprem.yaml")
+	require.NoError(t, err)
+	in, err := s.LoadInputs()
+	require.NoError(t, err)
+	ims, err := s.Impacts(context.Background(), in)
+	require.NoError(t, err)
+	require.Len(t, ims, 1)
+	full, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	_, evs := logged(t, full.Config)
+	atRetire, atOutage := 0, 0
+	for _, e := range evs {
+		if e.Kind == replay.EventRequeue {
+			switch e.At {
+			case ims[0].Action.At:
+				atRetire++
+			case full.Actions[1].At:
+				atOutage++
+			}
+		}
+	}
+	require.Positive(t, atOutage, "the outage disrupts work too")
+	assert.Equal(t, atRetire, ims[0].Disrupted["training"])
+}
