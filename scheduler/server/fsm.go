@@ -89,6 +89,7 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 		if err != nil {
 			return ApplyResult{Err: err}, false
 		}
+		f.forget(cmd, r)
 		return ApplyResult{Results: []state.Result{r}}, wakes(cmd, r)
 	case entryBatch:
 		var raws []json.RawMessage
@@ -114,6 +115,7 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 				continue
 			}
 			out.Results[i] = r
+			f.forget(cmd, r)
 			signal = signal || wakes(cmd, r)
 		}
 		return out, signal
@@ -145,6 +147,19 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 		return ApplyResult{}, false
 	}
 	return ApplyResult{Err: fmt.Errorf("log entry of unknown kind %q", kind)}, false
+}
+
+// forget drops the records of the jobs a prune made the machine forget,
+// so that the daemon's records stay as bounded as the job table.
+func (f *FSM) forget(cmd state.Command, r state.Result) {
+	if cmd.Type() != state.TypePrune || !r.Changed {
+		return
+	}
+	for id := range f.jobs {
+		if _, ok := f.m.Job(id); !ok {
+			delete(f.jobs, id)
+		}
+	}
 }
 
 // wakes says whether an applied command should start a scheduling pass.

@@ -147,3 +147,18 @@ type memSink struct{ bytes.Buffer }
 func (s *memSink) ID() string    { return "mem" }
 func (s *memSink) Cancel() error { return nil }
 func (s *memSink) Close() error  { return nil }
+
+// A prune forgets the daemon's records of the jobs it forgets.
+func TestFSMPruneForgetsRecords(t *testing.T) {
+	h := newFSMHarness(t)
+	for _, id := range []string{"old", "new"} {
+		e, err := encodeSubmit(state.Submit{Job: job(id, 1), At: 1}, JobRecord{Command: []string{id}})
+		require.NoError(t, err)
+		require.NoError(t, h.apply(e).Err)
+	}
+	require.NoError(t, h.cmd(state.Cancel{Job: "old", At: 5}).Err)
+	require.NoError(t, h.cmd(state.Prune{Before: 6}).Err)
+	h.f.Read(func(m *state.Machine, jobs map[string]JobRecord, _ uint64) {
+		assert.Equal(t, map[string]JobRecord{"new": {Command: []string{"new"}}}, jobs)
+	})
+}

@@ -56,6 +56,10 @@ func (s *Server) lead(ctx context.Context) {
 	if err := s.registerFleet(ctx); err != nil {
 		log.Error("register fleet", "err", err)
 	}
+	if s.cfg.NoScheduling {
+		<-ctx.Done()
+		return
+	}
 	var pl planner
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
 	s.fsm.signal() // a pass on taking office: the old leader may have left work queued

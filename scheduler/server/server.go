@@ -54,6 +54,9 @@ type Config struct {
 	// Coalesce is how long the leader waits after a change before a
 	// scheduling pass, so that a burst of submits is placed in one plan.
 	Coalesce time.Duration
+	// NoScheduling stops the leader's scheduling passes: plans come only
+	// from Apply (benchmarks of the log, tests that drive plans).
+	NoScheduling bool
 	// Fast shortens raft's timeouts, for a single dev server or tests on
 	// loopback.
 	Fast bool
@@ -206,13 +209,16 @@ func (s *Server) Leader() (id, http string, ok bool) {
 // State is the server's raft state: Leader, Follower, Candidate, Shutdown.
 func (s *Server) State() string { return s.raft.State().String() }
 
-// Ready waits until a leader is known and this server's state machine has
-// applied what it had committed when it started (its log replayed).
+// Ready waits until a leader is known (with its API address, when this
+// server serves one) and this server's state machine has applied what it
+// knows to be committed.
 func (s *Server) Ready(ctx context.Context) error {
 	for {
 		_, lid := s.raft.LeaderWithID()
 		if lid != "" && s.raft.AppliedIndex() >= s.raft.CommitIndex() {
-			if _, _, ok := s.Leader(); ok {
+			// A server with an API also waits for the leader's address,
+			// without which it cannot forward.
+			if _, _, ok := s.Leader(); ok || s.cfg.HTTPAddr == "" {
 				return nil
 			}
 		}
@@ -381,4 +387,16 @@ func (s *Server) closeStores() {
 	if s.meta != nil {
 		s.meta.Close()
 	}
+}
+
+// ApplyBatch commits several state commands as one log entry, applied in
+// order; each stands alone (one refused does not stop the others), and the
+// error joins the refusals.
+func (s *Server) ApplyBatch(ctx context.Context, cmds []state.Command) error {
+	entry, err := encodeBatch(cmds)
+	if err != nil {
+		return err
+	}
+	_, err = s.apply(ctx, entry)
+	return err
 }

@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"petite/scheduler"
+	"petite/scheduler/server"
+	"petite/scheduler/state"
+)
+
+// raftCluster starts 3 servers bootstrapped together on loopback TCP, each
+// with its raft-wal log and snapshots in a temp dir (durable: the log is
+// fsynced before an entry counts), the leader's own scheduling off so
+// that the benchmark's plans are the only ones.
+func raftCluster(b *testing.B, pools []scheduler.Pool, nodes []scheduler.Node) (*server.Server, func()) {
+	b.Helper()
+	peers := make([]server.Peer, 3)
+	for i := range peers {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		peers[i] = server.Peer{ID: fmt.Sprintf("s%d", i), Addr: ln.Addr().String()}
+		ln.Close()
+	}
+	var servers []*server.Server
+	for _, p := range peers {
+		s, err := server.New(server.Config{
+			ID: p.ID, DataDir: b.TempDir(), RaftAddr: p.Addr, Bootstrap: true, Peers: peers,
+			Pools: pools, Nodes: nodes, NoScheduling: true, // raft's default timeouts: a busy leader keeps its lease
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		servers = append(servers, s)
+	}
+	stop := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Ready(ctx); err != nil {
+			stop()
+			b.Fatal(err)
+		}
+	}
+	for {
+		for _, s := range servers {
+			if s.IsLeader() {
+				var n int
+				s.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, _ uint64) { n = m.Cluster().NumNodes() })
+				if n == len(nodes) {
+					return s, stop
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			stop()
+			b.Fatal("no leader with the fleet registered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+const (
+	raftNodes    = 256
+	raftGPUs     = 8
+	raftShare    = 100                                                        // milli-GPU a task takes
+	raftRound    = raftNodes * raftGPUs * (scheduler.MilliPerGPU / raftShare) // decisions that fill the fleet
+	raftInFlight = 64                                                         // log entries in flight
+)
+
+// BenchmarkRaftCommit measures committed placement decisions through the
+// replicated log: 3 servers on loopback with durable raft-wal stores; each
+// op is one task placed (a tenth of a GPU), committed by a quorum and
+// applied by the leader's state machine, which checks it against the
+// committed state. "batched" puts a pass's worth of placements (1,000) in
+// one plan, one log entry; "unbatched" one placement per entry, 64 entries
+// in flight. Between rounds that fill the fleet, the timer stops while the
+// jobs are submitted, then finished and pruned.
+func BenchmarkRaftCommit(b *testing.B) {
+	for _, per := range []int{1000, 1} {
+		// A leader has a pass or two in flight, not 64: a plan is made
+		// on the state the previous one left.
+		name, inFlight := "batched", 4
+		if per == 1 {
+			name, inFlight = "unbatched", raftInFlight
+		}
+		b.Run(name, func(b *testing.B) { benchRaftCommit(b, per, inFlight) })
+	}
+}
+
+func benchRaftCommit(b *testing.B, perEntry, inFlight int) {
+	pools := []scheduler.Pool{{Name: "p", Kind: scheduler.PoolOnPrem}}
+	nodes := make([]scheduler.Node, raftNodes)
+	for i := range nodes {
+		gpus := make([]scheduler.GPU, raftGPUs)
+		for g := range gpus {
+			gpus[g] = scheduler.GPU{Model: "H100", MemoryMiB: 81920}
+		}
+		nodes[i] = scheduler.Node{Name: fmt.Sprintf("n%04d", i), Pool: "p", CPUMilli: 1 << 20, MemoryMiB: 1 << 30, GPUs: gpus}
+	}
+	leader, stop := raftCluster(b, pools, nodes)
+	defer stop()
+	ctx := context.Background()
+	var lat []time.Duration
+	var latMu sync.Mutex
+	done, round := 0, 0
+	b.ResetTimer()
+	for done < b.N {
+		n := min(raftRound, b.N-done)
+		b.StopTimer()
+		ids := submitRound(b, leader, round, n)
+		entries := planEntries(ids, perEntry)
+		b.StartTimer()
+		work := make(chan state.ApplyPlan)
+		var wg sync.WaitGroup
+		for range min(inFlight, len(entries)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var mine []time.Duration
+				for p := range work {
+					t0 := time.Now()
+					if _, err := leader.Apply(ctx, p); err != nil {
+						b.Error(err)
+					}
+					mine = append(mine, time.Since(t0))
+				}
+				latMu.Lock()
+				lat = append(lat, mine...)
+				latMu.Unlock()
+			}()
+		}
+		for _, e := range entries {
+			work <- e
+		}
+		close(work)
+		wg.Wait()
+		b.StopTimer()
+		finishRound(b, leader, ids, int64(round))
+		b.StartTimer()
+		done += n
+		round++
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	}
+}
+
+// submitRound queues n one-task jobs, a thousand per log entry.
+func submitRound(b *testing.B, s *server.Server, round, n int) []string {
+	ids := make([]string, n)
+	task := scheduler.Task{GPUs: 1, GPUMilli: raftShare}
+	for lo := 0; lo < n; lo += 1000 {
+		var cmds []state.Command
+		for i := lo; i < min(lo+1000, n); i++ {
+			ids[i] = fmt.Sprintf("r%d-%06d", round, i)
+			cmds = append(cmds, state.Submit{Job: scheduler.Job{ID: ids[i], Kind: scheduler.Training, Count: 1, Task: task}, At: int64(round)})
+		}
+		if err := s.ApplyBatch(context.Background(), cmds); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// planEntries places job i on slot i of the fleet: node, GPU, share.
+func planEntries(ids []string, per int) []state.ApplyPlan {
+	slots := scheduler.MilliPerGPU / raftShare
+	var out []state.ApplyPlan
+	for lo := 0; lo < len(ids); lo += per {
+		p := state.ApplyPlan{At: 1}
+		for i := lo; i < min(lo+per, len(ids)); i++ {
+			gpu := i / slots
+			p.Place = append(p.Place, scheduler.JobPlacement{Job: ids[i], Tasks: []scheduler.TaskPlacement{{
+				Task: 0, Node: fmt.Sprintf("n%04d", gpu/raftGPUs), GPUs: []int{gpu % raftGPUs}, GPUMilli: raftShare,
+			}}})
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// finishRound ends the round's jobs and forgets them, freeing the fleet.
+func finishRound(b *testing.B, s *server.Server, ids []string, round int64) {
+	for lo := 0; lo < len(ids); lo += 1000 {
+		var cmds []state.Command
+		for _, id := range ids[lo:min(lo+1000, len(ids))] {
+			cmds = append(cmds, state.Finish{Job: id, At: round + 1})
+		}
+		if err := s.ApplyBatch(context.Background(), cmds); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.ApplyBatch(context.Background(), []state.Command{state.Prune{Before: round + 2}}); err != nil {
+		b.Fatal(err)
+	}
+}
