@@ -41,6 +41,8 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --cloud-wait none",
 			"# the compute-proportional budget with the out-of-order queue (the method's §8)",
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue fifo-skip --cloud-wait cost:0.1 --warmup-jobs 5 --json",
+			"# Star-Wait with the paper's L = 5 min and R = 1.8",
+			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue fifo-skip --cloud-wait star:0.1:5m:1.8 --warmup-jobs 5",
 			"# a plain replay on the owned nodes, with backfill",
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue backfill",
 		),
@@ -51,7 +53,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	tracePath := fs.String("trace", "", "job trace in any format the trace readers take ('-' for standard input)")
 	policy := fs.String("policy", "best-fit", "placement policy: "+fmt.Sprint(scheduler.PolicyNames()))
 	queue := fs.String("queue", "fifo", "queue discipline: fifo (strict, no backfill), fifo-skip (start whatever fits, in order) or backfill")
-	wait := fs.String("cloud-wait", "", "burst to cloud with this waiting budget: none, constant:DURATION (e.g. constant:15s) or cost:K")
+	wait := fs.String("cloud-wait", "", "burst to cloud with this waiting budget: none, constant:DURATION (e.g. constant:15s), cost:K or star:K:L:R")
 	warmup := fs.Int("warmup-jobs", 0, "jobs left out of the measurement window at its start (W; docs/sim.md)")
 	seed := fs.Uint64("seed", defaultSeed, "seed of the run's random stream (random policy, draws of the core)")
 	defDur := fs.Duration("default-duration", 0, "duration of a job whose trace gives none (0: such a job is an error)")

@@ -210,7 +210,10 @@ func TestParseWait(t *testing.T) {
 		{"constant:soon", WaitPolicy{}, "want a duration"},
 		{"cost:0.25", WaitPolicy{Kind: WaitCost, K: 0.25}, ""},
 		{"cost:-1", WaitPolicy{}, "K must be"},
-		{"star:1:2:3", WaitPolicy{}, "want none, constant:DURATION or cost:K"},
+		{"star:0.1:5m:1.8", WaitPolicy{Kind: WaitStar, K: 0.1, L: 300 * Second, R: 1.8}, ""},
+		{"star:1:2", WaitPolicy{}, "want star:K:L:R"},
+		{"star:x:5m:1", WaitPolicy{}, "K (hours per GPU) and R"},
+		{"later", WaitPolicy{}, "want none, constant:DURATION, cost:K or star:K:L:R"},
 	} {
 		got, err := ParseWait(c.in)
 		if c.err != "" {
@@ -252,4 +255,47 @@ func TestBurstCostBudget(t *testing.T) {
 	assert.Equal(t, "onprem", res.Jobs[2].Where)
 	assert.Equal(t, sec(1000), res.Jobs[2].Start)
 	assert.InDelta(t, 2*100/h, res.Summary.CloudCost, 1e-12)
+}
+
+func TestBurstStarWait(t *testing.T) {
+	// star:0.1:60s:2 on one 8-GPU node; budgets start at 0.
+	// job 0 (8 GPUs, 1000 s, t=0) runs [0, 1000].
+	// job 1 (1, 30 s, t=0): not started in its arrival pass, expires at 0;
+	//   30 ≤ L: cloud as usual, wait 0, cost 30 GPU-s.
+	// job 2 (2, 500 s, t=10): stint [10, 70], back at 70 with budget
+	//   2 × (0.1·2 h − 60 s) = 2 × (720 − 60) = 1320 s: expiry 1390. Starts
+	//   on-prem at 1000: wait 990 s; pays the stint, 2·60 GPU-s.
+	// job 3 (4, 100 s, t=20): stint [20, 80], back at 80, budget
+	//   2 × (1440 − 60) = 2760 s; starts at 1000 beside job 2: wait 980 s;
+	//   pays 4·60.
+	// job 4 (8, 200 s, t=30): stint [30, 90], back at 90, budget
+	//   2 × (2880 − 60) = 5640 s; blocked at 1000 (2 GPUs left), starts when
+	//   job 2 ends at 1500: wait 1470 s; pays 8·60.
+	// job 5 (1, 1000 s, t=40): stint [40, 100], back at 100, budget
+	//   2 × (360 − 60) = 600 s: expires again at 700 and runs its full
+	//   duration in the cloud from 700: wait 660 s; pays 1·1000 only (the
+	//   stint is not counted again).
+	// cloud cost = (30 + 120 + 240 + 480 + 1000) / 3600; cloud jobs (whose
+	// run is in the cloud): 1 and 5; mean wait (990+980+1470+660)/6 s.
+	js := []tj{{0, 1000, 8}, {0, 30, 1}, {10, 500, 2}, {20, 100, 4}, {30, 200, 8}, {40, 1000, 1}}
+	res, log := runBurst(t, []string{"n0"}, js, "star:0.1:60s:2", 0)
+	var starts []int64
+	var where []string
+	for _, r := range res.Jobs {
+		starts = append(starts, r.Start/Second)
+		where = append(where, r.Where)
+	}
+	assert.Equal(t, []int64{0, 0, 1000, 1000, 1500, 700}, starts)
+	assert.Equal(t, []string{"onprem", "cloud", "onprem", "onprem", "onprem", "cloud"}, where)
+	s := res.Summary
+	assert.Equal(t, 2, s.CloudJobs)
+	assert.InDelta(t, 1870/h, s.CloudCost, 1e-12)
+	assert.InDelta(t, 4100/6.0/h, s.AvgWaitH, 1e-12)
+	returns := 0
+	for _, e := range log {
+		if e.Kind == EventReturn {
+			returns++
+		}
+	}
+	assert.Equal(t, 4, returns)
 }

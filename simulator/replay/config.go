@@ -150,6 +150,10 @@ const (
 	// WaitCost gives a job a budget proportional to its compute: K × GPUs
 	// × duration (K in hours of wait per GPU-hour).
 	WaitCost
+	// WaitStar is Star-Wait: budget 0 on arrival; at its expiry a job longer
+	// than L runs L in the cloud and comes back to the queue once, with a
+	// budget of R × max(0, K × GPUs − time since submit) (K in hours per GPU).
+	WaitStar
 )
 
 // WaitPolicy gives a job its waiting budget.
@@ -157,8 +161,12 @@ type WaitPolicy struct {
 	Kind WaitKind
 	// Budget is the constant budget (nanoseconds).
 	Budget int64
-	// K is the compute-proportional policy's factor.
+	// K is the compute-proportional and Star-Wait policies' factor.
 	K float64
+	// L (nanoseconds) and R are Star-Wait's stint in the cloud and budget
+	// factor.
+	L int64
+	R float64
 }
 
 // ParseWait reads a waiting policy: "none", "constant:DURATION", where
@@ -176,6 +184,22 @@ func ParseWait(s string) (WaitPolicy, error) {
 		}
 		return WaitPolicy{Kind: WaitCost, K: f}, nil
 	}
+	if rest, ok := strings.CutPrefix(s, "star:"); ok {
+		p := strings.Split(rest, ":")
+		if len(p) != 3 {
+			return WaitPolicy{}, fmt.Errorf("cloud wait %q: want star:K:L:R", s)
+		}
+		k, errK := strconv.ParseFloat(p[0], 64)
+		l, errL := parseBudget(p[1])
+		r, errR := strconv.ParseFloat(p[2], 64)
+		if errK != nil || k < 0 || math.IsInf(k, 0) || math.IsNaN(k) || errR != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+			return WaitPolicy{}, fmt.Errorf("cloud wait %q: K (hours per GPU) and R must be numbers ≥ 0", s)
+		}
+		if errL != nil {
+			return WaitPolicy{}, fmt.Errorf("cloud wait %q: L: %w", s, errL)
+		}
+		return WaitPolicy{Kind: WaitStar, K: k, L: l, R: r}, nil
+	}
 	if d, ok := strings.CutPrefix(s, "constant:"); ok {
 		b, err := parseBudget(d)
 		if err != nil {
@@ -183,7 +207,7 @@ func ParseWait(s string) (WaitPolicy, error) {
 		}
 		return WaitPolicy{Kind: WaitConstant, Budget: b}, nil
 	}
-	return WaitPolicy{}, fmt.Errorf("cloud wait %q: want none, constant:DURATION or cost:K", s)
+	return WaitPolicy{}, fmt.Errorf("cloud wait %q: want none, constant:DURATION, cost:K or star:K:L:R", s)
 }
 
 // parseBudget reads a duration; a bare number is seconds.
@@ -211,8 +235,17 @@ func (w WaitPolicy) String() string {
 		return "constant:" + time.Duration(w.Budget).String()
 	case WaitCost:
 		return "cost:" + strconv.FormatFloat(w.K, 'g', -1, 64)
+	case WaitStar:
+		return "star:" + strconv.FormatFloat(w.K, 'g', -1, 64) + ":" + time.Duration(w.L).String() + ":" + strconv.FormatFloat(w.R, 'g', -1, 64)
 	}
 	return "none"
+}
+
+// returnBudget is Star-Wait's budget of a job back from its stint at t:
+// R × max(0, K × GPUs hours − (t − submit)).
+func (w WaitPolicy) returnBudget(j *Job, gpus float64, t int64) int64 {
+	b := w.R * max(0, w.K*gpus*float64(Hour)-float64(t-j.Submit))
+	return int64(min(math.Round(b), math.MaxInt64/4))
 }
 
 // budget is the waiting budget of a job of gpus GPUs.

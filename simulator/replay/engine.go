@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 
 	"petite/scheduler"
 	"petite/scheduler/state"
@@ -21,6 +22,7 @@ const (
 	stQueued                // in the owned queue
 	stRunning               // placed on owned nodes
 	stCloud                 // running in the cloud
+	stStint                 // Star-Wait's stint in the cloud, coming back
 	stDone                  // ended
 )
 
@@ -36,6 +38,7 @@ type jobState struct {
 	overhead int64  // restart time at the head of the current run
 	price    float64
 	started  bool // a service's lifetime runs from its first start
+	returned bool // back from a Star-Wait stint (its machine id changed)
 }
 
 // engine is one replay in progress.
@@ -198,7 +201,7 @@ func (e *engine) buildJobs() error {
 				return fmt.Errorf("%s: the burst method replays jobs of one task of whole GPUs (count 1, gpus ≥ 1); this one has count %d, gpus %d, gpu_milli %d", where, src.Job.Count, t.GPUs, t.GPUMilli)
 			}
 		}
-		job := e.coreJob(k)
+		job := e.coreJob(k, src.Submit)
 		if err := job.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
@@ -221,7 +224,7 @@ func (e *engine) buildJobs() error {
 // (zero-padded, so the core's FIFO tie-break on ids keeps submission order).
 // Under the burst method every job is alike but for its GPUs: one tenant, no
 // priority, no CPU, memory, model or label demand.
-func (e *engine) coreJob(k int) scheduler.Job {
+func (e *engine) coreJob(k int, at int64) scheduler.Job {
 	src := &e.jobs[k].src.Job
 	j := *src
 	j.ID = e.machineID(k)
@@ -231,7 +234,11 @@ func (e *engine) coreJob(k int) scheduler.Job {
 			Task: scheduler.Task{GPUs: src.Task.GPUs, GPUMilli: 1000}}
 	}
 	if e.cfg.Queue == QueueFIFOSkip {
-		j.Tenant = j.ID // a blocked job blocks only itself
+		// A tenant per job, so that a blocked job blocks only itself; the
+		// core takes tenants of equal share by name, so the name orders as
+		// the queue does: submission second (sign-flipped so that it sorts
+		// as an unsigned number), then id.
+		j.Tenant = fmt.Sprintf("%016x/%s", uint64(seconds(at))^(1<<63), j.ID)
 	}
 	return j
 }
@@ -241,11 +248,16 @@ func (e *engine) machineID(k int) string {
 	for len(s) < e.width {
 		s = "0" + s
 	}
+	if e.jobs[k].returned {
+		// resubmitted: a new id, after every first submission of the same
+		// second in the core's FIFO tie-break
+		s = "r" + s
+	}
 	return s
 }
 
 func (e *engine) number(id string) (int, error) {
-	k, err := strconv.Atoi(id)
+	k, err := strconv.Atoi(strings.TrimPrefix(id, "r"))
 	if err != nil || k < 0 || k >= len(e.jobs) {
 		return 0, fmt.Errorf("replay: the state machine names job %q, which the replay did not submit", id)
 	}
@@ -290,7 +302,12 @@ func (e *engine) run(ctx context.Context) error {
 			batch = append(batch, e.q.pop())
 		}
 		changed := false
-		for _, it := range batch {
+		returns := len(batch)
+		for i, it := range batch {
+			if it.phase == phaseReturn {
+				returns = i
+				break
+			}
 			c, err := e.apply(it, t)
 			if err != nil {
 				return err
@@ -302,6 +319,12 @@ func (e *engine) run(ctx context.Context) error {
 				return err
 			}
 			next++
+			changed = true
+		}
+		for _, it := range batch[returns:] {
+			if err := e.comeBack(int(it.job), t); err != nil {
+				return err
+			}
 			changed = true
 		}
 		if tick || (changed && (e.queued > 0 || e.topUp)) {
@@ -322,7 +345,7 @@ func (e *engine) emit(ev Event) {
 
 func (e *engine) arrive(k int, t int64) error {
 	j := &e.jobs[k]
-	job := e.coreJob(k)
+	job := e.coreJob(k, t)
 	if _, err := e.m.Apply(state.Submit{Job: job, At: seconds(t)}); err != nil {
 		return fmt.Errorf("replay: submit %s: %w", j.src.Source, err)
 	}
@@ -400,6 +423,15 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 		return false, fmt.Errorf("replay: send %s to the cloud: %w", j.src.Job.ID, err)
 	}
 	e.queued--
+	if w := e.cfg.Burst.Wait; w.Kind == WaitStar && !j.returned && j.src.Duration > w.L {
+		// Star-Wait: a stint of L in the cloud, then back to the queue
+		// once. Its cost is booked when it is known whether it counts.
+		j.status = stStint
+		e.recs[k].State = "cloud"
+		e.emit(Event{At: t, Kind: EventStint, Job: k, ID: j.src.Job.ID})
+		e.q.push(item{at: t + w.L, phase: phaseReturn, job: int32(k)})
+		return true, nil
+	}
 	j.status = stCloud
 	r := &e.recs[k]
 	r.Start, r.Where, r.State = t, "cloud", "cloud"
@@ -412,6 +444,22 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	e.emit(Event{At: t, Kind: EventCloud, Job: k, ID: j.src.Job.ID})
 	e.q.push(item{at: t + d, phase: phaseFinish, job: int32(k), cloud: true})
 	return true, nil
+}
+
+// comeBack resubmits a job back from its Star-Wait stint, under a new id,
+// with its second budget.
+func (e *engine) comeBack(k int, t int64) error {
+	j := &e.jobs[k]
+	j.returned = true
+	if _, err := e.m.Apply(state.Submit{Job: e.coreJob(k, t), At: seconds(t)}); err != nil {
+		return fmt.Errorf("replay: resubmit %s: %w", j.src.Job.ID, err)
+	}
+	j.status = stQueued
+	e.queued++
+	e.recs[k].State = "queued"
+	e.emit(Event{At: t, Kind: EventReturn, Job: k, ID: j.src.Job.ID})
+	e.q.push(item{at: t + e.cfg.Burst.Wait.returnBudget(j.src, j.gpus, t), phase: phaseExpire, job: int32(k)})
+	return nil
 }
 
 func (e *engine) nodeEvent(i int, t int64) (bool, error) {
@@ -538,6 +586,12 @@ func (e *engine) start(k int, t int64, node string) {
 	j.price = e.price[e.m.Cluster().PoolOf(e.nodeID(node)).Name]
 	if r.Start < 0 {
 		r.Start, r.Where = t, "onprem"
+		if j.returned { // Star-Wait: the stint in the cloud is paid for
+			c := e.cloud * j.gpus * hours(e.cfg.Burst.Wait.L)
+			r.Cost += c
+			r.CloudCost += c
+			r.GPUHours += j.gpus * hours(e.cfg.Burst.Wait.L)
+		}
 	}
 	r.State = "running"
 	j.overhead = 0

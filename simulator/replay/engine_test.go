@@ -94,6 +94,10 @@ func reconcile(t *testing.T, log []Event, res *Result, w int) {
 			_, dup := arrive[e.Job]
 			require.False(t, dup, "job %d arrives twice", e.Job)
 			arrive[e.Job] = e.At
+		case EventStint:
+			running[e.Job], cloud[e.Job] = true, true
+		case EventReturn:
+			running[e.Job] = false
 		case EventStart, EventCloud:
 			if _, ok := first[e.Job]; !ok {
 				first[e.Job] = e.At

@@ -12,6 +12,9 @@ const (
 	phaseFinish phase = iota
 	phaseNode
 	phaseExpire
+	// Star-Wait's jobs back from their cloud stint rejoin the queue after
+	// the arrivals of the instant (the cursor's), ordered by return time.
+	phaseReturn
 )
 
 // item is one pending event of the heap.
@@ -92,6 +95,10 @@ const (
 	EventReplace EventKind = "replace"
 	// EventCloud: the job's waiting budget expired and it left for the cloud.
 	EventCloud EventKind = "cloud"
+	// EventStint: Star-Wait sent the job to the cloud for its stint of L.
+	EventStint EventKind = "cloud-stint"
+	// EventReturn: the job came back from its stint and rejoined the queue.
+	EventReturn EventKind = "return"
 	// EventCloudEnd: the job's cloud run ended.
 	EventCloudEnd EventKind = "cloud-end"
 	// EventNode: a node changed health.

@@ -225,8 +225,8 @@ func (e *engine) result() *Result {
 		s.Jobs++
 		if r.Where == "cloud" {
 			s.CloudJobs++
-			s.CloudCost += r.CloudCost
 		}
+		s.CloudCost += r.CloudCost // Star-Wait's paid stints of on-prem jobs too
 		if d, ok := r.Wait(); ok {
 			waits = append(waits, hours(d))
 		}

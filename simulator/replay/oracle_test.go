@@ -18,20 +18,29 @@ import (
 // (the core's best-fit through the state machine) must agree with.
 type oracleJob struct {
 	submit, dur int64 // ns
-	budget      int64
+	budget      int64 // the current expiry is submit + budget
 	gpus        int
+	returned    bool
+	returnAt    int64
 	start, end  int64
 	cloud       bool
-	state       int // 0 future, 1 queued, 2 running, 3 cloud, 4 done
+	state       int // 0 future, 1 queued, 2 running, 3 cloud, 4 done, 5 stint
 }
 
 func oracleRun(js []tj, nodes int, budget int64) []oracleJob {
-	return oracleRunWith(js, nodes, func(tj) int64 { return budget }, false)
+	return oracleRunWith(js, nodes, func(tj) int64 { return budget }, false, nil)
+}
+
+// starParams are Star-Wait's K (hours per GPU), L and R for the oracle.
+type starParams struct {
+	K float64
+	L int64
+	R float64
 }
 
 // oracleRunWith takes a budget per job, and skip for the out-of-order queue
 // (§8): the pass looks at every queued job in order and starts those that fit.
-func oracleRunWith(js []tj, nodes int, budgetOf func(tj) int64, skip bool) []oracleJob {
+func oracleRunWith(js []tj, nodes int, budgetOf func(tj) int64, skip bool, star *starParams) []oracleJob {
 	jobs := make([]oracleJob, len(js))
 	for i, j := range js {
 		jobs[i] = oracleJob{submit: j.submit * Second, dur: j.dur * Second, budget: budgetOf(j), gpus: j.gpus, start: -1, end: -1}
@@ -64,6 +73,10 @@ func oracleRunWith(js []tj, nodes int, budgetOf func(tj) int64, skip bool) []ora
 		kept := queue[:0]
 		for _, i := range queue {
 			if jobs[i].submit+jobs[i].budget == t {
+				if star != nil && !jobs[i].returned && jobs[i].dur > star.L {
+					jobs[i].state, jobs[i].returnAt = 5, t+star.L
+					continue
+				}
 				jobs[i].state, jobs[i].start, jobs[i].cloud = 3, t, true
 				continue
 			}
@@ -75,6 +88,16 @@ func oracleRunWith(js []tj, nodes int, budgetOf func(tj) int64, skip bool) []ora
 			jobs[next].state = 1
 			queue = append(queue, next)
 			next++
+		}
+		// Star-Wait: back from the stint, after the arrivals, in order
+		for i := range jobs {
+			j := &jobs[i]
+			if j.state == 5 && j.returnAt == t {
+				j.state, j.returned = 1, true
+				b := star.R * max(0, star.K*float64(j.gpus)*float64(Hour)-float64(t-j.submit))
+				j.budget = t - j.submit + int64(math.Round(b))
+				queue = append(queue, i)
+			}
 		}
 		// 4. strict FIFO pass (or, with skip, over the whole queue), best
 		// fit by fewest free GPUs, lowest node
@@ -107,6 +130,9 @@ func oracleRunWith(js []tj, nodes int, budgetOf func(tj) int64, skip bool) []ora
 			}
 			if j.state == 1 {
 				nt = min(nt, j.submit+j.budget)
+			}
+			if j.state == 5 {
+				nt = min(nt, j.returnAt)
 			}
 		}
 		if next < len(jobs) {
@@ -244,6 +270,12 @@ func TestBurstMatchesOracleOnRandomSmallTraces(t *testing.T) {
 			wait = WaitPolicy{Kind: WaitCost, K: 0.05}
 			budgetOf = func(j tj) int64 { return int64(math.Round(0.05 * float64(j.gpus) * float64(j.dur*Second))) }
 		}
+		var star *starParams
+		if seed%5 == 2 { // star:0.01:10s:1.5 (budget 0 on arrival)
+			star = &starParams{K: 0.01, L: 10 * Second, R: 1.5}
+			wait = WaitPolicy{Kind: WaitStar, K: star.K, L: star.L, R: star.R}
+			budgetOf = func(tj) int64 { return 0 }
+		}
 		queue, skip := QueueFIFO, seed%2 == 1
 		if skip {
 			queue = QueueFIFOSkip
@@ -252,10 +284,18 @@ func TestBurstMatchesOracleOnRandomSmallTraces(t *testing.T) {
 		res, err := Run(context.Background(), Config{Pools: pools, Nodes: fl, Jobs: jobsOf(js), Queue: queue,
 			Burst: &Burst{Wait: wait}})
 		require.NoError(t, err)
-		want := oracleRunWith(js, nodes, budgetOf, skip)
+		want := oracleRunWith(js, nodes, budgetOf, skip, star)
 		for i, o := range want {
 			r := res.Jobs[i]
 			require.Equal(t, []any{o.start, o.end, o.cloud}, []any{r.Start, r.End, r.Where == "cloud"}, "seed %d job %d of %v", seed, i, js)
+			cost := 0.0
+			switch {
+			case o.cloud:
+				cost = float64(o.gpus) * hours(o.dur)
+			case o.returned:
+				cost = float64(o.gpus) * hours(star.L)
+			}
+			require.InDelta(t, cost, r.CloudCost, 1e-12, "seed %d job %d cloud cost", seed, i)
 		}
 	}
 }
