@@ -11,6 +11,9 @@ import (
 	"petite/scheduler/state"
 )
 
+// retryPause is the wait before planning again after a refused plan.
+const retryPause = 20 * time.Millisecond
+
 // leaderLoop waits for leadership and, while it lasts, runs lead.
 func (s *Server) leaderLoop() {
 	defer close(s.done)
@@ -81,8 +84,15 @@ func (s *Server) lead(ctx context.Context) {
 		case errors.Is(err, ErrNotLeader), ctx.Err() != nil:
 			return
 		case err != nil:
-			// A plan refused as stale: plan again on the newer state.
+			// A plan refused as stale: plan again on the newer state, after
+			// a pause so that a plan refused for another reason does not
+			// spin.
 			log.Info("scheduling pass", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryPause):
+			}
 			s.fsm.signal()
 		}
 	}
