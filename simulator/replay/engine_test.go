@@ -306,3 +306,49 @@ func TestPassEveryMatchesEventDriven(t *testing.T) {
 	assert.Greater(t, naive.Summary.Passes, ev.Summary.Passes)
 	assert.Equal(t, ev.Jobs, naive.Jobs)
 }
+
+// Runs share nothing: several at once give what each gives alone (run with
+// -race), as forecasting's parallel evaluation of fleets needs.
+func TestRunConcurrently(t *testing.T) {
+	pools, nodes := ownedFleet(4, 8)
+	cfgs := []Config{
+		{Pools: pools, Nodes: nodes, Jobs: randomWorkload(21, 120), Policy: "best-fit", Seed: 1},
+		{Pools: pools, Nodes: nodes, Jobs: randomWorkload(22, 120), Policy: "fgd", Seed: 2},
+		{Pools: pools, Nodes: nodes, Jobs: randomWorkload(23, 120), Policy: "random", Seed: 3, Queue: QueueBackfill},
+	}
+	want := make([][]byte, len(cfgs))
+	for i, c := range cfgs {
+		res, err := Run(context.Background(), c)
+		require.NoError(t, err)
+		want[i], err = json.Marshal(res)
+		require.NoError(t, err)
+	}
+	got := make([][]byte, len(cfgs))
+	errs := make([]error, len(cfgs))
+	done := make(chan int)
+	for i, c := range cfgs {
+		go func() {
+			res, err := Run(context.Background(), c)
+			if err == nil {
+				got[i], err = json.Marshal(res)
+			}
+			errs[i] = err
+			done <- i
+		}()
+	}
+	for range cfgs {
+		<-done
+	}
+	for i := range cfgs {
+		require.NoError(t, errs[i])
+		assert.Equal(t, string(want[i]), string(got[i]), "config %d", i)
+	}
+}
+
+func TestRunStopsOnCancelledContext(t *testing.T) {
+	pools, nodes := ownedFleet(2, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, Config{Pools: pools, Nodes: nodes, Jobs: randomWorkload(1, 50)})
+	require.ErrorIs(t, err, context.Canceled)
+}
