@@ -41,7 +41,7 @@ func inShippedTree(t *testing.T) string {
 	repo, err := filepath.Abs("../..")
 	require.NoError(t, err)
 	dir := t.TempDir()
-	for _, d := range []string{"traces", "scheduler", "simulator", "docs", "README.md"} {
+	for _, d := range []string{"traces", "scheduler", "simulator", "docs", "examples", "README.md"} {
 		require.NoError(t, os.Symlink(filepath.Join(repo, d), filepath.Join(dir, d)))
 	}
 	t.Chdir(dir)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"petite/scheduler"
+	"petite/simulator/scenario"
 	"petite/simulator/workload"
 	"petite/traces"
 )
@@ -19,7 +21,7 @@ import (
 func validateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check a fleet and a workload without running anything.",
+		Short: "Check a fleet, a workload or a scenario without running anything.",
 		Long: `Reads a fleet (--fleet: a fleet YAML or a machine list) and a workload (--pods:
 any job trace the trace tools read) as 'petite place' would, and reports what
 they hold and the first problems, each naming file, line and field. Nothing
@@ -27,19 +29,26 @@ is placed. It exits 1 when an input is invalid: a fleet that does not load, or
 a workload with bad records or jobs the scheduler cannot hold.
 
 With both, it also counts the jobs that no node of the fleet could take even
-when empty (a warning: the inputs are valid, the job will never be placed).`,
+when empty (a warning: the inputs are valid, the job will never be placed).
+
+With --scenario it checks a what-if scenario (docs/scenario.md): the file
+itself, the fleet and workload it names, and that every action compiles for
+the replay (an action the engine cannot run yet is an error saying so).`,
 		Example: examples(
 			"petite validate --fleet scheduler/fleet/demo.yaml",
 			"petite validate --pods traces/samples/openb_pod_list_default.csv",
 			"# a machine list and a job trace together, as JSON",
 			"petite validate --fleet traces/testdata/pai/pai_machine_spec.csv --pods traces/testdata/pai/pai_task_table.csv -o json",
 			"petite validate --fleet - < traces/testdata/philly/cluster_machine_list",
+			"# a scenario, with the fleet and workload it names",
+			"petite validate --scenario examples/retire-onprem.yaml",
 		),
 		Args: noArgs,
 	}
 	fs := cmd.Flags()
 	fleetPath := fs.String("fleet", "", `fleet YAML or machine list to check, "-" for stdin`)
 	podsPath := fs.String("pods", "", `job trace to check, "-" for stdin`)
+	scenarioPath := fs.String("scenario", "", `scenario YAML to check (docs/scenario.md), "-" for stdin`)
 	format := fs.String("format", "auto", "format of --pods: auto, openb, pai, philly, helios, petite-csv, petite-jsonl")
 	output := addOutputFlag(fs, "table", "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -51,13 +60,21 @@ when empty (a warning: the inputs are valid, the job will never be placed).`,
 		if err != nil {
 			return usageErr("--format: %v", err)
 		}
-		if *fleetPath == "" && *podsPath == "" {
-			return usageErr("nothing to check: give --fleet, --pods or both")
+		if *scenarioPath != "" && (*fleetPath != "" || *podsPath != "") {
+			return usageErr("--scenario names its own fleet and workload: give it alone")
+		}
+		if *fleetPath == "" && *podsPath == "" && *scenarioPath == "" {
+			return usageErr("nothing to check: give --fleet, --pods or both, or --scenario")
 		}
 		if *fleetPath == "-" && *podsPath == "-" {
 			return usageErr("--fleet and --pods cannot both read standard input")
 		}
-		r := validate(cmd, *fleetPath, *podsPath, traces.Options{Format: f})
+		var r *validation
+		if *scenarioPath != "" {
+			r = validateScenario(cmd, *scenarioPath)
+		} else {
+			r = validate(cmd, *fleetPath, *podsPath, traces.Options{Format: f})
+		}
 		if out == "json" {
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
@@ -105,10 +122,12 @@ type podsReport struct {
 
 // validation is the report of `petite validate`.
 type validation struct {
-	Valid   bool         `json:"valid"`
-	Fleet   *fleetReport `json:"fleet,omitempty"`
-	Pods    *podsReport  `json:"pods,omitempty"`
-	failure string
+	Valid bool         `json:"valid"`
+	Fleet *fleetReport `json:"fleet,omitempty"`
+	Pods  *podsReport  `json:"pods,omitempty"`
+	// Scenario is the report of --scenario.
+	Scenario *scenarioReport `json:"scenario,omitempty"`
+	failure  string
 }
 
 func validate(cmd *cobra.Command, fleetPath, podsPath string, opts traces.Options) *validation {
@@ -200,6 +219,18 @@ func neverFit(c *scheduler.Cluster, jobs []scheduler.Job, pr *podsReport) {
 
 func printValidation(w io.Writer, v *validation) error {
 	p := &errPrinter{w: w}
+	if sc := v.Scenario; sc != nil {
+		if !sc.Valid {
+			p.printf("scenario %s: invalid: %s\n", sc.Source, sc.Error)
+			return p.err
+		}
+		p.printf("scenario %s: valid: %q: %d jobs over %d pools, %d nodes; %d actions compile to %d node events\n",
+			sc.Source, sc.Name, sc.Jobs, sc.Pools, sc.Nodes, len(sc.Actions), sc.NodeEvents)
+		for _, a := range sc.Actions {
+			p.printf("  actions[%d] (line %d): %s at +%s: %d nodes, %d events\n", a.Index, a.Line, a.Do, a.AtOffset, len(a.Nodes), a.Events)
+		}
+		return p.err
+	}
 	if f := v.Fleet; f != nil {
 		if !f.Valid {
 			p.printf("fleet %s: invalid: %s\n", f.Source, f.Error)
@@ -240,4 +271,71 @@ func printValidation(w io.Writer, v *validation) error {
 		}
 	}
 	return p.err
+}
+
+// scenarioReport is what validate found in a scenario.
+type scenarioReport struct {
+	Source string `json:"source"`
+	Valid  bool   `json:"valid"`
+	Error  string `json:"error,omitempty"`
+	// NeedsEngine is set when an action is valid but the replay engine
+	// cannot run it yet.
+	NeedsEngine bool              `json:"needs_engine,omitempty"`
+	Name        string            `json:"name,omitempty"`
+	Pools       int               `json:"pools"`
+	Nodes       int               `json:"nodes"`
+	Jobs        int               `json:"jobs"`
+	NodeEvents  int               `json:"node_events"`
+	Actions     []scenarioActions `json:"actions,omitempty"`
+}
+
+// scenarioActions is one compiled action, its time as an offset from the
+// workload start.
+type scenarioActions struct {
+	scenario.Compiled1
+	AtOffset string `json:"at_offset"`
+}
+
+// validateScenario loads a scenario, the fleet and workload it names, and
+// compiles it without running it.
+func validateScenario(cmd *cobra.Command, path string) *validation {
+	v := &validation{Valid: true}
+	sr := &scenarioReport{Source: path}
+	v.Scenario = sr
+	c, err := compileScenario(cmd, path)
+	if err != nil {
+		sr.Error = err.Error()
+		sr.NeedsEngine = errors.Is(err, scenario.ErrNeedsEngine)
+		v.fail(fmt.Sprintf("scenario %s is invalid", path))
+		return v
+	}
+	sr.Valid, sr.Name, sr.Source = true, c.name, c.source
+	cfg := &c.Config
+	sr.Pools, sr.Nodes, sr.Jobs, sr.NodeEvents = len(cfg.Pools), len(cfg.Nodes), len(cfg.Jobs), len(cfg.NodeEvents)
+	for _, a := range c.Actions {
+		sr.Actions = append(sr.Actions, scenarioActions{Compiled1: a, AtOffset: time.Duration(a.At - c.Start).String()})
+	}
+	return v
+}
+
+type namedScenario struct {
+	*scenario.Compiled
+	name, source string
+}
+
+func compileScenario(cmd *cobra.Command, path string) (*namedScenario, error) {
+	in, name, err := openInput(cmd, path)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	s, err := scenario.Parse(in, name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Compile()
+	if err != nil {
+		return nil, err
+	}
+	return &namedScenario{Compiled: c, name: s.Name, source: name}, nil
 }

@@ -81,3 +81,65 @@ func TestValidate(t *testing.T) {
 	require.NotNil(t, v.Pods)
 	assert.Equal(t, 1, v.Pods.BadRecords.Skipped)
 }
+
+func TestValidateScenario(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(data), 0o644))
+		return p
+	}
+	retire := filepath.Join(repo, "examples/retire-onprem.yaml")
+	head := "fleet: demo\nworkload: {trace: embedded:openb, jobs: 20, default_duration: 1h}\n"
+	badField := write("bad.yaml", head+"actions:\n  - {at: +1h, do: retire, pool: hz-onprem, fraction: 0.5}\n")
+	price := write("price.yaml", head+"actions:\n  - {at: +1h, do: price, pool: cloud-sg-spot, price_per_gpu_hour: 0.5}\n")
+	noFleet := write("nofleet.yaml", "fleet: missing.yaml\nworkload: {trace: embedded:openb}\n")
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  []string
+		err  string
+	}{
+		{"a shipped scenario", []string{"--scenario", retire}, exitOK, []string{
+			"scenario " + retire + ": valid: \"retire-onprem\": 3000 jobs over 4 pools, 1110 nodes; 1 actions compile to 470 node events\n",
+			"  actions[0] (line 32): retire at +6h0m0s: 470 nodes, 470 events\n",
+		}, ""},
+		{"a field error names file and line", []string{"--scenario", badField}, exitError, []string{
+			"bad.yaml:4: field actions[0].fraction: only reclaim takes a fraction",
+		}, "petite: scenario " + badField + " is invalid\n"},
+		{"an action the engine cannot run yet", []string{"--scenario", price}, exitError, []string{
+			"action price at " + price + ":4 (actions[0]) needs engine support (not yet)",
+		}, "is invalid"},
+		{"the fleet it names is checked", []string{"--scenario", noFleet}, exitError, []string{
+			"nofleet.yaml:1: field fleet: fleet: open " + filepath.Join(dir, "missing.yaml"),
+		}, "is invalid"},
+		{"from stdin", []string{"--scenario", "-"}, exitOK, []string{"scenario stdin: valid"}, ""},
+		{"alone", []string{"--scenario", retire, "--fleet", "x"}, exitUsage, nil, "--scenario names its own fleet and workload"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := petite(t, strings.NewReader(head), append([]string{"validate"}, tc.args...)...)
+			assert.Equal(t, tc.code, code, errOut)
+			for _, want := range tc.out {
+				assert.Contains(t, out, want)
+			}
+			if tc.err == "" {
+				assert.Empty(t, errOut)
+			} else {
+				assert.Contains(t, errOut, tc.err)
+			}
+		})
+	}
+
+	code, out, _ := petite(t, nil, "validate", "--scenario", price, "-o", "json")
+	assert.Equal(t, exitError, code)
+	var v validation
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	require.NotNil(t, v.Scenario)
+	assert.False(t, v.Scenario.Valid)
+	assert.True(t, v.Scenario.NeedsEngine)
+}
