@@ -59,7 +59,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	defDur := fs.Duration("default-duration", 0, "duration of a job whose trace gives none (0: such a job is an error)")
 	ckpt := fs.Duration("checkpoint-interval", 0, "training work between checkpoints (0: a job losing its place starts over)")
 	restart := fs.Duration("restart-cost", 0, "time a restarted training job spends loading before working again")
-	horizon := fs.Duration("horizon", 0, "stop at this time on the trace's clock (0: when every job has ended)")
+	horizon := fs.Duration("horizon", 0, "stop this long after the first job's submit (0: when every job has ended)")
 	preempt := fs.Bool("preempt", false, "let jobs evict running work of strictly lower priority")
 	events := fs.String("events", "", "write the event log to this file, one JSON object a line")
 	strict := fs.Bool("strict", false, "a bad trace record ends the run (default: skipped and counted)")
@@ -86,7 +86,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			}
 		}
 		cfg := replay.Config{Policy: *policy, Queue: q, Seed: *seed, WarmupJobs: *warmup, Preempt: *preempt,
-			Checkpoint: replay.Checkpoint{Interval: int64(*ckpt), Restart: int64(*restart)}, Horizon: int64(*horizon)}
+			Checkpoint: replay.Checkpoint{Interval: int64(*ckpt), Restart: int64(*restart)}}
 		if *warmup < 0 {
 			return usageErr("--warmup-jobs: must not be negative")
 		}
@@ -111,6 +111,13 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		cfg.Jobs, err = readReplayJobs(cmd, *tracePath, traces.Options{Format: f, Strict: *strict}, int64(*defDur))
 		if err != nil {
 			return err
+		}
+		if *horizon > 0 {
+			first := cfg.Jobs[0].Submit
+			for _, j := range cfg.Jobs {
+				first = min(first, j.Submit)
+			}
+			cfg.Horizon = first + int64(*horizon)
 		}
 		var ev *eventLog
 		if *events != "" {

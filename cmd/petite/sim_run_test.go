@@ -102,7 +102,28 @@ func TestSimRunErrors(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(strictOut), &strictS))
 	require.NoError(t, json.Unmarshal([]byte(skipOut), &skipS))
 	assert.Less(t, skipS.Wait, strictS.Wait)
+	// --horizon counts from the first submit (64 s in this trace): at 1 h
+	// some jobs have not arrived, and none of the log's events is later.
+	evPath := filepath.Join(dir, "ev.jsonl")
+	code, hOut, errOut := petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--horizon", "1h", "--json", "--events", evPath)
+	require.Equal(t, 0, code, errOut)
+	var hs struct {
+		Future int `json:"future"`
+		Ended  int `json:"ended"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(hOut), &hs))
+	assert.Positive(t, hs.Future)
+	assert.Positive(t, hs.Ended)
+	evs, err := os.ReadFile(evPath)
+	require.NoError(t, err)
+	for _, l := range strings.Split(strings.TrimSpace(string(evs)), "\n") {
+		var e struct {
+			At int64 `json:"at_ns"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(l), &e))
+		assert.LessOrEqual(t, e.At, int64(3664e9))
+	}
 	// A default duration lets the job without one run.
-	code, _, errOut := petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", noDur, "--default-duration", "1m")
+	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", noDur, "--default-duration", "1m")
 	assert.Equal(t, 0, code, errOut)
 }
