@@ -10,7 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"petite/scheduler"
 	"petite/simulator/replay"
@@ -125,6 +127,16 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 				return err
 			}
 			cfg.Observe = ev.write
+		}
+		if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) && out != "json" {
+			bar := progressbar.NewOptions(len(cfg.Jobs),
+				progressbar.OptionSetWriter(f),
+				progressbar.OptionSetDescription("sim run: jobs arrived"),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionClearOnFinish())
+			cfg.Progress = func(arrived, _ int) { _ = bar.Set(arrived) }
+			defer func() { _ = bar.Finish() }()
 		}
 		res, err := replay.Run(cmd.Context(), cfg)
 		if ev != nil {

@@ -24,6 +24,7 @@ func TestSimRunBurstJSON(t *testing.T) {
 		"--cloud-wait", "constant:15s", "--warmup-jobs", "5", "--json"}
 	code, out, errOut := petite(t, nil, args...)
 	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, errOut, "no progress bar when stderr is not a terminal")
 	var m map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &m))
 	for _, k := range []string{"jobs", "cloud_jobs", "cloud_cost", "avg_cloud_cost", "avg_wait_h", "avg_jct_h", "p90_jct_h", "p99_jct_h", "cluster_utilization", "system_utilization"} {

@@ -51,6 +51,9 @@ type Config struct {
 	// the naive time-step way, kept to measure what the event-driven run
 	// saves. 0 runs a pass only when something changed.
 	PassEvery int64
+	// Progress, when set, is told how many jobs have arrived out of all,
+	// every 1,024 arrivals and once at the end (a progress bar's feed).
+	Progress func(arrived, total int)
 	// Observe, when set, is called for every event the replay records, in
 	// order: the event log that the summary reconciles with.
 	Observe func(Event)

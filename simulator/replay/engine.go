@@ -320,6 +320,9 @@ func (e *engine) run(ctx context.Context) error {
 			}
 			next++
 			changed = true
+			if e.cfg.Progress != nil && next%1024 == 0 {
+				e.cfg.Progress(next, len(e.jobs))
+			}
 		}
 		for _, it := range batch[returns:] {
 			if err := e.comeBack(int(it.job), t); err != nil {
@@ -334,6 +337,9 @@ func (e *engine) run(ctx context.Context) error {
 		}
 	}
 	e.stop()
+	if e.cfg.Progress != nil {
+		e.cfg.Progress(next, len(e.jobs))
+	}
 	return nil
 }
 

@@ -352,3 +352,12 @@ func TestRunStopsOnCancelledContext(t *testing.T) {
 	_, err := Run(ctx, Config{Pools: pools, Nodes: nodes, Jobs: randomWorkload(1, 50)})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestProgressReportsEveryArrival(t *testing.T) {
+	pools, nodes := ownedFleet(4, 8)
+	var seen [][2]int
+	_, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: randomWorkload(3, 2100),
+		Progress: func(a, n int) { seen = append(seen, [2]int{a, n}) }})
+	require.NoError(t, err)
+	assert.Equal(t, [][2]int{{1024, 2100}, {2048, 2100}, {2100, 2100}}, seen)
+}
