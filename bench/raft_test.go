@@ -210,3 +210,68 @@ func finishRound(b *testing.B, s *server.Server, ids []string, round int64) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkPlanEntry measures what each server does per placement decision
+// of a batched plan entry, on one state machine without raft: decoding the
+// entry (state.Decode) and applying it (state.Machine.Apply, which checks
+// every placement against the state). It is the floor under
+// BenchmarkRaftCommit: every server of the cluster pays it for every
+// decision. One op is one decision.
+func BenchmarkPlanEntry(b *testing.B) {
+	pools := []scheduler.Pool{{Name: "p", Kind: scheduler.PoolOnPrem}}
+	var decode, apply time.Duration
+	m := state.New()
+	if _, err := m.Apply(state.RegisterPool{Pool: pools[0]}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range raftNodes {
+		gpus := make([]scheduler.GPU, raftGPUs)
+		for g := range gpus {
+			gpus[g] = scheduler.GPU{Model: "H100", MemoryMiB: 81920}
+		}
+		n := scheduler.Node{Name: fmt.Sprintf("n%04d", i), Pool: "p", CPUMilli: 1 << 20, MemoryMiB: 1 << 30, GPUs: gpus}
+		if _, err := m.Apply(state.RegisterNode{Node: n}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	task := scheduler.Task{GPUs: 1, GPUMilli: raftShare}
+	b.ResetTimer()
+	for done, round := 0, 0; done < b.N; round++ {
+		n := min(raftRound, b.N-done)
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("r%d-%06d", round, i)
+			if _, err := m.Apply(state.Submit{Job: scheduler.Job{ID: ids[i], Kind: scheduler.Training, Count: 1, Task: task}, At: int64(round)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, p := range planEntries(ids, 1000) {
+			raw, err := state.Encode(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			cmd, err := state.Decode(raw)
+			t1 := time.Now()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := m.Apply(cmd); err != nil {
+				b.Fatal(err)
+			}
+			decode, apply = decode+t1.Sub(t0), apply+time.Since(t1)
+		}
+		for _, id := range ids {
+			if _, err := m.Apply(state.Finish{Job: id, At: int64(round) + 1}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := m.Apply(state.Prune{Before: int64(round) + 2}); err != nil {
+			b.Fatal(err)
+		}
+		done += n
+	}
+	b.ReportMetric(float64(decode.Nanoseconds())/float64(b.N), "decode-ns/decision")
+	b.ReportMetric(float64(apply.Nanoseconds())/float64(b.N), "apply-ns/decision")
+	b.ReportMetric(float64(b.N)/(decode+apply).Seconds(), "decisions/s")
+}
