@@ -69,8 +69,8 @@ func TestRetireOnpremMovesWorkOff(t *testing.T) {
 	c, err := s.CompileWith(in, nil)
 	require.NoError(t, err)
 	at := c.Actions[0].At
-	// 2027-03-31 is six hours after workload.start.
-	assert.Equal(t, c.Start+6*replay.Hour, at)
+	// 2027-03-31 is 90 minutes after workload.start.
+	assert.Equal(t, c.Start+90*60*replay.Second, at)
 	pool := poolOf(&c.Config)
 	res, evs := logged(t, c.Config)
 	startedThere, requeued := 0, 0
@@ -427,7 +427,7 @@ actions:
 func TestImpactCountsOnlyItsAction(t *testing.T) {
 	data, err := os.ReadFile(examples + "retire-onprem.yaml")
 	require.NoError(t, err)
-	data = append(data, "  - {at: +3h, do: outage, pool: hz-onprem, for: 1h}\n"...)
+	data = append(data, "  - {at: +30m, do: outage, pool: hz-onprem, for: 20m}\n"...)
 	s, err := Parse(strings.NewReader(string(data)), examples+"retire-onprem.yaml")
 	require.NoError(t, err)
 	in, err := s.LoadInputs()
