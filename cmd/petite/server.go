@@ -140,16 +140,29 @@ func serve(cmd *cobra.Command, cfg server.Config, httpAddr string, dev bool) err
 		return err
 	}
 	defer d.Close()
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = d.Ready(rctx)
-	cancel()
-	if err != nil {
+	out := cmd.OutOrStdout()
+	rctx := ctx
+	if dev {
+		// A lone server elects itself at once; not so is a fault.
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	} else {
+		// A cluster's server waits as long as it takes for its peers.
+		fmt.Fprintf(out, "petite server %s: raft on %s, API on %s; waiting for a leader\n", cfg.ID, d.Server.RaftAddr(), d.URL)
+	}
+	if err := d.Ready(rctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while waiting
+		}
 		return err
 	}
 	if err := waitFleet(ctx, d, len(cfg.Nodes)); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
-	out := cmd.OutOrStdout()
 	gpus := 0
 	for _, n := range cfg.Nodes {
 		gpus += len(n.GPUs)
@@ -158,7 +171,7 @@ func serve(cmd *cobra.Command, cfg server.Config, httpAddr string, dev bool) err
 		fmt.Fprintf(out, "petite dev server: one server, %d pools, %d nodes, %d GPUs, policy %s\n", len(cfg.Pools), len(cfg.Nodes), gpus, cfg.Policy)
 		fmt.Fprintf(out, "loopback only; data in %s (removed on exit)\n", cfg.DataDir)
 	} else {
-		fmt.Fprintf(out, "petite server %s: raft on %s, state %s\n", cfg.ID, d.Server.RaftAddr(), d.Server.State())
+		fmt.Fprintf(out, "petite server %s: %s\n", cfg.ID, strings.ToLower(d.Server.State()))
 	}
 	fmt.Fprintf(out, "API ready at %s\n", d.URL)
 	fmt.Fprintf(out, "export PETITE_ADDR=%s\n", d.URL)
