@@ -156,7 +156,7 @@ func waitPlaced(ctx context.Context, cl *api.Client, id string, wait time.Durati
 			return j, err
 		}
 		// A reason from a pass means the pass ran and could not place it.
-		if j.Pending != nil && j.Pending.Why != "" && j.Pending.Why != "waits for the next scheduling pass" {
+		if j.Pending != nil && j.Pending.Why != "" && j.Pending.Why != api.WhyNextPass {
 			return j, nil
 		}
 		select {

@@ -323,10 +323,14 @@ func (h *handler) jobView(info state.JobInfo, rec server.JobRecord) Job {
 		Submitted: info.Job.Submitted, Started: info.Started, Ended: info.Ended, Requeues: info.Requeues,
 	}
 	if info.Status == state.Pending {
-		if u, ok := h.s.Unplaced(info.Job.ID); ok {
+		switch u, ok := h.s.Unplaced(info.Job.ID); {
+		case ok:
 			j.Pending = &Pending{Why: u.Why, Reasons: u.Reasons}
-		} else {
-			j.Pending = &Pending{Why: "waits for the next scheduling pass"}
+		case !h.s.IsLeader():
+			// A stale read on a follower: the passes run on the leader.
+			j.Pending = &Pending{Why: WhyAskLeader}
+		default:
+			j.Pending = &Pending{Why: WhyNextPass}
 		}
 	}
 	return j

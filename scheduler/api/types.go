@@ -77,6 +77,14 @@ type Job struct {
 	Pending *Pending `json:"pending,omitempty"`
 }
 
+// Notes of a queued job that no scheduling pass has explained yet.
+const (
+	// WhyNextPass: submitted since the leader's last pass.
+	WhyNextPass = "waits for the next scheduling pass"
+	// WhyAskLeader: a stale read on a follower, which runs no pass.
+	WhyAskLeader = "the leader's scheduling pass knows why; read without stale"
+)
+
 // Pending is why a queued job is not placed.
 type Pending struct {
 	Why     string         `json:"why,omitempty"`
