@@ -299,3 +299,54 @@ func TestBurstStarWait(t *testing.T) {
 	}
 	assert.Equal(t, 4, returns)
 }
+
+func TestPriceEventsChargePiecewise(t *testing.T) {
+	// Owned pool priced 2 per GPU-hour, cloud 1; none. job 0 (8 GPUs,
+	// 100 s) runs on-prem [0, 100]; job 1 (4 GPUs, 100 s) leaves for the
+	// cloud at 0 and runs [0, 100]. At 40 the cloud price goes to 3, at 50
+	// the owned one to 4. job 0 costs 8·(50·2 + 50·4) GPU-s·price = 2400/3600;
+	// job 1 costs 4·(40·1 + 60·3) = 880/3600, all of it cloud cost.
+	pools, nodes := burstFleet([]string{"n0"}, nil)
+	pools[0].PricePerGPUHour = 2
+	var log []Event
+	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 100, 8}, {0, 100, 4}}),
+		Burst: &Burst{Wait: WaitPolicy{Kind: WaitNone}},
+		PriceEvents: []PriceEvent{{At: 50 * Second, Pool: "onprem", PricePerGPUHour: 4}, {At: 40 * Second, Pool: "cloud", PricePerGPUHour: 3}},
+		Observe:     func(e Event) { log = append(log, e) }})
+	require.NoError(t, err)
+	assert.InDelta(t, 2400/h, res.Jobs[0].Cost, 1e-12)
+	assert.InDelta(t, 0.0, res.Jobs[0].CloudCost, 1e-12)
+	assert.InDelta(t, 880/h, res.Jobs[1].Cost, 1e-12)
+	assert.InDelta(t, 880/h, res.Jobs[1].CloudCost, 1e-12)
+	assert.InDelta(t, 880/h, res.Summary.CloudCost, 1e-12)
+	assert.InDelta(t, 3280/h, res.Summary.Cost, 1e-12)
+	prices := 0
+	for _, e := range log {
+		if e.Kind == EventPrice {
+			prices++
+		}
+	}
+	assert.Equal(t, 2, prices)
+
+	_, err = Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 100, 8}}),
+		PriceEvents: []PriceEvent{{At: 1, Pool: "nowhere", PricePerGPUHour: 1}}})
+	require.ErrorContains(t, err, `price event 0: field pool: unknown pool "nowhere"`)
+	_, err = Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 100, 8}}),
+		PriceEvents: []PriceEvent{{At: 1, Pool: "cloud", PricePerGPUHour: -1}}})
+	require.ErrorContains(t, err, "want a finite number ≥ 0")
+}
+
+func TestPriceEventDuringStarStint(t *testing.T) {
+	// star:0.1:60s:2, cloud price 1 until 40, then 2. job 0 holds the node
+	// [0, 1000]; job 1 (2 GPUs, 500 s, t=10) has its stint [10, 70] and,
+	// back, starts on-prem at 1000: it pays the stint piecewise,
+	// 2·(30·1 + 30·2) = 180 GPU-s·price.
+	pools, nodes := burstFleet([]string{"n0"}, nil)
+	wp, err := ParseWait("star:0.1:60s:2")
+	require.NoError(t, err)
+	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 1000, 8}, {10, 500, 2}}),
+		Burst: &Burst{Wait: wp}, PriceEvents: []PriceEvent{{At: 40 * Second, Pool: "cloud", PricePerGPUHour: 2}}})
+	require.NoError(t, err)
+	assert.Equal(t, sec(1000), res.Jobs[1].Start)
+	assert.InDelta(t, 180/h, res.Jobs[1].CloudCost, 1e-12)
+}

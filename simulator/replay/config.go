@@ -45,6 +45,8 @@ type Config struct {
 	Horizon int64
 	// NodeEvents change node health at given times (faults, repairs).
 	NodeEvents []NodeEvent
+	// PriceEvents change pool prices at given times.
+	PriceEvents []PriceEvent
 	// PassEvery, when positive, also runs a pass every PassEvery of virtual
 	// time from the first event on, while events remain, whether or not
 	// anything changed:
@@ -125,6 +127,14 @@ type Checkpoint struct {
 	// Restart is the time a restarted job spends before doing work again
 	// (loading its checkpoint), on top of its remaining work.
 	Restart int64
+}
+
+// PriceEvent changes a pool's price per GPU-hour from a time on. Runs that
+// span it are charged piecewise: the old price up to it, the new one after.
+type PriceEvent struct {
+	At              int64
+	Pool            string
+	PricePerGPUHour float64
 }
 
 // NodeEvent sets a node's health at a time: down or retired loses its work,

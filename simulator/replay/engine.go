@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -31,14 +32,20 @@ type jobState struct {
 	src      *Job
 	gpus     float64 // GPUs the job holds while running (all tasks)
 	status   status
-	epoch    uint32 // moves on at every requeue, so older finishes go stale
-	work     int64  // training work left (nanoseconds)
-	done     int64  // training work saved by checkpoints
-	runStart int64  // start of the current owned run
-	overhead int64  // restart time at the head of the current run
-	price    float64
-	started  bool // a service's lifetime runs from its first start
-	returned bool // back from a Star-Wait stint (its machine id changed)
+	epoch    uint32  // moves on at every requeue, so older finishes go stale
+	work     int64   // training work left (nanoseconds)
+	done     int64   // training work saved by checkpoints
+	runStart int64   // start of the current owned run
+	overhead int64   // restart time at the head of the current run
+	pool     string  // the pool of the current owned run (its first task's)
+	price    float64 // that pool's price per GPU-hour, since costFrom
+	costFrom int64   // the run's cost is booked up to here
+	// Star-Wait's stint: its cost so far (paid if the job then runs on
+	// owned nodes) and its end.
+	stintCost float64
+	stintEnd  int64
+	started   bool // a service's lifetime runs from its first start
+	returned  bool // back from a Star-Wait stint (its machine id changed)
 }
 
 // engine is one replay in progress.
@@ -54,6 +61,7 @@ type engine struct {
 	width   int   // digits of the machine ids
 	price   map[string]float64
 	cloud   float64 // price per GPU-hour of the burst pool
+	cloudAt string  // the burst pool's name
 	win     window
 	util    utilAcc
 	queued  int
@@ -114,6 +122,15 @@ func newEngine(cfg *Config) (*engine, error) {
 		}
 		e.q.push(item{at: ne.At, phase: phaseNode, job: int32(i)})
 	}
+	for i, pe := range cfg.PriceEvents {
+		if _, ok := e.price[pe.Pool]; !ok {
+			return nil, fmt.Errorf("price event %d: field pool: unknown pool %q", i, pe.Pool)
+		}
+		if pe.PricePerGPUHour < 0 || math.IsNaN(pe.PricePerGPUHour) || math.IsInf(pe.PricePerGPUHour, 0) {
+			return nil, fmt.Errorf("price event %d: field price_per_gpu_hour: want a finite number ≥ 0, got %v", i, pe.PricePerGPUHour)
+		}
+		e.q.push(item{at: pe.At, phase: phaseNode, job: int32(i), price: true})
+	}
 	return e, nil
 }
 
@@ -146,7 +163,7 @@ func (e *engine) buildFleet() error {
 		if p.ProvisionDelaySec != 0 {
 			return fmt.Errorf("fleet: pool %s: provision_delay_sec %d: the burst method's cloud starts jobs at once; provisioning delays come with pool scaling", p.Name, p.ProvisionDelaySec)
 		}
-		e.cloud = p.PricePerGPUHour
+		e.cloud, e.cloudAt = p.PricePerGPUHour, p.Name
 	}
 	var cpu, mem int64
 	for _, n := range e.cfg.Nodes {
@@ -368,10 +385,13 @@ func (e *engine) arrive(k int, t int64) error {
 // apply applies one event of the heap; changed says whether the owned
 // cluster or its queue changed.
 func (e *engine) apply(it item, t int64) (bool, error) {
-	switch it.phase {
-	case phaseNode:
+	switch {
+	case it.price:
+		e.priceEvent(int(it.job), t)
+		return false, nil
+	case it.phase == phaseNode:
 		return e.nodeEvent(int(it.job), t)
-	case phaseExpire:
+	case it.phase == phaseExpire:
 		return e.expire(int(it.job), t)
 	}
 	k := int(it.job)
@@ -433,12 +453,14 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 		// Star-Wait: a stint of L in the cloud, then back to the queue
 		// once. Its cost is booked when it is known whether it counts.
 		j.status = stStint
+		j.stintCost, j.stintEnd = e.cloud*j.gpus*hours(w.L), t+w.L
 		e.recs[k].State = "cloud"
 		e.emit(Event{At: t, Kind: EventStint, Job: k, ID: j.src.Job.ID})
 		e.q.push(item{at: t + w.L, phase: phaseReturn, job: int32(k)})
 		return true, nil
 	}
 	j.status = stCloud
+	j.runStart = t
 	r := &e.recs[k]
 	r.Start, r.Where, r.State = t, "cloud", "cloud"
 	d := j.src.Duration
@@ -492,6 +514,39 @@ func (e *engine) nodeEvent(i int, t int64) (bool, error) {
 	return true, nil
 }
 
+// priceEvent changes a pool's price: owned runs on it are booked up to now
+// at the old price, and the cloud runs and stints still to come are
+// re-priced for what remains of them (they were booked in advance). It
+// visits every job: price changes are rare.
+func (e *engine) priceEvent(i int, t int64) {
+	pe := e.cfg.PriceEvents[i]
+	old, now := e.price[pe.Pool], pe.PricePerGPUHour
+	e.emit(Event{At: t, Kind: EventPrice, Job: -1, ID: pe.Pool, State: strconv.FormatFloat(now, 'g', -1, 64)})
+	if old == now {
+		return
+	}
+	cloud := pe.Pool == e.cloudAt
+	for k := range e.jobs {
+		j := &e.jobs[k]
+		r := &e.recs[k]
+		switch {
+		case j.status == stRunning && j.pool == pe.Pool:
+			r.Cost += j.price * j.gpus * hours(t-j.costFrom)
+			j.price, j.costFrom = now, t
+		case j.status == stCloud && cloud:
+			d := (now - old) * j.gpus * hours(max(0, j.runStart+j.src.Duration-t))
+			r.Cost += d
+			r.CloudCost += d
+		case j.status == stStint && cloud:
+			j.stintCost += (now - old) * j.gpus * hours(max(0, j.stintEnd-t))
+		}
+	}
+	e.price[pe.Pool] = now
+	if cloud {
+		e.cloud = now
+	}
+}
+
 // requeued books jobs sent back to the queue: training keeps the work up to
 // its last checkpoint, the rest of the run is lost; a service keeps its
 // lifetime.
@@ -534,7 +589,7 @@ func (e *engine) closeRun(k int, t int64) {
 	r := &e.recs[k]
 	d := t - j.runStart
 	r.GPUHours += j.gpus * hours(d)
-	r.Cost += j.price * j.gpus * hours(d)
+	r.Cost += j.price * j.gpus * hours(t-j.costFrom)
 	o := j.gpus * e.win.overlap(j.runStart, t)
 	e.util.cluster += o
 	e.util.system += o
@@ -589,13 +644,13 @@ func (e *engine) start(k int, t int64, node string) {
 	e.queued--
 	j.status = stRunning
 	j.runStart = t
-	j.price = e.price[e.m.Cluster().PoolOf(e.nodeID(node)).Name]
+	j.pool = e.m.Cluster().PoolOf(e.nodeID(node)).Name
+	j.price, j.costFrom = e.price[j.pool], t
 	if r.Start < 0 {
 		r.Start, r.Where = t, "onprem"
 		if j.returned { // Star-Wait: the stint in the cloud is paid for
-			c := e.cloud * j.gpus * hours(e.cfg.Burst.Wait.L)
-			r.Cost += c
-			r.CloudCost += c
+			r.Cost += j.stintCost
+			r.CloudCost += j.stintCost
 			r.GPUHours += j.gpus * hours(e.cfg.Burst.Wait.L)
 		}
 	}
@@ -646,7 +701,7 @@ func (e *engine) stop() {
 	for k := range e.jobs {
 		if e.jobs[k].status == stRunning {
 			e.closeRun(k, e.cfg.Horizon)
-			e.jobs[k].runStart = e.cfg.Horizon
+			e.jobs[k].runStart, e.jobs[k].costFrom = e.cfg.Horizon, e.cfg.Horizon
 		}
 	}
 }

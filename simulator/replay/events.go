@@ -25,6 +25,7 @@ type item struct {
 	job   int32  // the job's number, or the node event's index
 	epoch uint32 // a finish is stale when the job's epoch moved on
 	cloud bool   // the end of a cloud run
+	price bool   // a price event (job is its index)
 }
 
 // events is a min-heap on (at, phase, seq).
@@ -103,6 +104,8 @@ const (
 	EventCloudEnd EventKind = "cloud-end"
 	// EventNode: a node changed health.
 	EventNode EventKind = "node"
+	// EventPrice: a pool's price changed (ID is the pool, State the price).
+	EventPrice EventKind = "price"
 )
 
 // Event is one entry of the event log.
