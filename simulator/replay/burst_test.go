@@ -310,7 +310,7 @@ func TestPriceEventsChargePiecewise(t *testing.T) {
 	pools[0].PricePerGPUHour = 2
 	var log []Event
 	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 100, 8}, {0, 100, 4}}),
-		Burst: &Burst{Wait: WaitPolicy{Kind: WaitNone}},
+		Burst:       &Burst{Wait: WaitPolicy{Kind: WaitNone}},
 		PriceEvents: []PriceEvent{{At: 50 * Second, Pool: "onprem", PricePerGPUHour: 4}, {At: 40 * Second, Pool: "cloud", PricePerGPUHour: 3}},
 		Observe:     func(e Event) { log = append(log, e) }})
 	require.NoError(t, err)
