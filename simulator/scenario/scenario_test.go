@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -371,6 +372,8 @@ func TestCompileErrors(t *testing.T) {
 		{"retire_at missing", head + "actions:\n  - {at: retire_at, do: retire, pool: hz-outposts}\n", "pool hz-outposts has no retire_at", false},
 		{"tenant pool", head + "tenants:\n  - {tenant: a, pools: [nope]}\n", "s.yaml:4: field tenants[0].pools: no pool \"nope\"", false},
 		{"missing fleet file", "fleet: nope.yaml\nworkload: {trace: embedded:openb}\n", "s.yaml:1: field fleet: fleet: open", false},
+		{"cloud node under burst", head + "burst: {cloud_wait: none}\nactions:\n  - {at: +1h, do: outage, pool: cloud-sg-spot}\n",
+			"action outage at s.yaml:5 (actions[0]): node sg-a10-0000 is in cloud pool cloud-sg-spot, which under burst has no nodes", false},
 		{"gen spec", "fleet: demo\nworkload:\n  gen: {jobs: 5, colour: red}\n", "s.yaml:3: field workload.gen: spec: json: unknown field \"colour\"", false},
 	}
 	for _, tc := range tests {
@@ -451,4 +454,56 @@ func TestImpactCountsOnlyItsAction(t *testing.T) {
 	}
 	require.Positive(t, atOutage, "the outage disrupts work too")
 	assert.Equal(t, atRetire, ims[0].Disrupted["training"])
+}
+
+// TestDrainKeepsWorkAndTakesNone: a drained pool keeps its running work
+// (nothing is disrupted) and starts nothing until the drain ends; the
+// impact says so, and is the same bytes when computed again.
+func TestDrainKeepsWorkAndTakesNone(t *testing.T) {
+	s, err := Parse(strings.NewReader(`fleet: demo
+workload:
+  gen: {jobs: 600, seed: 2, clock: relative, zone: UTC, tenants: 2, kind: training,
+        arrival: {process: poisson, rate_per_hour: 300},
+        duration: {dist: lognormal, mu: 8, sigma: 0.5, min: 60, max: 14400},
+        shapes: [{weight: 1, tasks: [{count: 1, gpus: 1, gpu_milli: 1000, cpu_milli: 1000, memory_mib: 1024}]}]}
+actions:
+  - {at: +30m, do: drain, pool: cloud-sg-spot, for: 1h}
+`), "drain.yaml")
+	require.NoError(t, err)
+	in, err := s.LoadInputs()
+	require.NoError(t, err)
+	c, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	from, to := c.Actions[0].At, c.Actions[0].At+replay.Hour
+	pool := poolOf(&c.Config)
+	_, evs := logged(t, c.Config)
+	before, during, after := 0, 0, 0
+	for _, e := range evs {
+		require.NotEqual(t, replay.EventRequeue, e.Kind, "a drain loses no work")
+		if e.Kind != replay.EventStart || pool[e.Node] != "cloud-sg-spot" {
+			continue
+		}
+		switch {
+		case e.At < from:
+			before++
+		case e.At < to:
+			during++
+		default:
+			after++
+		}
+	}
+	assert.Positive(t, before)
+	assert.Zero(t, during, "nothing starts on a draining node")
+	assert.Positive(t, after, "the pool takes work again when the drain ends")
+
+	ims, err := s.Impacts(context.Background(), in)
+	require.NoError(t, err)
+	require.Len(t, ims, 1)
+	assert.Empty(t, ims[0].Disrupted)
+	assert.Zero(t, ims[0].LostGPUHours.After)
+	again, err := s.Impacts(context.Background(), in)
+	require.NoError(t, err)
+	a, _ := json.Marshal(ims)
+	b, _ := json.Marshal(again)
+	assert.Equal(t, string(a), string(b), "same inputs, same bytes")
 }
