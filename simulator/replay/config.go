@@ -53,6 +53,9 @@ type Config struct {
 	// the naive time-step way, kept to measure what the event-driven run
 	// saves. 0 runs a pass only when something changed.
 	PassEvery int64
+	// RecordRuns keeps in every JobRecord its runs on owned nodes and the
+	// GPUs each held per pool (memory per run; off for large replays).
+	RecordRuns bool
 	// Progress, when set, is told how many jobs have arrived out of all,
 	// every 1,024 arrivals and once at the end (a progress bar's feed).
 	Progress func(arrived, total int)

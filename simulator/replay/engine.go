@@ -32,14 +32,13 @@ type jobState struct {
 	src      *Job
 	gpus     float64 // GPUs the job holds while running (all tasks)
 	status   status
-	epoch    uint32  // moves on at every requeue, so older finishes go stale
-	work     int64   // training work left (nanoseconds)
-	done     int64   // training work saved by checkpoints
-	runStart int64   // start of the current owned run
-	overhead int64   // restart time at the head of the current run
-	pool     string  // the pool of the current owned run (its first task's)
-	price    float64 // that pool's price per GPU-hour, since costFrom
-	costFrom int64   // the run's cost is booked up to here
+	epoch    uint32     // moves on at every requeue, so older finishes go stale
+	work     int64      // training work left (nanoseconds)
+	done     int64      // training work saved by checkpoints
+	runStart int64      // start of the current owned run
+	overhead int64      // restart time at the head of the current run
+	shares   []PoolGPUs // the GPUs of the current owned run, by pool
+	costFrom int64      // the run's cost is booked up to here
 	// Star-Wait's stint: its cost so far (paid if the job then runs on
 	// owned nodes) and its end.
 	stintCost float64
@@ -60,8 +59,9 @@ type engine struct {
 	order   []int // job numbers in submission order
 	width   int   // digits of the machine ids
 	price   map[string]float64
-	cloud   float64 // price per GPU-hour of the burst pool
-	cloudAt string  // the burst pool's name
+	poolOf  map[string]string // node name → pool name
+	cloud   float64           // price per GPU-hour of the burst pool
+	cloudAt string            // the burst pool's name
 	win     window
 	util    utilAcc
 	queued  int
@@ -98,7 +98,7 @@ func newEngine(cfg *Config) (*engine, error) {
 	if cfg.Horizon < 0 {
 		return nil, fmt.Errorf("horizon: must not be negative")
 	}
-	e := &engine{cfg: cfg, m: state.New(), price: map[string]float64{}, log: cfg.Observe}
+	e := &engine{cfg: cfg, m: state.New(), price: map[string]float64{}, poolOf: map[string]string{}, log: cfg.Observe}
 	e.rng = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed5eed5eed5eed))
 	if err := e.buildFleet(); err != nil {
 		return nil, err
@@ -180,6 +180,8 @@ func (e *engine) buildFleet() error {
 		if _, err := e.m.Apply(state.RegisterNode{Node: n}); err != nil {
 			return fmt.Errorf("fleet: node %s: %w", n.Name, err)
 		}
+		id, _ := e.m.Cluster().NodeByName(n.Name)
+		e.poolOf[n.Name] = e.m.Cluster().PoolOf(id).Name
 		owned++
 	}
 	if owned == 0 {
@@ -530,9 +532,9 @@ func (e *engine) priceEvent(i int, t int64) {
 		j := &e.jobs[k]
 		r := &e.recs[k]
 		switch {
-		case j.status == stRunning && j.pool == pe.Pool:
-			r.Cost += j.price * j.gpus * hours(t-j.costFrom)
-			j.price, j.costFrom = now, t
+		case j.status == stRunning && slices.ContainsFunc(j.shares, func(p PoolGPUs) bool { return p.Pool == pe.Pool }):
+			r.Cost += e.runCost(j, t) // at the prices until now
+			j.costFrom = t
 		case j.status == stCloud && cloud:
 			d := (now - old) * j.gpus * hours(max(0, j.runStart+j.src.Duration-t))
 			r.Cost += d
@@ -589,10 +591,46 @@ func (e *engine) closeRun(k int, t int64) {
 	r := &e.recs[k]
 	d := t - j.runStart
 	r.GPUHours += j.gpus * hours(d)
-	r.Cost += j.price * j.gpus * hours(t-j.costFrom)
+	r.Cost += e.runCost(j, t)
+	j.costFrom = t
+	if e.cfg.RecordRuns {
+		r.Runs[len(r.Runs)-1].End = t
+	}
 	o := j.gpus * e.win.overlap(j.runStart, t)
 	e.util.cluster += o
 	e.util.system += o
+}
+
+// runCost is the cost of job j's owned run from costFrom to t at the
+// pools' present prices.
+func (e *engine) runCost(j *jobState, t int64) float64 {
+	c := 0.0
+	for _, p := range j.shares {
+		c += e.price[p.Pool] * p.GPUs * hours(t-j.costFrom)
+	}
+	return c
+}
+
+// share splits a job's GPUs over the pools its tasks were placed in.
+func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement) {
+	j.shares = j.shares[:0]
+	var total int64
+	for _, tp := range tasks {
+		pool := e.poolOf[tp.Node]
+		m := int64(len(tp.GPUs)) * int64(tp.GPUMilli)
+		total += m
+		i := slices.IndexFunc(j.shares, func(p PoolGPUs) bool { return p.Pool == pool })
+		if i < 0 {
+			j.shares = append(j.shares, PoolGPUs{Pool: pool})
+			i = len(j.shares) - 1
+		}
+		j.shares[i].GPUs += float64(m)
+	}
+	for i := range j.shares {
+		if total > 0 {
+			j.shares[i].GPUs *= j.gpus / float64(total)
+		}
+	}
 }
 
 // pass runs one scheduling pass on a frozen copy of the state and applies
@@ -629,7 +667,7 @@ func (e *engine) pass(t int64) error {
 			e.emit(Event{At: t, Kind: EventReplace, Job: k, ID: e.jobs[k].src.Job.ID, Node: jp.Tasks[0].Node})
 			continue
 		}
-		e.start(k, t, jp.Tasks[0].Node)
+		e.start(k, t, jp.Tasks)
 		started++
 	}
 	if started != len(res.Started) {
@@ -638,14 +676,17 @@ func (e *engine) pass(t int64) error {
 	return e.checkTopUp()
 }
 
-func (e *engine) start(k int, t int64, node string) {
+func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 	j := &e.jobs[k]
 	r := &e.recs[k]
+	node := tasks[0].Node
 	e.queued--
 	j.status = stRunning
-	j.runStart = t
-	j.pool = e.m.Cluster().PoolOf(e.nodeID(node)).Name
-	j.price, j.costFrom = e.price[j.pool], t
+	j.runStart, j.costFrom = t, t
+	e.share(j, tasks)
+	if e.cfg.RecordRuns {
+		r.Runs = append(r.Runs, Segment{Start: t, End: -1, Pools: slices.Clone(j.shares)})
+	}
 	if r.Start < 0 {
 		r.Start, r.Where = t, "onprem"
 		if j.returned { // Star-Wait: the stint in the cloud is paid for
@@ -672,11 +713,6 @@ func (e *engine) start(k int, t int64, node string) {
 	j.started = true
 }
 
-func (e *engine) nodeID(name string) scheduler.NodeID {
-	id, _ := e.m.Cluster().NodeByName(name)
-	return id
-}
-
 // checkTopUp clears the top-up flag once no running service misses a
 // replica, so that passes run again only when something changes.
 func (e *engine) checkTopUp() error {
@@ -701,7 +737,10 @@ func (e *engine) stop() {
 	for k := range e.jobs {
 		if e.jobs[k].status == stRunning {
 			e.closeRun(k, e.cfg.Horizon)
-			e.jobs[k].runStart, e.jobs[k].costFrom = e.cfg.Horizon, e.cfg.Horizon
+			e.jobs[k].runStart = e.cfg.Horizon
+			if e.cfg.RecordRuns {
+				e.recs[k].Runs[len(e.recs[k].Runs)-1].End = -1 // still running
+			}
 		}
 	}
 }

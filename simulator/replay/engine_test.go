@@ -361,3 +361,40 @@ func TestProgressReportsEveryArrival(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, [][2]int{{1024, 2100}, {2048, 2100}, {2100, 2100}}, seen)
 }
+
+func TestGangOverTwoPoolsChargedPerPool(t *testing.T) {
+	// A gang of two 8-GPU tasks on two 8-GPU nodes, one in a pool priced
+	// 1 per GPU-hour, one priced 3: one hour costs 8·1 + 8·3 = 32, and the
+	// run's record holds 8 GPUs in each pool.
+	pools := []scheduler.Pool{{Name: "cheap", Kind: scheduler.PoolOnPrem, PricePerGPUHour: 1}, {Name: "dear", Kind: scheduler.PoolOutposts, PricePerGPUHour: 3}}
+	nodes := []scheduler.Node{gpuNode("a", "cheap", 64000, 8), gpuNode("b", "dear", 64000, 8)}
+	js := []Job{{Job: scheduler.Job{ID: "gang", Kind: scheduler.Training, Count: 2, Task: scheduler.Task{GPUs: 8, GPUMilli: 1000}}, Duration: 3600 * Second}}
+	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js, RecordRuns: true})
+	require.NoError(t, err)
+	r := res.Jobs[0]
+	assert.InDelta(t, 32.0, r.Cost, 1e-12)
+	assert.InDelta(t, 16.0, r.GPUHours, 1e-12)
+	require.Len(t, r.Runs, 1)
+	assert.Equal(t, int64(0), r.Runs[0].Start)
+	assert.Equal(t, 3600*Second, r.Runs[0].End)
+	assert.ElementsMatch(t, []PoolGPUs{{"cheap", 8}, {"dear", 8}}, r.Runs[0].Pools)
+
+	// Without RecordRuns the records carry no runs, and the cost is the same.
+	res, err = Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js})
+	require.NoError(t, err)
+	assert.Nil(t, res.Jobs[0].Runs)
+	assert.InDelta(t, 32.0, res.Jobs[0].Cost, 1e-12)
+}
+
+func TestRecordRunsAcrossARequeue(t *testing.T) {
+	// The checkpoint case: runs [0, 350] and [400, 1120], each with 8 GPUs
+	// in the one pool.
+	pools, nodes := ownedFleet(1, 8)
+	js := []Job{{Job: scheduler.Job{ID: "train", Kind: scheduler.Training, Count: 1, Task: scheduler.Task{GPUs: 8, GPUMilli: 1000}}, Duration: 1000 * Second}}
+	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js, RecordRuns: true,
+		Checkpoint: Checkpoint{Interval: 100 * Second, Restart: 20 * Second},
+		NodeEvents: []NodeEvent{{350 * Second, "n0", scheduler.NodeDown}, {400 * Second, "n0", scheduler.NodeReady}}})
+	require.NoError(t, err)
+	one := []PoolGPUs{{"onprem", 8}}
+	assert.Equal(t, []Segment{{0, 350 * Second, one}, {400 * Second, 1120 * Second, one}}, res.Jobs[0].Runs)
+}

@@ -42,6 +42,24 @@ type JobRecord struct {
 	// the part spent in the burst cloud.
 	Cost      float64 `json:"cost"`
 	CloudCost float64 `json:"cloud_cost,omitempty"`
+	// Runs are the job's stretches on owned nodes, with the GPUs they held
+	// in each pool (Config.RecordRuns; nil otherwise). A run still going
+	// when the run stopped ends at -1.
+	Runs []Segment `json:"runs,omitempty"`
+}
+
+// Segment is one run of a job on owned nodes.
+type Segment struct {
+	Start int64      `json:"start_ns"`
+	End   int64      `json:"end_ns"`
+	Pools []PoolGPUs `json:"pools"`
+}
+
+// PoolGPUs is how many GPUs a run held in one pool (a share of a GPU counts
+// as its fraction). A service's replicas put back later are not counted.
+type PoolGPUs struct {
+	Pool string  `json:"pool"`
+	GPUs float64 `json:"gpus"`
 }
 
 // Wait is the queueing delay: first start (or departure for the cloud)
