@@ -63,9 +63,11 @@ type run struct {
 	// requeued[job] after a node event at the same instant: node name.
 	lostTo map[int]string
 	lostAt map[int]int64
+	// events is the event log, kept only when asked (tests reconcile with it).
+	events []replay.Event
 }
 
-func runLogged(ctx context.Context, cfg replay.Config) (*run, error) {
+func runLogged(ctx context.Context, cfg replay.Config, keep bool) (*run, error) {
 	kind := map[string]bool{} // pool name → cloud
 	for _, p := range cfg.Pools {
 		kind[p.Name] = p.Kind == scheduler.PoolCloud
@@ -95,6 +97,9 @@ func runLogged(ctx context.Context, cfg replay.Config) (*run, error) {
 	cur := 0.0
 	lastNode, lastAt := "", int64(-1)
 	cfg.Observe = func(e replay.Event) {
+		if keep {
+			r.events = append(r.events, e)
+		}
 		switch e.Kind {
 		case replay.EventNode:
 			lastNode, lastAt = e.Node, e.At
@@ -131,11 +136,17 @@ func runLogged(ctx context.Context, cfg replay.Config) (*run, error) {
 // Impacts runs the scenario once with every action and once without each
 // retire, drain or move action, and reports each one's impact.
 func (s *Scenario) Impacts(ctx context.Context, in *Inputs) ([]Impact, error) {
+	return s.impacts(ctx, in, nil)
+}
+
+// impacts is Impacts; seen, when set, is given the two runs of each
+// comparison with their event logs.
+func (s *Scenario) impacts(ctx context.Context, in *Inputs, seen func(a Compiled1, before, after *run)) ([]Impact, error) {
 	full, err := s.CompileWith(in, nil)
 	if err != nil {
 		return nil, err
 	}
-	after, err := runLogged(ctx, full.Config)
+	after, err := runLogged(ctx, full.Config, seen != nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: run: %w", s.Path, err)
 	}
@@ -148,9 +159,12 @@ func (s *Scenario) Impacts(ctx context.Context, in *Inputs) ([]Impact, error) {
 		if err != nil {
 			return nil, err
 		}
-		before, err := runLogged(ctx, c.Config)
+		before, err := runLogged(ctx, c.Config, seen != nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: run without actions[%d]: %w", s.Path, a.Index, err)
+		}
+		if seen != nil {
+			seen(a, before, after)
 		}
 		im := compare(a, before, after)
 		im.Stranded, err = stranded(&full.Config, a, before.res, after.res)
