@@ -49,12 +49,12 @@ func (s *Server) leaderLoop() {
 func (s *Server) lead(ctx context.Context) {
 	log := s.log.With("server", s.cfg.ID)
 	log.Info("leading")
-	if err := s.Barrier(ctx); err != nil {
-		log.Warn("leader barrier", "err", err)
+	// The barrier applies every entry of earlier terms here before the
+	// leader reads the state. Without its address in the log, followers
+	// cannot forward. Both are retried while the leadership lasts (a slow
+	// disk, a full queue).
+	if !s.retry(ctx, "leader barrier", s.Barrier) || !s.retry(ctx, "record address", s.recordAddress) {
 		return
-	}
-	if err := s.recordAddress(ctx); err != nil {
-		log.Warn("record address", "err", err)
 	}
 	if err := s.registerFleet(ctx); err != nil {
 		log.Error("register fleet", "err", err)
@@ -94,6 +94,22 @@ func (s *Server) lead(ctx context.Context) {
 			case <-time.After(retryPause):
 			}
 			s.fsm.signal()
+		}
+	}
+}
+
+// retry calls fn until it succeeds or ctx ends, and reports which.
+func (s *Server) retry(ctx context.Context, what string, fn func(context.Context) error) bool {
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return true
+		}
+		s.log.Warn(what, "server", s.cfg.ID, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(retryPause):
 		}
 	}
 }
