@@ -285,5 +285,29 @@ func TestAddRemovePeer(t *testing.T) {
 	_, err = cl.AddPeer(ctx, "", "")
 	apiErr(t, err, CodeBadRequest, http.StatusBadRequest)
 	c.ds = c.ds[:3]
-	_ = server.Peer{}
+}
+
+// GET /v1/health answers 200 once a leader is known, 503 while none is
+// (a server whose peers have not started).
+func TestHealth(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	h, err := c.client(0).Health(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, Health{Status: "ok", Server: "s0", State: "Leader", Leader: "s0"}, h)
+
+	pools, nodes := testFleet(1)
+	cfg := server.Config{
+		ID: "a", DataDir: t.TempDir(), RaftAddr: freeAddr(t), Bootstrap: true, Fast: true, Pools: pools, Nodes: nodes,
+	}
+	cfg.Peers = []server.Peer{{ID: "a", Addr: cfg.RaftAddr}, {ID: "b", Addr: freeAddr(t)}, {ID: "c", Addr: freeAddr(t)}}
+	d, err := Start(cfg, "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	resp, err := http.Get(d.URL + "/v1/health")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	var body Health
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	assert.Equal(t, "unavailable", body.Status)
 }
