@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,12 +147,15 @@ func TestResidencyKeepsTenantOnCompliantPools(t *testing.T) {
 	s, in := loaded(t, "residency")
 	c, err := s.CompileWith(in, nil)
 	require.NoError(t, err)
+	var res *replay.Result
+	var evs []replay.Event
+	ims, err := s.impacts(context.Background(), in, func(_ Compiled1, _, a *run) { res, evs = a.res, a.events })
+	require.NoError(t, err)
 	compliant := map[string]bool{}
 	for _, p := range c.Config.Pools {
 		compliant[p.Name] = p.Labels["compliance"] == "cn-pipl"
 	}
 	pool := poolOf(&c.Config)
-	res, evs := logged(t, c.Config)
 	tenant0, cloudOthers := 0, 0
 	for _, e := range evs {
 		if e.Kind != replay.EventStart {
@@ -167,15 +171,17 @@ func TestResidencyKeepsTenantOnCompliantPools(t *testing.T) {
 	assert.Positive(t, tenant0)
 	assert.Positive(t, cloudOthers, "other tenants may use the cloud")
 
-	ims, err := s.Impacts(context.Background(), in)
-	require.NoError(t, err)
 	require.Len(t, ims, 1)
 	require.NotEmpty(t, ims[0].Stranded)
 	for _, st := range ims[0].Stranded {
 		assert.Equal(t, "tenant-0", st.Tenant, "only the regulated tenant is stranded: %s", st.ID)
 		assert.Contains(t, st.Reason, "labels or residency do not match")
 		assert.Contains(t, st.Reason, "node not ready")
+		k := slices.IndexFunc(res.Jobs, func(r replay.JobRecord) bool { return r.ID == st.ID })
+		require.GreaterOrEqual(t, k, 0)
+		assert.Negative(t, res.Jobs[k].Start, "a stranded job never starts")
 	}
+	assert.Equal(t, float64(len(ims[0].Stranded)), ims[0].NotStarted.Delta(), "every job that no longer starts is stranded")
 }
 
 // TestImpactReconciles recomputes every figure of the retire impact from
@@ -262,6 +268,7 @@ func TestImpactReconciles(t *testing.T) {
 	require.NoError(t, WriteImpacts(&b, ims))
 	assert.Contains(t, b.String(), "GPU-hours lost to restarts")
 	assert.Contains(t, b.String(), "jobs that can no longer run anywhere")
+	t.Logf("retire-onprem:\n%s", b.String())
 }
 
 func TestFaultsAreDrawnFromTheSeed(t *testing.T) {
