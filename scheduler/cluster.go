@@ -172,10 +172,16 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 		if gpus[0].Model != g.Model {
 			return NoNode, fmt.Errorf("node %s: gpus[%d].model: %q differs from gpus[0] %q; a node has one GPU model", n.Name, i, g.Model, gpus[0].Model)
 		}
-		if g.MIG != "" && g.MilliCap == 0 {
+		if g.MIG != "" {
+			// An instance holds its profile's share, whatever capacity it
+			// states: a daemon's node is not checked by a fleet file. How
+			// instances share one physical GPU the model does not record.
 			m, err := migMilli(g.MIG)
-			if err != nil {
+			switch {
+			case err != nil:
 				return NoNode, fmt.Errorf("node %s: gpus[%d].mig: %w", n.Name, i, err)
+			case g.MilliCap != 0 && g.MilliCap != m:
+				return NoNode, fmt.Errorf("node %s: gpus[%d].milli_cap: MIG profile %s holds %d milli, got %d", n.Name, i, g.MIG, m, g.MilliCap)
 			}
 			g.MilliCap = m
 		}

@@ -153,7 +153,8 @@ type GPU struct {
 	// whole GPU. A MIG instance is exclusive: one task takes all of it.
 	MIG string `json:"mig,omitempty"`
 	// MilliCap is the capacity in milli-GPU: 1000 for a whole GPU, the
-	// instance's share of the GPU for MIG (derived from MIG when zero).
+	// instance's share of the GPU for MIG (derived from MIG when zero; a
+	// stated one must be that share).
 	MilliCap int32 `json:"milli_cap,omitempty"`
 }
 
@@ -167,14 +168,19 @@ func (g *GPU) Exclusive() bool {
 	return g.MIG != "" || (g.MilliCap > 0 && g.MilliCap < MilliPerGPU)
 }
 
-// migMilli returns the share of a GPU that a MIG profile ("3g.40gb") holds,
-// in milli-GPU: g compute slices of seven.
+// migMilli returns the share of a GPU that a MIG profile holds, in
+// milli-GPU: its compute slices of seven. A GPU instance's profile
+// ("3g.40gb") computes on its g slices; a compute instance's ("1c.2g.20gb",
+// c slices of a g-slice GPU instance) on its c.
 func migMilli(profile string) (int32, error) {
-	var g int
-	if _, err := fmt.Sscanf(profile, "%dg.", &g); err != nil || g < 1 || g > 7 {
-		return 0, fmt.Errorf("MIG profile %q: want NgX with N in 1..7, e.g. 3g.40gb", profile)
+	var ci, gi int
+	if _, err := fmt.Sscanf(profile, "%dc.%dg.", &ci, &gi); err == nil && ci >= 1 && ci <= gi && gi <= 7 {
+		return int32(ci * MilliPerGPU / 7), nil
 	}
-	return int32(g * MilliPerGPU / 7), nil
+	if _, err := fmt.Sscanf(profile, "%dg.", &gi); err != nil || gi < 1 || gi > 7 {
+		return 0, fmt.Errorf("MIG profile %q: want NgX with N in 1..7 (e.g. 3g.40gb), or CcNgX with C in 1..N (e.g. 1c.2g.20gb)", profile)
+	}
+	return int32(gi * MilliPerGPU / 7), nil
 }
 
 // Node is one machine of the fleet.

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -139,4 +140,52 @@ func TestFollowupTaskListsLinear(t *testing.T) {
 			t.Logf("%d elements visited for %d tasks", m.work, n)
 		})
 	}
+}
+
+// A node registered through the state machine (the daemon's API) bypasses
+// the fleet file's MIG checks. What one device says of itself is checked:
+// a MIG instance's capacity is its profile's share, and its profile is
+// one; a layout across instances of one physical GPU cannot be, since the
+// model does not group instances by GPU (docs/state.md).
+func TestFollowupRegisterNodeChecksMIGDevices(t *testing.T) {
+	tests := []struct {
+		name string
+		gpu  scheduler.GPU
+		want string
+	}{
+		{"a 1g instance claiming a whole GPU", scheduler.GPU{Model: "A100", MIG: "1g.10gb", MilliCap: 1000},
+			"node m: gpus[1].milli_cap: MIG profile 1g.10gb holds 142 milli, got 1000"},
+		{"a 3g instance claiming more", scheduler.GPU{Model: "A100", MIG: "3g.40gb", MilliCap: 500},
+			"node m: gpus[1].milli_cap: MIG profile 3g.40gb holds 428 milli, got 500"},
+		{"no profile behind a capacity", scheduler.GPU{Model: "A100", MIG: "bogus", MilliCap: 500},
+			`node m: gpus[1].mig: MIG profile "bogus"`},
+		{"eight slices", scheduler.GPU{Model: "A100", MIG: "8g.80gb"},
+			`node m: gpus[1].mig: MIG profile "8g.80gb"`},
+		{"a compute instance larger than its GPU instance", scheduler.GPU{Model: "A100", MIG: "3c.2g.20gb"},
+			`node m: gpus[1].mig: MIG profile "3c.2g.20gb"`},
+		{"a compute instance claiming its GPU instance", scheduler.GPU{Model: "A100", MIG: "1c.2g.20gb", MilliCap: 285},
+			"node m: gpus[1].milli_cap: MIG profile 1c.2g.20gb holds 142 milli, got 285"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New()
+			before := snap(t, m)
+			_, err := m.Apply(RegisterNode{Node: scheduler.Node{Name: "m", CPUMilli: 8000, MemoryMiB: 8192,
+				GPUs: []scheduler.GPU{{Model: "A100", MIG: "3g.40gb"}, tt.gpu}}})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Equal(t, string(before), string(snap(t, m)), "a refused node leaves nothing behind")
+		})
+	}
+	// Consistent capacities, given or derived, register; and what a
+	// snapshot writes (the derived capacity) restores.
+	m := dfMachine(t, RegisterNode{Node: scheduler.Node{Name: "m", CPUMilli: 8000, MemoryMiB: 8192, GPUs: []scheduler.GPU{
+		{Model: "A100", MIG: "3g.40gb", MilliCap: 428}, {Model: "A100", MIG: "7g.80gb"}, {Model: "A100", MIG: "1g.10gb"},
+		{Model: "A100", MIG: "1c.2g.20gb", MilliCap: 142}, {Model: "A100", MIG: "2c.3g.40gb"}, // compute instances, as an agent reports them
+	}}})
+	ji := m.Cluster().Node(0).GPUs
+	assert.Equal(t, []int32{428, 1000, 142, 142, 285}, []int32{ji[0].MilliCap, ji[1].MilliCap, ji[2].MilliCap, ji[3].MilliCap, ji[4].MilliCap})
+	r, err := Restore(bytes.NewReader(snap(t, m)))
+	require.NoError(t, err)
+	assert.Equal(t, string(snap(t, m)), string(snap(t, r)))
 }
