@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
 )
 
 const h = 3600.0 // seconds per hour, for expected values written in seconds
@@ -349,4 +351,40 @@ func TestPriceEventDuringStarStint(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, sec(1000), res.Jobs[1].Start)
 	assert.InDelta(t, 180/h, res.Jobs[1].CloudCost, 1e-12)
+}
+
+func TestNodeAddedDuringTheRun(t *testing.T) {
+	// One 8-GPU node n0; a 16-GPU node n1 joins the owned pool at 10.
+	// job 0 (8, 500 s) runs on n0 from 0. job 1 (8, 100 s) arrives at 10,
+	// after the add (node events come before arrivals), and starts on n1.
+	// job 2 (16, 50 s, t=30) fits only n1, which the fit check knows from
+	// the start; it waits for job 1 and starts at 110.
+	// Window [0, 30]: capacity 8·30 + 16·20 = 560 GPU-s, used 8·30 + 8·20 =
+	// 400: utilisation 400/560.
+	pools, nodes := burstFleet([]string{"n0"}, nil)
+	add := gpuNode("n1", "onprem", 64000, 16)
+	var log []Event
+	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 500, 8}, {10, 100, 8}, {30, 50, 16}}),
+		Burst:      &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: 1000 * Second}},
+		NodeEvents: []NodeEvent{{At: 10 * Second, Node: "n1", State: scheduler.NodeReady, Add: &add}},
+		Observe:    func(e Event) { log = append(log, e) }})
+	require.NoError(t, err)
+	assert.Equal(t, map[int]string{0: "n0", 1: "n1", 2: "n1"}, startsOn(log))
+	assert.Equal(t, sec(110), res.Jobs[2].Start)
+	assert.Equal(t, 24.0, res.Summary.OwnedGPUs)
+	assert.InDelta(t, 400.0/560, res.Summary.ClusterUtilization, 1e-12)
+
+	for _, c := range []struct {
+		ev   NodeEvent
+		want string
+	}{
+		{NodeEvent{Node: "n9", Add: &scheduler.Node{Name: "n9", Pool: "nowhere"}}, `field add.pool: unknown pool "nowhere"`},
+		{NodeEvent{Node: "n0", Add: &scheduler.Node{Name: "n0", Pool: "onprem"}}, `node "n0" is already in the fleet`},
+		{NodeEvent{Node: "c1", Add: &scheduler.Node{Name: "c1", Pool: "cloud"}}, "unlimited"},
+		{NodeEvent{Node: "x", Add: &scheduler.Node{Name: "y", Pool: "onprem"}}, "is not the added node's name"},
+	} {
+		_, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 10, 1}}),
+			Burst: &Burst{}, NodeEvents: []NodeEvent{c.ev}})
+		assert.ErrorContains(t, err, c.want)
+	}
 }

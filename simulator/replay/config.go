@@ -140,12 +140,16 @@ type PriceEvent struct {
 	PricePerGPUHour float64
 }
 
-// NodeEvent sets a node's health at a time: down or retired loses its work,
-// ready brings it back.
+// NodeEvent sets a node's health at a time (down or retired loses its work,
+// ready brings it back), or adds a node to the fleet.
 type NodeEvent struct {
 	At    int64
 	Node  string
 	State scheduler.NodeState
+	// Add, when set, registers this node at At (in a pool of the fleet,
+	// which may start with no nodes) and then sets State: capacity that
+	// arrives during the run. Node must be Add.Name.
+	Add *scheduler.Node
 }
 
 // Burst is the burst-to-cloud method's setting.

@@ -49,27 +49,32 @@ type jobState struct {
 
 // engine is one replay in progress.
 type engine struct {
-	cfg     *Config
-	m       *state.Machine
-	pol     *scheduler.Policy
-	rng     *rand.Rand
-	q       queue
-	jobs    []jobState
-	recs    []JobRecord
-	order   []int // job numbers in submission order
-	width   int   // digits of the machine ids
-	price   map[string]float64
-	poolOf  map[string]string // node name → pool name
-	cloud   float64           // price per GPU-hour of the burst pool
-	cloudAt string            // the burst pool's name
-	win     window
-	util    utilAcc
-	queued  int
-	ended   int
-	pruneAt int
-	topUp   bool
-	passes  int
-	log     func(Event)
+	cfg       *Config
+	m         *state.Machine
+	pol       *scheduler.Policy
+	rng       *rand.Rand
+	q         queue
+	jobs      []jobState
+	recs      []JobRecord
+	order     []int // job numbers in submission order
+	width     int   // digits of the machine ids
+	price     map[string]float64
+	poolOf    map[string]string // node name → pool name
+	kind      map[string]scheduler.PoolKind
+	normCPU   int64 // under bursting, every owned node's CPU and memory
+	normMem   int64
+	added     float64 // GPU-hours of capacity added within the window
+	addedGPUs float64 // GPUs added during the run
+	cloud     float64 // price per GPU-hour of the burst pool
+	cloudAt   string  // the burst pool's name
+	win       window
+	util      utilAcc
+	queued    int
+	ended     int
+	pruneAt   int
+	topUp     bool
+	passes    int
+	log       func(Event)
 }
 
 // Run replays a workload over a fleet and returns the per-job records and
@@ -108,7 +113,38 @@ func newEngine(cfg *Config) (*engine, error) {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	e.pol = pol
-	if err := e.buildJobs(); err != nil {
+	// The fleet as it will grow: a job fits if some node it will ever have
+	// could hold it.
+	grown := e.m.Cluster().Clone()
+	added := map[string]bool{}
+	for i := range cfg.NodeEvents {
+		ne := &cfg.NodeEvents[i]
+		if ne.Add == nil {
+			continue
+		}
+		if ne.Add.Name != ne.Node {
+			return nil, fmt.Errorf("node event %d: field node: %q is not the added node's name %q", i, ne.Node, ne.Add.Name)
+		}
+		if _, ok := e.price[ne.Add.Pool]; !ok {
+			return nil, fmt.Errorf("node event %d: field add.pool: unknown pool %q", i, ne.Add.Pool)
+		}
+		if _, dup := e.poolOf[ne.Node]; dup || added[ne.Node] {
+			return nil, fmt.Errorf("node event %d: field add.name: node %q is already in the fleet", i, ne.Node)
+		}
+		if e.cfg.Burst != nil {
+			if e.kind[ne.Add.Pool] == scheduler.PoolCloud {
+				return nil, fmt.Errorf("node event %d: field add.pool: the burst method's cloud pool %q is unlimited; add owned nodes", i, ne.Add.Pool)
+			}
+			n := *ne.Add
+			n.CPUMilli, n.MemoryMiB = e.normCPU, e.normMem
+			ne.Add = &n
+		}
+		if _, err := grown.AddNode(*ne.Add); err != nil {
+			return nil, fmt.Errorf("node event %d: field add: %w", i, err)
+		}
+		added[ne.Node] = true
+	}
+	if err := e.buildJobs(grown); err != nil {
 		return nil, err
 	}
 	w, err := newWindow(e)
@@ -117,7 +153,7 @@ func newEngine(cfg *Config) (*engine, error) {
 	}
 	e.win = w
 	for i, ne := range cfg.NodeEvents {
-		if _, ok := e.m.Cluster().NodeByName(ne.Node); !ok {
+		if _, ok := e.poolOf[ne.Node]; !ok && !added[ne.Node] {
 			return nil, fmt.Errorf("node event %d: field node: unknown node %q", i, ne.Node)
 		}
 		e.q.push(item{at: ne.At, phase: phaseNode, job: int32(i)})
@@ -155,6 +191,7 @@ func (e *engine) buildFleet() error {
 		kind[p.Name] = p.Kind
 		e.price[p.Name] = p.PricePerGPUHour
 	}
+	e.kind = kind
 	if burst {
 		if cloudPool < 0 {
 			return errors.New("fleet: the burst method needs a cloud pool to spill to; the fleet has none")
@@ -169,6 +206,7 @@ func (e *engine) buildFleet() error {
 	for _, n := range e.cfg.Nodes {
 		cpu, mem = max(cpu, n.CPUMilli), max(mem, n.MemoryMiB)
 	}
+	e.normCPU, e.normMem = cpu, mem
 	owned := 0
 	for _, n := range e.cfg.Nodes {
 		if burst {
@@ -184,7 +222,7 @@ func (e *engine) buildFleet() error {
 		e.poolOf[n.Name] = e.m.Cluster().PoolOf(id).Name
 		owned++
 	}
-	if owned == 0 {
+	if owned == 0 && !slices.ContainsFunc(e.cfg.NodeEvents, func(ne NodeEvent) bool { return ne.Add != nil }) {
 		return errors.New("fleet: no node to place jobs on")
 	}
 	return nil
@@ -192,7 +230,7 @@ func (e *engine) buildFleet() error {
 
 // buildJobs numbers the jobs in submission order and checks each fits an
 // empty node.
-func (e *engine) buildJobs() error {
+func (e *engine) buildJobs(grown *scheduler.Cluster) error {
 	n := len(e.cfg.Jobs)
 	e.order = make([]int, n)
 	for i := range e.order {
@@ -202,7 +240,7 @@ func (e *engine) buildJobs() error {
 	e.width = len(strconv.Itoa(max(n-1, 0)))
 	e.jobs = make([]jobState, n)
 	e.recs = make([]JobRecord, n)
-	fits := newFitCache(e.m.Cluster().Clone())
+	fits := newFitCache(grown)
 	for k, i := range e.order {
 		src := &e.cfg.Jobs[i]
 		where := src.Source
@@ -494,6 +532,17 @@ func (e *engine) comeBack(k int, t int64) error {
 
 func (e *engine) nodeEvent(i int, t int64) (bool, error) {
 	ne := e.cfg.NodeEvents[i]
+	if ne.Add != nil {
+		if _, err := e.m.Apply(state.RegisterNode{Node: *ne.Add}); err != nil {
+			return false, fmt.Errorf("replay: node event %d: add %s: %w", i, ne.Node, err)
+		}
+		e.poolOf[ne.Node] = ne.Add.Pool
+		id, _ := e.m.Cluster().NodeByName(ne.Node)
+		gpus := float64(e.m.Cluster().Usage(id).GPUCap) / 1000
+		e.addedGPUs += gpus
+		e.added += gpus * e.win.overlap(t, e.win.end)
+		e.emit(Event{At: t, Kind: EventNode, Job: -1, ID: ne.Node, Node: ne.Node, State: "added"})
+	}
 	res, err := e.m.Apply(state.SetNodeState{Node: ne.Node, State: ne.State, At: seconds(t)})
 	if err != nil {
 		return false, fmt.Errorf("replay: node event %d: %w", i, err)

@@ -198,10 +198,10 @@ func TestCheckpointRestart(t *testing.T) {
 		held, lost           float64 // GPU-seconds
 		preemptions, restart int
 	}{
-		{"checkpointed", 100, []NodeEvent{{350, "n0", scheduler.NodeDown}, {400, "n0", scheduler.NodeReady}}, 1120, 8 * (350 + 720), 8 * 50, 1, 1},
-		{"no checkpoints", 0, []NodeEvent{{350, "n0", scheduler.NodeDown}, {400, "n0", scheduler.NodeReady}}, 1420, 8 * (350 + 1020), 8 * 350, 1, 1},
-		{"lost during restart", 100, []NodeEvent{{350, "n0", scheduler.NodeDown}, {400, "n0", scheduler.NodeReady},
-			{410, "n0", scheduler.NodeDown}, {500, "n0", scheduler.NodeReady}}, 500 + 20 + 700, 8 * (350 + 10 + 720), 8 * (50 + 10), 2, 2},
+		{"checkpointed", 100, []NodeEvent{{At: 350, Node: "n0", State: scheduler.NodeDown}, {At: 400, Node: "n0", State: scheduler.NodeReady}}, 1120, 8 * (350 + 720), 8 * 50, 1, 1},
+		{"no checkpoints", 0, []NodeEvent{{At: 350, Node: "n0", State: scheduler.NodeDown}, {At: 400, Node: "n0", State: scheduler.NodeReady}}, 1420, 8 * (350 + 1020), 8 * 350, 1, 1},
+		{"lost during restart", 100, []NodeEvent{{At: 350, Node: "n0", State: scheduler.NodeDown}, {At: 400, Node: "n0", State: scheduler.NodeReady},
+			{At: 410, Node: "n0", State: scheduler.NodeDown}, {At: 500, Node: "n0", State: scheduler.NodeReady}}, 500 + 20 + 700, 8 * (350 + 10 + 720), 8 * (50 + 10), 2, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -393,7 +393,7 @@ func TestRecordRunsAcrossARequeue(t *testing.T) {
 	js := []Job{{Job: scheduler.Job{ID: "train", Kind: scheduler.Training, Count: 1, Task: scheduler.Task{GPUs: 8, GPUMilli: 1000}}, Duration: 1000 * Second}}
 	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js, RecordRuns: true,
 		Checkpoint: Checkpoint{Interval: 100 * Second, Restart: 20 * Second},
-		NodeEvents: []NodeEvent{{350 * Second, "n0", scheduler.NodeDown}, {400 * Second, "n0", scheduler.NodeReady}}})
+		NodeEvents: []NodeEvent{{At: 350 * Second, Node: "n0", State: scheduler.NodeDown}, {At: 400 * Second, Node: "n0", State: scheduler.NodeReady}}})
 	require.NoError(t, err)
 	one := []PoolGPUs{{"onprem", 8}}
 	assert.Equal(t, []Segment{{0, 350 * Second, one}, {400 * Second, 1120 * Second, one}}, res.Jobs[0].Runs)

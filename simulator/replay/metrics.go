@@ -163,7 +163,8 @@ type Summary struct {
 	Queued  int `json:"queued"`
 	InCloud int `json:"in_cloud"`
 	Future  int `json:"future"`
-	// OwnedGPUs are the GPUs of the nodes the queue is placed on.
+	// OwnedGPUs are the GPUs of the nodes the queue is placed on, at the
+	// end of the run (nodes added during it included).
 	OwnedGPUs float64 `json:"owned_gpus"`
 	// Passes counts the scheduling passes run.
 	Passes int `json:"passes"`
@@ -265,9 +266,11 @@ func (e *engine) result() *Result {
 	s.P90JCTH, s.P99JCTH = s.JCTH.P90, s.JCTH.P99
 	if T > 0 {
 		s.AvgCloudCost = s.CloudCost / T
-		if s.OwnedGPUs > 0 {
-			s.ClusterUtilization = e.util.cluster / (s.OwnedGPUs * T)
-			s.SystemUtilization = e.util.system / (s.OwnedGPUs * T)
+		// GPU-hours of owned capacity in the window: the GPUs there from
+		// the start over all of it, added ones from when they came.
+		if capH := (s.OwnedGPUs-e.addedGPUs)*T + e.added; capH > 0 {
+			s.ClusterUtilization = e.util.cluster / capH
+			s.SystemUtilization = e.util.system / capH
 		}
 	}
 	if last >= first {
