@@ -388,3 +388,13 @@ func TestNodeAddedDuringTheRun(t *testing.T) {
 		assert.ErrorContains(t, err, c.want)
 	}
 }
+
+func TestRunLeavesItsConfigAlone(t *testing.T) {
+	pools, nodes := burstFleet([]string{"n0"}, nil)
+	add := gpuNode("n1", "onprem", 1000, 8)
+	evs := []NodeEvent{{At: 5 * Second, Node: "n1", Add: &add}}
+	_, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 10, 1}}), Burst: &Burst{}, NodeEvents: evs})
+	require.NoError(t, err)
+	assert.Same(t, &add, evs[0].Add)
+	assert.Equal(t, int64(1000), add.CPUMilli)
+}

@@ -117,6 +117,7 @@ func newEngine(cfg *Config) (*engine, error) {
 	// could hold it.
 	grown := e.m.Cluster().Clone()
 	added := map[string]bool{}
+	cfg.NodeEvents = slices.Clone(cfg.NodeEvents) // Add is rewritten below: not the caller's
 	for i := range cfg.NodeEvents {
 		ne := &cfg.NodeEvents[i]
 		if ne.Add == nil {
