@@ -94,7 +94,7 @@ func TestValidateScenario(t *testing.T) {
 	retire := filepath.Join(repo, "examples/retire-onprem.yaml")
 	head := "fleet: demo\nworkload: {trace: embedded:openb, jobs: 20, default_duration: 1h}\n"
 	badField := write("bad.yaml", head+"actions:\n  - {at: +1h, do: retire, pool: hz-onprem, fraction: 0.5}\n")
-	price := write("price.yaml", head+"actions:\n  - {at: +1h, do: price, pool: cloud-sg-spot, price_per_gpu_hour: 0.5}\n")
+	quota := write("quota.yaml", head+"actions:\n  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 20}\n")
 	noFleet := write("nofleet.yaml", "fleet: missing.yaml\nworkload: {trace: embedded:openb}\n")
 
 	tests := []struct {
@@ -111,8 +111,8 @@ func TestValidateScenario(t *testing.T) {
 		{"a field error names file and line", []string{"--scenario", badField}, exitError, []string{
 			"bad.yaml:4: field actions[0].fraction: only reclaim takes a fraction",
 		}, "petite: scenario " + badField + " is invalid\n"},
-		{"an action the engine cannot run yet", []string{"--scenario", price}, exitError, []string{
-			"action price at " + price + ":4 (actions[0]) needs engine support (not yet)",
+		{"an action the engine cannot run yet", []string{"--scenario", quota}, exitError, []string{
+			"action quota at " + quota + ":4 (actions[0]) needs engine support (not yet)",
 		}, "is invalid"},
 		{"the fleet it names is checked", []string{"--scenario", noFleet}, exitError, []string{
 			"nofleet.yaml:1: field fleet: fleet: open " + filepath.Join(dir, "missing.yaml"),
@@ -135,7 +135,7 @@ func TestValidateScenario(t *testing.T) {
 		})
 	}
 
-	code, out, _ := petite(t, nil, "validate", "--scenario", price, "-o", "json")
+	code, out, _ := petite(t, nil, "validate", "--scenario", quota, "-o", "json")
 	assert.Equal(t, exitError, code)
 	var v validation
 	require.NoError(t, json.Unmarshal([]byte(out), &v))

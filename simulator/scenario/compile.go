@@ -291,6 +291,12 @@ func (s *Scenario) CompileWith(in *Inputs, skip func(int) bool) (*Compiled, erro
 		} else {
 			one.At = c.Start
 		}
+		if a.Do == DoPrice {
+			one.Events = 1
+			cfg.PriceEvents = append(cfg.PriceEvents, replay.PriceEvent{At: one.At, Pool: a.Pool, PricePerGPUHour: *a.Price})
+			c.Actions = append(c.Actions, one)
+			continue
+		}
 		if a.Do == DoMove {
 			one.Tenant, one.To = a.Tenant, a.To
 			cons := constraintsOf(a.To, nil)
@@ -490,8 +496,6 @@ func hookOf(a *action) string {
 	switch a.Do {
 	case DoAdd:
 		return "registering pools and nodes at a time during the run (a RegisterPool/RegisterNode event on the heap, with the fit check of later arrivals against the grown fleet)"
-	case DoPrice:
-		return "a price event that changes a pool's price per GPU-hour from its time on, booking each run's cost piecewise"
 	case DoQuota:
 		return "cloud pool scaling (nodes provisioned up to max_nodes) and an event that changes max_nodes"
 	case DoMove:

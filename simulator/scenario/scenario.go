@@ -415,6 +415,7 @@ func (s *Scenario) checkAction(i int) (action, error) {
 			return a, s.errAt(at("fleet"), "want a fleet file of the pools to add")
 		}
 	case DoPrice:
+		a.supported = true
 		if a.Pool == "" {
 			return a, s.errAt(at("pool"), "want the pool whose price changes")
 		}

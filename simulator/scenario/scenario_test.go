@@ -369,9 +369,9 @@ func TestCompileErrors(t *testing.T) {
 		name, yaml, want string
 		engine           bool
 	}{
-		{"price", head + "actions:\n  - {at: +1h, do: price, pool: cloud-sg-spot, price_per_gpu_hour: 0.8}\n",
-			"action price at s.yaml:4 (actions[0]) needs engine support (not yet)", true},
-		{"quota", head + "actions:\n  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 10}\n", "action quota at s.yaml:4", true},
+		{"quota", head + "actions:\n  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 10}\n",
+			"action quota at s.yaml:4 (actions[0]) needs engine support (not yet)", true},
+		{"price of no pool", head + "actions:\n  - {at: +1h, do: price, pool: nope, price_per_gpu_hour: 1}\n", "s.yaml:4: field actions[0].pool: no pool \"nope\"", false},
 		{"move all", head + "actions:\n  - {at: +1h, do: move, tenant: a, to: [hz-outposts], scope: all}\n", "action move at s.yaml:4", true},
 		{"quota of owned pool", head + "actions:\n  - {at: +1h, do: quota, pool: hz-onprem, max_nodes: 10}\n", "s.yaml:4: field actions[0].pool: pool hz-onprem is onprem", false},
 		{"unknown pool", head + "actions:\n  - {at: +1h, do: retire, pool: nowhere}\n", "s.yaml:4: field actions[0].pool: no pool \"nowhere\"", false},
@@ -517,4 +517,42 @@ actions:
 	a, _ := json.Marshal(ims)
 	b, _ := json.Marshal(again)
 	assert.Equal(t, string(a), string(b), "same inputs, same bytes")
+}
+
+// TestPriceChangesCost: the price workload runs on the spot pool alone
+// (1-GPU jobs, best fit). Doubling its price from the start doubles the
+// cost; doubling it mid-way lands strictly between.
+func TestPriceChangesCost(t *testing.T) {
+	base := `fleet: demo
+workload:
+  gen: {jobs: 300, seed: 2, clock: relative, zone: UTC, tenants: 2, kind: training,
+        arrival: {process: poisson, rate_per_hour: 300},
+        duration: {dist: lognormal, mu: 8, sigma: 0.5, min: 60, max: 14400},
+        shapes: [{weight: 1, tasks: [{count: 1, gpus: 1, gpu_milli: 1000, cpu_milli: 1000, memory_mib: 1024}]}]}
+`
+	cost := func(actions string) float64 {
+		s, err := Parse(strings.NewReader(base+actions), "price.yaml")
+		require.NoError(t, err)
+		c, err := s.Compile()
+		require.NoError(t, err)
+		res, evs := logged(t, c.Config)
+		pool := poolOf(&c.Config)
+		for _, e := range evs {
+			if e.Kind == replay.EventStart {
+				require.Equal(t, "cloud-sg-spot", pool[e.Node])
+			}
+		}
+		x := 0.0
+		for i := range res.Jobs {
+			x += res.Jobs[i].Cost
+		}
+		return x
+	}
+	plain := cost("")
+	require.Positive(t, plain)
+	doubled := cost("actions:\n  - {at: +0s, do: price, pool: cloud-sg-spot, price_per_gpu_hour: 2.20}\n")
+	assert.InDelta(t, 2*plain, doubled, 1e-6*plain)
+	midway := cost("actions:\n  - {at: +30m, do: price, pool: cloud-sg-spot, price_per_gpu_hour: 2.20}\n")
+	assert.Greater(t, midway, plain)
+	assert.Less(t, midway, doubled)
 }
