@@ -30,8 +30,8 @@ type Impact struct {
 	WaitP95H  Change `json:"wait_p95_h"`
 	// Cost is Σ cost of every job.
 	Cost Change `json:"cost"`
-	// PeakCloudGPUs is the most GPUs held at once in cloud pools (a job
-	// counted in the pool of its first task) or burst to the cloud.
+	// PeakCloudGPUs is the most GPUs held at once in cloud pools (from
+	// the records' runs, GPUs per pool) or burst to the cloud.
 	PeakCloudGPUs Change `json:"peak_cloud_gpus"`
 	// NotStarted counts jobs that never started.
 	NotStarted Change `json:"not_started"`
@@ -68,34 +68,25 @@ type run struct {
 }
 
 func runLogged(ctx context.Context, cfg replay.Config, keep bool) (*run, error) {
-	kind := map[string]bool{} // pool name → cloud
+	cloudPool := map[string]bool{}
 	for _, p := range cfg.Pools {
-		kind[p.Name] = p.Kind == scheduler.PoolCloud
+		cloudPool[p.Name] = p.Kind == scheduler.PoolCloud
 	}
-	cloudNode := map[string]bool{}
-	for _, n := range cfg.Nodes {
-		cloudNode[n.Name] = kind[n.Pool]
-	}
-	gpus := make([]float64, len(cfg.Jobs))
-	for i := range cfg.Jobs {
-		t := cfg.Jobs[i].Job.Task
-		g := float64(t.GPUs)
-		if t.GPUMilli > 0 && t.GPUMilli < scheduler.MilliPerGPU {
-			g = float64(t.GPUMilli) / scheduler.MilliPerGPU
-		}
-		gpus[i] = g * float64(cfg.Jobs[i].Job.Count)
-	}
+	cfg.RecordRuns = true
 	r := &run{lostTo: map[int]string{}, lostAt: map[int]int64{}}
-	// Jobs are numbered in submission order; the engine numbers them by a
-	// stable sort on submit, as here.
-	order := make([]int, len(cfg.Jobs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(cfg.Jobs[a].Submit, cfg.Jobs[b].Submit) })
+	// Under burst the cloud is not made of nodes: its runs are read from
+	// the event log (cloud, cloud-end); otherwise from the records' runs.
+	burst := cfg.Burst != nil
 	inCloud := map[int]float64{}
 	cur := 0.0
 	lastNode, lastAt := "", int64(-1)
+	gpus := map[string]float64{} // a burst job's GPUs (one task of whole GPUs), by id
+	if burst {
+		for i := range cfg.Jobs {
+			j := &cfg.Jobs[i].Job
+			gpus[j.ID] = float64(j.Task.GPUs * j.Count)
+		}
+	}
 	cfg.Observe = func(e replay.Event) {
 		if keep {
 			r.events = append(r.events, e)
@@ -109,28 +100,64 @@ func runLogged(ctx context.Context, cfg replay.Config, keep bool) (*run, error) 
 					r.lostTo[e.Job], r.lostAt[e.Job] = lastNode, e.At
 				}
 			}
-		}
-		switch e.Kind {
-		case replay.EventStart:
-			if cloudNode[e.Node] {
-				inCloud[e.Job] = gpus[order[e.Job]]
-				cur += inCloud[e.Job]
-			}
 		case replay.EventCloud:
-			inCloud[e.Job] = gpus[order[e.Job]]
+			inCloud[e.Job] = gpus[e.ID]
 			cur += inCloud[e.Job]
-		case replay.EventRequeue, replay.EventFinish, replay.EventCloudEnd:
+			r.peakCloud = max(r.peakCloud, cur)
+		case replay.EventCloudEnd:
 			cur -= inCloud[e.Job]
 			delete(inCloud, e.Job)
 		}
-		r.peakCloud = max(r.peakCloud, cur)
 	}
 	res, err := replay.Run(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	r.res = res
+	if !burst {
+		r.peakCloud = peakInPools(res, cloudPool)
+	}
 	return r, nil
+}
+
+// peakInPools is the most GPUs held at once in the pools named, from the
+// records' runs: a run ending at an instant frees its GPUs before one
+// starting then takes them, as the engine orders them.
+func peakInPools(res *replay.Result, in map[string]bool) float64 {
+	type step struct {
+		at int64
+		d  float64
+	}
+	var steps []step
+	for i := range res.Jobs {
+		for _, sg := range res.Jobs[i].Runs {
+			g := 0.0
+			for _, p := range sg.Pools {
+				if in[p.Pool] {
+					g += p.GPUs
+				}
+			}
+			if g == 0 {
+				continue
+			}
+			steps = append(steps, step{sg.Start, g})
+			if sg.End >= 0 {
+				steps = append(steps, step{sg.End, -g})
+			}
+		}
+	}
+	slices.SortFunc(steps, func(a, b step) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.d, b.d)
+	})
+	cur, peak := 0.0, 0.0
+	for _, s := range steps {
+		cur += s.d
+		peak = max(peak, cur)
+	}
+	return peak
 }
 
 // Impacts runs the scenario once with every action and once without each
