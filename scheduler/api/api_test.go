@@ -311,3 +311,28 @@ func TestHealth(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
 	assert.Equal(t, "unavailable", body.Status)
 }
+
+// A job of higher priority that does not fit preempts preemptible work of
+// lower priority: the plan evicts it (a gang back to the queue) and places
+// the new job in one log entry; plan shows the eviction beforehand.
+func TestPreemption(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	cl := c.client(0)
+	ctx := context.Background()
+	_, err := cl.Submit(ctx, []byte("id: low\npriority: 1\npreemptible: true\ntask: {gpus: 8}\n"))
+	require.NoError(t, err)
+	waitStatus(t, cl, "low", StatusRunning)
+	high := []byte("id: high\npriority: 9\ntask: {gpus: 4}\n")
+	p, err := cl.Plan(ctx, high)
+	require.NoError(t, err)
+	assert.True(t, p.Placed)
+	require.Len(t, p.Evict, 1)
+	assert.Equal(t, "low", p.Evict[0].Job)
+	waitStatus(t, cl, "low", StatusRunning) // the dry run evicted nothing
+
+	_, err = cl.Submit(ctx, high)
+	require.NoError(t, err)
+	waitStatus(t, cl, "high", StatusRunning)
+	j := waitStatus(t, cl, "low", StatusQueued)
+	assert.Equal(t, 1, j.Requeues)
+}

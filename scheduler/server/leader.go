@@ -235,7 +235,7 @@ func Schedule(f *state.Frozen, policy string, now int64, rng *rand.Rand) (schedu
 }
 
 func schedule(f *state.Frozen, pol *scheduler.Policy, now int64, rng *rand.Rand) (scheduler.Plan, error) {
-	plan, err := f.Schedule(scheduler.Pass{Now: now, Policy: pol, Rng: rng, Backfill: true})
+	plan, err := f.Schedule(scheduler.Pass{Now: now, Policy: pol, Rng: rng, Backfill: true, Preempt: true})
 	if err != nil {
 		return scheduler.Plan{}, fmt.Errorf("scheduling pass: %w", err)
 	}
