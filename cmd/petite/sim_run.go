@@ -16,6 +16,7 @@ import (
 
 	"petite/scheduler"
 	"petite/simulator/replay"
+	"petite/simulator/scenario"
 	"petite/traces"
 )
 
@@ -45,6 +46,8 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue fifo-skip --cloud-wait cost:0.1 --warmup-jobs 5 --json",
 			"# Star-Wait with the paper's L = 5 min and R = 1.8",
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue fifo-skip --cloud-wait star:0.1:5m:1.8 --warmup-jobs 5",
+			"# a scenario: its run and the impact of retiring the on-prem hall",
+			"petite sim run --scenario examples/retire-onprem.yaml",
 			"# a plain replay on the owned nodes, with backfill",
 			"petite sim run --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --queue backfill",
 		),
@@ -66,11 +69,20 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	events := fs.String("events", "", "write the event log to this file, one JSON object a line")
 	strict := fs.Bool("strict", false, "a bad trace record ends the run (default: skipped and counted)")
 	format := fs.String("format", "auto", "format of --trace (auto sniffs it)")
+	scenarioPath := fs.String("scenario", "", "run a scenario file (docs/scenario.md) and print its summary and the impact of each retire, drain or move")
 	output := addOutputFlag(fs, "text", "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out, err := output.format()
 		if err != nil {
 			return err
+		}
+		if *scenarioPath != "" {
+			for _, f := range []string{"fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict"} {
+				if cmd.Flags().Changed(f) {
+					return usageErr("--scenario and --%s exclude each other: the scenario names its inputs and settings", f)
+				}
+			}
+			return runScenario(cmd, *scenarioPath, out, *events)
 		}
 		if *tracePath == "" {
 			return usageErr("--trace: a job trace is required")
@@ -153,6 +165,64 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		return writeRunText(cmd.OutOrStdout(), &res.Summary)
 	}
 	return cmd
+}
+
+// runScenario runs a scenario as compiled, then with and without each of
+// its retire, drain and move actions, and prints the run's summary and the
+// impacts.
+func runScenario(cmd *cobra.Command, path, out, events string) error {
+	s, err := scenario.Load(path)
+	if err != nil {
+		return err
+	}
+	in, err := s.LoadInputs()
+	if err != nil {
+		return err
+	}
+	c, err := s.CompileWith(in, nil)
+	if err != nil {
+		return err
+	}
+	cfg := c.Config
+	var ev *eventLog
+	if events != "" {
+		if ev, err = newEventLog(events); err != nil {
+			return err
+		}
+		cfg.Observe = ev.write
+	}
+	res, err := replay.Run(cmd.Context(), cfg)
+	if ev != nil {
+		if cerr := ev.close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	ims, err := s.Impacts(cmd.Context(), in)
+	if err != nil {
+		return err
+	}
+	if ims == nil {
+		ims = []scenario.Impact{} // [] in JSON, not null
+	}
+	if out == "json" {
+		return writeJSON(cmd.OutOrStdout(), struct {
+			Summary replay.Summary    `json:"summary"`
+			Impacts []scenario.Impact `json:"impacts"`
+		}{res.Summary, ims})
+	}
+	if err := writeRunText(cmd.OutOrStdout(), &res.Summary); err != nil {
+		return err
+	}
+	if len(ims) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(cmd.OutOrStdout()); err != nil {
+		return err
+	}
+	return scenario.WriteImpacts(cmd.OutOrStdout(), ims)
 }
 
 // readReplayJobs reads a job trace whole and converts it for the replay.

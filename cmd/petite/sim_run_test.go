@@ -128,3 +128,23 @@ func TestSimRunErrors(t *testing.T) {
 	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", noDur, "--default-duration", "1m")
 	assert.Equal(t, 0, code, errOut)
 }
+
+func TestSimRunScenario(t *testing.T) {
+	inShippedTree(t)
+	code, out, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/burst-to-cloud.yaml", "--json")
+	require.Equal(t, 0, code, errOut)
+	var r struct {
+		Summary map[string]any `json:"summary"`
+		Impacts []any          `json:"impacts"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	assert.Contains(t, r.Summary, "cloud_cost")
+	assert.Positive(t, r.Summary["total"])
+	assert.NotNil(t, r.Impacts, "impacts is a list, [] when the scenario has no retire, drain or move")
+	_, again, _ := petite(t, nil, "sim", "run", "--scenario", "examples/burst-to-cloud.yaml", "--json")
+	assert.Equal(t, out, again)
+
+	code, _, errOut = petite(t, nil, "sim", "run", "--scenario", "examples/burst-to-cloud.yaml", "--seed", "3")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--scenario and --seed exclude each other")
+}

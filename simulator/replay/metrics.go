@@ -212,10 +212,11 @@ type utilAcc struct {
 
 func (e *engine) result() *Result {
 	s := Summary{Total: len(e.recs), Passes: e.passes}
+	var milli int64
 	for n := range e.m.Cluster().NumNodes() {
-		u := e.m.Cluster().Usage(nodeIDOf(n))
-		s.OwnedGPUs += float64(u.GPUCap) / 1000
+		milli += e.m.Cluster().Usage(nodeIDOf(n)).GPUCap
 	}
+	s.OwnedGPUs = float64(milli) / 1000
 	w := e.win
 	s.WindowStartH, s.WindowEndH = hours(w.start), hours(w.end)
 	T := hours(w.end - w.start)
