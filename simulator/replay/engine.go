@@ -503,7 +503,7 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	j.status = stCloud
 	j.runStart = t
 	r := &e.recs[k]
-	r.Start, r.Where, r.State = t, "cloud", "cloud"
+	r.Start, r.Where, r.State, r.Pool = t, "cloud", "cloud", e.cloudAt
 	d := j.src.Duration
 	r.GPUHours += j.gpus * hours(d)
 	c := e.cloud * j.gpus * hours(d)
@@ -739,6 +739,13 @@ func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 	}
 	if r.Start < 0 {
 		r.Start, r.Where = t, "onprem"
+		best := 0
+		for i, p := range j.shares {
+			if p.GPUs > j.shares[best].GPUs {
+				best = i
+			}
+		}
+		r.Pool = j.shares[best].Pool
 		if j.returned { // Star-Wait: the stint in the cloud is paid for
 			r.Cost += j.stintCost
 			r.CloudCost += j.stintCost

@@ -398,3 +398,40 @@ func TestRecordRunsAcrossARequeue(t *testing.T) {
 	one := []PoolGPUs{{"onprem", 8}}
 	assert.Equal(t, []Segment{{0, 350 * Second, one}, {400 * Second, 1120 * Second, one}}, res.Jobs[0].Runs)
 }
+
+func TestCutsPartitionTheMeasuredJobs(t *testing.T) {
+	pools := []scheduler.Pool{{Name: "hall", Kind: scheduler.PoolOnPrem, PricePerGPUHour: 0.5}, {Name: "racks", Kind: scheduler.PoolOutposts, PricePerGPUHour: 2}}
+	nodes := []scheduler.Node{gpuNode("h0", "hall", 64000, 8), gpuNode("h1", "hall", 64000, 8), gpuNode("r0", "racks", 64000, 8)}
+	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: randomWorkload(8, 300), WarmupJobs: 10})
+	require.NoError(t, err)
+	s := res.Summary
+	for name, cuts := range map[string]map[string]Cut{"tenant": s.ByTenant, "size": s.BySize, "pool": s.ByPool} {
+		jobs, gpuH, cost := 0, 0.0, 0.0
+		for _, c := range cuts {
+			jobs += c.Jobs
+			gpuH += c.GPUHours
+			cost += c.Cost
+		}
+		assert.Equal(t, s.Jobs, jobs, name)
+		assert.InDelta(t, s.GPUHours, gpuH, 1e-9, name)
+		assert.InDelta(t, s.Cost, cost, 1e-9, name)
+	}
+	assert.Len(t, s.ByTenant, 3)
+	assert.Contains(t, s.ByPool, "racks")
+	// One cut recomputed from the records: tenant a's mean wait.
+	sum, n := 0.0, 0
+	for i, r := range res.Jobs {
+		if i >= 10 && i <= len(res.Jobs)-10 && r.Tenant == "a" {
+			d, ok := r.Wait()
+			require.True(t, ok)
+			sum += hours(d)
+			n++
+		}
+	}
+	assert.Equal(t, n, s.ByTenant["a"].Jobs)
+	assert.InDelta(t, sum/float64(n), s.ByTenant["a"].WaitH.Mean, 1e-12)
+	assert.Equal(t, "2-4", SizeBucket(3))
+	assert.Equal(t, "share", SizeBucket(0.5))
+	assert.Equal(t, "cpu", SizeBucket(0))
+	assert.Equal(t, ">64", SizeBucket(65))
+}

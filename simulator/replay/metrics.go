@@ -42,6 +42,10 @@ type JobRecord struct {
 	// the part spent in the burst cloud.
 	Cost      float64 `json:"cost"`
 	CloudCost float64 `json:"cloud_cost,omitempty"`
+	// Pool is where the job ran first: the pool holding most of its GPUs in
+	// its first owned run (the first such pool on a tie), or the burst
+	// cloud pool; "" for a job that never started.
+	Pool string `json:"pool,omitempty"`
 	// Runs are the job's stretches on owned nodes, with the GPUs they held
 	// in each pool (Config.RecordRuns; nil otherwise). A run still going
 	// when the run stopped ends at -1.
@@ -163,11 +167,80 @@ type Summary struct {
 	Queued  int `json:"queued"`
 	InCloud int `json:"in_cloud"`
 	Future  int `json:"future"`
+	// ByTenant, BySize and ByPool cut the measured jobs by tenant ("" as
+	// "-"), by size (SizeBucket) and by the pool they ran in first
+	// ("-" for jobs that never started).
+	ByTenant map[string]Cut `json:"by_tenant"`
+	BySize   map[string]Cut `json:"by_size"`
+	ByPool   map[string]Cut `json:"by_pool"`
 	// OwnedGPUs are the GPUs of the nodes the queue is placed on, at the
 	// end of the run (nodes added during it included).
 	OwnedGPUs float64 `json:"owned_gpus"`
 	// Passes counts the scheduling passes run.
 	Passes int `json:"passes"`
+}
+
+// Cut aggregates a subset of the measured jobs.
+type Cut struct {
+	Jobs     int     `json:"jobs"`
+	WaitH    Stats   `json:"wait_h"`
+	JCTH     Stats   `json:"jct_h"`
+	GPUHours float64 `json:"gpu_hours"`
+	Cost     float64 `json:"cost"`
+}
+
+// SizeBucket names a job's size by the GPUs it holds: "cpu" (none),
+// "share" (less than one), "1", "2-4", "5-8", "9-64", ">64".
+func SizeBucket(gpus float64) string {
+	switch {
+	case gpus == 0:
+		return "cpu"
+	case gpus < 1:
+		return "share"
+	case gpus <= 1:
+		return "1"
+	case gpus <= 4:
+		return "2-4"
+	case gpus <= 8:
+		return "5-8"
+	case gpus <= 64:
+		return "9-64"
+	}
+	return ">64"
+}
+
+// cutAcc gathers one cut's values.
+type cutAcc struct {
+	jobs            int
+	waits, jcts     []float64
+	gpuHours, costs float64
+}
+
+func (c *cutAcc) add(r *JobRecord) {
+	c.jobs++
+	if d, ok := r.Wait(); ok {
+		c.waits = append(c.waits, hours(d))
+	}
+	if d, ok := r.JCT(); ok {
+		c.jcts = append(c.jcts, hours(d))
+	}
+	c.gpuHours += r.GPUHours
+	c.costs += r.Cost
+}
+
+func cutsOf(m map[string]*cutAcc) map[string]Cut {
+	out := make(map[string]Cut, len(m))
+	for k, c := range m {
+		out[k] = Cut{Jobs: c.jobs, WaitH: statsOf(c.waits), JCTH: statsOf(c.jcts), GPUHours: c.gpuHours, Cost: c.costs}
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // Result is a replay's outcome: the summary and every job's record, in
@@ -222,6 +295,15 @@ func (e *engine) result() *Result {
 	T := hours(w.end - w.start)
 	s.WindowH = T
 	var waits, jcts, slows []float64
+	tenants, sizes, pools := map[string]*cutAcc{}, map[string]*cutAcc{}, map[string]*cutAcc{}
+	cut := func(m map[string]*cutAcc, k string) *cutAcc {
+		c, ok := m[k]
+		if !ok {
+			c = &cutAcc{}
+			m[k] = c
+		}
+		return c
+	}
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	for i := range e.recs {
 		r := &e.recs[i]
@@ -243,6 +325,9 @@ func (e *engine) result() *Result {
 			continue
 		}
 		s.Jobs++
+		cut(tenants, orDash(r.Tenant)).add(r)
+		cut(sizes, SizeBucket(r.GPUs)).add(r)
+		cut(pools, orDash(r.Pool)).add(r)
 		if r.Where == "cloud" {
 			s.CloudJobs++
 		}
@@ -263,6 +348,7 @@ func (e *engine) result() *Result {
 		s.Cost += r.Cost
 	}
 	s.WaitH, s.JCTH, s.Slowdown = statsOf(waits), statsOf(jcts), statsOf(slows)
+	s.ByTenant, s.BySize, s.ByPool = cutsOf(tenants), cutsOf(sizes), cutsOf(pools)
 	s.AvgWaitH, s.AvgJCTH = s.WaitH.Mean, s.JCTH.Mean
 	s.P90JCTH, s.P99JCTH = s.JCTH.P90, s.JCTH.P99
 	if T > 0 {
