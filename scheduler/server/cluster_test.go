@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"petite/scheduler"
@@ -79,4 +81,40 @@ func TestClusterPlacesSubmittedJob(t *testing.T) {
 		}
 		return true
 	}, 5*time.Second, 10*time.Millisecond)
+}
+
+// Passes run when something changed, not on a tick, and a burst of submits
+// within the coalescing delay is placed by one pass, in one plan.
+func TestPassesFollowChanges(t *testing.T) {
+	pools, nodes := testFleet(4)
+	s, err := New(Config{ID: "s", DataDir: t.TempDir(), RaftAddr: freeAddr(t), Bootstrap: true,
+		Pools: pools, Nodes: nodes, Policy: "best-fit", Coalesce: 200 * time.Millisecond, Fast: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, s.Ready(ctx))
+	require.Eventually(t, func() bool { return s.Stats().Passes > 0 }, 5*time.Second, 5*time.Millisecond, "a pass on taking office")
+	time.Sleep(100 * time.Millisecond)
+	idle := s.Stats()
+	time.Sleep(200 * time.Millisecond)
+	assert.Equal(t, idle, s.Stats(), "no pass without a change")
+
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			_, err := s.Submit(ctx, scheduler.Job{ID: fmt.Sprintf("b%d", i), Kind: scheduler.Training, Count: 1,
+				Task: scheduler.Task{GPUs: 2, GPUMilli: 1000}}, JobRecord{})
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool {
+		running := 0
+		s.FSM().Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) { running = len(m.Running()) })
+		return running == 10
+	}, 5*time.Second, 5*time.Millisecond)
+	st := s.Stats()
+	assert.Equal(t, idle.Plans+1, st.Plans, "ten submits, one plan: %+v", st)
+	assert.Zero(t, st.Refused)
 }

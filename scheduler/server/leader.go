@@ -173,6 +173,7 @@ func (s *Server) pass(ctx context.Context, pl *planner, rng *rand.Rand) error {
 			m.Refreeze(pl.frozen)
 		}
 	})
+	s.stats.passes.Add(1)
 	if len(pl.frozen.Pending()) == 0 && !underReplicated(pl.frozen) {
 		s.setUnplaced(nil)
 		return nil
@@ -187,8 +188,10 @@ func (s *Server) pass(ctx context.Context, pl *planner, rng *rand.Rand) error {
 		return nil
 	}
 	if _, err := s.Apply(ctx, state.PlanCommand(plan, now)); err != nil {
+		s.stats.refused.Add(1)
 		return fmt.Errorf("plan of %d placements: %w", len(plan.Place), err)
 	}
+	s.stats.plans.Add(1)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -78,6 +79,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	unplaced map[string]scheduler.Unplaced // last pass's, on the leader
+	stats    struct{ passes, plans, refused atomic.Uint64 }
 
 	stop    chan struct{}
 	done    chan struct{}
@@ -342,6 +344,19 @@ func notLeader(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotLeader, err)
 	}
 	return err
+}
+
+// Stats counts this server's scheduling work while it led.
+type Stats struct {
+	// Passes are the scheduling passes run; Plans the plans committed;
+	// Refused the plans the state machine refused (made on a state that
+	// had moved on).
+	Passes, Plans, Refused uint64
+}
+
+// Stats returns the server's counts so far.
+func (s *Server) Stats() Stats {
+	return Stats{Passes: s.stats.passes.Load(), Plans: s.stats.plans.Load(), Refused: s.stats.refused.Load()}
 }
 
 // Unplaced returns the reasons the leader's last scheduling pass gave for
