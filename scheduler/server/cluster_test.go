@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +32,7 @@ func testFleet(n int) ([]scheduler.Pool, []scheduler.Node) {
 
 // startCluster starts n servers bootstrapped together on loopback TCP,
 // each with its data in its own temp dir, and waits for a leader.
-func startCluster(t *testing.T, n int) []*Server {
+func startCluster(t *testing.T, n int, opts ...func(*Config)) []*Server {
 	t.Helper()
 	pools, nodes := testFleet(4)
 	// Reserve the raft addresses first: every server bootstraps with all.
@@ -42,6 +44,9 @@ func startCluster(t *testing.T, n int) []*Server {
 			ID: fmt.Sprintf("s%d", i), DataDir: t.TempDir(), RaftAddr: addr, Bootstrap: true,
 			HTTPAddr: fmt.Sprintf("http://s%d.invalid", i), Pools: pools, Nodes: nodes,
 			Policy: "best-fit", Coalesce: time.Millisecond, Fast: true,
+		}
+		for _, o := range opts {
+			o(&cfgs[i])
 		}
 		peers[i] = Peer{ID: cfgs[i].ID, Addr: addr}
 	}
@@ -117,4 +122,51 @@ func TestPassesFollowChanges(t *testing.T) {
 	st := s.Stats()
 	assert.Equal(t, idle.Plans+1, st.Plans, "ten submits, one plan: %+v", st)
 	assert.Zero(t, st.Refused)
+}
+
+// A plan made on a frozen state that the log has since moved past is
+// refused by every server alike when it no longer fits, and goes through
+// when it still does: the state machine re-checks each plan as it commits.
+func TestStalePlanThroughRaft(t *testing.T) {
+	servers := startCluster(t, 3, func(c *Config) { c.NoScheduling = true; c.HTTPAddr = "" })
+	leader := waitLeader(t, servers)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b", "c"} {
+		_, err := leader.Submit(ctx, scheduler.Job{ID: id, Kind: scheduler.Training, Count: 1, Task: scheduler.Task{GPUs: 8, GPUMilli: 1000}}, JobRecord{})
+		require.NoError(t, err)
+	}
+	// One pass on a frozen state, its placements committed one by one
+	// while the state moves on.
+	var frozen *state.Frozen
+	leader.FSM().Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) { frozen = m.Freeze() })
+	p1, err := Schedule(frozen, "first-fit", 1, rand.New(rand.NewPCG(1, 2)))
+	require.NoError(t, err)
+	require.Len(t, p1.Place, 3)
+	first := state.PlanCommand(scheduler.Plan{Place: p1.Place[:1]}, 1) // a on n0
+	_, err = leader.Apply(ctx, first)
+	require.NoError(t, err)
+	// Stale: b on n1 still fits; a plan giving n0 to c does not.
+	stillFits := state.PlanCommand(scheduler.Plan{Place: p1.Place[1:2]}, 2)
+	_, err = leader.Apply(ctx, stillFits)
+	require.NoError(t, err)
+	clash := p1.Place[2]
+	clash.Tasks = append([]scheduler.TaskPlacement(nil), clash.Tasks...)
+	clash.Tasks[0].Node = first.Place[0].Tasks[0].Node
+	_, err = leader.Apply(ctx, state.PlanCommand(scheduler.Plan{Place: []scheduler.JobPlacement{clash}}, 3))
+	require.ErrorContains(t, err, "oversubscribed")
+	hashes := func() []string {
+		var out []string
+		for _, s := range servers {
+			var b bytes.Buffer
+			require.NoError(t, s.FSM().StateSnapshot(&b))
+			out = append(out, b.String())
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { h := hashes(); return h[0] == h[1] && h[1] == h[2] }, 5*time.Second, 5*time.Millisecond)
+	leader.FSM().Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) {
+		c, _ := m.Job("c")
+		assert.Equal(t, state.Pending, c.Status)
+		assert.Len(t, m.Running(), 2)
+	})
 }
