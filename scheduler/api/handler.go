@@ -152,7 +152,7 @@ func (h *handler) commitError(err error) *Error {
 // applyError maps an error of Apply: a refusal of the state machine is the
 // client's; anything else is the cluster's.
 func (h *handler) applyError(err error) *Error {
-	if errors.Is(err, server.ErrNotLeader) || strings.HasPrefix(err.Error(), "commit: ") {
+	if errors.Is(err, server.ErrNotLeader) || errors.Is(err, server.ErrCommit) {
 		return h.commitError(err)
 	}
 	return &Error{Status: http.StatusUnprocessableEntity, Code: CodeRefused, Message: err.Error()}
@@ -225,12 +225,12 @@ func specJob(w http.ResponseWriter, r *http.Request) (scheduler.Job, []string, b
 		return scheduler.Job{}, nil, false
 	}
 	if job.ID == "" {
-		job.ID = newID(cmp(spec.Name, job.Kind.String()))
+		job.ID = newID(orElse(spec.Name, job.Kind.String()))
 	}
 	return job, spec.Task.Command, true
 }
 
-func cmp(a, b string) string {
+func orElse(a, b string) string {
 	if a != "" {
 		return a
 	}

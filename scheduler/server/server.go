@@ -23,6 +23,11 @@ import (
 // the API forwards them to the leader.
 var ErrNotLeader = errors.New("not the leader")
 
+// ErrCommit marks a write that raft could not commit (a timeout, a
+// shutdown): the cluster's fault, not the command's. A command the state
+// machine refuses returns the machine's error instead.
+var ErrCommit = errors.New("commit")
+
 // Peer is one voting server of the cluster.
 type Peer struct {
 	ID   string `json:"id"`
@@ -247,7 +252,7 @@ func (s *Server) apply(ctx context.Context, entry []byte) (ApplyResult, error) {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return ApplyResult{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
-		return ApplyResult{}, fmt.Errorf("commit: %w", err)
+		return ApplyResult{}, fmt.Errorf("%w: %w", ErrCommit, err)
 	}
 	res, _ := f.Response().(ApplyResult)
 	return res, res.Err
