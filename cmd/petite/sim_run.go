@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -67,6 +69,8 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	horizon := fs.Duration("horizon", 0, "stop this long after the first job's submit (0: when every job has ended)")
 	preempt := fs.Bool("preempt", false, "let jobs evict running work of strictly lower priority")
 	events := fs.String("events", "", "write the event log to this file, one JSON object a line")
+	series := fs.String("series", "", "write a CSV of the state every --series-step to this file (GPUs per pool, cloud, pending, jobs, spend)")
+	seriesStep := fs.Duration("series-step", time.Minute, "the step of --series")
 	strict := fs.Bool("strict", false, "a bad trace record ends the run (default: skipped and counted)")
 	format := fs.String("format", "auto", "format of --trace (auto sniffs it)")
 	scenarioPath := fs.String("scenario", "", "run a scenario file (docs/scenario.md) and print its summary and the impact of each retire, drain or move")
@@ -93,6 +97,9 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		q, err := replay.ParseQueue(*queue)
 		if err != nil {
 			return usageErr("--queue: %v", err)
+		}
+		if *seriesStep <= 0 {
+			return usageErr("--series-step: must be positive")
 		}
 		for name, d := range map[string]time.Duration{"default-duration": *defDur, "checkpoint-interval": *ckpt, "restart-cost": *restart, "horizon": *horizon} {
 			if d < 0 {
@@ -133,6 +140,9 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			}
 			cfg.Horizon = first + int64(*horizon)
 		}
+		if *series != "" {
+			cfg.SeriesStep = int64(*seriesStep)
+		}
 		var ev *eventLog
 		if *events != "" {
 			if ev, err = newEventLog(*events); err != nil {
@@ -158,6 +168,11 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		}
 		if err != nil {
 			return err
+		}
+		if res.Series != nil {
+			if err := writeSeriesCSV(*series, res.Series); err != nil {
+				return err
+			}
 		}
 		if out == "json" {
 			return writeJSON(cmd.OutOrStdout(), res.Summary)
@@ -290,6 +305,40 @@ func (l *eventLog) close() error {
 	}
 	if err != nil {
 		return fmt.Errorf("--events: write %s: %w", l.f.Name(), err)
+	}
+	return nil
+}
+
+// writeSeriesCSV writes a run's series: one row per sample, the time in
+// seconds first.
+func writeSeriesCSV(path string, s *replay.Series) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--series: %w", err)
+	}
+	w := csv.NewWriter(f) // buffered by csv itself
+	head := []string{"t_s"}
+	for _, p := range s.Pools {
+		head = append(head, "allocated_gpus:"+p)
+	}
+	head = append(head, "cloud_gpus", "pending_gpus", "running_jobs", "queued_jobs", "spend_per_hour")
+	_ = w.Write(head)
+	num := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+	for _, sm := range s.Samples {
+		row := []string{num(float64(sm.At) / float64(replay.Second))}
+		for _, a := range sm.Allocated {
+			row = append(row, num(a))
+		}
+		row = append(row, num(sm.Cloud), num(sm.Pending), strconv.Itoa(sm.Running), strconv.Itoa(sm.Queued), num(sm.SpendPerHour))
+		_ = w.Write(row)
+	}
+	w.Flush()
+	err = w.Error()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--series: write %s: %w", path, err)
 	}
 	return nil
 }

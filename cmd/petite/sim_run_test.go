@@ -148,3 +148,23 @@ func TestSimRunScenario(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--scenario and --seed exclude each other")
 }
+
+func TestSimRunSeriesCSV(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "series.csv")
+	code, _, errOut := petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--cloud-wait", "constant:15s",
+		"--series", path, "--series-step", "10m")
+	require.Equal(t, 0, code, errOut)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	assert.Equal(t, "t_s,allocated_gpus:onprem,allocated_gpus:cloud,cloud_gpus,pending_gpus,running_jobs,queued_jobs,spend_per_hour", lines[0])
+	// From 0 (the step boundary at or before the first submit, 64 s) to
+	// the last end, 4.96 h after it (makespan): 30 steps of 10 min.
+	assert.Len(t, lines, 1+30)
+	assert.True(t, strings.HasPrefix(lines[1], "0,"), lines[1])
+	assert.True(t, strings.HasPrefix(lines[2], "600,"), lines[2])
+
+	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--series", path, "--series-step", "0s")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--series-step")
+}

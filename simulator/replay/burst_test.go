@@ -398,3 +398,30 @@ func TestRunLeavesItsConfigAlone(t *testing.T) {
 	assert.Same(t, &add, evs[0].Add)
 	assert.Equal(t, int64(1000), add.CPUMilli)
 }
+
+func TestSeriesSamplesTheState(t *testing.T) {
+	// Owned pool priced 2, cloud 1, budgets of 8 s, samples every 10 s.
+	// job 0 (8 GPUs) holds the node [0, 25]; job 1 (4, 30 s, t=5) leaves for
+	// the cloud at 13 and runs to 43; job 2 (2, 10 s, t=12) waits behind it
+	// and leaves at 20, running to 30. Samples show the state after their
+	// instant: at 10 job 1 waits (4 pending); at 20 both are in the cloud
+	// (6 GPUs, spend 2·8 + 6 = 22); at 30 and 40 only job 1 (spend 4).
+	pools, nodes := burstFleet([]string{"n0"}, nil)
+	pools[0].PricePerGPUHour = 2
+	res, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 25, 8}, {5, 30, 4}, {12, 10, 2}}),
+		Burst: &Burst{Wait: WaitPolicy{Kind: WaitConstant, Budget: 8 * Second}}, SeriesStep: 10 * Second})
+	require.NoError(t, err)
+	require.NotNil(t, res.Series)
+	assert.Equal(t, []string{"onprem", "cloud"}, res.Series.Pools)
+	want := []Sample{
+		{At: 0, Allocated: []float64{8, 0}, Running: 1, SpendPerHour: 16},
+		{At: 10 * Second, Allocated: []float64{8, 0}, Pending: 4, Running: 1, Queued: 1, SpendPerHour: 16},
+		{At: 20 * Second, Allocated: []float64{8, 0}, Cloud: 6, Running: 1, SpendPerHour: 22},
+		{At: 30 * Second, Allocated: []float64{0, 0}, Cloud: 4, SpendPerHour: 4},
+		{At: 40 * Second, Allocated: []float64{0, 0}, Cloud: 4, SpendPerHour: 4},
+	}
+	assert.Equal(t, want, res.Series.Samples)
+
+	_, err = Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: jobsOf([]tj{{0, 25, 8}, {5, 30, 4}}), SeriesStep: 1})
+	require.ErrorContains(t, err, "take a longer step")
+}

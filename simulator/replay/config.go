@@ -53,6 +53,11 @@ type Config struct {
 	// the naive time-step way, kept to measure what the event-driven run
 	// saves. 0 runs a pass only when something changed.
 	PassEvery int64
+	// SeriesStep, when positive, samples the state every SeriesStep of
+	// virtual time (Result.Series): GPUs held per pool and in the burst
+	// cloud, GPUs asked for by the queue, running and queued jobs, spend
+	// per hour.
+	SeriesStep int64
 	// RecordRuns keeps in every JobRecord its runs on owned nodes and the
 	// GPUs each held per pool (memory per run; off for large replays).
 	RecordRuns bool

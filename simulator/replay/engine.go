@@ -49,32 +49,40 @@ type jobState struct {
 
 // engine is one replay in progress.
 type engine struct {
-	cfg       *Config
-	m         *state.Machine
-	pol       *scheduler.Policy
-	rng       *rand.Rand
-	q         queue
-	jobs      []jobState
-	recs      []JobRecord
-	order     []int // job numbers in submission order
-	width     int   // digits of the machine ids
-	price     map[string]float64
-	poolOf    map[string]string // node name → pool name
-	kind      map[string]scheduler.PoolKind
-	normCPU   int64 // under bursting, every owned node's CPU and memory
-	normMem   int64
-	added     float64 // GPU-hours of capacity added within the window
-	addedGPUs float64 // GPUs added during the run
-	cloud     float64 // price per GPU-hour of the burst pool
-	cloudAt   string  // the burst pool's name
-	win       window
-	util      utilAcc
-	queued    int
-	ended     int
-	pruneAt   int
-	topUp     bool
-	passes    int
-	log       func(Event)
+	cfg        *Config
+	m          *state.Machine
+	pol        *scheduler.Policy
+	rng        *rand.Rand
+	q          queue
+	jobs       []jobState
+	recs       []JobRecord
+	order      []int // job numbers in submission order
+	width      int   // digits of the machine ids
+	price      map[string]float64
+	poolOf     map[string]string // node name → pool name
+	kind       map[string]scheduler.PoolKind
+	normCPU    int64 // under bursting, every owned node's CPU and memory
+	normMem    int64
+	added      float64 // GPU-hours of capacity added within the window
+	addedGPUs  float64 // GPUs added during the run
+	cloud      float64 // price per GPU-hour of the burst pool
+	cloudAt    string  // the burst pool's name
+	win        window
+	util       utilAcc
+	queued     int
+	running    int
+	pending    float64   // GPUs the queued jobs ask for
+	inCloud    float64   // GPUs running in the burst cloud (stints included)
+	alloc      []float64 // GPUs held per pool, in fleet order
+	poolIdx    map[string]int
+	series     *Series
+	nextSample int64
+	lastT      int64 // the last instant applied
+	ended      int
+	pruneAt    int
+	topUp      bool
+	passes     int
+	log        func(Event)
 }
 
 // Run replays a workload over a fleet and returns the per-job records and
@@ -188,7 +196,10 @@ func (e *engine) buildFleet() error {
 		}
 	}
 	kind := map[string]scheduler.PoolKind{}
-	for _, p := range e.cfg.Pools {
+	e.poolIdx = map[string]int{}
+	e.alloc = make([]float64, len(e.cfg.Pools))
+	for i, p := range e.cfg.Pools {
+		e.poolIdx[p.Name] = i
 		kind[p.Name] = p.Kind
 		e.price[p.Name] = p.PricePerGPUHour
 	}
@@ -355,6 +366,10 @@ func (e *engine) run(ctx context.Context) error {
 		if !ok || (e.cfg.Horizon > 0 && t > e.cfg.Horizon) {
 			break
 		}
+		if err := e.sampleUpTo(t, false); err != nil {
+			return err
+		}
+		e.lastT = t
 		batch = batch[:0]
 		for !e.q.empty() && e.q.h[0].at == t {
 			batch = append(batch, e.q.pop())
@@ -394,6 +409,13 @@ func (e *engine) run(ctx context.Context) error {
 			}
 		}
 	}
+	end := e.lastT
+	if e.cfg.Horizon > 0 {
+		end = e.cfg.Horizon
+	}
+	if err := e.sampleUpTo(end, true); err != nil {
+		return err
+	}
 	e.stop()
 	if e.cfg.Progress != nil {
 		e.cfg.Progress(next, len(e.jobs))
@@ -413,8 +435,7 @@ func (e *engine) arrive(k int, t int64) error {
 	if _, err := e.m.Apply(state.Submit{Job: job, At: seconds(t)}); err != nil {
 		return fmt.Errorf("replay: submit %s: %w", j.src.Source, err)
 	}
-	j.status = stQueued
-	e.queued++
+	e.setStatus(k, stQueued)
 	e.recs[k].State = "queued"
 	e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.src.Job.ID})
 	if e.cfg.Burst != nil {
@@ -438,7 +459,7 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	k := int(it.job)
 	j := &e.jobs[k]
 	if it.cloud {
-		j.status = stDone
+		e.setStatus(k, stDone)
 		e.ended++
 		r := &e.recs[k]
 		r.End, r.State = t, "ended"
@@ -452,7 +473,6 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	var err error
 	if j.status == stQueued { // a service that lost every replica ends queued
 		_, err = e.m.Apply(state.Cancel{Job: id, At: seconds(t)})
-		e.queued--
 	} else {
 		e.closeRun(k, t)
 		_, err = e.m.Apply(state.Finish{Job: id, At: seconds(t)})
@@ -460,7 +480,7 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("replay: finish %s: %w", j.src.Job.ID, err)
 	}
-	j.status = stDone
+	e.setStatus(k, stDone)
 	e.ended++
 	r := &e.recs[k]
 	r.End, r.State = t, "ended"
@@ -489,18 +509,17 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	if _, err := e.m.Apply(state.Cancel{Job: e.machineID(k), At: seconds(t)}); err != nil {
 		return false, fmt.Errorf("replay: send %s to the cloud: %w", j.src.Job.ID, err)
 	}
-	e.queued--
 	if w := e.cfg.Burst.Wait; w.Kind == WaitStar && !j.returned && j.src.Duration > w.L {
 		// Star-Wait: a stint of L in the cloud, then back to the queue
 		// once. Its cost is booked when it is known whether it counts.
-		j.status = stStint
+		e.setStatus(k, stStint)
 		j.stintCost, j.stintEnd = e.cloud*j.gpus*hours(w.L), t+w.L
 		e.recs[k].State = "cloud"
 		e.emit(Event{At: t, Kind: EventStint, Job: k, ID: j.src.Job.ID})
 		e.q.push(item{at: t + w.L, phase: phaseReturn, job: int32(k)})
 		return true, nil
 	}
-	j.status = stCloud
+	e.setStatus(k, stCloud)
 	j.runStart = t
 	r := &e.recs[k]
 	r.Start, r.Where, r.State, r.Pool = t, "cloud", "cloud", e.cloudAt
@@ -523,8 +542,7 @@ func (e *engine) comeBack(k int, t int64) error {
 	if _, err := e.m.Apply(state.Submit{Job: e.coreJob(k, t), At: seconds(t)}); err != nil {
 		return fmt.Errorf("replay: resubmit %s: %w", j.src.Job.ID, err)
 	}
-	j.status = stQueued
-	e.queued++
+	e.setStatus(k, stQueued)
 	e.recs[k].State = "queued"
 	e.emit(Event{At: t, Kind: EventReturn, Job: k, ID: j.src.Job.ID})
 	e.q.push(item{at: t + e.cfg.Burst.Wait.returnBudget(j.src, j.gpus, t), phase: phaseExpire, job: int32(k)})
@@ -627,12 +645,32 @@ func (e *engine) requeued(ids []string, t int64) error {
 			j.work = j.src.Duration - j.done
 			j.epoch++
 		}
-		j.status = stQueued
-		e.queued++
+		e.setStatus(k, stQueued)
 		r.State = "queued"
 		e.emit(Event{At: t, Kind: EventRequeue, Job: k, ID: j.src.Job.ID})
 	}
 	return nil
+}
+
+// setStatus moves job k to st, keeping the counts of queued and running
+// jobs, pending GPUs and GPUs in the burst cloud.
+func (e *engine) setStatus(k int, st status) {
+	j := &e.jobs[k]
+	e.count(j.status, -1, j.gpus) // leave the old status first, always
+	e.count(st, 1, j.gpus)
+	j.status = st
+}
+
+func (e *engine) count(s status, sign int, gpus float64) {
+	switch s {
+	case stQueued:
+		e.queued += sign
+		e.pending += float64(sign) * gpus
+	case stRunning:
+		e.running += sign
+	case stCloud, stStint:
+		e.inCloud += float64(sign) * gpus
+	}
 }
 
 // closeRun books the owned run of job k that ends at t.
@@ -643,6 +681,9 @@ func (e *engine) closeRun(k int, t int64) {
 	r.GPUHours += j.gpus * hours(d)
 	r.Cost += e.runCost(j, t)
 	j.costFrom = t
+	for _, p := range j.shares {
+		e.alloc[e.poolIdx[p.Pool]] -= p.GPUs
+	}
 	if e.cfg.RecordRuns {
 		r.Runs[len(r.Runs)-1].End = t
 	}
@@ -730,10 +771,12 @@ func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 	j := &e.jobs[k]
 	r := &e.recs[k]
 	node := tasks[0].Node
-	e.queued--
-	j.status = stRunning
+	e.setStatus(k, stRunning)
 	j.runStart, j.costFrom = t, t
 	e.share(j, tasks)
+	for _, p := range j.shares {
+		e.alloc[e.poolIdx[p.Pool]] += p.GPUs
+	}
 	if e.cfg.RecordRuns {
 		r.Runs = append(r.Runs, Segment{Start: t, End: -1, Pools: slices.Clone(j.shares)})
 	}

@@ -244,11 +244,82 @@ func orDash(s string) string {
 }
 
 // Result is a replay's outcome: the summary and every job's record, in
-// submission order.
+// submission order, and the series when asked for.
 type Result struct {
 	Summary Summary     `json:"summary"`
 	Jobs    []JobRecord `json:"jobs"`
+	Series  *Series     `json:"series,omitempty"`
 }
+
+// Series samples the state at every multiple of Step on the virtual clock,
+// from the one at or before the first event to the last event (or the
+// horizon). A sample shows the state after every event of its instant and
+// of the instants before it.
+type Series struct {
+	Step int64 `json:"step_ns"`
+	// Pools names the columns of Sample.Allocated: the fleet's pools.
+	Pools   []string `json:"pools"`
+	Samples []Sample `json:"samples"`
+}
+
+// Sample is the state at one instant.
+type Sample struct {
+	At int64 `json:"at_ns"`
+	// Allocated are the GPUs held on each pool's nodes (Series.Pools order).
+	Allocated []float64 `json:"allocated"`
+	// Cloud are the GPUs running in the burst cloud, stints included.
+	Cloud float64 `json:"cloud"`
+	// Pending are the GPUs the queued jobs ask for.
+	Pending float64 `json:"pending"`
+	Running int     `json:"running"`
+	Queued  int     `json:"queued"`
+	// SpendPerHour is Σ price × GPUs held, owned pools and burst cloud.
+	SpendPerHour float64 `json:"spend_per_hour"`
+}
+
+// maxSamples bounds a series: a step far too small for the span is a
+// mistake, not a wish for billions of rows.
+const maxSamples = 10_000_000
+
+// sampleUpTo appends the samples of every step boundary before limit (or
+// at it, when inclusive), all showing the present state.
+func (e *engine) sampleUpTo(limit int64, inclusive bool) error {
+	step := e.cfg.SeriesStep
+	if step <= 0 {
+		return nil
+	}
+	if e.series == nil {
+		e.series = &Series{Step: step}
+		for _, p := range e.cfg.Pools {
+			e.series.Pools = append(e.series.Pools, p.Name)
+		}
+		m := limit % step
+		if m < 0 {
+			m += step
+		}
+		e.nextSample = limit - m
+	}
+	if limit >= e.nextSample && (limit-e.nextSample)/step >= int64(maxSamples-len(e.series.Samples)) {
+		return fmt.Errorf("series: more than %d samples; take a longer step", maxSamples)
+	}
+	for e.nextSample < limit || (inclusive && e.nextSample == limit) {
+		sm := Sample{At: e.nextSample, Allocated: make([]float64, len(e.alloc)), Cloud: round6(e.inCloud),
+			Pending: round6(e.pending), Running: e.running, Queued: e.queued}
+		spend := e.cloud * e.inCloud
+		for i, a := range e.alloc {
+			sm.Allocated[i] = round6(a)
+			spend += e.price[e.cfg.Pools[i].Name] * a
+		}
+		sm.SpendPerHour = round6(spend)
+		e.series.Samples = append(e.series.Samples, sm)
+		e.nextSample += step
+	}
+	return nil
+}
+
+// round6 rounds to a millionth, so that sums that went up and down by
+// fractions show 0 rather than 1e-15.
+func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }
 
 // window is the measurement window: jobs W ≤ i ≤ N − W are measured, over
 // [submit of job W, submit of job N − W − 1].
@@ -363,5 +434,5 @@ func (e *engine) result() *Result {
 	if last >= first {
 		s.MakespanH = hours(last - first)
 	}
-	return &Result{Summary: s, Jobs: e.recs}
+	return &Result{Summary: s, Jobs: e.recs, Series: e.series}
 }
