@@ -1,0 +1,152 @@
+package replay
+
+// The engine's books: job statuses and their counts, runs charged per
+// pool and price, requeues with checkpoints.
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+
+	"petite/scheduler"
+)
+
+// priceEvent changes a pool's price: owned runs on it are booked up to now
+// at the old price, and the cloud runs and stints still to come are
+// re-priced for what remains of them (they were booked in advance). It
+// visits every job: price changes are rare.
+func (e *engine) priceEvent(i int, t int64) {
+	pe := e.cfg.PriceEvents[i]
+	old, now := e.price[pe.Pool], pe.PricePerGPUHour
+	e.emit(Event{At: t, Kind: EventPrice, Job: -1, ID: pe.Pool, State: strconv.FormatFloat(now, 'g', -1, 64)})
+	if old == now {
+		return
+	}
+	cloud := pe.Pool == e.cloudAt
+	for k := range e.jobs {
+		j := &e.jobs[k]
+		r := &e.recs[k]
+		switch {
+		case j.status == stRunning && slices.ContainsFunc(j.shares, func(p PoolGPUs) bool { return p.Pool == pe.Pool }):
+			r.Cost += e.runCost(j, t) // at the prices until now
+			j.costFrom = t
+		case j.status == stCloud && cloud:
+			d := (now - old) * j.gpus * hours(max(0, j.runStart+j.src.Duration-t))
+			r.Cost += d
+			r.CloudCost += d
+		case j.status == stStint && cloud:
+			j.stintCost += (now - old) * j.gpus * hours(max(0, j.stintEnd-t))
+		}
+	}
+	e.price[pe.Pool] = now
+	if cloud {
+		e.cloud = now
+	}
+}
+
+// requeued books jobs sent back to the queue: training keeps the work up to
+// its last checkpoint, the rest of the run is lost; a service keeps its
+// lifetime.
+func (e *engine) requeued(ids []string, t int64) error {
+	for _, id := range ids {
+		k, err := e.number(id)
+		if err != nil {
+			return err
+		}
+		j := &e.jobs[k]
+		if j.status != stRunning {
+			return fmt.Errorf("replay: job %s requeued but not running", j.src.Job.ID)
+		}
+		ran := t - j.runStart
+		e.closeRun(k, t)
+		r := &e.recs[k]
+		r.Preemptions++
+		if j.src.Job.Kind == scheduler.Training {
+			useful := max(0, ran-j.overhead)
+			saved := int64(0)
+			if iv := e.cfg.Checkpoint.Interval; iv > 0 {
+				saved = (j.done+useful)/iv*iv - j.done
+			}
+			r.LostGPUHours += j.gpus * hours(ran-saved)
+			j.done += saved
+			j.work = j.src.Duration - j.done
+			j.epoch++
+		}
+		e.setStatus(k, stQueued)
+		r.State = "queued"
+		e.emit(Event{At: t, Kind: EventRequeue, Job: k, ID: j.src.Job.ID})
+	}
+	return nil
+}
+
+// setStatus moves job k to st, keeping the counts of queued and running
+// jobs, pending GPUs and GPUs in the burst cloud.
+func (e *engine) setStatus(k int, st status) {
+	j := &e.jobs[k]
+	e.count(j.status, -1, j.gpus) // leave the old status first, always
+	e.count(st, 1, j.gpus)
+	j.status = st
+}
+
+func (e *engine) count(s status, sign int, gpus float64) {
+	switch s {
+	case stQueued:
+		e.queued += sign
+		e.pending += float64(sign) * gpus
+	case stRunning:
+		e.running += sign
+	case stCloud, stStint:
+		e.inCloud += float64(sign) * gpus
+	}
+}
+
+// closeRun books the owned run of job k that ends at t.
+func (e *engine) closeRun(k int, t int64) {
+	j := &e.jobs[k]
+	r := &e.recs[k]
+	d := t - j.runStart
+	r.GPUHours += j.gpus * hours(d)
+	r.Cost += e.runCost(j, t)
+	j.costFrom = t
+	for _, p := range j.shares {
+		e.alloc[e.poolIdx[p.Pool]] -= p.GPUs
+	}
+	if e.cfg.RecordRuns {
+		r.Runs[len(r.Runs)-1].End = t
+	}
+	o := j.gpus * e.win.overlap(j.runStart, t)
+	e.util.cluster += o
+	e.util.system += o
+}
+
+// runCost is the cost of job j's owned run from costFrom to t at the
+// pools' present prices.
+func (e *engine) runCost(j *jobState, t int64) float64 {
+	c := 0.0
+	for _, p := range j.shares {
+		c += e.price[p.Pool] * p.GPUs * hours(t-j.costFrom)
+	}
+	return c
+}
+
+// share splits a job's GPUs over the pools its tasks were placed in.
+func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement) {
+	j.shares = j.shares[:0]
+	var total int64
+	for _, tp := range tasks {
+		pool := e.poolOf[tp.Node]
+		m := int64(len(tp.GPUs)) * int64(tp.GPUMilli)
+		total += m
+		i := slices.IndexFunc(j.shares, func(p PoolGPUs) bool { return p.Pool == pool })
+		if i < 0 {
+			j.shares = append(j.shares, PoolGPUs{Pool: pool})
+			i = len(j.shares) - 1
+		}
+		j.shares[i].GPUs += float64(m)
+	}
+	for i := range j.shares {
+		if total > 0 {
+			j.shares[i].GPUs *= j.gpus / float64(total)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package replay
+
+// The burst method's moves: a job whose budget expires leaves for the
+// cloud, or under Star-Wait for a stint that brings it back once.
+
+import (
+	"fmt"
+
+	"petite/scheduler/state"
+)
+
+// expire applies the end of job k's waiting budget: a job still queued
+// leaves for the cloud (or for its Star-Wait stint).
+func (e *engine) expire(k int, t int64) (bool, error) {
+	j := &e.jobs[k]
+	if j.status != stQueued {
+		return false, nil
+	}
+	if _, err := e.m.Apply(state.Cancel{Job: e.machineID(k), At: seconds(t)}); err != nil {
+		return false, fmt.Errorf("replay: send %s to the cloud: %w", j.src.Job.ID, err)
+	}
+	if w := e.cfg.Burst.Wait; w.Kind == WaitStar && !j.returned && j.src.Duration > w.L {
+		// Star-Wait: a stint of L in the cloud, then back to the queue
+		// once. Its cost is booked when it is known whether it counts.
+		e.setStatus(k, stStint)
+		j.stintCost, j.stintEnd = e.cloud*j.gpus*hours(w.L), t+w.L
+		e.recs[k].State = "cloud"
+		e.emit(Event{At: t, Kind: EventStint, Job: k, ID: j.src.Job.ID})
+		e.q.push(item{at: t + w.L, phase: phaseReturn, job: int32(k)})
+		return true, nil
+	}
+	e.setStatus(k, stCloud)
+	j.runStart = t
+	r := &e.recs[k]
+	r.Start, r.Where, r.State, r.Pool = t, "cloud", "cloud", e.cloudAt
+	d := j.src.Duration
+	r.GPUHours += j.gpus * hours(d)
+	c := e.cloud * j.gpus * hours(d)
+	r.Cost += c
+	r.CloudCost += c
+	e.util.system += j.gpus * e.win.overlap(t, t+d)
+	e.emit(Event{At: t, Kind: EventCloud, Job: k, ID: j.src.Job.ID})
+	e.q.push(item{at: t + d, phase: phaseFinish, job: int32(k), cloud: true})
+	return true, nil
+}
+
+// comeBack resubmits a job back from its Star-Wait stint, under a new id,
+// with its second budget.
+func (e *engine) comeBack(k int, t int64) error {
+	j := &e.jobs[k]
+	j.returned = true
+	if _, err := e.m.Apply(state.Submit{Job: e.coreJob(k, t), At: seconds(t)}); err != nil {
+		return fmt.Errorf("replay: resubmit %s: %w", j.src.Job.ID, err)
+	}
+	e.setStatus(k, stQueued)
+	e.recs[k].State = "queued"
+	e.emit(Event{At: t, Kind: EventReturn, Job: k, ID: j.src.Job.ID})
+	e.q.push(item{at: t + e.cfg.Burst.Wait.returnBudget(j.src, j.gpus, t), phase: phaseExpire, job: int32(k)})
+	return nil
+}

@@ -1,0 +1,113 @@
+package replay
+
+import (
+	"fmt"
+	"slices"
+
+	"petite/scheduler"
+	"petite/scheduler/state"
+)
+
+// pass runs one scheduling pass on a frozen copy of the state and applies
+// its plan through the state machine.
+func (e *engine) pass(t int64) error {
+	e.passes++
+	in := scheduler.Pass{Now: seconds(t), Policy: e.pol, Rng: e.rng,
+		Backfill: e.cfg.Queue == QueueBackfill, Preempt: e.cfg.Preempt}
+	if e.cfg.Queue == QueueFIFOSkip {
+		// one decision per queued job: the whole queue is looked at
+		in.Limits.Decisions = max(scheduler.DefaultDecisions, e.queued+1)
+	}
+	plan, err := e.m.Plan(in)
+	if err != nil {
+		return fmt.Errorf("replay: pass at %d ns: %w", t, err)
+	}
+	if plan.Empty() {
+		return e.checkTopUp()
+	}
+	res, err := e.m.Apply(state.PlanCommand(plan, seconds(t)))
+	if err != nil {
+		return fmt.Errorf("replay: apply the plan at %d ns: %w", t, err)
+	}
+	if err := e.requeued(res.Requeued, t); err != nil {
+		return err
+	}
+	started := 0
+	for _, jp := range plan.Place {
+		k, err := e.number(jp.Job)
+		if err != nil {
+			return err
+		}
+		if e.jobs[k].status != stQueued { // lost replicas of a running service put back
+			e.emit(Event{At: t, Kind: EventReplace, Job: k, ID: e.jobs[k].src.Job.ID, Node: jp.Tasks[0].Node})
+			continue
+		}
+		e.start(k, t, jp.Tasks)
+		started++
+	}
+	if started != len(res.Started) {
+		return fmt.Errorf("replay: the plan at %d ns started %d jobs, the state machine %d", t, started, len(res.Started))
+	}
+	return e.checkTopUp()
+}
+
+func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
+	j := &e.jobs[k]
+	r := &e.recs[k]
+	node := tasks[0].Node
+	e.setStatus(k, stRunning)
+	j.runStart, j.costFrom = t, t
+	e.share(j, tasks)
+	for _, p := range j.shares {
+		e.alloc[e.poolIdx[p.Pool]] += p.GPUs
+	}
+	if e.cfg.RecordRuns {
+		r.Runs = append(r.Runs, Segment{Start: t, End: -1, Pools: slices.Clone(j.shares)})
+	}
+	if r.Start < 0 {
+		r.Start, r.Where = t, "onprem"
+		best := 0
+		for i, p := range j.shares {
+			if p.GPUs > j.shares[best].GPUs {
+				best = i
+			}
+		}
+		r.Pool = j.shares[best].Pool
+		if j.returned { // Star-Wait: the stint in the cloud is paid for
+			r.Cost += j.stintCost
+			r.CloudCost += j.stintCost
+			r.GPUHours += j.gpus * hours(e.cfg.Burst.Wait.L)
+		}
+	}
+	r.State = "running"
+	j.overhead = 0
+	if r.Preemptions > 0 {
+		r.Restarts++
+		if j.src.Job.Kind == scheduler.Training {
+			j.overhead = e.cfg.Checkpoint.Restart
+		}
+	}
+	e.emit(Event{At: t, Kind: EventStart, Job: k, ID: j.src.Job.ID, Node: node})
+	switch {
+	case j.src.Job.Kind == scheduler.Training:
+		e.q.push(item{at: t + j.overhead + j.work, phase: phaseFinish, job: int32(k), epoch: j.epoch})
+	case !j.started:
+		e.q.push(item{at: t + j.src.Duration, phase: phaseFinish, job: int32(k), epoch: j.epoch})
+	}
+	j.started = true
+}
+
+// checkTopUp clears the top-up flag once no running service misses a
+// replica, so that passes run again only when something changes.
+func (e *engine) checkTopUp() error {
+	if !e.topUp {
+		return nil
+	}
+	for _, rj := range e.m.Running() {
+		if rj.Job.Kind == scheduler.Inference && len(rj.Tasks) < rj.Job.Count {
+			return nil
+		}
+	}
+	e.topUp = false
+	return nil
+}
