@@ -51,6 +51,9 @@ func (e *engine) pass(t int64) error {
 	return e.checkTopUp()
 }
 
+// start books job k's start on owned nodes at t with the placements of its
+// tasks, and schedules its end: a training job after its restart time and
+// remaining work, a service once, at its first start plus its duration.
 func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 	j := &e.jobs[k]
 	r := &e.recs[k]
