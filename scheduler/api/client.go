@@ -36,6 +36,9 @@ func NewClient(addr string) (*Client, error) {
 	return &Client{Base: strings.TrimRight(u.String(), "/")}, nil
 }
 
+// HTTPClient returns the HTTP client requests go through.
+func (c *Client) HTTPClient() *http.Client { return c.httpClient() }
+
 func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
