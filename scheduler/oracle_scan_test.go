@@ -284,7 +284,8 @@ func oProbeLimits(t *testing.T, rng *rand.Rand, c *Cluster, w *oWorld, where str
 		}
 		return a
 	}
-	before := qSnapshot(c)
+	// A probe touches one node: its usage is all it may change.
+	before := c.Usage(NodeID(id))
 	for _, pr := range probes {
 		// Tag -1: the probes move resources, not tasks, so that only the
 		// capacity checks can refuse them.
@@ -292,18 +293,18 @@ func oProbeLimits(t *testing.T, rng *rand.Rand, c *Cluster, w *oWorld, where str
 		pr.use.Node, pr.use.Tag = NodeID(id), -1
 		if pr.take.Mask != 0 || pr.take.CPUMilli > 0 || pr.take.MemMiB > 0 {
 			require.Error(t, c.Commit(more(pr.take)), "%s: commit of %s one milli over the free amount on %s", where, pr.dim, n.name)
-			require.Equal(t, before, qSnapshot(c), "%s: a refused commit changed the cluster", where)
+			require.Equal(t, before, c.Usage(NodeID(id)), "%s: a refused commit changed the node", where)
 			require.NoError(t, c.Commit(pr.take), "%s: commit of exactly the free %s on %s", where, pr.dim, n.name)
 			require.NoError(t, c.Release(pr.take), where)
 		}
 		if pr.use.Mask != 0 || pr.use.CPUMilli > 0 || pr.use.MemMiB > 0 {
 			require.Error(t, c.Release(more(pr.use)), "%s: release of %s one milli over what is used on %s", where, pr.dim, n.name)
-			require.Equal(t, before, qSnapshot(c), "%s: a refused release changed the cluster", where)
+			require.Equal(t, before, c.Usage(NodeID(id)), "%s: a refused release changed the node", where)
 			require.NoError(t, c.Release(pr.use), "%s: release of exactly the used %s on %s", where, pr.dim, n.name)
 			require.NoError(t, c.Commit(pr.use), where)
 		}
 	}
-	require.Equal(t, before, qSnapshot(c), "%s: the probes put everything back", where)
+	require.Equal(t, before, c.Usage(NodeID(id)), "%s: the probes put the node back", where)
 }
 
 // TestOracleSpreadBigFleet checks the spread path where the best-first walk
