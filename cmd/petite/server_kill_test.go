@@ -97,8 +97,8 @@ func TestServerKill9(t *testing.T) {
 		require.NoError(t, err)
 		return c
 	}
-	leader := func() int {
-		ps, err := client(0).Peers(ctx)
+	leader := func(via int) int {
+		ps, err := client(via).Peers(ctx)
 		require.NoError(t, err)
 		for _, p := range ps {
 			if p.Leader {
@@ -111,7 +111,7 @@ func TestServerKill9(t *testing.T) {
 		t.Fatal("no leader")
 		return -1
 	}
-	old := leader()
+	old := leader(0)
 	var acked []string
 	for i := range 5 {
 		res, err := client((old+1)%3).Submit(ctx, fmt.Appendf(nil, "id: k%d\ntask: {gpus: 8, models: [H100], command: [sleep, '60']}\n", i))
@@ -127,7 +127,7 @@ func TestServerKill9(t *testing.T) {
 		require.NoError(t, err, "acknowledged job %s lost", id)
 		assert.NotEqual(t, api.StatusFailed, j.Status)
 	}
-	require.NotEqual(t, old, leader())
+	require.NotEqual(t, old, leader(survivor))
 
 	procs[old] = startProc(t, bin, procs[old].args)
 	snap := func(i int) string {
