@@ -58,6 +58,11 @@ func (v View) Rank(id NodeID) int32 { return v.c.Rank(id) }
 // Usage reports a node's capacity and what is free of it.
 func (v View) Usage(id NodeID) NodeUsage { return v.c.Usage(id) }
 
+// Frag is the fragmentation of a node's present state against f's target
+// workload, in milli-GPU (FRAG-METHOD §5). f caches it per node until the
+// node changes, so a driver can sample a whole fleet cheaply.
+func (v View) Frag(f *FGD, id NodeID) float64 { return f.Frag(v.c, id) }
+
 // Totals sums GPU capacity and allocation over the nodes, in milli-GPU.
 func (v View) Totals() (capMilli, usedMilli int64) { return v.c.Totals() }
 

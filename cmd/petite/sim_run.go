@@ -69,7 +69,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	horizon := fs.Duration("horizon", 0, "stop this long after the first job's submit (0: when every job has ended)")
 	preempt := fs.Bool("preempt", false, "let jobs evict running work of strictly lower priority")
 	events := fs.String("events", "", "write the event log to this file, one JSON object a line")
-	series := fs.String("series", "", "write a CSV of the state every --series-step to this file (GPUs per pool, cloud, pending, jobs, spend)")
+	series := fs.String("series", "", "write a CSV of the state every --series-step to this file (GPUs allocated and stranded per pool, cloud, pending, jobs, spend)")
 	seriesStep := fs.Duration("series-step", time.Minute, "the step of --series")
 	strict := fs.Bool("strict", false, "a bad trace record ends the run (default: skipped and counted)")
 	format := fs.String("format", "auto", "format of --trace (auto sniffs it)")
@@ -321,12 +321,18 @@ func writeSeriesCSV(path string, s *replay.Series) error {
 	for _, p := range s.Pools {
 		head = append(head, "allocated_gpus:"+p)
 	}
+	for _, p := range s.Pools {
+		head = append(head, "stranded_gpus:"+p)
+	}
 	head = append(head, "cloud_gpus", "pending_gpus", "running_jobs", "queued_jobs", "spend_per_hour")
 	_ = w.Write(head)
 	num := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
 	for _, sm := range s.Samples {
 		row := []string{num(float64(sm.At) / float64(replay.Second))}
 		for _, a := range sm.Allocated {
+			row = append(row, num(a))
+		}
+		for _, a := range sm.Stranded {
 			row = append(row, num(a))
 		}
 		row = append(row, num(sm.Cloud), num(sm.Pending), strconv.Itoa(sm.Running), strconv.Itoa(sm.Queued), num(sm.SpendPerHour))

@@ -157,7 +157,7 @@ func TestSimRunSeriesCSV(t *testing.T) {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	assert.Equal(t, "t_s,allocated_gpus:onprem,allocated_gpus:cloud,cloud_gpus,pending_gpus,running_jobs,queued_jobs,spend_per_hour", lines[0])
+	assert.Equal(t, "t_s,allocated_gpus:onprem,allocated_gpus:cloud,stranded_gpus:onprem,stranded_gpus:cloud,cloud_gpus,pending_gpus,running_jobs,queued_jobs,spend_per_hour", lines[0])
 	// From 0 (the step boundary at or before the first submit, 64 s) to
 	// the last end, 4.96 h after it (makespan): 30 steps of 10 min.
 	assert.Len(t, lines, 1+30)

@@ -414,11 +414,11 @@ func TestSeriesSamplesTheState(t *testing.T) {
 	require.NotNil(t, res.Series)
 	assert.Equal(t, []string{"onprem", "cloud"}, res.Series.Pools)
 	want := []Sample{
-		{At: 0, Allocated: []float64{8, 0}, Running: 1, SpendPerHour: 16},
-		{At: 10 * Second, Allocated: []float64{8, 0}, Pending: 4, Running: 1, Queued: 1, SpendPerHour: 16},
-		{At: 20 * Second, Allocated: []float64{8, 0}, Cloud: 6, Running: 1, SpendPerHour: 22},
-		{At: 30 * Second, Allocated: []float64{0, 0}, Cloud: 4, SpendPerHour: 4},
-		{At: 40 * Second, Allocated: []float64{0, 0}, Cloud: 4, SpendPerHour: 4},
+		{At: 0, Allocated: []float64{8, 0}, Stranded: []float64{0, 0}, Running: 1, SpendPerHour: 16},
+		{At: 10 * Second, Allocated: []float64{8, 0}, Stranded: []float64{0, 0}, Pending: 4, Running: 1, Queued: 1, SpendPerHour: 16},
+		{At: 20 * Second, Allocated: []float64{8, 0}, Stranded: []float64{0, 0}, Cloud: 6, Running: 1, SpendPerHour: 22},
+		{At: 30 * Second, Allocated: []float64{0, 0}, Stranded: []float64{0, 0}, Cloud: 4, SpendPerHour: 4},
+		{At: 40 * Second, Allocated: []float64{0, 0}, Stranded: []float64{0, 0}, Cloud: 4, SpendPerHour: 4},
 	}
 	assert.Equal(t, want, res.Series.Samples)
 

@@ -77,7 +77,8 @@ type engine struct {
 	poolIdx    map[string]int
 	series     *Series
 	nextSample int64
-	lastT      int64 // the last instant applied
+	strand     *stranding // the series' stranded GPUs
+	lastT      int64      // the last instant applied
 	ended      int
 	pruneAt    int
 	topUp      bool
@@ -155,6 +156,9 @@ func newEngine(cfg *Config) (*engine, error) {
 	}
 	if err := e.buildJobs(grown); err != nil {
 		return nil, err
+	}
+	if cfg.SeriesStep > 0 {
+		e.strand = newStranding(e)
 	}
 	w, err := newWindow(e)
 	if err != nil {
@@ -520,6 +524,9 @@ func (e *engine) nodeEvent(i int, t int64) (bool, error) {
 	}
 	if !res.Changed {
 		return false, nil
+	}
+	if e.strand != nil {
+		e.strand.setState(e.m.Cluster(), ne.Node, ne.State)
 	}
 	e.emit(Event{At: t, Kind: EventNode, Job: -1, ID: ne.Node, Node: ne.Node, State: ne.State.String()})
 	if err := e.requeued(res.Requeued, t); err != nil {

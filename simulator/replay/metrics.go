@@ -267,6 +267,10 @@ type Sample struct {
 	At int64 `json:"at_ns"`
 	// Allocated are the GPUs held on each pool's nodes (Series.Pools order).
 	Allocated []float64 `json:"allocated"`
+	// Stranded are the idle GPUs of each pool's ready nodes that the
+	// workload's typical tasks could not use (FRAG-METHOD §5, against the
+	// workload's own task mix), Series.Pools order.
+	Stranded []float64 `json:"stranded"`
 	// Cloud are the GPUs running in the burst cloud, stints included.
 	Cloud float64 `json:"cloud"`
 	// Pending are the GPUs the queued jobs ask for.
@@ -302,9 +306,14 @@ func (e *engine) sampleUpTo(limit int64, inclusive bool) error {
 	if limit >= e.nextSample && (limit-e.nextSample)/step >= int64(maxSamples-len(e.series.Samples)) {
 		return fmt.Errorf("series: more than %d samples; take a longer step", maxSamples)
 	}
+	var stranded []float64 // the same state for every sample of this call
 	for e.nextSample < limit || (inclusive && e.nextSample == limit) {
+		if stranded == nil {
+			stranded = make([]float64, len(e.alloc))
+			e.strand.measure(e, stranded)
+		}
 		sm := Sample{At: e.nextSample, Allocated: make([]float64, len(e.alloc)), Cloud: round6(e.inCloud),
-			Pending: round6(e.pending), Running: e.running, Queued: e.queued}
+			Pending: round6(e.pending), Running: e.running, Queued: e.queued, Stranded: slices.Clone(stranded)}
 		spend := e.cloud * e.inCloud
 		for i, a := range e.alloc {
 			sm.Allocated[i] = round6(a)
