@@ -336,3 +336,15 @@ func TestPreemption(t *testing.T) {
 	j := waitStatus(t, cl, "low", StatusQueued)
 	assert.Equal(t, 1, j.Requeues)
 }
+
+// A new cluster is ready once its fleet is registered: the first request
+// after Ready sees every node.
+func TestReadyMeansFleetRegistered(t *testing.T) {
+	for range 5 {
+		c := newCluster(t, 1, 3)
+		nodes, err := c.client(0).Nodes(context.Background(), "")
+		require.NoError(t, err)
+		require.Len(t, nodes, 3)
+		c.kill(0)
+	}
+}

@@ -50,14 +50,18 @@ func (s *Server) lead(ctx context.Context) {
 	log := s.log.With("server", s.cfg.ID)
 	log.Info("leading")
 	// The barrier applies every entry of earlier terms here before the
-	// leader reads the state. Without its address in the log, followers
-	// cannot forward. Both are retried while the leadership lasts (a slow
-	// disk, a full queue).
-	if !s.retry(ctx, "leader barrier", s.Barrier) || !s.retry(ctx, "record address", s.recordAddress) {
+	// leader reads the state. The fleet of a new cluster goes in before
+	// the leader's address: servers count as ready (Ready, /v1/health) once
+	// they know that address, so a ready cluster has its nodes. Both are
+	// retried while the leadership lasts (a slow disk, a full queue).
+	if !s.retry(ctx, "leader barrier", s.Barrier) {
 		return
 	}
 	if err := s.registerFleet(ctx); err != nil {
 		log.Error("register fleet", "err", err)
+	}
+	if !s.retry(ctx, "record address", s.recordAddress) {
+		return
 	}
 	if s.cfg.NoScheduling {
 		<-ctx.Done()
