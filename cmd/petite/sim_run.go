@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"petite/scheduler"
 	"petite/simulator/replay"
+	"petite/simulator/report"
 	"petite/simulator/scenario"
 	"petite/traces"
 )
@@ -73,6 +75,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	seriesStep := fs.Duration("series-step", time.Minute, "the step of --series")
 	strict := fs.Bool("strict", false, "a bad trace record ends the run (default: skipped and counted)")
 	format := fs.String("format", "auto", "format of --trace (auto sniffs it)")
+	reportPath := fs.String("report", "", "write a self-contained HTML report (summary, plots over time, wait and JCT distributions, cost by pool, a scenario's before and after) to this file")
 	scenarioPath := fs.String("scenario", "", "run a scenario file (docs/scenario.md) and print its summary and the impact of each retire, drain or move")
 	output := addOutputFlag(fs, "text", "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -80,13 +83,16 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		if err != nil {
 			return err
 		}
+		if *seriesStep <= 0 {
+			return usageErr("--series-step: must be positive")
+		}
 		if *scenarioPath != "" {
 			for _, f := range []string{"fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict"} {
 				if cmd.Flags().Changed(f) {
 					return usageErr("--scenario and --%s exclude each other: the scenario names its inputs and settings", f)
 				}
 			}
-			return runScenario(cmd, *scenarioPath, out, *events)
+			return runScenario(cmd, *scenarioPath, out, *events, *reportPath, int64(*seriesStep))
 		}
 		if *tracePath == "" {
 			return usageErr("--trace: a job trace is required")
@@ -97,9 +103,6 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		q, err := replay.ParseQueue(*queue)
 		if err != nil {
 			return usageErr("--queue: %v", err)
-		}
-		if *seriesStep <= 0 {
-			return usageErr("--series-step: must be positive")
 		}
 		for name, d := range map[string]time.Duration{"default-duration": *defDur, "checkpoint-interval": *ckpt, "restart-cost": *restart, "horizon": *horizon} {
 			if d < 0 {
@@ -140,7 +143,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			}
 			cfg.Horizon = first + int64(*horizon)
 		}
-		if *series != "" {
+		if *series != "" || *reportPath != "" {
 			cfg.SeriesStep = int64(*seriesStep)
 		}
 		var ev *eventLog
@@ -169,8 +172,23 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		if err != nil {
 			return err
 		}
-		if res.Series != nil {
+		if *series != "" {
 			if err := writeSeriesCSV(*series, res.Series); err != nil {
+				return err
+			}
+		}
+		if *reportPath != "" {
+			fleet := *fleetPath
+			if fleet == "" {
+				fleet = "the embedded demo fleet"
+			}
+			notes := []string{fmt.Sprintf("fleet %s, trace %s (%d jobs)", fleet, *tracePath, len(cfg.Jobs)),
+				fmt.Sprintf("policy %s, queue %s, seed %d, warm-up jobs %d", *policy, *queue, *seed, *warmup)}
+			if *wait != "" {
+				notes = append(notes, "burst to cloud, waiting budget "+*wait)
+			}
+			r := report.Report{Title: "petite sim run", Notes: notes, Runs: []report.Run{{Label: *policy, Policy: *policy, Result: res}}}
+			if err := writeHTMLReport(*reportPath, r); err != nil {
 				return err
 			}
 		}
@@ -185,7 +203,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 // runScenario runs a scenario as compiled, then with and without each of
 // its retire, drain and move actions, and prints the run's summary and the
 // impacts.
-func runScenario(cmd *cobra.Command, path, out, events string) error {
+func runScenario(cmd *cobra.Command, path, out, events, reportPath string, step int64) error {
 	s, err := scenario.Load(path)
 	if err != nil {
 		return err
@@ -199,6 +217,9 @@ func runScenario(cmd *cobra.Command, path, out, events string) error {
 		return err
 	}
 	cfg := c.Config
+	if reportPath != "" {
+		cfg.SeriesStep = step
+	}
 	var ev *eventLog
 	if events != "" {
 		if ev, err = newEventLog(events); err != nil {
@@ -222,6 +243,18 @@ func runScenario(cmd *cobra.Command, path, out, events string) error {
 	if ims == nil {
 		ims = []scenario.Impact{} // [] in JSON, not null
 	}
+	if reportPath != "" {
+		title := "Scenario " + s.Spec.Name
+		notes := []string{}
+		if s.Spec.Description != "" {
+			notes = append(notes, s.Spec.Description)
+		}
+		notes = append(notes, fmt.Sprintf("%s: %d jobs, policy %s, seed %d", path, len(cfg.Jobs), cfg.Policy, cfg.Seed))
+		r := report.Report{Title: title, Notes: notes, Runs: []report.Run{{Label: s.Spec.Name, Policy: cfg.Policy, Result: res}}, Impacts: ims}
+		if err := writeHTMLReport(reportPath, r); err != nil {
+			return err
+		}
+	}
 	if out == "json" {
 		return writeJSON(cmd.OutOrStdout(), struct {
 			Summary replay.Summary    `json:"summary"`
@@ -238,6 +271,18 @@ func runScenario(cmd *cobra.Command, path, out, events string) error {
 		return err
 	}
 	return scenario.WriteImpacts(cmd.OutOrStdout(), ims)
+}
+
+// writeHTMLReport writes the HTML report whole, or nothing when it fails.
+func writeHTMLReport(path string, r report.Report) error {
+	var buf bytes.Buffer
+	if err := report.Write(&buf, r); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	return nil
 }
 
 // readReplayJobs reads a job trace whole and converts it for the replay.

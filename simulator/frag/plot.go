@@ -33,6 +33,16 @@ var okabeIto = []color.NRGBA{
 	{0x99, 0x99, 0x99, 0xff}, // grey
 }
 
+// Palette returns the colour-blind-safe palette the plots draw with, in
+// the order policies take it, so that other reports match these plots.
+func Palette() []color.NRGBA { return slices.Clone(okabeIto) }
+
+// PolicyStyle is the colour, dashes and marker a policy draws with in
+// every plot (see policyStyle), for other reports to use the same.
+func PolicyStyle(policy string) (color.Color, []vg.Length, draw.GlyphDrawer) {
+	return policyStyle(policy)
+}
+
 // policyStyle is the fixed style of a policy in every plot, so that a
 // policy keeps its colour (and its dashes and marker) from one plot to the
 // next whatever the policies plotted beside it: the published six and
