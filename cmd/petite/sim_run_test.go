@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -167,4 +168,56 @@ func TestSimRunSeriesCSV(t *testing.T) {
 	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--series", path, "--series-step", "0s")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--series-step")
+}
+
+// reportPage reads a written report and checks what any report holds: one
+// <svg> per plot, nothing loaded from elsewhere.
+func reportPage(t *testing.T, path string, plots int) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	page := string(b)
+	assert.True(t, strings.HasPrefix(page, "<!DOCTYPE html>"), "an HTML page")
+	assert.Equal(t, plots, strings.Count(page, "<svg "), "plots")
+	for _, bad := range []string{"<script", `src="http`, `href="http`, "url("} {
+		assert.False(t, strings.Contains(page, bad), "the page holds %q", bad)
+	}
+	return page
+}
+
+func TestSimRunReport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.html")
+	code, out, errOut := petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--cloud-wait", "constant:15s",
+		"--report", path)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "cloud jobs", "the summary is printed as without --report")
+	page := reportPage(t, path, 5) // allocation, stranded, wait, JCT, cost
+	assert.True(t, strings.Contains(page, "burst to cloud, waiting budget constant:15s"), "the settings are noted")
+	assert.True(t, strings.Contains(page, "burst cloud"), "the burst cloud's GPUs are drawn")
+	first, err := os.ReadFile(path)
+	require.NoError(t, err)
+	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--cloud-wait", "constant:15s",
+		"--report", path)
+	require.Equal(t, 0, code, errOut)
+	again, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(first, again), "the same run writes the same report")
+
+	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--report", filepath.Join(t.TempDir(), "no", "such", "dir.html"))
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errOut, "--report")
+}
+
+// The planner's question: retiring the on-prem hall, as a page with the
+// action's before and after.
+func TestSimRunScenarioReport(t *testing.T) {
+	inShippedTree(t)
+	path := filepath.Join(t.TempDir(), "report.html")
+	code, out, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/retire-onprem.yaml", "--report", path)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "jobs disrupted")
+	page := reportPage(t, path, 5)
+	assert.True(t, strings.Contains(page, "<h1>Scenario retire-onprem</h1>"))
+	assert.True(t, strings.Contains(page, "Before and after each action"))
+	assert.True(t, strings.Contains(page, "retire (actions[0], line 32)"))
 }

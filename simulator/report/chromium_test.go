@@ -122,6 +122,11 @@ func TestReportRendersInChromium(t *testing.T) {
 	defer f.Close()
 	img, err := png.Decode(f)
 	require.NoError(t, err)
+	if keep := os.Getenv("PETITE_REPORT_SHOT"); keep != "" { // to look at it
+		b, err := os.ReadFile(shot)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(keep, b, 0o644))
+	}
 
 	// The report's background in the corner: an error page has its own.
 	bg := color.NRGBAModel.Convert(img.At(3, 3)).(color.NRGBA)
