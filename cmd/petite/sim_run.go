@@ -250,7 +250,27 @@ func runScenario(cmd *cobra.Command, path, out, events, reportPath string, step 
 			notes = append(notes, s.Spec.Description)
 		}
 		notes = append(notes, fmt.Sprintf("%s: %d jobs, policy %s, seed %d", path, len(cfg.Jobs), cfg.Policy, cfg.Seed))
-		r := report.Report{Title: title, Notes: notes, Runs: []report.Run{{Label: s.Spec.Name, Policy: cfg.Policy, Result: res}}, Impacts: ims}
+		runs := []report.Run{{Label: s.Spec.Name, Policy: cfg.Policy, Result: res}}
+		if len(ims) > 0 {
+			// Before beside after in every plot: the run without the
+			// actions the impacts measure.
+			measured := map[int]bool{}
+			for _, im := range ims {
+				measured[im.Action.Index] = true
+			}
+			c0, err := s.CompileWith(in, func(i int) bool { return measured[i] })
+			if err != nil {
+				return err
+			}
+			cfg0 := c0.Config
+			cfg0.SeriesStep = step
+			res0, err := replay.Run(cmd.Context(), cfg0)
+			if err != nil {
+				return fmt.Errorf("%s: run without its actions: %w", path, err)
+			}
+			runs = append([]report.Run{{Label: "without the actions", Policy: cfg.Policy, Result: res0}}, runs...)
+		}
+		r := report.Report{Title: title, Notes: notes, Runs: runs, Impacts: ims}
 		if err := writeHTMLReport(reportPath, r); err != nil {
 			return err
 		}

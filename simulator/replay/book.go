@@ -34,6 +34,7 @@ func (e *engine) priceEvent(i int, t int64) {
 			d := (now - old) * j.gpus * hours(max(0, j.runStart+j.src.Duration-t))
 			r.Cost += d
 			r.CloudCost += d
+			e.cloudCharge(d)
 		case j.status == stStint && cloud:
 			j.stintCost += (now - old) * j.gpus * hours(max(0, j.stintEnd-t))
 		}
@@ -120,14 +121,20 @@ func (e *engine) closeRun(k int, t int64) {
 }
 
 // runCost is the cost of job j's owned run from costFrom to t at the
-// pools' present prices.
+// pools' present prices, booked to each pool as it is to the job (every
+// caller charges the job what it returns).
 func (e *engine) runCost(j *jobState, t int64) float64 {
 	c := 0.0
 	for _, p := range j.shares {
-		c += e.price[p.Pool] * p.GPUs * hours(t-j.costFrom)
+		x := e.price[p.Pool] * p.GPUs * hours(t-j.costFrom)
+		e.poolCost[e.poolIdx[p.Pool]] += x
+		c += x
 	}
 	return c
 }
+
+// cloudCharge books cost c of the burst cloud pool.
+func (e *engine) cloudCharge(c float64) { e.poolCost[e.poolIdx[e.cloudAt]] += c }
 
 // share splits a job's GPUs over the pools its tasks were placed in.
 func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement) {

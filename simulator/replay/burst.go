@@ -38,6 +38,7 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	c := e.cloud * j.gpus * hours(d)
 	r.Cost += c
 	r.CloudCost += c
+	e.cloudCharge(c)
 	e.util.system += j.gpus * e.win.overlap(t, t+d)
 	e.emit(Event{At: t, Kind: EventCloud, Job: k, ID: j.src.Job.ID})
 	e.q.push(item{at: t + d, phase: phaseFinish, job: int32(k), cloud: true})

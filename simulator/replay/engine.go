@@ -74,6 +74,7 @@ type engine struct {
 	pending    float64   // GPUs the queued jobs ask for
 	inCloud    float64   // GPUs running in the burst cloud (stints included)
 	alloc      []float64 // GPUs held per pool, in fleet order
+	poolCost   []float64 // cost charged per pool, in fleet order
 	poolIdx    map[string]int
 	series     *Series
 	nextSample int64
@@ -202,6 +203,7 @@ func (e *engine) buildFleet() error {
 	kind := map[string]scheduler.PoolKind{}
 	e.poolIdx = map[string]int{}
 	e.alloc = make([]float64, len(e.cfg.Pools))
+	e.poolCost = make([]float64, len(e.cfg.Pools))
 	for i, p := range e.cfg.Pools {
 		e.poolIdx[p.Name] = i
 		kind[p.Name] = p.Kind

@@ -173,6 +173,11 @@ type Summary struct {
 	ByTenant map[string]Cut `json:"by_tenant"`
 	BySize   map[string]Cut `json:"by_size"`
 	ByPool   map[string]Cut `json:"by_pool"`
+	// CostByPool is the cost charged to each pool of the fleet over every
+	// job of the run (warm-up included): a run spread over pools pays
+	// each its share, the burst cloud its runs and paid stints. It sums
+	// to the cost of all the records.
+	CostByPool map[string]float64 `json:"cost_by_pool"`
 	// OwnedGPUs are the GPUs of the nodes the queue is placed on, at the
 	// end of the run (nodes added during it included).
 	OwnedGPUs float64 `json:"owned_gpus"`
@@ -429,6 +434,10 @@ func (e *engine) result() *Result {
 	}
 	s.WaitH, s.JCTH, s.Slowdown = statsOf(waits), statsOf(jcts), statsOf(slows)
 	s.ByTenant, s.BySize, s.ByPool = cutsOf(tenants), cutsOf(sizes), cutsOf(pools)
+	s.CostByPool = make(map[string]float64, len(e.cfg.Pools))
+	for i, p := range e.cfg.Pools {
+		s.CostByPool[p.Name] = e.poolCost[i]
+	}
 	s.AvgWaitH, s.AvgJCTH = s.WaitH.Mean, s.JCTH.Mean
 	s.P90JCTH, s.P99JCTH = s.JCTH.P90, s.JCTH.P99
 	if T > 0 {

@@ -79,6 +79,7 @@ func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 		if j.returned { // Star-Wait: the stint in the cloud is paid for
 			r.Cost += j.stintCost
 			r.CloudCost += j.stintCost
+			e.cloudCharge(j.stintCost)
 			r.GPUHours += j.gpus * hours(e.cfg.Burst.Wait.L)
 		}
 	}

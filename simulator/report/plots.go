@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"math"
 	"slices"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -77,7 +78,23 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.Title.Padding = vg.Points(6)
 	p.Legend.Top = true
 	p.Legend.ThumbnailWidth = vg.Points(24)
+	p.X.Tick.Marker, p.Y.Tick.Marker = plainTicks{}, plainTicks{}
 	return p
+}
+
+// plainTicks are gonum's default ticks labelled as plain numbers ("500",
+// "2.5"), not padded to a common precision ("500.00").
+type plainTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(math.Round(ts[i].Value*1e9)/1e9, 'f', -1, 64)
+		}
+	}
+	return ts
 }
 
 // svgOf draws a plot on a white page and returns the SVG element alone,
@@ -240,12 +257,12 @@ func cdfPlot(title, xlabel string, runs []Run, styles []style, val func(*replay.
 	return p, dropped, nil
 }
 
-// costPlot draws the cost of each pool (the measured jobs, by the pool
-// each ran in first) as bars grouped by pool, one bar per run.
+// costPlot draws the cost charged to each pool (Summary.CostByPool) as
+// bars grouped by pool, one bar per run.
 func costPlot(runs []Run, styles []style) (*plot.Plot, []string, error) {
 	var pools []string
 	for _, r := range runs {
-		for name := range r.Result.Summary.ByPool {
+		for name := range r.Result.Summary.CostByPool {
 			if !slices.Contains(pools, name) {
 				pools = append(pools, name)
 			}
@@ -261,7 +278,7 @@ func costPlot(runs []Run, styles []style) (*plot.Plot, []string, error) {
 	for i, r := range runs {
 		v := make(plotter.Values, len(pools))
 		for k, name := range pools {
-			v[k] = r.Result.Summary.ByPool[name].Cost
+			v[k] = r.Result.Summary.CostByPool[name]
 			top = max(top, v[k])
 		}
 		b, err := plotter.NewBarChart(v, w)

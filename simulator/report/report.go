@@ -145,7 +145,7 @@ func figures(runs []Run) ([]figure, error) {
 			return nil, err
 		}
 		figs = append(figs, figure{ID: "stranded:" + run.Label, SVG: template.HTML(svg),
-			Caption: "Idle GPUs of each pool's ready nodes that the workload's typical tasks could not use (fragmentation against the workload's own task mix)."})
+			Caption: "Idle GPUs of each pool's ready nodes that the workload's typical tasks could not use (FRAG-METHOD §5 against the workload's own task mix): a node too small for a typical task counts its idle GPUs in that task's share even when empty."})
 	}
 	wait := func(j *replay.JobRecord) (float64, bool) {
 		d, ok := j.Wait()
@@ -185,7 +185,7 @@ func figures(runs []Run) ([]figure, error) {
 		return nil, err
 	}
 	figs = append(figs, figure{ID: "cost", SVG: template.HTML(svg),
-		Caption: "Cost of the measured jobs by the pool each ran in first (a job spread over pools counts whole in its first)."})
+		Caption: "Cost charged to each pool over the whole run: price × GPUs held there, a job spread over pools paying each its share."})
 	return figs, nil
 }
 
