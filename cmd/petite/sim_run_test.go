@@ -216,8 +216,9 @@ func TestSimRunScenarioReport(t *testing.T) {
 	code, out, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/retire-onprem.yaml", "--report", path)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "jobs disrupted")
-	page := reportPage(t, path, 5)
+	page := reportPage(t, path, 7) // over time: two plots for each run, with and without the action
 	assert.True(t, strings.Contains(page, "<h1>Scenario retire-onprem</h1>"))
+	assert.True(t, strings.Contains(page, `<th>without the actions</th><th>retire-onprem</th>`), "before beside after")
 	assert.True(t, strings.Contains(page, "Before and after each action"))
 	assert.True(t, strings.Contains(page, "retire (actions[0], line 32)"))
 }
