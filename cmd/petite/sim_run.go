@@ -92,7 +92,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 					return usageErr("--scenario and --%s exclude each other: the scenario names its inputs and settings", f)
 				}
 			}
-			return runScenario(cmd, *scenarioPath, out, *events, *reportPath, int64(*seriesStep))
+			return runScenario(cmd, *scenarioPath, out, scenarioOutputs{events: *events, series: *series, report: *reportPath, step: int64(*seriesStep)})
 		}
 		if *tracePath == "" {
 			return usageErr("--trace: a job trace is required")
@@ -203,7 +203,14 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 // runScenario runs a scenario as compiled, then with and without each of
 // its retire, drain and move actions, and prints the run's summary and the
 // impacts.
-func runScenario(cmd *cobra.Command, path, out, events, reportPath string, step int64) error {
+// scenarioOutputs are the files a scenario run writes besides its summary.
+type scenarioOutputs struct {
+	events, series, report string
+	step                   int64 // of the series and the report's plots
+}
+
+func runScenario(cmd *cobra.Command, path, out string, o scenarioOutputs) error {
+	events, reportPath, step := o.events, o.report, o.step
 	s, err := scenario.Load(path)
 	if err != nil {
 		return err
@@ -217,7 +224,7 @@ func runScenario(cmd *cobra.Command, path, out, events, reportPath string, step 
 		return err
 	}
 	cfg := c.Config
-	if reportPath != "" {
+	if reportPath != "" || o.series != "" {
 		cfg.SeriesStep = step
 	}
 	var ev *eventLog
@@ -235,6 +242,11 @@ func runScenario(cmd *cobra.Command, path, out, events, reportPath string, step 
 	}
 	if err != nil {
 		return err
+	}
+	if o.series != "" {
+		if err := writeSeriesCSV(o.series, res.Series); err != nil {
+			return err
+		}
 	}
 	ims, err := s.Impacts(cmd.Context(), in)
 	if err != nil {

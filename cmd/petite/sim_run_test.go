@@ -222,3 +222,17 @@ func TestSimRunScenarioReport(t *testing.T) {
 	assert.True(t, strings.Contains(page, "Before and after each action"))
 	assert.True(t, strings.Contains(page, "retire (actions[0], line 32)"))
 }
+
+// --series beside --scenario writes the scenario run's series, rather than
+// being ignored.
+func TestSimRunScenarioSeries(t *testing.T) {
+	inShippedTree(t)
+	path := filepath.Join(t.TempDir(), "series.csv")
+	code, _, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/burst-to-cloud.yaml", "--series", path, "--series-step", "10m")
+	require.Equal(t, 0, code, errOut)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err, "the series is written")
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	assert.True(t, strings.HasPrefix(lines[0], "t_s,allocated_gpus:"), lines[0])
+	assert.Greater(t, len(lines), 2)
+}
