@@ -28,7 +28,7 @@ var cloneFields = map[string]string{
 	// fresh: derived caches and scratch, rebuilt on use; the log only feeds
 	// indexes, and the clone has none yet.
 	"log": "fresh", "logBase": "fresh", "idx": "fresh", "heap": "fresh", "jobShape": "fresh", "memo": "fresh",
-	"spread": "fresh",
+	"spread": "fresh", "held": "fresh",
 }
 
 // cloneClipped are the append-only slabs that the clone shares with the

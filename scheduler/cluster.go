@@ -77,6 +77,8 @@ type Cluster struct {
 
 	// maxCPU and maxGPU are the largest node shape, the default normalisers.
 	maxCPU, maxGPU int64
+
+	held heldScratch // scratch for a pass's checkHeld
 }
 
 // numTags is the number of task tags: 0 for a share, k for k whole GPUs,

@@ -252,7 +252,18 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 			l.cap.gpu += int64(c.gpuCap[g])
 		}
 	}
-	ids := map[string]bool{}
+	ids := make(map[string]bool, len(in.Running)+len(in.Pending))
+	// The running jobs' copies share a few slabs, each piece clipped so that
+	// topUp's appends to one never run into the next.
+	ntask := 0
+	for _, rj := range in.Running {
+		if rj != nil {
+			ntask += len(rj.Tasks)
+		}
+	}
+	sl := liveSlab{jobs: make([]liveJob, 0, len(in.Running)), tasks: make([]int, 0, ntask),
+		assigns: make([]Assign, 0, ntask), alive: make([]bool, 0, ntask)}
+	s.live = make([]*liveJob, 0, len(in.Running))
 	for i, rj := range in.Running {
 		if rj == nil || rj.Job == nil {
 			return nil, fmt.Errorf("pass: field running[%d]: want a job", i)
@@ -265,7 +276,7 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 		if err := rj.Job.CheckBounds(); err != nil {
 			return nil, fmt.Errorf("pass: field running[%d]: %w", i, err)
 		}
-		lj, err := s.liveOf(rj)
+		lj, err := s.liveOf(rj, &sl)
 		if err != nil {
 			return nil, fmt.Errorf("pass: field running[%d]: %w", i, err)
 		}
@@ -310,69 +321,136 @@ func fifo(a, b *Job) int {
 	return strings.Compare(a.ID, b.ID)
 }
 
-// liveOf converts a running job and charges its tasks to its tenant.
-func (s *pass) liveOf(rj *RunningJob) (*liveJob, error) {
+// liveSlab holds the running jobs' copies for one pass, in a few slabs.
+type liveSlab struct {
+	jobs    []liveJob
+	tasks   []int
+	assigns []Assign
+	alive   []bool
+}
+
+// liveOf converts a running job into the slabs and charges its tasks to
+// its tenant.
+func (s *pass) liveOf(rj *RunningJob, sl *liveSlab) (*liveJob, error) {
 	j := rj.Job
 	sh, err := s.c.ShapeOf(&j.Task)
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", j.ID, err)
 	}
-	lj := &liveJob{job: j, tenant: s.l.tenant(j.Tenant), started: rj.Started,
-		end: endOf(rj.Started, j.Walltime), running: true}
+	sl.jobs = append(sl.jobs, liveJob{job: j, tenant: s.l.tenant(j.Tenant), started: rj.Started,
+		end: endOf(rj.Started, j.Walltime), running: true})
+	lj := &sl.jobs[len(sl.jobs)-1]
 	t := &s.l.tenants[lj.tenant]
+	first := len(sl.tasks)
 	for _, tp := range rj.Tasks {
 		a, err := s.c.AssignOf(tp, sh.Tag)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: %w", j.ID, err)
 		}
-		lj.tasks = append(lj.tasks, tp.Task)
-		lj.assigns = append(lj.assigns, a)
-		lj.alive = append(lj.alive, true)
-		lj.nAlive++
+		sl.tasks = append(sl.tasks, tp.Task)
+		sl.assigns = append(sl.assigns, a)
+		sl.alive = append(sl.alive, true)
 		t.used.add(amountOf(&a))
 	}
-	lj.nInput = len(lj.tasks)
+	end := len(sl.tasks)
+	lj.tasks = sl.tasks[first:end:end]
+	lj.assigns = sl.assigns[first:end:end]
+	lj.alive = sl.alive[first:end:end]
+	lj.nAlive = end - first
+	lj.nInput = end - first
 	return lj, nil
+}
+
+// heldScratch is checkHeld's scratch, kept with the cluster so that a pass
+// neither allocates nor clears slabs the size of the fleet: every entry is
+// zero between checks, and a check zeroes again only the nodes it touched.
+type heldScratch struct {
+	cpu, mem []int64  // per node
+	gpu      []int64  // per device
+	tags     []int32  // per node and tag
+	seen     []bool   // per node: listed in nodes
+	nodes    []NodeID // the nodes touched, in order of first touch
+}
+
+// clear zeroes what the last check touched.
+func (h *heldScratch) clear(c *Cluster) {
+	for _, n := range h.nodes {
+		r := &c.nodes[n]
+		h.cpu[n], h.mem[n], h.seen[n] = 0, 0, false
+		clear(h.gpu[r.gpuOff : r.gpuOff+r.gpuN])
+		clear(h.tags[int(n)*numTags : (int(n)+1)*numTags])
+	}
+	h.nodes = h.nodes[:0]
 }
 
 // checkHeld verifies that the cluster holds the running jobs' tasks: on
 // no node and device do they add up to more than is allocated there. The
 // pass releases them tentatively, so a cluster that does not reflect them
-// is broken input. It costs O(running tasks + devices).
+// is broken input. Only the nodes the tasks name can fail (a node holds
+// nothing of theirs otherwise, and the cluster's own apply and release
+// never leave more free than its capacity), so it costs O(running tasks);
+// the first failing node in node order is reported.
 func (s *pass) checkHeld() error {
 	c := s.c
-	cpu := make([]int64, len(c.nodes))
-	mem := make([]int64, len(c.nodes))
-	gpu := make([]int64, len(c.gpuFree))
-	tags := make([]int32, len(c.tagCount))
+	h := &c.held
+	if len(h.cpu) != len(c.nodes) || len(h.gpu) != len(c.gpuFree) || len(h.tags) != len(c.tagCount) {
+		// First use, or the fleet grew: all zero again.
+		*h = heldScratch{
+			cpu: make([]int64, len(c.nodes)), mem: make([]int64, len(c.nodes)),
+			gpu: make([]int64, len(c.gpuFree)), tags: make([]int32, len(c.tagCount)),
+			seen: make([]bool, len(c.nodes)), nodes: h.nodes[:0],
+		}
+	}
 	for _, lj := range s.live {
 		for i := range lj.assigns {
 			a := &lj.assigns[i]
 			r := &c.nodes[a.Node]
-			cpu[a.Node] += a.CPUMilli
-			mem[a.Node] += a.MemMiB
+			if !h.seen[a.Node] {
+				h.seen[a.Node] = true
+				h.nodes = append(h.nodes, a.Node)
+			}
+			h.cpu[a.Node] += a.CPUMilli
+			h.mem[a.Node] += a.MemMiB
 			for m := a.Mask; m != 0; m &= m - 1 {
-				gpu[r.gpuOff+int32(trailingZeros(m))] += int64(a.Take)
+				h.gpu[r.gpuOff+int32(trailingZeros(m))] += int64(a.Take)
 			}
 			if a.Tag >= 0 {
-				tags[int(a.Node)*numTags+int(a.Tag)]++
+				h.tags[int(a.Node)*numTags+int(a.Tag)]++
 			}
 		}
 	}
-	for n := range c.nodes {
-		r := &c.nodes[n]
-		bad := cpu[n] > r.cpuCap-r.cpuFree || mem[n] > r.memCap-r.memFree
-		for g := r.gpuOff; g < r.gpuOff+r.gpuN && !bad; g++ {
-			bad = gpu[g] > int64(c.gpuCap[g]-c.gpuFree[g])
-		}
-		for t := range numTags {
-			bad = bad || tags[n*numTags+t] > c.tagCount[n*numTags+t]
-		}
-		if bad {
-			return fmt.Errorf("pass: field running: the tasks on node %s hold more than the cluster has allocated there; the cluster must reflect the running jobs", c.specs[n].Name)
+	bad := NodeID(-1)
+	for _, n := range h.nodes {
+		if (bad < 0 || n < bad) && s.overHeld(n) {
+			bad = n
 		}
 	}
+	h.clear(c)
+	if bad >= 0 {
+		return fmt.Errorf("pass: field running: the tasks on node %s hold more than the cluster has allocated there; the cluster must reflect the running jobs", c.specs[bad].Name)
+	}
 	return nil
+}
+
+// overHeld reports whether the running tasks counted on node n add up to
+// more than the cluster has allocated there.
+func (s *pass) overHeld(n NodeID) bool {
+	c, h := s.c, &s.c.held
+	r := &c.nodes[n]
+	if h.cpu[n] > r.cpuCap-r.cpuFree || h.mem[n] > r.memCap-r.memFree {
+		return true
+	}
+	for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
+		if h.gpu[g] > int64(c.gpuCap[g]-c.gpuFree[g]) {
+			return true
+		}
+	}
+	for t := range numTags {
+		if h.tags[int(n)*numTags+t] > c.tagCount[int(n)*numTags+t] {
+			return true
+		}
+	}
+	return false
 }
 
 // count keeps the free amounts of the ready nodes current: sign -1 when a

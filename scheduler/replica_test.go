@@ -29,6 +29,8 @@ var syncFields = map[string]string{
 	"seq": "own", "log": "own", "logBase": "own",
 	// caches: kept (warm), refreshed through the replica's own log.
 	"idx": "cache", "heap": "cache", "jobShape": "cache", "memo": "cache", "spread": "cache",
+	// scratch: all zero between uses, sized again to the node set on use.
+	"held": "scratch",
 }
 
 func TestSyncHandlesEveryField(t *testing.T) {
