@@ -29,6 +29,9 @@ const (
 	// cdfPoints bounds the points of a CDF line, so that a replay of a
 	// million jobs still draws a page of modest size.
 	cdfPoints = 1000
+	// timeBuckets bounds a line over time: past 2 × timeBuckets samples,
+	// each bucket keeps its lowest and highest.
+	timeBuckets = 1000
 )
 
 // style is how one run, or one pool, is drawn.
@@ -132,6 +135,37 @@ func hoursSince(s *replay.Series, at int64) float64 {
 	return float64(at-s.Samples[0].At) / float64(replay.Hour)
 }
 
+// thin keeps, of a long line, the lowest and the highest point of each of
+// n buckets (in their order) and the last point: peaks and troughs stay
+// where they were, at a width no screen shows more of.
+func thin(xy plotter.XYs, n int) plotter.XYs {
+	if len(xy) <= 2*n {
+		return xy
+	}
+	size := (len(xy) + n - 1) / n
+	out := make(plotter.XYs, 0, 2*n+1)
+	for start := 0; start < len(xy); start += size {
+		end := min(start+size, len(xy))
+		lo, hi := start, start
+		for i := start; i < end; i++ {
+			if xy[i].Y < xy[lo].Y {
+				lo = i
+			}
+			if xy[i].Y > xy[hi].Y {
+				hi = i
+			}
+		}
+		out = append(out, xy[min(lo, hi)])
+		if lo != hi {
+			out = append(out, xy[max(lo, hi)])
+		}
+	}
+	if last := xy[len(xy)-1]; out[len(out)-1] != last {
+		out = append(out, last)
+	}
+	return out
+}
+
 // timePlot draws, per pool, one value of every sample (allocated or
 // stranded GPUs), and pending demand when withPending.
 func timePlot(title, ylabel string, s *replay.Series, val func(replay.Sample) []float64, withPending, withCloud bool) (*plot.Plot, error) {
@@ -141,7 +175,7 @@ func timePlot(title, ylabel string, s *replay.Series, val func(replay.Sample) []
 		for k, sm := range s.Samples {
 			xy[k] = plotter.XY{X: hoursSince(s, sm.At), Y: val(sm)[i]}
 		}
-		l, err := line(xy, style{c: poolColour(i)}, vg.Points(1.2))
+		l, err := line(thin(xy, timeBuckets), style{c: poolColour(i)}, vg.Points(1.2))
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +199,7 @@ func timePlot(title, ylabel string, s *replay.Series, val func(replay.Sample) []
 		for k, sm := range s.Samples {
 			xy[k] = plotter.XY{X: hoursSince(s, sm.At), Y: e.v(sm)}
 		}
-		l, err := line(xy, e.st, vg.Points(1.5))
+		l, err := line(thin(xy, timeBuckets), e.st, vg.Points(1.5))
 		if err != nil {
 			return nil, err
 		}
