@@ -132,7 +132,7 @@ func TestSimRunErrors(t *testing.T) {
 
 func TestSimRunScenario(t *testing.T) {
 	inShippedTree(t)
-	code, out, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/burst-to-cloud.yaml", "--json")
+	code, out, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/scenarios/burst-to-cloud.yaml", "--json")
 	require.Equal(t, 0, code, errOut)
 	var r struct {
 		Summary map[string]any `json:"summary"`
@@ -142,10 +142,10 @@ func TestSimRunScenario(t *testing.T) {
 	assert.Contains(t, r.Summary, "cloud_cost")
 	assert.Positive(t, r.Summary["total"])
 	assert.NotNil(t, r.Impacts, "impacts is a list, [] when the scenario has no retire, drain or move")
-	_, again, _ := petite(t, nil, "sim", "run", "--scenario", "examples/burst-to-cloud.yaml", "--json")
+	_, again, _ := petite(t, nil, "sim", "run", "--scenario", "examples/scenarios/burst-to-cloud.yaml", "--json")
 	assert.Equal(t, out, again)
 
-	code, _, errOut = petite(t, nil, "sim", "run", "--scenario", "examples/burst-to-cloud.yaml", "--seed", "3")
+	code, _, errOut = petite(t, nil, "sim", "run", "--scenario", "examples/scenarios/burst-to-cloud.yaml", "--seed", "3")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--scenario and --seed exclude each other")
 }
@@ -213,7 +213,7 @@ func TestSimRunReport(t *testing.T) {
 func TestSimRunScenarioReport(t *testing.T) {
 	inShippedTree(t)
 	path := filepath.Join(t.TempDir(), "report.html")
-	code, out, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/retire-onprem.yaml", "--report", path)
+	code, out, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/scenarios/retire-onprem.yaml", "--report", path)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "jobs disrupted")
 	page := reportPage(t, path, 7) // over time: two plots for each run, with and without the action
@@ -228,7 +228,7 @@ func TestSimRunScenarioReport(t *testing.T) {
 func TestSimRunScenarioSeries(t *testing.T) {
 	inShippedTree(t)
 	path := filepath.Join(t.TempDir(), "series.csv")
-	code, _, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/burst-to-cloud.yaml", "--series", path, "--series-step", "10m")
+	code, _, errOut := petite(t, nil, "sim", "run", "--scenario", "examples/scenarios/burst-to-cloud.yaml", "--series", path, "--series-step", "10m")
 	require.Equal(t, 0, code, errOut)
 	b, err := os.ReadFile(path)
 	require.NoError(t, err, "the series is written")

@@ -41,7 +41,7 @@ the replay (an action the engine cannot run yet is an error saying so).`,
 			"petite validate --fleet traces/testdata/pai/pai_machine_spec.csv --pods traces/testdata/pai/pai_task_table.csv -o json",
 			"petite validate --fleet - < traces/testdata/philly/cluster_machine_list",
 			"# a scenario, with the fleet and workload it names",
-			"petite validate --scenario examples/retire-onprem.yaml",
+			"petite validate --scenario examples/scenarios/retire-onprem.yaml",
 		),
 		Args: noArgs,
 	}

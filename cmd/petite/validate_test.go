@@ -91,7 +91,7 @@ func TestValidateScenario(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, []byte(data), 0o644))
 		return p
 	}
-	retire := filepath.Join(repo, "examples/retire-onprem.yaml")
+	retire := filepath.Join(repo, "examples/scenarios/retire-onprem.yaml")
 	head := "fleet: demo\nworkload: {trace: embedded:openb, jobs: 20, default_duration: 1h}\n"
 	badField := write("bad.yaml", head+"actions:\n  - {at: +1h, do: retire, pool: hz-onprem, fraction: 0.5}\n")
 	quota := write("quota.yaml", head+"actions:\n  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 20}\n")

@@ -13,7 +13,7 @@ import (
 // about 49 hours of virtual time) without a series, and sampled every
 // minute and every 10 seconds.
 func BenchmarkSeries(b *testing.B) {
-	s, err := scenario.Load("../../examples/retire-onprem.yaml")
+	s, err := scenario.Load("../../examples/scenarios/retire-onprem.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"petite/simulator/replay"
 )
 
-const examples = "../../examples/"
+const examples = "../../examples/scenarios/"
 
 // exampleNames are the scenarios shipped in examples/.
 var exampleNames = []string{"retire-onprem", "burst-to-cloud", "zone-outage", "residency"}
