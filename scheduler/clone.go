@@ -54,6 +54,8 @@ func (c *Cluster) Clone() *Cluster {
 		seq:     c.seq,
 		maxCPU:  c.maxCPU,
 		maxGPU:  c.maxGPU,
+		// The sum of the devices' capacity, which only registration changes.
+		gpuCapAll: c.gpuCapAll,
 	}
 	for i, r := range c.rackNodes {
 		d.rackNodes[i] = slices.Clip(r)

@@ -20,7 +20,7 @@ var cloneFields = map[string]string{
 	"rank": "copied", "order": "copied", "rackByNam": "copied", "rackNodes": "copied",
 	"modelByNm": "copied", "gpuFree": "copied", "tagCount": "copied",
 	"selectors": "copied", "selByKey": "copied",
-	"seq": "copied", "maxCPU": "copied", "maxGPU": "copied",
+	"seq": "copied", "maxCPU": "copied", "maxGPU": "copied", "gpuCapAll": "copied",
 	// clipped: only ever appended to, so shared with the capacity clipped
 	// (cloneClipped lists them, and the slabs nested in copied fields).
 	"specs": "clipped", "labels": "clipped", "rackNames": "clipped", "models": "clipped",

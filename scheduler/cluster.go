@@ -78,6 +78,9 @@ type Cluster struct {
 	// maxCPU and maxGPU are the largest node shape, the default normalisers.
 	maxCPU, maxGPU int64
 
+	// gpuCapAll is the milli-GPU capacity of every device, ready or not.
+	gpuCapAll int64
+
 	held heldScratch // scratch for a pass's checkHeld
 }
 
@@ -215,6 +218,7 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 		rec.plain = rec.plain && !excl
 		c.gpuFree = append(c.gpuFree, g.MilliCap)
 		c.gpuCap = append(c.gpuCap, g.MilliCap)
+		c.gpuCapAll += int64(g.MilliCap)
 		c.gpuIsland = append(c.gpuIsland, int16(g.Island))
 		c.gpuExcl = append(c.gpuExcl, excl)
 		rec.gpuFreeSum += int64(g.MilliCap)

@@ -123,3 +123,67 @@ func TestCheckHeldAfterFleetGrows(t *testing.T) {
 	f.run(t, in.Running[1].Job, 0, "m0:1")
 	qSchedule(t, f.c, f.pass(0))
 }
+
+// TestPassJobIDs checks that a pass refuses a job listed twice, among the
+// running jobs or the pending ones or across both, whether the running
+// jobs come sorted by id (as the state machine lists them) or not.
+func TestPassJobIDs(t *testing.T) {
+	f := qNew(t, qNodes("n", "H100", 1, 4))
+	run := func(ids ...string) []*RunningJob {
+		var out []*RunningJob
+		for _, id := range ids {
+			out = append(out, &RunningJob{Job: qJob(id, "a", 0, 1, 1)})
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		running []*RunningJob
+		pending []string
+		want    string // "" when the pass takes the input
+	}{
+		{"sorted", run("a", "b", "c"), []string{"d", "0"}, ""},
+		{"unsorted", run("c", "a", "b"), []string{"d", "0"}, ""},
+		{"sorted twice", run("a", "b", "b"), nil, "running[2]: job b listed twice"},
+		{"unsorted twice, apart", run("b", "a", "c", "b"), nil, "running[3]: job b listed twice"},
+		{"unsorted at the break", run("b", "c", "b"), nil, "running[2]: job b listed twice"},
+		{"pending also running, sorted", run("a", "b", "c"), []string{"x", "b"}, "pending[1]: job b is listed twice or also running"},
+		{"pending also running, first", run("a", "b", "c"), []string{"a"}, "pending[0]: job a is listed twice or also running"},
+		{"pending also running, last", run("a", "b", "c"), []string{"c"}, "pending[0]: job c is listed twice or also running"},
+		{"pending also running, unsorted", run("c", "a", "b"), []string{"a"}, "pending[0]: job a is listed twice or also running"},
+		{"pending twice, sorted running", run("a", "b"), []string{"x", "x"}, "pending[1]: job x is listed twice or also running"},
+		{"pending twice, unsorted running", run("b", "a"), []string{"x", "x"}, "pending[1]: job x is listed twice or also running"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var pending []*Job
+			for _, id := range tc.pending {
+				pending = append(pending, qJob(id, "a", 0, 1, 1))
+			}
+			in := f.pass(0, pending...)
+			in.Running = tc.running
+			_, err := f.c.Schedule(in)
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// TestPassReadyCapacity checks the capacity a pass counts, which sets the
+// tenants' dominant shares: only the ready nodes', so a draining node's
+// GPUs (six here, to tell them from a ready node's four) count for nothing.
+func TestPassReadyCapacity(t *testing.T) {
+	nodes := qNodes("n", "H100", 3, 4)
+	nodes[0].State = NodeDraining
+	nodes[0].GPUs = append(nodes[0].GPUs, GPU{Model: "H100"}, GPU{Model: "H100"})
+	f := qNew(t, nodes)
+	s, err := f.c.newPass(new(f.pass(0)))
+	require.NoError(t, err)
+	require.Equal(t, int64(8*MilliPerGPU), s.l.cap.gpu, "the two ready nodes' GPUs")
+	require.Equal(t, int64(8*MilliPerGPU), s.l.free.gpu)
+	require.Equal(t, int64(2*64000), s.l.cap.cpu)
+}

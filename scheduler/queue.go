@@ -238,9 +238,15 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 		return nil, err
 	}
 	s := &pass{c: c, in: in, lim: lim, l: l}
+	// The GPU capacity of the ready nodes is that of every device less the
+	// few on nodes not ready, so the walk reads no device of a ready node.
+	l.cap.gpu = c.gpuCapAll
 	for i := range c.nodes {
 		r := &c.nodes[i]
 		if r.state != NodeReady {
+			for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
+				l.cap.gpu -= int64(c.gpuCap[g])
+			}
 			continue
 		}
 		l.cap.cpu += r.cpuCap
@@ -248,11 +254,13 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 		l.free.cpu += r.cpuFree
 		l.free.mem += r.memFree
 		l.free.gpu += r.gpuFreeSum
-		for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
-			l.cap.gpu += int64(c.gpuCap[g])
-		}
 	}
-	ids := make(map[string]bool, len(in.Running)+len(in.Pending))
+	// The running jobs come sorted by id from the state machine: while they
+	// are, an id greater than the last is new, and the map of ids is built
+	// only if the order breaks (ids then holds every running id before i)
+	// or for the pending jobs.
+	var ids map[string]bool
+	sorted := true
 	// The running jobs' copies share a few slabs, each piece clipped so that
 	// topUp's appends to one never run into the next.
 	ntask := 0
@@ -268,10 +276,19 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 		if rj == nil || rj.Job == nil {
 			return nil, fmt.Errorf("pass: field running[%d]: want a job", i)
 		}
-		if ids[rj.Job.ID] {
-			return nil, fmt.Errorf("pass: field running[%d]: job %s listed twice", i, rj.Job.ID)
+		if sorted && i > 0 && rj.Job.ID <= in.Running[i-1].Job.ID {
+			sorted = false
+			ids = make(map[string]bool, len(in.Running)+len(in.Pending))
+			for _, prev := range in.Running[:i] {
+				ids[prev.Job.ID] = true
+			}
 		}
-		ids[rj.Job.ID] = true
+		if !sorted {
+			if ids[rj.Job.ID] {
+				return nil, fmt.Errorf("pass: field running[%d]: job %s listed twice", i, rj.Job.ID)
+			}
+			ids[rj.Job.ID] = true
+		}
 		// The pass sizes its work by the job's counts (topUp walks them).
 		if err := rj.Job.CheckBounds(); err != nil {
 			return nil, fmt.Errorf("pass: field running[%d]: %w", i, err)
@@ -285,6 +302,9 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 	if err := s.checkHeld(); err != nil {
 		return nil, err
 	}
+	if sorted {
+		ids = make(map[string]bool, len(in.Pending))
+	}
 	for i, j := range in.Pending {
 		if j == nil {
 			return nil, fmt.Errorf("pass: field pending[%d]: want a job", i)
@@ -295,7 +315,7 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 		if _, err := c.ShapeOf(&j.Task); err != nil {
 			return nil, fmt.Errorf("pass: field pending[%d]: job %s: %w", i, j.ID, err)
 		}
-		if ids[j.ID] {
+		if ids[j.ID] || sorted && s.runningID(j.ID) {
 			return nil, fmt.Errorf("pass: field pending[%d]: job %s is listed twice or also running", i, j.ID)
 		}
 		ids[j.ID] = true
@@ -308,6 +328,13 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 		t.out = make([]*Unplaced, len(t.queue))
 	}
 	return s, nil
+}
+
+// runningID reports whether a running job has the id, by binary search of
+// the running jobs sorted by id.
+func (s *pass) runningID(id string) bool {
+	_, ok := slices.BinarySearchFunc(s.in.Running, id, func(rj *RunningJob, id string) int { return strings.Compare(rj.Job.ID, id) })
+	return ok
 }
 
 // fifo orders a tenant's queue: priority desc, submitted asc, id asc.

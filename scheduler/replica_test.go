@@ -24,7 +24,7 @@ var syncFields = map[string]string{
 	"rackNames": "node set", "rackByNam": "node set", "rackNodes": "node set",
 	"models": "node set", "modelByNm": "node set",
 	"gpuCap": "node set", "gpuIsland": "node set", "gpuExcl": "node set",
-	"maxCPU": "node set", "maxGPU": "node set",
+	"maxCPU": "node set", "maxGPU": "node set", "gpuCapAll": "node set",
 	// own: the replica's own change sequence, which keeps its caches valid.
 	"seq": "own", "log": "own", "logBase": "own",
 	// caches: kept (warm), refreshed through the replica's own log.
