@@ -92,7 +92,32 @@ func (s *Scenario) LoadInputs() (*Inputs, error) {
 	w := &s.Workload
 	var src []traces.Job
 	name := w.Trace
-	if w.Trace != "" {
+	if w.Fit != "" {
+		name = fmt.Sprintf("%s:%d: workload.fit", s.Path, lineOf(s.root, []any{"workload", "fit"}))
+		r, err := s.openTrace(w.Fit)
+		if err != nil {
+			return nil, s.wrapAt([]any{"workload", "fit"}, err)
+		}
+		spec, err := traces.Fit(r)
+		r.Close()
+		if err != nil {
+			return nil, s.wrapAt([]any{"workload", "fit"}, err)
+		}
+		spec.Seed = 42 // the scenario file's seed, not a run's --seed: one workload
+		if s.Seed != nil {
+			spec.Seed = *s.Seed
+		}
+		if w.Jobs > 0 {
+			spec.Jobs = w.Jobs
+		}
+		if w.RatePerHour > 0 {
+			spec.Arrival.RatePerHour = w.RatePerHour
+		}
+		in.Clock = spec.Clock
+		if src, err = generate(spec); err != nil {
+			return nil, s.wrapAt([]any{"workload", "fit"}, err)
+		}
+	} else if w.Trace != "" {
 		format, err := traces.ParseFormat(w.Format)
 		if w.Format == "" {
 			format, err = traces.ParseFormat("auto")
@@ -131,20 +156,12 @@ func (s *Scenario) LoadInputs() (*Inputs, error) {
 		if w.Jobs > 0 {
 			spec.Jobs = min(spec.Jobs, w.Jobs)
 		}
-		g, err := traces.NewGenerator(spec)
-		if err != nil {
-			return nil, s.wrapAt([]any{"workload", "gen"}, err)
+		if w.RatePerHour > 0 {
+			spec.Arrival.RatePerHour = w.RatePerHour
 		}
 		in.Clock = spec.Clock
-		for {
-			j, err := g.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, s.wrapAt([]any{"workload", "gen"}, err)
-			}
-			src = append(src, j)
+		if src, err = generate(spec); err != nil {
+			return nil, s.wrapAt([]any{"workload", "gen"}, err)
 		}
 	}
 	in.Jobs, err = replay.FromTrace(src, name, s.defDur)
@@ -155,6 +172,44 @@ func (s *Scenario) LoadInputs() (*Inputs, error) {
 		return nil, s.errAt([]any{"workload"}, "no jobs to replay")
 	}
 	return in, nil
+}
+
+// generate draws every job of a generator spec.
+func generate(spec traces.Spec) ([]traces.Job, error) {
+	g, err := traces.NewGenerator(spec)
+	if err != nil {
+		return nil, err
+	}
+	var src []traces.Job
+	for {
+		j, err := g.Next()
+		if errors.Is(err, io.EOF) {
+			return src, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		src = append(src, j)
+	}
+}
+
+// openTrace opens a workload trace named in the scenario: a path relative
+// to the scenario file, or embedded:openb, read strictly in the format the
+// scenario gives (auto by default).
+func (s *Scenario) openTrace(path string) (*traces.Reader, error) {
+	w := &s.Workload
+	format, err := traces.ParseFormat(w.Format)
+	if w.Format == "" {
+		format, err = traces.ParseFormat("auto")
+	}
+	if err != nil {
+		return nil, err
+	}
+	opts := traces.Options{Format: format, Strict: true}
+	if path == EmbeddedOpenb {
+		return traces.NewReader(bytes.NewReader(samples.OpenbDefaultPods()), samples.OpenbDefaultPodsFile, opts)
+	}
+	return traces.Open(s.rel(path), opts)
 }
 
 // genSpec reads workload.gen as a trace gen spec: the YAML mapping has the

@@ -58,6 +58,13 @@ type WorkloadSpec struct {
 	Format string `yaml:"format"`
 	// Gen is a `petite trace gen` spec (traces.Spec's JSON keys), inline.
 	Gen yaml.Node `yaml:"gen"`
+	// Fit generates the jobs from the spec `petite trace gen --fit` fits to
+	// this trace (a path or embedded:openb): the trace's job shapes, run
+	// times and daily profile, at RatePerHour and for Jobs jobs.
+	Fit string `yaml:"fit"`
+	// RatePerHour sets the mean arrivals per hour of a gen or fit workload
+	// (0: the spec's own).
+	RatePerHour float64 `yaml:"rate_per_hour"`
 	// Jobs keeps the first Jobs jobs of the trace (0: all).
 	Jobs int `yaml:"jobs"`
 	// DefaultDuration is the run time of a job whose trace gives none.
@@ -245,8 +252,14 @@ func (s *Scenario) check() error {
 	}
 	w := &sp.Workload
 	gen := w.Gen.Kind != 0
-	if (w.Trace == "") == !gen {
-		return s.errAt([]any{"workload"}, "want exactly one of trace and gen")
+	if n := btoi(w.Trace != "") + btoi(gen) + btoi(w.Fit != ""); n != 1 {
+		return s.errAt([]any{"workload"}, "want exactly one of trace, gen and fit")
+	}
+	if w.RatePerHour < 0 || math.IsNaN(w.RatePerHour) || math.IsInf(w.RatePerHour, 0) {
+		return s.errAt([]any{"workload", "rate_per_hour"}, "want a finite rate >= 0, got %g", w.RatePerHour)
+	}
+	if w.RatePerHour > 0 && w.Trace != "" {
+		return s.errAt([]any{"workload", "rate_per_hour"}, "a trace keeps its own arrivals; rate_per_hour goes with gen or fit")
 	}
 	if gen && w.Gen.Kind != yaml.MappingNode {
 		return s.errAt([]any{"workload", "gen"}, "want a mapping (the keys of a trace gen spec)")
@@ -489,4 +502,12 @@ func parseDuration(v string) (int64, error) {
 		return 0, fmt.Errorf("duration %q: must not be negative", v)
 	}
 	return days*24*replay.Hour + int64(d), nil
+}
+
+// btoi is 1 for true.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -370,8 +371,11 @@ func TestErrorsNameFileLineField(t *testing.T) {
 		{"bad window", head + "actions:\n  - {at: +1h, do: outage, pool: x, for: -2h}\n", "field actions[0].for: want a positive duration"},
 		{"mtbf without end", head + "actions:\n  - {do: mtbf, pool: x, mtbf: 30d, mttr: 4h}\n", "s.yaml:4: field actions[0].until: faults need an end"},
 		{"policy", head + "policy: nope\n", "s.yaml:3: field policy: unknown policy"},
-		{"no workload", "fleet: demo\n", "field workload: want exactly one of trace and gen"},
+		{"no workload", "fleet: demo\n", "field workload: want exactly one of trace, gen and fit"},
 		{"both workloads", "fleet: demo\nworkload:\n  trace: x.csv\n  gen: {jobs: 1}\n", "s.yaml:3: field workload: want exactly one"},
+		{"fit and trace", "fleet: demo\nworkload:\n  trace: x.csv\n  fit: embedded:openb\n", "s.yaml:3: field workload: want exactly one of trace, gen and fit"},
+		{"rate with a trace", "fleet: demo\nworkload:\n  trace: x.csv\n  rate_per_hour: 10\n", "s.yaml:4: field workload.rate_per_hour: a trace keeps its own arrivals"},
+		{"negative rate", "fleet: demo\nworkload:\n  fit: embedded:openb\n  rate_per_hour: -1\n", "s.yaml:4: field workload.rate_per_hour: want a finite rate"},
 		{"no fleet", "workload: {trace: x}\n", "s.yaml:1: field fleet: want a fleet file"},
 		{"burst with backfill", head + "queue: {discipline: backfill}\nburst: {cloud_wait: none}\n", "s.yaml:4: field burst: the burst method runs a strict fifo"},
 		{"bad wait", head + "burst: {cloud_wait: soon}\n", "s.yaml:3: field burst.cloud_wait: cloud wait \"soon\""},
@@ -464,9 +468,24 @@ func TestImpactCountsOnlyItsAction(t *testing.T) {
 	data, err := os.ReadFile(examples + "retire-onprem.yaml")
 	require.NoError(t, err)
 	data = append(data, "  - {at: +60m, do: outage, pool: hz-onprem, for: 10m}\n"...)
-	s, err := Parse(strings.NewReader(string(data)), examples+"retire-onprem.yaml")
+	// Training that runs for hours, so the hall holds work at both actions.
+	src := regexp.MustCompile(`(?s)workload:.*?\npolicy:`).ReplaceAllString(string(data), `workload:
+  start: 2027-03-30T22:30:00Z
+  gen:
+    jobs: 1500
+    seed: 7
+    clock: relative
+    zone: UTC
+    arrival: {process: poisson, rate_per_hour: 1200}
+    duration: {dist: lognormal, mu: 8.2, sigma: 1.2, min: 60, max: 172800}
+    shapes:
+      - {weight: 0.5, tasks: [{count: 1, gpus: 1, gpu_milli: 1000, cpu_milli: 8000, memory_mib: 32768}]}
+      - {weight: 0.2, tasks: [{count: 1, gpus: 4, gpu_milli: 1000, cpu_milli: 32000, memory_mib: 131072}]}
+    tenants: 8
+    kind: training
+policy:`)
+	s, err := Parse(strings.NewReader(src), examples+"retire-onprem.yaml")
 	require.NoError(t, err)
-	s.Workload.Jobs = 1500
 	in, err := s.LoadInputs()
 	require.NoError(t, err)
 	var evs []replay.Event
@@ -486,6 +505,7 @@ func TestImpactCountsOnlyItsAction(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("requeues at the retirement %d, at the outage %d", atRetire, atOutage)
 	require.Positive(t, atRetire)
 	require.Positive(t, atOutage, "the outage disrupts work too")
 	assert.Equal(t, atRetire, ims[0].Disrupted["training"])
@@ -579,4 +599,32 @@ workload:
 	midway := cost("actions:\n  - {at: +30m, do: price, pool: cloud-sg-spot, price_per_gpu_hour: 2.20}\n")
 	assert.Greater(t, midway, plain)
 	assert.Less(t, midway, doubled)
+}
+
+// TestFitWorkload: a fit workload draws the fitted trace's shapes at the
+// rate asked, as many jobs as asked, the same jobs every time.
+func TestFitWorkload(t *testing.T) {
+	src := "fleet: demo\nworkload:\n  fit: embedded:openb\n  jobs: 3000\n  rate_per_hour: 6000\n"
+	load := func() *Inputs {
+		s, err := Parse(strings.NewReader(src), "fit.yaml")
+		require.NoError(t, err)
+		in, err := s.LoadInputs()
+		require.NoError(t, err)
+		return in
+	}
+	in := load()
+	require.Len(t, in.Jobs, 3000)
+	last := in.Jobs[len(in.Jobs)-1].Submit
+	hours := float64(last) / float64(replay.Hour)
+	// About half an hour; the fitted daily profile speeds up or slows down
+	// the first hours (openb's own rate, 2.3 an hour, would take months).
+	assert.True(t, hours > 0.2 && hours < 1, "3,000 arrivals at 6,000 an hour took %.2f h", hours)
+	shared := 0
+	for _, j := range in.Jobs {
+		if m := j.Job.Task.GPUMilli; m > 0 && m < 1000 {
+			shared++
+		}
+	}
+	assert.Greater(t, shared, 600, "openb's shares of a GPU are in the mix")
+	assert.Equal(t, in.Jobs, load().Jobs, "the same scenario draws the same jobs")
 }
