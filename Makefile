@@ -26,9 +26,11 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./bench/
 
-## demo: the main job on the embedded default fleet and workload.
+## demo: a planner's first question on the embedded demo fleet: what does
+## retiring the on-prem hall cost? Prints the summary and the action's before
+## and after, and writes out/report.html.
 demo: build
-	./bin/petite place
+	./bin/petite sim run --scenario examples/scenarios/retire-onprem.yaml --report out/report.html
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -165,7 +165,7 @@ func TestREADMECommands(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
 	require.NoError(t, err)
 	make := map[string]string{
-		"make demo":  "petite place",
+		"make demo":  makeRecipe(t, filepath.Join(repo, "Makefile"), "demo"),
 		"make build": "", // builds bin/petite: this test runs the same code in-process
 	}
 	skip := map[string]string{
@@ -196,6 +196,27 @@ func TestREADMECommands(t *testing.T) {
 		})
 	}
 	assert.Positive(t, ran, "at least one README command ran")
+}
+
+// makeRecipe returns the petite command a Makefile target runs, from its
+// "./bin/petite ..." recipe line, as a user would type it.
+func makeRecipe(t *testing.T, makefile, target string) string {
+	t.Helper()
+	b, err := os.ReadFile(makefile)
+	require.NoError(t, err)
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, target+":"):
+			in = true
+		case in && strings.HasPrefix(l, "\t./bin/petite "):
+			return strings.TrimPrefix(l, "\t./bin/")
+		case in && !strings.HasPrefix(l, "\t"):
+			in = false
+		}
+	}
+	t.Fatalf("%s: target %s runs no ./bin/petite command", makefile, target)
+	return ""
 }
 
 // readmeShellLines returns the commands of the ```sh blocks of a Markdown

@@ -19,9 +19,11 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Use:   "petite",
 		Short: "A GPU-aware workload scheduler and capacity simulator.",
 		Long: `petite places GPU workloads on fleets that mix cloud regions, outposts and
-on-prem clusters, with one placement core driven by a simulator (and, to
-come, a replicated daemon).`,
+on-prem clusters, with one placement core driven by two drivers: a
+replicated daemon (petite server, petite job) and a simulator (petite sim).`,
 		Example: examples(
+			"# what does retiring the demo fleet's on-prem hall cost?",
+			"petite sim run --scenario examples/scenarios/retire-onprem.yaml",
 			"# place the demo workload on the demo fleet",
 			"petite place",
 			"# the commands and their help",

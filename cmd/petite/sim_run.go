@@ -86,6 +86,9 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		if *seriesStep <= 0 {
 			return usageErr("--series-step: must be positive")
 		}
+		if err := prepareOutputs(map[string]string{"events": *events, "series": *series, "report": *reportPath}); err != nil {
+			return err
+		}
 		if *scenarioPath != "" {
 			for _, f := range []string{"fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict"} {
 				if cmd.Flags().Changed(f) {
@@ -311,7 +314,7 @@ func writeHTMLReport(path string, r report.Report) error {
 	if err := report.Write(&buf, r); err != nil {
 		return fmt.Errorf("--report: %w", err)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := writeFileWhole(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("--report: %w", err)
 	}
 	return nil

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -203,7 +205,8 @@ func TestSimRunReport(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(first, again), "the same run writes the same report")
 
-	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--report", filepath.Join(t.TempDir(), "no", "such", "dir.html"))
+	// A folder that cannot be made (under a file) fails before the run.
+	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--report", filepath.Join(path, "sub", "dir.html"))
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, errOut, "--report")
 }
@@ -220,7 +223,10 @@ func TestSimRunScenarioReport(t *testing.T) {
 	assert.True(t, strings.Contains(page, "<h1>Scenario retire-onprem</h1>"))
 	assert.True(t, strings.Contains(page, `<th>without the actions</th><th>retire-onprem</th>`), "before beside after")
 	assert.True(t, strings.Contains(page, "Before and after each action"))
-	assert.True(t, strings.Contains(page, "retire (actions[0], line 32)"))
+	src, err := os.ReadFile("examples/scenarios/retire-onprem.yaml")
+	require.NoError(t, err)
+	line := 1 + slices.IndexFunc(strings.Split(string(src), "\n"), func(l string) bool { return strings.Contains(l, "at: retire_at") })
+	assert.True(t, strings.Contains(page, fmt.Sprintf("retire (actions[0], line %d)", line)), "the action is named by its line")
 }
 
 // --series beside --scenario writes the scenario run's series, rather than
