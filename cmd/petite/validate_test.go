@@ -105,7 +105,7 @@ func TestValidateScenario(t *testing.T) {
 		err  string
 	}{
 		{"a shipped scenario", []string{"--scenario", retire}, exitOK, []string{
-			"scenario " + retire + ": valid: \"retire-onprem\": 2500 jobs over 4 pools, 1110 nodes; 1 actions compile to 470 node events\n",
+			"scenario " + retire + ": valid: \"retire-onprem\": 8152 jobs over 4 pools, 1110 nodes; 1 actions compile to 470 node events\n",
 			"  actions[0] (line 23): retire at +1h30m0s: 470 nodes, 470 events\n",
 		}, ""},
 		{"a field error names file and line", []string{"--scenario", badField}, exitError, []string{
