@@ -15,5 +15,6 @@ func simCommand() *cobra.Command {
 	c.AddCommand(simFragCommand())
 	c.AddCommand(simRunCommand())
 	c.AddCommand(simForecastCommand())
+	c.AddCommand(simSweepCommand())
 	return c
 }

@@ -28,6 +28,7 @@ import (
 var sweepFiles = []string{
 	"table.md", "table.tsv", "table.json", "runs.json",
 	"alloc-*.svg", "alloc-*.png", "summary.svg", "summary.png",
+	"report.html", // petite sim sweep's page (simulator/sweep)
 	partPattern,
 	// A shard's part file while it is written, and a shard's check that
 	// the folder is writable: other shards may be writing beside.
