@@ -5,6 +5,7 @@ package sweep
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -178,12 +179,22 @@ func (s *Sweep) Run(ctx context.Context) ([]Record, []Full, error) {
 	jobs := selectShard(s.Shard, s.Matrix.Jobs())
 	recs := make([]Record, len(jobs))
 	fulls := make([]*Full, len(jobs))
-	errs := make([]error, len(jobs))
+	// The first run to fail names the error; runs cancelled because of it
+	// fail after it.
+	var firstErr error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan int)
 	var wg sync.WaitGroup
-	var build, prog sync.Mutex
+	var build, prog, errMu sync.Mutex
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
 	done := 0
 	first := s.Matrix.Seeds[0]
 	for range min(max(s.Parallel, 1), max(len(jobs), 1)) {
@@ -196,8 +207,7 @@ func (s *Sweep) Run(ctx context.Context) ([]Record, []Full, error) {
 				cfg, err := v.Config(p, j.Seed)
 				build.Unlock()
 				if err != nil {
-					errs[k] = fmt.Errorf("%s: %w", name, err)
-					cancel()
+					fail(fmt.Errorf("%s: %w", name, err))
 					continue
 				}
 				cfg.Policy, cfg.Seed = p, j.Seed
@@ -209,8 +219,7 @@ func (s *Sweep) Run(ctx context.Context) ([]Record, []Full, error) {
 				}
 				res, err := replay.Run(ctx, cfg)
 				if err != nil {
-					errs[k] = fmt.Errorf("%s: %w", name, err)
-					cancel()
+					fail(fmt.Errorf("%s: %w", name, err))
 					continue
 				}
 				recs[k] = Record{Variant: v.Name, Policy: p, Seed: j.Seed, Summary: res.Summary}
@@ -236,10 +245,8 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, nil, err
-		}
+	if firstErr != nil && !errors.Is(firstErr, context.Canceled) {
+		return nil, nil, firstErr
 	}
 	if done < len(jobs) {
 		return nil, nil, fmt.Errorf("sweep: stopped after %d of %d runs: %w", done, len(jobs), context.Cause(ctx))
