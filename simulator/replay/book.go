@@ -22,6 +22,9 @@ func (e *engine) priceEvent(i int, t int64) {
 	if old == now {
 		return
 	}
+	if e.sc != nil {
+		e.sc.billPool(e, pe.Pool, t) // node bills at the old price up to now
+	}
 	cloud := pe.Pool == e.cloudAt
 	for k := range e.jobs {
 		j := &e.jobs[k]
@@ -111,6 +114,7 @@ func (e *engine) closeRun(k int, t int64) {
 	j.costFrom = t
 	for _, p := range j.shares {
 		e.alloc[e.poolIdx[p.Pool]] -= p.GPUs
+		e.poolGPUH[e.poolIdx[p.Pool]] += p.GPUs * hours(d)
 	}
 	if e.cfg.RecordRuns {
 		r.Runs[len(r.Runs)-1].End = t

@@ -37,6 +37,10 @@ type Config struct {
 	// Burst, when set, runs the burst-to-cloud method: the owned pools
 	// serve the queue and a job waiting past its budget runs in the cloud.
 	Burst *Burst
+	// Scale, when set, makes the cloud pools with max_nodes elastic (nodes
+	// asked for when the queue needs them, released when idle), bills
+	// every cloud node while it is up, and takes spot nodes back at random.
+	Scale *Scale
 	// WarmupJobs is W of the measurement window (see docs/sim.md).
 	WarmupJobs int
 	// Horizon stops the run at that time on the virtual clock (nanoseconds);

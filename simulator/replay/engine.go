@@ -85,6 +85,8 @@ type engine struct {
 	topUp      bool
 	passes     int
 	log        func(Event)
+	sc         *scaler   // the elastic cloud pools (Config.Scale)
+	poolGPUH   []float64 // GPU-hours held per pool, in fleet order
 }
 
 // Run replays a workload over a fleet and returns the per-job records and
@@ -113,10 +115,20 @@ func newEngine(cfg *Config) (*engine, error) {
 	if cfg.Horizon < 0 {
 		return nil, fmt.Errorf("horizon: must not be negative")
 	}
+	if cfg.Scale != nil && cfg.Burst != nil {
+		return nil, errors.New("scale: the burst method's cloud is unlimited; pool scaling runs without it")
+	}
 	e := &engine{cfg: cfg, m: state.New(), price: map[string]float64{}, poolOf: map[string]string{}, log: cfg.Observe}
 	e.rng = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed5eed5eed5eed))
 	if err := e.buildFleet(); err != nil {
 		return nil, err
+	}
+	if cfg.Scale != nil {
+		sc, err := newScaler(e)
+		if err != nil {
+			return nil, err
+		}
+		e.sc = sc
 	}
 	pol, err := e.m.Cluster().NewPolicy(cfg.Policy, cfg.Options)
 	if err != nil {
@@ -170,6 +182,9 @@ func newEngine(cfg *Config) (*engine, error) {
 		if _, ok := e.poolOf[ne.Node]; !ok && !added[ne.Node] {
 			return nil, fmt.Errorf("node event %d: field node: unknown node %q", i, ne.Node)
 		}
+		if _, cloud := e.sc.byNameOf(ne.Node); cloud || (e.sc != nil && ne.Add != nil && e.kind[ne.Add.Pool] == scheduler.PoolCloud) {
+			return nil, fmt.Errorf("node event %d: field node: %q is in a cloud pool, which scales on its own under pool scaling", i, ne.Node)
+		}
 		e.q.push(item{at: ne.At, phase: phaseNode, job: int32(i)})
 	}
 	for i, pe := range cfg.PriceEvents {
@@ -204,6 +219,7 @@ func (e *engine) buildFleet() error {
 	e.poolIdx = map[string]int{}
 	e.alloc = make([]float64, len(e.cfg.Pools))
 	e.poolCost = make([]float64, len(e.cfg.Pools))
+	e.poolGPUH = make([]float64, len(e.cfg.Pools))
 	for i, p := range e.cfg.Pools {
 		e.poolIdx[p.Name] = i
 		kind[p.Name] = p.Kind
@@ -355,6 +371,11 @@ func (e *engine) run(ctx context.Context) error {
 				return fmt.Errorf("replay: %w", err)
 			}
 		}
+		if e.sc != nil {
+			for !e.q.empty() && e.sc.stale(e, e.q.h[0]) {
+				e.q.pop()
+			}
+		}
 		t, ok := e.q.next()
 		if next < len(e.jobs) && (!ok || e.jobs[next].src.Submit < t) {
 			t, ok = e.jobs[next].src.Submit, true
@@ -376,6 +397,9 @@ func (e *engine) run(ctx context.Context) error {
 			return err
 		}
 		e.lastT = t
+		if e.sc != nil {
+			e.sc.begin(e, t)
+		}
 		batch = batch[:0]
 		for !e.q.empty() && e.q.h[0].at == t {
 			batch = append(batch, e.q.pop())
@@ -413,6 +437,14 @@ func (e *engine) run(ctx context.Context) error {
 			if err := e.pass(t); err != nil {
 				return err
 			}
+			if e.sc != nil && e.queued > 0 {
+				if err := e.sc.request(e, t); err != nil {
+					return err
+				}
+			}
+		}
+		if e.sc != nil {
+			e.sc.observe(e, t)
 		}
 	}
 	end := e.lastT
@@ -421,6 +453,9 @@ func (e *engine) run(ctx context.Context) error {
 	}
 	if err := e.sampleUpTo(end, true); err != nil {
 		return err
+	}
+	if e.sc != nil {
+		e.sc.stop(e, end)
 	}
 	e.stop()
 	if e.cfg.Progress != nil {
@@ -454,6 +489,8 @@ func (e *engine) arrive(k int, t int64) error {
 // cluster or its queue changed.
 func (e *engine) apply(it item, t int64) (bool, error) {
 	switch {
+	case it.scale != 0:
+		return e.sc.event(e, it, t)
 	case it.price:
 		e.priceEvent(int(it.job), t)
 		return false, nil
@@ -531,18 +568,24 @@ func (e *engine) nodeEvent(i int, t int64) (bool, error) {
 		e.strand.setState(e.m.Cluster(), ne.Node, ne.State)
 	}
 	e.emit(Event{At: t, Kind: EventNode, Job: -1, ID: ne.Node, Node: ne.Node, State: ne.State.String()})
+	return true, e.lost(res, t)
+}
+
+// lost books the work a node took down with it: training requeued,
+// services degraded.
+func (e *engine) lost(res state.Result, t int64) error {
 	if err := e.requeued(res.Requeued, t); err != nil {
-		return false, err
+		return err
 	}
 	for _, id := range res.Degraded {
 		k, err := e.number(id)
 		if err != nil {
-			return false, err
+			return err
 		}
 		e.topUp = true
 		e.emit(Event{At: t, Kind: EventDegrade, Job: k, ID: e.jobs[k].src.Job.ID})
 	}
-	return true, nil
+	return nil
 }
 
 // stop closes the books at the end of the run: at the horizon, running jobs

@@ -183,6 +183,10 @@ type Summary struct {
 	OwnedGPUs float64 `json:"owned_gpus"`
 	// Passes counts the scheduling passes run.
 	Passes int `json:"passes"`
+	// Scaling accounts for each cloud pool under pool scaling
+	// (Config.Scale): its nodes' bill while up, idle time included, split
+	// into what its jobs used and what stood idle.
+	Scaling map[string]ScalePool `json:"scaling,omitempty"`
 }
 
 // Cut aggregates a subset of the measured jobs.
@@ -437,6 +441,9 @@ func (e *engine) result() *Result {
 	s.CostByPool = make(map[string]float64, len(e.cfg.Pools))
 	for i, p := range e.cfg.Pools {
 		s.CostByPool[p.Name] = e.poolCost[i]
+	}
+	if e.sc != nil {
+		s.Scaling = e.sc.accounts(e)
 	}
 	s.AvgWaitH, s.AvgJCTH = s.WaitH.Mean, s.JCTH.Mean
 	s.P90JCTH, s.P99JCTH = s.JCTH.P90, s.JCTH.P99
