@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -150,5 +151,44 @@ func TestScaleRefuses(t *testing.T) {
 		_, err := Run(context.Background(), cfg)
 		require.Error(t, err, c.name)
 		assert.Contains(t, err.Error(), c.want, c.name)
+	}
+}
+
+// With elastic and spot pools, every job is still accounted for, the log
+// reconciles with the summary, idle and used spend add up to the bill, and
+// the run is the same bytes for the same seed.
+func TestScaleConservationAndDeterminism(t *testing.T) {
+	for _, horizon := range []int64{0, 2000 * Second} {
+		run := func() ([]byte, *Result) {
+			pools, nodes := ownedFleet(2, 8)
+			pools = append(pools,
+				scheduler.Pool{Name: "od", Kind: scheduler.PoolCloud, PricePerGPUHour: 3, MaxNodes: 3, ProvisionDelaySec: 120},
+				scheduler.Pool{Name: "sp", Kind: scheduler.PoolCloud, Pricing: scheduler.Spot, PricePerGPUHour: 1, MaxNodes: 2, ProvisionDelaySec: 60})
+			nodes = append(nodes, gpuNode("od-0", "od", 64000, 8), gpuNode("sp-0", "sp", 64000, 8))
+			cfg := Config{Pools: pools, Nodes: nodes, Jobs: randomWorkload(2, 300), Seed: 5, Horizon: horizon, WarmupJobs: 3,
+				Scale: &Scale{IdleRelease: 300 * Second, SpotReclaim: 900 * Second}, Checkpoint: Checkpoint{Interval: 300 * Second},
+				PriceEvents: []PriceEvent{{At: 500 * Second, Pool: "od", PricePerGPUHour: 4}}}
+			log := collect(&cfg)
+			res, err := Run(context.Background(), cfg)
+			require.NoError(t, err)
+			reconcile(t, *log, res, 3)
+			b, err := json.Marshal(res)
+			require.NoError(t, err)
+			return b, res
+		}
+		b, res := run()
+		b2, _ := run()
+		assert.Equal(t, b, b2, "horizon %d", horizon)
+		s := res.Summary
+		if horizon == 0 {
+			assert.Equal(t, len(res.Jobs), s.Ended)
+		}
+		assert.Positive(t, s.Scaling["sp"].Reclaimed, "horizon %d", horizon)
+		assert.Positive(t, s.Scaling["od"].Provisioned, "horizon %d", horizon)
+		for name, a := range s.Scaling {
+			assert.InDelta(t, a.NodeCost, a.UsedCost+a.IdleCost, 1e-9, name)
+			assert.LessOrEqual(t, a.UsedGPUHours, a.UpGPUHours+1e-9, name)
+			assert.LessOrEqual(t, a.UsedCost, a.NodeCost+1e-9, name)
+		}
 	}
 }
