@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -70,6 +71,9 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	restart := fs.Duration("restart-cost", 0, "time a restarted training job spends loading before working again")
 	horizon := fs.Duration("horizon", 0, "stop this long after the first job's submit (0: when every job has ended)")
 	preempt := fs.Bool("preempt", false, "let jobs evict running work of strictly lower priority")
+	scale := fs.Bool("scale", false, "cloud pools with max_nodes grow when the queue needs them and release idle nodes; cloud nodes are billed while up (docs/sim.md)")
+	idleRelease := fs.Duration("idle-release", time.Duration(replay.DefaultIdleRelease), "with --scale: how long an elastic cloud node stays idle before it is released")
+	spotReclaim := fs.Duration("spot-reclaim", 0, "with --scale: mean time a spot node stays up before it is taken back (0: never)")
 	events := fs.String("events", "", "write the event log to this file, one JSON object a line")
 	series := fs.String("series", "", "write a CSV of the state every --series-step to this file (GPUs allocated and stranded per pool, cloud, pending, jobs, spend)")
 	seriesStep := fs.Duration("series-step", time.Minute, "the step of --series")
@@ -90,7 +94,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			return err
 		}
 		if *scenarioPath != "" {
-			for _, f := range []string{"fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict"} {
+			for _, f := range []string{"fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict", "scale", "idle-release", "spot-reclaim"} {
 				if cmd.Flags().Changed(f) {
 					return usageErr("--scenario and --%s exclude each other: the scenario names its inputs and settings", f)
 				}
@@ -107,7 +111,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		if err != nil {
 			return usageErr("--queue: %v", err)
 		}
-		for name, d := range map[string]time.Duration{"default-duration": *defDur, "checkpoint-interval": *ckpt, "restart-cost": *restart, "horizon": *horizon} {
+		for name, d := range map[string]time.Duration{"default-duration": *defDur, "checkpoint-interval": *ckpt, "restart-cost": *restart, "horizon": *horizon, "idle-release": *idleRelease, "spot-reclaim": *spotReclaim} {
 			if d < 0 {
 				return usageErr("--%s: must not be negative", name)
 			}
@@ -126,6 +130,15 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 				return usageErr("--cloud-wait: the burst method runs a fifo or fifo-skip queue without preemption")
 			}
 			cfg.Burst = &replay.Burst{Wait: wp}
+		}
+		if !*scale && (cmd.Flags().Changed("idle-release") || cmd.Flags().Changed("spot-reclaim")) {
+			return usageErr("--idle-release and --spot-reclaim need --scale")
+		}
+		if *scale {
+			if cfg.Burst != nil {
+				return usageErr("--scale and --cloud-wait exclude each other: the burst method's cloud is unlimited")
+			}
+			cfg.Scale = &replay.Scale{IdleRelease: max(int64(*idleRelease), 1), SpotReclaim: int64(*spotReclaim)}
 		}
 		f, err := traces.ParseFormat(*format)
 		if err != nil {
@@ -449,6 +462,14 @@ func writeRunText(w io.Writer, s *replay.Summary) error {
 		{"GPU-hours (lost)", fmt.Sprintf("%.2f (%.2f)", s.GPUHours, s.LostGPUHours)},
 		{"makespan (h)", fmt.Sprintf("%.4f", s.MakespanH)},
 		{"jobs: ended running queued cloud future", fmt.Sprintf("%d %d %d %d %d", s.Ended, s.Running, s.Queued, s.InCloud, s.Future)},
+	}
+	for _, p := range slices.Sorted(maps.Keys(s.Scaling)) {
+		a := s.Scaling[p]
+		rows = append(rows, struct {
+			k string
+			v any
+		}{"cloud bill " + p + ": total used idle", fmt.Sprintf("%.4f %.4f %.4f (peak %d nodes, %d asked for, %d released, %d reclaimed)",
+			a.NodeCost, a.UsedCost, a.IdleCost, a.PeakNodes, a.Provisioned, a.Released, a.Reclaimed)})
 	}
 	for _, r := range rows {
 		if _, err := fmt.Fprintf(tw, "%s\t%v\n", r.k, r.v); err != nil {

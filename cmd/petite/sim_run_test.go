@@ -242,3 +242,32 @@ func TestSimRunScenarioSeries(t *testing.T) {
 	assert.True(t, strings.HasPrefix(lines[0], "t_s,allocated_gpus:"), lines[0])
 	assert.Greater(t, len(lines), 2)
 }
+
+// --scale grows the cloud pool when the owned nodes are full and prints its
+// bill, split into used and idle; its knobs need it.
+func TestSimRunScale(t *testing.T) {
+	args := []string{"sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--queue", "backfill", "--scale", "--idle-release", "5m"}
+	code, out, errOut := petite(t, nil, append(args, "--json")...)
+	require.Equal(t, 0, code, errOut)
+	var m struct {
+		Ended   int                       `json:"ended"`
+		Scaling map[string]map[string]any `json:"scaling"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &m))
+	assert.Equal(t, 86, m.Ended)
+	c := m.Scaling["cloud"]
+	require.NotNil(t, c)
+	assert.Positive(t, c["provisioned"])
+	assert.Positive(t, c["idle_cost"], "idle time is billed")
+	assert.InDelta(t, c["node_cost"].(float64), c["used_cost"].(float64)+c["idle_cost"].(float64), 1e-9)
+	code, text, errOut := petite(t, nil, args...)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, text, "cloud bill cloud: total used idle")
+
+	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--spot-reclaim", "1h")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errOut, "need --scale")
+	code, _, errOut = petite(t, nil, "sim", "run", "--fleet", burstFleetFile, "--trace", section7File, "--scale", "--cloud-wait", "none")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errOut, "exclude each other")
+}
