@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -143,4 +146,28 @@ func TestSimSweepScenario(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(b), "scenario "+filepath.ToSlash(filepath.Join(repo, "examples/scenarios/burst-to-cloud.yaml")))
 	assert.NotContains(t, string(b), "burst-to-cloud · fgd", "one variant: its runs are labelled by policy")
+}
+
+// An interrupted sweep (the context a Ctrl-C cancels) stops, writes
+// nothing, and leaves the previous sweep's folder as it was.
+func TestSimSweepInterrupted(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	require.NoError(t, os.MkdirAll(out, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(out, "table.md"), []byte("old"), 0o644))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, sweepArgs(repo, "--parallel", "1", "--out", out), strings.NewReader(""), &stdout, &stderr)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr.String(), "canceled")
+	assert.Empty(t, stdout.String())
+	b, err := os.ReadFile(filepath.Join(out, "table.md"))
+	require.NoError(t, err)
+	assert.Equal(t, "old", string(b))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary folder left beside")
 }
