@@ -51,6 +51,9 @@ type Config struct {
 	NodeEvents []NodeEvent
 	// PriceEvents change pool prices at given times.
 	PriceEvents []PriceEvent
+	// QuotaEvents change cloud pools' max_nodes at given times (with
+	// Scale).
+	QuotaEvents []QuotaEvent
 	// PassEvery, when positive, also runs a pass every PassEvery of virtual
 	// time from the first event on, while events remain, whether or not
 	// anything changed:
@@ -147,6 +150,16 @@ type PriceEvent struct {
 	At              int64
 	Pool            string
 	PricePerGPUHour float64
+}
+
+// QuotaEvent sets a cloud pool's max_nodes from a time on, under pool
+// scaling: nodes up or on the way stay, new ones are asked for only within
+// the new cap. A pool named by one is elastic from the start even if its
+// max_nodes is 0 (it needs a listed node as its template).
+type QuotaEvent struct {
+	At       int64
+	Pool     string
+	MaxNodes int
 }
 
 // NodeEvent sets a node's health at a time (down or retired loses its work,

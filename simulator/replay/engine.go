@@ -196,6 +196,22 @@ func newEngine(cfg *Config) (*engine, error) {
 		}
 		e.q.push(item{at: pe.At, phase: phaseNode, job: int32(i), price: true})
 	}
+	for i, qe := range cfg.QuotaEvents {
+		if e.sc == nil {
+			return nil, fmt.Errorf("quota event %d: a cloud pool's max_nodes changes only under pool scaling (Config.Scale)", i)
+		}
+		pi, ok := e.poolIdx[qe.Pool]
+		if !ok || e.kind[qe.Pool] != scheduler.PoolCloud {
+			return nil, fmt.Errorf("quota event %d: field pool: %q is not a cloud pool of the fleet", i, qe.Pool)
+		}
+		if qe.MaxNodes < 0 {
+			return nil, fmt.Errorf("quota event %d: field max_nodes: want ≥ 0, got %d", i, qe.MaxNodes)
+		}
+		if !e.sc.pools[pi].elastic {
+			return nil, fmt.Errorf("quota event %d: field pool: cloud pool %q lists no node to grow from", i, qe.Pool)
+		}
+		e.q.push(item{at: qe.At, phase: phaseNode, job: int32(i), scale: scQuota})
+	}
 	return e, nil
 }
 

@@ -107,6 +107,9 @@ const (
 	EventNode EventKind = "node"
 	// EventPrice: a pool's price changed (ID is the pool, State the price).
 	EventPrice EventKind = "price"
+	// EventQuota: a cloud pool's max_nodes changed (ID is the pool, State
+	// the new cap).
+	EventQuota EventKind = "quota"
 )
 
 // Event is one entry of the event log.

@@ -55,6 +55,7 @@ const (
 	scReady   uint8 = iota + 1 // a provisioned node joins
 	scIdle                     // an idle node's release is due
 	scReclaim                  // a spot node is taken back
+	scQuota                    // a pool's max_nodes changes (job: the event's index)
 )
 
 type cloudNodeState uint8
@@ -130,6 +131,10 @@ func newScaler(e *engine) (*scaler, error) {
 	var tp []scheduler.Pool
 	var tn []scheduler.Node
 	seen := map[string]bool{}
+	quota := map[string]bool{}
+	for _, qe := range e.cfg.QuotaEvents {
+		quota[qe.Pool] = true
+	}
 	for i, p := range e.cfg.Pools {
 		s.pools[i] = scalePool{spot: p.Kind == scheduler.PoolCloud && p.Pricing == scheduler.Spot, max: p.MaxNodes}
 		q := p
@@ -143,7 +148,7 @@ func newScaler(e *engine) (*scaler, error) {
 			continue
 		}
 		sp := &s.pools[i]
-		if p.MaxNodes > 0 && !seen[n.Pool] {
+		if (p.MaxNodes > 0 || quota[n.Pool]) && !seen[n.Pool] {
 			seen[n.Pool] = true
 			sp.elastic, sp.tmpl = true, n
 			t := n
@@ -222,6 +227,12 @@ func (s *scaler) billPool(e *engine, pool string, t int64) {
 // event applies a scaler event; changed says whether capacity joined or
 // work was lost.
 func (s *scaler) event(e *engine, it item, t int64) (bool, error) {
+	if it.scale == scQuota {
+		qe := e.cfg.QuotaEvents[it.job]
+		s.pools[e.poolIdx[qe.Pool]].max = qe.MaxNodes
+		e.emit(Event{At: t, Kind: EventQuota, Job: -1, ID: qe.Pool, State: fmt.Sprint(qe.MaxNodes)})
+		return true, nil // a pass, and the queue asks again within the new cap
+	}
 	i := int(it.job)
 	n := &s.nodes[i]
 	sp := &s.pools[n.pool]
@@ -412,7 +423,7 @@ func (s *scaler) provision(e *engine, pi, k int, t int64) {
 // that changed since, or a reclaim once every job has ended (it would only
 // stretch the run).
 func (s *scaler) stale(e *engine, it item) bool {
-	if it.scale == 0 || it.scale == scReady {
+	if it.scale == 0 || it.scale == scReady || it.scale == scQuota {
 		return false
 	}
 	n := &s.nodes[it.job]

@@ -192,3 +192,46 @@ func TestScaleConservationAndDeterminism(t *testing.T) {
 		}
 	}
 }
+
+// A quota event raises the cap mid-run: job 2, held back by max_nodes 1,
+// asks at the event (2,000 s) and starts 300 s later, not when job 1 ends
+// (4,900 s). A pool of max_nodes 0 named by a quota event grows too.
+func TestScaleQuotaEvent(t *testing.T) {
+	js := jobsOf([]tj{{0, 10800, 8}, {1000, 3600, 8}, {1000, 3600, 8}})
+	for _, c := range []struct {
+		name  string
+		start int64
+		max   int
+		quota []QuotaEvent
+	}{
+		{"no quota event", sec(4900), 1, nil},
+		{"raised at 2000 s", sec(2300), 1, []QuotaEvent{{At: 2000 * Second, Pool: "cl", MaxNodes: 2}}},
+		{"from 0, raised at 0 and 2000 s", sec(2300), 0, []QuotaEvent{{At: 0, Pool: "cl", MaxNodes: 1}, {At: 2000 * Second, Pool: "cl", MaxNodes: 2}}},
+	} {
+		pools, nodes := elasticFleet(c.max)
+		res, log := runScale(t, Config{Pools: pools, Nodes: nodes, Scale: &Scale{}, Jobs: js, QuotaEvents: c.quota})
+		at, _ := startOf(log, 1)
+		assert.Equal(t, sec(1300), at, c.name)
+		at, _ = startOf(log, 2)
+		assert.Equal(t, c.start, at, c.name)
+		assert.Equal(t, 3, res.Summary.Ended, c.name)
+		quotas := 0
+		for _, e := range log {
+			if e.Kind == EventQuota {
+				quotas++
+			}
+		}
+		assert.Equal(t, len(c.quota), quotas, c.name)
+	}
+	pools, nodes := elasticFleet(1)
+	for name, cfg := range map[string]Config{
+		"without scaling": {QuotaEvents: []QuotaEvent{{Pool: "cl", MaxNodes: 2}}},
+		"owned pool":      {Scale: &Scale{}, QuotaEvents: []QuotaEvent{{Pool: "op", MaxNodes: 2}}},
+		"negative":        {Scale: &Scale{}, QuotaEvents: []QuotaEvent{{Pool: "cl", MaxNodes: -1}}},
+	} {
+		cfg.Pools, cfg.Nodes, cfg.Jobs = pools, nodes, js
+		_, err := Run(context.Background(), cfg)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), "quota event 0", name)
+	}
+}
