@@ -352,6 +352,23 @@ func (s *Scenario) CompileWith(in *Inputs, skip func(int) bool) (*Compiled, erro
 			c.Actions = append(c.Actions, one)
 			continue
 		}
+		if a.Do == DoQuota {
+			// a quota only means something if the cloud pools scale: the
+			// run scales them (replay.Scale's defaults)
+			if cfg.Burst != nil {
+				return nil, s.errAt(field("do"), "a quota needs pool scaling, which the burst method's unlimited cloud excludes")
+			}
+			if !slices.ContainsFunc(cfg.Nodes, func(n scheduler.Node) bool { return n.Pool == a.Pool }) {
+				return nil, s.errAt(field("pool"), "cloud pool %s lists no node to grow from", a.Pool)
+			}
+			if cfg.Scale == nil {
+				cfg.Scale = &replay.Scale{}
+			}
+			one.Events = 1
+			cfg.QuotaEvents = append(cfg.QuotaEvents, replay.QuotaEvent{At: one.At, Pool: a.Pool, MaxNodes: *a.MaxNodes})
+			c.Actions = append(c.Actions, one)
+			continue
+		}
 		if a.Do == DoMove {
 			one.Tenant, one.To = a.Tenant, a.To
 			cons := constraintsOf(a.To, nil)

@@ -436,6 +436,7 @@ func (s *Scenario) checkAction(i int) (action, error) {
 			return a, s.errAt(at("price_per_gpu_hour"), "want a finite price ≥ 0")
 		}
 	case DoQuota:
+		a.supported = true
 		if a.Pool == "" {
 			return a, s.errAt(at("pool"), "want the cloud pool whose quota changes")
 		}

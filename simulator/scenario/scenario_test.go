@@ -397,8 +397,8 @@ func TestCompileErrors(t *testing.T) {
 		name, yaml, want string
 		engine           bool
 	}{
-		{"quota", head + "actions:\n  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 10}\n",
-			"action quota at s.yaml:4 (actions[0]) needs engine support (not yet)", true},
+		{"quota under burst", head + "burst: {cloud_wait: none}\nactions:\n  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 10}\n",
+			"s.yaml:5: field actions[0].do: a quota needs pool scaling", false},
 		{"price of no pool", head + "actions:\n  - {at: +1h, do: price, pool: nope, price_per_gpu_hour: 1}\n", "s.yaml:4: field actions[0].pool: no pool \"nope\"", false},
 		{"move all", head + "actions:\n  - {at: +1h, do: move, tenant: a, to: [hz-outposts], scope: all}\n", "action move at s.yaml:4", true},
 		{"quota of owned pool", head + "actions:\n  - {at: +1h, do: quota, pool: hz-onprem, max_nodes: 10}\n", "s.yaml:4: field actions[0].pool: pool hz-onprem is onprem", false},
@@ -627,4 +627,35 @@ func TestFitWorkload(t *testing.T) {
 	}
 	assert.Greater(t, shared, 600, "openb's shares of a GPU are in the mix")
 	assert.Equal(t, in.Jobs, load().Jobs, "the same scenario draws the same jobs")
+}
+
+// A quota action compiles to a quota event and turns on pool scaling; the
+// run then asks for cloud nodes within the new cap.
+func TestQuotaCompilesAndScales(t *testing.T) {
+	s, err := Parse(strings.NewReader(`fleet: demo
+workload: {trace: embedded:openb, jobs: 40, default_duration: 1h}
+actions:
+  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 150}
+`), "s.yaml")
+	require.NoError(t, err)
+	c, err := s.Compile()
+	require.NoError(t, err)
+	require.NotNil(t, c.Config.Scale)
+	require.Len(t, c.Config.QuotaEvents, 1)
+	q := c.Config.QuotaEvents[0]
+	assert.Equal(t, "cloud-sg-spot", q.Pool)
+	assert.Equal(t, 150, q.MaxNodes)
+	assert.Equal(t, c.Start+replay.Hour, q.At)
+	require.Len(t, c.Actions, 1)
+	assert.Equal(t, 1, c.Actions[0].Events)
+	quotas := 0
+	c.Config.Observe = func(e replay.Event) {
+		if e.Kind == replay.EventQuota && e.ID == "cloud-sg-spot" && e.State == "150" {
+			quotas++
+		}
+	}
+	res, err := replay.Run(context.Background(), c.Config)
+	require.NoError(t, err)
+	assert.Equal(t, 1, quotas)
+	assert.Contains(t, res.Summary.Scaling, "cloud-sg-spot")
 }
