@@ -348,3 +348,20 @@ func TestReadyMeansFleetRegistered(t *testing.T) {
 		c.kill(0)
 	}
 }
+
+// Closing a daemon twice (a test's cleanup after an explicit Close) returns
+// at once rather than waiting for a serve loop that already ended.
+func TestDaemonCloseTwice(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	d := c.ds[0]
+	require.NoError(t, d.Close())
+	done := make(chan error, 1)
+	go func() { done <- d.Close() }()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("second Close did not return")
+	}
+	c.ds[0] = nil
+}

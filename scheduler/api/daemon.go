@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"petite/scheduler/server"
@@ -20,6 +21,9 @@ type Daemon struct {
 	http *http.Server
 	ln   net.Listener
 	done chan error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start listens for the API on httpAddr ("127.0.0.1:0" picks a port),
@@ -51,8 +55,15 @@ func Start(cfg server.Config, httpAddr string, log *slog.Logger) (*Daemon, error
 // Ready waits until the server knows a leader and has caught up.
 func (d *Daemon) Ready(ctx context.Context) error { return d.Server.Ready(ctx) }
 
-// Close stops the API and the server; the data dir keeps the state.
+// Close stops the API and the server; the data dir keeps the state. A
+// second Close returns the first one's result: the serve loop's end is read
+// once.
 func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.close() })
+	return d.closeErr
+}
+
+func (d *Daemon) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	herr := d.http.Shutdown(ctx)
