@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -58,7 +59,9 @@ func startCluster(t *testing.T, n int, opts ...func(*Config)) []*Server {
 		servers[i] = s
 		t.Cleanup(func() { s.Close() })
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// An election and the leader taking office take well under a second
+	// idle; the deadline allows for a loaded 2-core machine.
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	for _, s := range servers {
 		require.NoError(t, s.Ready(ctx))
@@ -66,13 +69,25 @@ func startCluster(t *testing.T, n int, opts ...func(*Config)) []*Server {
 	return servers
 }
 
+// submitOnLeader submits through whichever server leads, again on the new
+// leader when leadership moved during the call, as the API's forwarding
+// and client retries do.
+func submitOnLeader(t *testing.T, servers []*Server, job scheduler.Job) {
+	t.Helper()
+	for deadline := time.Now().Add(waitFor); ; {
+		_, err := waitLeader(t, servers).Submit(context.Background(), job, JobRecord{Command: []string{"true"}})
+		if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+			require.NoError(t, err)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestClusterPlacesSubmittedJob(t *testing.T) {
 	servers := startCluster(t, 3)
-	leader := waitLeader(t, servers)
-	ctx := context.Background()
 	job := scheduler.Job{ID: "j1", Kind: scheduler.Training, Count: 2, Task: scheduler.Task{GPUs: 8, GPUMilli: 1000, CPUMilli: 1000, MemoryMiB: 1024}}
-	_, err := leader.Submit(ctx, job, JobRecord{Command: []string{"true"}})
-	require.NoError(t, err)
+	submitOnLeader(t, servers, job)
 	require.Eventually(t, func() bool {
 		for _, s := range servers {
 			var st state.JobStatus
@@ -85,21 +100,23 @@ func TestClusterPlacesSubmittedJob(t *testing.T) {
 			}
 		}
 		return true
-	}, 5*time.Second, 10*time.Millisecond)
+	}, waitFor, 10*time.Millisecond)
 }
 
 // Passes run when something changed, not on a tick, and a burst of submits
-// within the coalescing delay is placed by one pass, in one plan.
+// within the coalescing delay is placed by one pass, in one plan. The delay
+// is 1 s so that the ten concurrent commits fall within it on a loaded
+// machine too.
 func TestPassesFollowChanges(t *testing.T) {
 	pools, nodes := testFleet(4)
 	s, err := New(Config{ID: "s", DataDir: t.TempDir(), RaftAddr: freeAddr(t), Bootstrap: true,
-		Pools: pools, Nodes: nodes, Policy: "best-fit", Coalesce: 200 * time.Millisecond, Fast: true})
+		Pools: pools, Nodes: nodes, Policy: "best-fit", Coalesce: time.Second, Fast: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	require.NoError(t, s.Ready(ctx))
-	require.Eventually(t, func() bool { return s.Stats().Passes > 0 }, 5*time.Second, 5*time.Millisecond, "a pass on taking office")
+	require.Eventually(t, func() bool { return s.Stats().Passes > 0 }, waitFor, 5*time.Millisecond, "a pass on taking office")
 	time.Sleep(100 * time.Millisecond)
 	idle := s.Stats()
 	time.Sleep(200 * time.Millisecond)
@@ -118,7 +135,7 @@ func TestPassesFollowChanges(t *testing.T) {
 		running := 0
 		s.FSM().Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) { running = len(m.Running()) })
 		return running == 10
-	}, 5*time.Second, 5*time.Millisecond)
+	}, waitFor, 5*time.Millisecond)
 	st := s.Stats()
 	assert.Equal(t, idle.Plans+1, st.Plans, "ten submits, one plan: %+v", st)
 	assert.Zero(t, st.Refused)
@@ -163,10 +180,32 @@ func TestStalePlanThroughRaft(t *testing.T) {
 		}
 		return out
 	}
-	require.Eventually(t, func() bool { h := hashes(); return h[0] == h[1] && h[1] == h[2] }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { h := hashes(); return h[0] == h[1] && h[1] == h[2] }, waitFor, 5*time.Millisecond)
 	leader.FSM().Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) {
 		c, _ := m.Job("c")
 		assert.Equal(t, state.Pending, c.Status)
 		assert.Len(t, m.Running(), 2)
 	})
+}
+
+// Ready means the leader has taken office, its fleet registered, on every
+// server, with an API to forward to or without: the first read after Ready
+// sees every node.
+func TestReadyMeansFleetRegistered(t *testing.T) {
+	for _, api := range []bool{true, false} {
+		for range 5 {
+			servers := startCluster(t, 3, func(c *Config) {
+				c.NoScheduling = true
+				if !api {
+					c.HTTPAddr = ""
+				}
+			})
+			for _, s := range servers {
+				var nodes int
+				s.FSM().Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) { nodes = m.Cluster().NumNodes() })
+				require.Equal(t, 4, nodes, "api %v, server %s", api, s.ID())
+				require.NoError(t, s.Close())
+			}
+		}
+	}
 }

@@ -119,11 +119,10 @@ func (s *Server) retry(ctx context.Context, what string, fn func(context.Context
 }
 
 // recordAddress writes the leader's HTTP address into the log, unless it
-// is already there, so followers can forward to it.
+// is already there, so followers can forward to it. A server without an
+// API records an empty address: the record also tells every server that
+// this leader took office (Ready waits for it).
 func (s *Server) recordAddress(ctx context.Context) error {
-	if s.cfg.HTTPAddr == "" {
-		return nil
-	}
 	if a, ok := s.fsm.ServerHTTP(s.cfg.ID); ok && a == s.cfg.HTTPAddr {
 		return nil
 	}

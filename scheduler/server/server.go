@@ -152,9 +152,14 @@ func (s *Server) open() error {
 	rc.SnapshotThreshold = 8192
 	rc.TrailingLogs = 10240
 	if cfg.Fast {
-		rc.HeartbeatTimeout = 200 * time.Millisecond
-		rc.ElectionTimeout = 200 * time.Millisecond
-		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		// Short enough for a dev server to elect itself in well under a
+		// second, long enough that a leader starved of CPU for a few
+		// hundred milliseconds on a loaded machine keeps its lease (at
+		// 100 ms it stepped down about once in 8 s on a loaded 2-core
+		// machine, failing the writes under way).
+		rc.HeartbeatTimeout = 400 * time.Millisecond
+		rc.ElectionTimeout = 400 * time.Millisecond
+		rc.LeaderLeaseTimeout = 400 * time.Millisecond
 		rc.CommitTimeout = 5 * time.Millisecond
 	}
 	if cfg.Bootstrap {
@@ -203,29 +208,28 @@ func (s *Server) Now() int64 { return s.cfg.Clock() }
 func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
 
 // Leader returns the leader's ID and the HTTP address it recorded, if a
-// leader is known.
+// leader is known and serves an API.
 func (s *Server) Leader() (id, http string, ok bool) {
 	_, lid := s.raft.LeaderWithID()
 	if lid == "" {
 		return "", "", false
 	}
 	http, ok = s.fsm.ServerHTTP(string(lid))
-	return string(lid), http, ok
+	return string(lid), http, ok && http != ""
 }
 
 // State is the server's raft state: Leader, Follower, Candidate, Shutdown.
 func (s *Server) State() string { return s.raft.State().String() }
 
-// Ready waits until a leader is known (with its API address, when this
-// server serves one) and this server's state machine has applied what it
-// knows to be committed.
+// Ready waits until a leader is known and has taken office (its record,
+// written after the fleet of a new cluster, is applied here: a ready server
+// has its nodes and, when the leader serves an API, can forward to it), and
+// this server's state machine has applied what it knows to be committed.
 func (s *Server) Ready(ctx context.Context) error {
 	for {
 		_, lid := s.raft.LeaderWithID()
 		if lid != "" && s.raft.AppliedIndex() >= s.raft.CommitIndex() {
-			// A server with an API also waits for the leader's address,
-			// without which it cannot forward.
-			if _, _, ok := s.Leader(); ok || s.cfg.HTTPAddr == "" {
+			if _, ok := s.fsm.ServerHTTP(string(lid)); ok {
 				return nil
 			}
 		}

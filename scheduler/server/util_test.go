@@ -2,19 +2,42 @@ package server
 
 import (
 	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
+// waitFor bounds every wait of these tests: an election and a commit take
+// milliseconds idle, but seconds on a loaded 2-core machine, and a wait
+// that ends early is a spurious failure.
+const waitFor = 30 * time.Second
+
+// freeAddr returns a loopback address free now and not handed out before
+// by this test binary: the kernel may hand a port just closed out again,
+// and two servers of one cluster given the same address refuse to
+// bootstrap ("found duplicate address").
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		if !given[addr] {
+			given[addr] = true
+			return addr
+		}
+	}
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{}
+)
 
 func waitLeader(t *testing.T, servers []*Server) *Server {
 	t.Helper()
@@ -27,6 +50,6 @@ func waitLeader(t *testing.T, servers []*Server) *Server {
 			}
 		}
 		return false
-	}, 10*time.Second, 10*time.Millisecond)
+	}, waitFor, 10*time.Millisecond)
 	return leader
 }
