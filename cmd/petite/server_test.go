@@ -263,10 +263,27 @@ func TestServerCluster(t *testing.T) {
 	assert.Len(t, ps, 3)
 }
 
+// freeLoopback returns a loopback address free now and not handed out before
+// by this test binary: the kernel may hand a port just closed out again,
+// and two servers of one cluster given the same address refuse to
+// bootstrap ("found duplicate address").
 func freeLoopback(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		if !given[addr] {
+			given[addr] = true
+			return addr
+		}
+	}
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{}
+)

@@ -42,7 +42,7 @@ func TestJobLifecycle(t *testing.T) {
 	require.Eventually(t, func() bool {
 		j, err = cl.Job(ctx, "wait", false)
 		return err == nil && j.Pending != nil && len(j.Pending.Reasons) > 0
-	}, 5*time.Second, 5*time.Millisecond)
+	}, waitFor, 5*time.Millisecond)
 	assert.Equal(t, StatusQueued, j.Status)
 	assert.Equal(t, "does not fit", j.Pending.Why)
 	assert.Equal(t, 2, sum(j.Pending.Reasons), "reasons counted over the 2 nodes: %v", j.Pending.Reasons)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,11 @@ import (
 	"petite/scheduler"
 	"petite/scheduler/server"
 )
+
+// waitFor bounds every wait of these tests: an election, a commit or a pass
+// takes milliseconds idle but seconds on a loaded 2-core machine, and a
+// wait that ends early is a spurious failure.
+const waitFor = 30 * time.Second
 
 // testFleet is one pool of n nodes with 8 H100 each, in two zones.
 func testFleet(n int) ([]scheduler.Pool, []scheduler.Node) {
@@ -41,13 +47,30 @@ type cluster struct {
 	ds    []*Daemon
 }
 
+// freeAddr returns a loopback address free now and not handed out before
+// by this test binary: the kernel may hand a port just closed out again,
+// and two servers of one cluster given the same address refuse to
+// bootstrap ("found duplicate address").
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		if !given[addr] {
+			given[addr] = true
+			return addr
+		}
+	}
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{}
+)
 
 func newCluster(t *testing.T, n, nodes int) *cluster {
 	t.Helper()
@@ -92,7 +115,7 @@ func (c *cluster) kill(i int) {
 // ready waits until every running server knows a leader.
 func (c *cluster) ready() {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	for _, d := range c.ds {
 		if d != nil {
@@ -113,7 +136,7 @@ func (c *cluster) leader() int {
 			}
 		}
 		return false
-	}, 10*time.Second, 5*time.Millisecond, "no leader")
+	}, waitFor, 5*time.Millisecond, "no leader")
 	return at
 }
 
@@ -155,7 +178,7 @@ func (c *cluster) converged() {
 			}
 		}
 		return true
-	}, 10*time.Second, 10*time.Millisecond, "servers did not converge")
+	}, waitFor, 10*time.Millisecond, "servers did not converge")
 }
 
 func spec(id string, count, gpus int) []byte {
@@ -170,6 +193,6 @@ func waitStatus(t *testing.T, cl *Client, id, status string) Job {
 		var err error
 		j, err = cl.Job(context.Background(), id, false)
 		return err == nil && j.Status == status
-	}, 10*time.Second, 5*time.Millisecond, "job %s never %s (last %+v)", id, status, j)
+	}, waitFor, 5*time.Millisecond, "job %s never %s (last %+v)", id, status, j)
 	return j
 }
