@@ -71,6 +71,19 @@ func fitDevices(free []int32, excl []bool, s *Shape, limit int64) int64 {
 	return k
 }
 
+// shareFits reports whether a share of shape s fits on one of the devices:
+// fitDevices(free, excl, s, 1) > 0 without the count, for Fits on the hot
+// path. A device holds a share when its free amount covers it, whether it
+// is exclusive (a MIG instance takes one share whole) or not.
+func shareFits(free []int32, s *Shape) bool {
+	for _, f := range free {
+		if f >= s.Milli {
+			return true
+		}
+	}
+	return false
+}
+
 // pickDevices is the default rule's choice on devices with these free
 // amounts: the devices a task of shape s takes (a mask over them) and what
 // it takes of each. A mask of zero means the task does not fit.

@@ -165,8 +165,8 @@ func (c *Cluster) Fits(n NodeID, s *Shape) bool {
 		// kept current by apply and release.
 		return r.fullFree >= s.GPUs
 	}
-	free, excl := c.devs(n)
-	return fitDevices(free, excl, s, 1) > 0
+	free, _ := c.devs(n)
+	return shareFits(free, s)
 }
 
 // Reason says why a node cannot take a task; "does not fit" is an answer,
