@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"petite/simulator/frag"
+	"petite/traces"
 )
 
 // simFragCommand is `petite sim frag`: one run of the fragmentation
@@ -69,11 +70,14 @@ default pod list.`,
 		if !slices.Contains(frag.PolicyNames(), *policy) {
 			return usageErr("--policy: unknown policy %q (see --list-policies)", *policy)
 		}
-		fleet, err := loadFleet(*nodes)
+		if *nodes == "-" && *pods == "-" {
+			return usageErr("--nodes - and --pods - cannot both be standard input")
+		}
+		fleet, err := loadFleet(cmd, *nodes)
 		if err != nil {
 			return err
 		}
-		w, err := loadWorkload(*pods)
+		w, err := loadWorkload(cmd, *pods)
 		if err != nil {
 			return err
 		}
@@ -90,16 +94,34 @@ default pod list.`,
 	return cmd
 }
 
-func loadFleet(path string) (*frag.Fleet, error) {
-	if path == "" {
+// loadFleet reads the --nodes openb node list: a file, standard input for
+// "-", or the embedded GPU node list when empty.
+func loadFleet(cmd *cobra.Command, path string) (*frag.Fleet, error) {
+	switch path {
+	case "":
 		return frag.DefaultFleet()
+	case "-":
+		rows, err := traces.ReadOpenbNodes(cmd.InOrStdin(), "stdin")
+		if err != nil {
+			return nil, fmt.Errorf("nodes stdin: %w", err)
+		}
+		return frag.NewFleet("stdin", rows)
 	}
 	return frag.LoadFleet(path)
 }
 
-func loadWorkload(path string) (*frag.Workload, error) {
-	if path == "" {
+// loadWorkload reads the --pods openb pod list: a file, standard input for
+// "-", or the embedded default workload when empty.
+func loadWorkload(cmd *cobra.Command, path string) (*frag.Workload, error) {
+	switch path {
+	case "":
 		return frag.DefaultWorkload()
+	case "-":
+		rows, err := traces.ReadOpenbPods(cmd.InOrStdin(), "stdin")
+		if err != nil {
+			return nil, fmt.Errorf("pods stdin: %w", err)
+		}
+		return frag.NewWorkload("stdin", "stdin", rows)
 	}
 	return frag.LoadWorkload(path)
 }

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -200,11 +201,14 @@ a Kubernetes Indexed Job with completions: 4 uses
 		if dir != nil {
 			defer func() { _ = dir.Abort() }()
 		}
-		fleet, err := loadFleet(*nodes)
+		if *nodes == "-" && slices.Contains(*pods, "-") {
+			return usageErr("--nodes - and --pods - cannot both be standard input")
+		}
+		fleet, err := loadFleet(cmd, *nodes)
 		if err != nil {
 			return err
 		}
-		ws, err := loadWorkloads(*pods)
+		ws, err := loadWorkloads(cmd, *pods)
 		if err != nil {
 			return err
 		}
@@ -365,7 +369,7 @@ func printTable(w io.Writer, t *frag.Table, format string) error {
 
 // loadWorkloads reads the pod lists named by files and directories, or the
 // embedded default workload when none is named.
-func loadWorkloads(args []string) ([]*frag.Workload, error) {
+func loadWorkloads(cmd *cobra.Command, args []string) ([]*frag.Workload, error) {
 	if len(args) == 0 {
 		w, err := frag.DefaultWorkload()
 		if err != nil {
@@ -374,9 +378,21 @@ func loadWorkloads(args []string) ([]*frag.Workload, error) {
 		return []*frag.Workload{w}, nil
 	}
 	var files []string
+	var stdin *frag.Workload
 	for _, a := range args {
 		a = strings.TrimSpace(a)
 		if a == "" {
+			continue
+		}
+		if a == "-" {
+			if stdin != nil {
+				return nil, usageErr("--pods: - (standard input) given twice")
+			}
+			w, err := loadWorkload(cmd, a)
+			if err != nil {
+				return nil, err
+			}
+			stdin = w
 			continue
 		}
 		st, err := os.Stat(a)
@@ -396,5 +412,9 @@ func loadWorkloads(args []string) ([]*frag.Workload, error) {
 		}
 		files = append(files, found...)
 	}
-	return frag.LoadWorkloads(files)
+	ws, err := frag.LoadWorkloads(files)
+	if err != nil || stdin == nil {
+		return ws, err
+	}
+	return append(ws, stdin), nil
 }

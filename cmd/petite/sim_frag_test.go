@@ -279,3 +279,32 @@ func TestSimFragSweepInterrupted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary folder left beside")
 }
+
+// TestSimFragStdin: "-" reads the pod list or the node list from standard
+// input, with the same result as the file; both at once is a usage error.
+func TestSimFragStdin(t *testing.T) {
+	pods, err := filepath.Abs("../../traces/testdata/openb/openb_pod_list_multigpu20_head.csv")
+	require.NoError(t, err)
+	nodes, err := filepath.Abs("../../traces/samples/openb_node_list_gpu_node.csv")
+	require.NoError(t, err)
+	code, want, errOut := petite(t, nil, "sim", "frag", "--policy", "best-fit", "--nodes", nodes, "--pods", pods, "-o", "json")
+	require.Equal(t, exitOK, code, errOut)
+
+	f, err := os.Open(pods)
+	require.NoError(t, err)
+	defer f.Close()
+	code, got, errOut := petite(t, f, "sim", "frag", "--policy", "best-fit", "--nodes", nodes, "--pods", "-", "-o", "json")
+	require.Equal(t, exitOK, code, errOut)
+	assert.JSONEq(t, strings.Replace(want, pods, "stdin", -1), got, "the pods from stdin")
+
+	g, err := os.Open(nodes)
+	require.NoError(t, err)
+	defer g.Close()
+	code, got, errOut = petite(t, g, "sim", "frag", "--policy", "best-fit", "--nodes", "-", "--pods", pods, "-o", "json")
+	require.Equal(t, exitOK, code, errOut)
+	assert.JSONEq(t, strings.Replace(want, nodes, "stdin", -1), got, "the nodes from stdin")
+
+	code, _, errOut = petite(t, nil, "sim", "frag", "--nodes", "-", "--pods", "-")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "cannot both be standard input")
+}
