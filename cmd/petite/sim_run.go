@@ -227,7 +227,7 @@ type scenarioOutputs struct {
 
 func runScenario(cmd *cobra.Command, path, out string, o scenarioOutputs) error {
 	events, reportPath, step := o.events, o.report, o.step
-	s, err := scenario.Load(path)
+	s, err := loadScenario(cmd, path)
 	if err != nil {
 		return err
 	}

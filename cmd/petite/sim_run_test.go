@@ -271,3 +271,18 @@ func TestSimRunScale(t *testing.T) {
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, errOut, "exclude each other")
 }
+
+// TestSimRunScenarioStdin: "-" reads the scenario from standard input, with
+// the same result as the file (its relative paths start from here).
+func TestSimRunScenarioStdin(t *testing.T) {
+	inShippedTree(t)
+	file := "examples/scenarios/zone-outage.yaml"
+	code, want, errOut := petite(t, nil, "sim", "run", "--scenario", file, "-o", "json")
+	require.Equal(t, exitOK, code, errOut)
+	f, err := os.Open(file)
+	require.NoError(t, err)
+	defer f.Close()
+	code, got, errOut := petite(t, f, "sim", "run", "--scenario", "-", "-o", "json")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, want, got)
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 	"petite/scheduler"
 	"petite/simulator/frag"
 	"petite/simulator/replay"
-	"petite/simulator/scenario"
+
 	"petite/simulator/sweep"
 	"petite/traces"
 )
@@ -128,7 +129,7 @@ func simSweepCommand() *cobra.Command {
 		var vs []sweep.Variant
 		var notes []string
 		if len(*scenarios) > 0 {
-			vs, notes, err = scenarioVariants(*scenarios)
+			vs, notes, err = scenarioVariants(cmd, *scenarios)
 		} else {
 			var v sweep.Variant
 			v, notes, err = traceVariant(cmd, *fleetPath, *tracePath, *queue, *wait, *warmup, int64(*defDur))
@@ -181,11 +182,14 @@ func simSweepCommand() *cobra.Command {
 
 // scenarioVariants loads each scenario's inputs once; each run compiles it
 // with its own policy and seed (faults are drawn from the seed).
-func scenarioVariants(paths []string) ([]sweep.Variant, []string, error) {
+func scenarioVariants(cmd *cobra.Command, paths []string) ([]sweep.Variant, []string, error) {
 	var vs []sweep.Variant
 	var notes []string
+	if n := slices.Index(paths, "-"); n >= 0 && slices.Index(paths[n+1:], "-") >= 0 {
+		return nil, nil, usageErr("--scenario: - (standard input) given twice")
+	}
 	for _, p := range paths {
-		s, err := scenario.Load(p)
+		s, err := loadScenario(cmd, p)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -324,18 +324,25 @@ type namedScenario struct {
 }
 
 func compileScenario(cmd *cobra.Command, path string) (*namedScenario, error) {
-	in, name, err := openInput(cmd, path)
+	s, err := loadScenario(cmd, path)
 	if err != nil {
 		return nil, err
 	}
-	defer in.Close()
-	s, err := scenario.Parse(in, name)
-	if err != nil {
-		return nil, err
-	}
+	name := s.Path
 	c, err := s.Compile()
 	if err != nil {
 		return nil, err
 	}
 	return &namedScenario{Compiled: c, name: s.Name, source: name}, nil
+}
+
+// loadScenario reads a scenario file, or standard input for "-" (paths in
+// it then start from the working folder).
+func loadScenario(cmd *cobra.Command, path string) (*scenario.Scenario, error) {
+	in, name, err := openInput(cmd, path)
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	defer in.Close()
+	return scenario.Parse(in, name)
 }
