@@ -78,3 +78,28 @@ func writeFileWhole(path string, data []byte) error {
 	}
 	return nil
 }
+
+// partFiles lists the part files a merge reads: each argument is a part
+// file, or a folder whose part-*.json files are taken (sorted by name).
+func partFiles(args []string) ([]string, error) {
+	var files []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
+		if !st.IsDir() {
+			files = append(files, a)
+			continue
+		}
+		found, err := filepath.Glob(filepath.Join(a, "part-*.json"))
+		if err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("merge: no part-*.json in %s", a)
+		}
+		files = append(files, found...)
+	}
+	return files, nil
+}

@@ -304,24 +304,9 @@ is replaced whole and must be new, empty or a sweep's folder.`,
 		if err != nil {
 			return err
 		}
-		var files []string
-		for _, a := range args {
-			st, err := os.Stat(a)
-			if err != nil {
-				return err
-			}
-			if !st.IsDir() {
-				files = append(files, a)
-				continue
-			}
-			found, err := filepath.Glob(filepath.Join(a, "part-*.json"))
-			if err != nil {
-				return err
-			}
-			if len(found) == 0 {
-				return fmt.Errorf("merge: no part-*.json in %s", a)
-			}
-			files = append(files, found...)
+		files, err := partFiles(args)
+		if err != nil {
+			return err
 		}
 		var parts []*frag.Part
 		for _, f := range files {

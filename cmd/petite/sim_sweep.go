@@ -316,24 +316,9 @@ the matrix writes. --out may be the folder of the parts: they are kept.`,
 		if err != nil {
 			return err
 		}
-		var files []string
-		for _, a := range args {
-			st, err := os.Stat(a)
-			if err != nil {
-				return fmt.Errorf("merge: %w", err)
-			}
-			if !st.IsDir() {
-				files = append(files, a)
-				continue
-			}
-			found, err := filepath.Glob(filepath.Join(a, "part-*.json"))
-			if err != nil {
-				return fmt.Errorf("merge: %w", err)
-			}
-			if len(found) == 0 {
-				return fmt.Errorf("merge: no part-*.json in %s", a)
-			}
-			files = append(files, found...)
+		files, err := partFiles(args)
+		if err != nil {
+			return err
 		}
 		var parts []*sweep.Part
 		for _, f := range files {
