@@ -117,9 +117,17 @@ const (
 	NodeDraining
 	NodeDown
 	NodeRetired
+	// NodeDisconnected is a node whose agent missed its heartbeat deadline:
+	// like a draining node it keeps its work and takes no new work, until
+	// its agent is heard from again (ready) or its disconnect window ends
+	// (down, its work rescheduled).
+	NodeDisconnected
 )
 
-var nodeStateNames = [...]string{"ready", "draining", "down", "retired"}
+var nodeStateNames = [...]string{"ready", "draining", "down", "retired", "disconnected"}
+
+// Valid reports whether s is one of the node states above.
+func (s NodeState) Valid() bool { return int(s) < len(nodeStateNames) }
 
 // String returns the state's name.
 func (s NodeState) String() string {
@@ -136,7 +144,7 @@ func ParseNodeState(s string) (NodeState, error) {
 			return NodeState(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown node state %q (want ready, draining, down or retired)", s)
+	return 0, fmt.Errorf("unknown node state %q (want ready, draining, down, retired or disconnected)", s)
 }
 
 // GPU is one schedulable GPU device of a node: a whole GPU, or one MIG

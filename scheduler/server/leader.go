@@ -182,15 +182,20 @@ func (s *Server) pass(ctx context.Context, pl *planner, rng *rand.Rand) error {
 		return nil
 	}
 	now := s.Now()
+	began := time.Now()
 	plan, err := pl.schedule(s.cfg.Policy, now, rng)
 	if err != nil {
 		return err
 	}
+	s.observe().Planned(time.Since(began))
 	s.setUnplaced(plan.Unplaced)
 	if len(plan.Place) == 0 && len(plan.Evict) == 0 {
 		return nil
 	}
-	if _, err := s.Apply(ctx, state.PlanCommand(plan, now)); err != nil {
+	began = time.Now()
+	_, err = s.Apply(ctx, state.PlanCommand(plan, now))
+	s.observe().Committed(time.Since(began), &plan, err)
+	if err != nil {
 		s.stats.refused.Add(1)
 		return fmt.Errorf("plan of %d placements: %w", len(plan.Place), err)
 	}

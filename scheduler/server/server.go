@@ -85,6 +85,7 @@ type Server struct {
 	mu       sync.Mutex
 	unplaced map[string]scheduler.Unplaced // last pass's, on the leader
 	stats    struct{ passes, plans, refused atomic.Uint64 }
+	observer atomic.Pointer[Observer] // metrics; see SetObserver
 
 	stop    chan struct{}
 	done    chan struct{}

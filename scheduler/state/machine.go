@@ -200,7 +200,7 @@ func (m *Machine) registerPool(c RegisterPool, res *Result) error {
 
 func (m *Machine) registerNode(c RegisterNode, res *Result) error {
 	n := cloneNode(c.Node)
-	if n.State > scheduler.NodeRetired {
+	if !n.State.Valid() {
 		return fmt.Errorf("node %s: field state: unknown node state %d", n.Name, n.State)
 	}
 	if n.Pool == "" && len(m.c.Pools()) == 0 {
@@ -224,7 +224,7 @@ func (m *Machine) setNodeState(c SetNodeState, res *Result) error {
 	if !ok {
 		return fmt.Errorf("field node: unknown node %q", c.Node)
 	}
-	if c.State > scheduler.NodeRetired {
+	if !c.State.Valid() {
 		return fmt.Errorf("node %s: field state: unknown node state %d", c.Node, c.State)
 	}
 	if m.c.Node(id).State == c.State {

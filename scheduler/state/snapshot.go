@@ -92,7 +92,7 @@ func Restore(r io.Reader) (*Machine, error) {
 		if n.Pool == "" {
 			return nil, fmt.Errorf("restore: field nodes[%d].pool: want the node's pool", i)
 		}
-		if n.State > scheduler.NodeRetired {
+		if !n.State.Valid() {
 			return nil, fmt.Errorf("restore: field nodes[%d].state: unknown node state %d", i, n.State)
 		}
 		if _, err := c.AddNode(n); err != nil {
