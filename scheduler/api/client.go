@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,9 +48,36 @@ func (c *Client) httpClient() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second}
 }
 
+// IdempotencyHeader carries a submit's client request id: a retried submit
+// with the same id answers the job the first one committed.
+const IdempotencyHeader = "Idempotency-Key"
+
 // do sends a request and decodes a JSON answer into out (when non-nil).
 // An error answer is returned as *Error.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	return c.doRetry(ctx, method, path, body, nil, out, noLeader)
+}
+
+// noLeader says whether an answer is the no_leader a request is retried on.
+func noLeader(err error) bool {
+	var ae *Error
+	return errors.As(err, &ae) && ae.Code == CodeNoLeader
+}
+
+// unanswered says whether a request may have been served without its
+// answer reaching the client (the connection broke, the server failed):
+// safe to retry only for an idempotent request.
+func unanswered(err error) bool {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae.Code == CodeNoLeader || ae.Status >= 500
+	}
+	return err != nil
+}
+
+// doRetry sends a request with extra headers, retrying while retryable
+// says so, for up to c.Retry.
+func (c *Client) doRetry(ctx context.Context, method, path string, body []byte, hdr http.Header, out any, retryable func(error) bool) error {
 	retry := c.Retry
 	if retry == 0 {
 		retry = 5 * time.Second
@@ -56,9 +85,8 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	deadline := time.Now().Add(retry)
 	wait := 20 * time.Millisecond
 	for {
-		err := c.once(ctx, method, path, body, out)
-		var ae *Error
-		if !errors.As(err, &ae) || ae.Code != CodeNoLeader || time.Now().After(deadline) {
+		err := c.once(ctx, method, path, body, hdr, out)
+		if err == nil || !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
 		select {
@@ -70,7 +98,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 }
 
-func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) error {
+func (c *Client) once(ctx context.Context, method, path string, body []byte, hdr http.Header, out any) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -78,6 +106,9 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, out
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
@@ -124,13 +155,47 @@ func stale(path string, ok bool) string {
 // Health asks whether the server is ready.
 func (c *Client) Health(ctx context.Context) (Health, error) {
 	var h Health
-	return h, c.once(ctx, http.MethodGet, "/v1/health", nil, &h)
+	return h, c.once(ctx, http.MethodGet, "/v1/health", nil, nil, &h)
 }
 
-// Submit sends a job spec (YAML or JSON) and returns the job's ID.
+// Submit sends a job spec (YAML or JSON) and returns the job's ID. It
+// sends a new request id and retries with it while the answer may have
+// been lost (a broken connection, a leader change, a 5xx): a retry answers
+// the job the first attempt committed, never a second job.
 func (c *Client) Submit(ctx context.Context, spec []byte) (SubmitResponse, error) {
+	return c.SubmitKey(ctx, spec, NewRequestID())
+}
+
+// SubmitKey submits a spec under a client request id of the caller's (see
+// Submit). A caller whose Submit timed out can resolve it later with
+// JobByRequest.
+func (c *Client) SubmitKey(ctx context.Context, spec []byte, key string) (SubmitResponse, error) {
 	var out SubmitResponse
-	return out, c.do(ctx, http.MethodPost, "/v1/jobs", spec, &out)
+	hdr := http.Header{IdempotencyHeader: []string{key}}
+	return out, c.doRetry(ctx, http.MethodPost, "/v1/jobs", spec, hdr, &out, unanswered)
+}
+
+// NewRequestID returns a fresh client request id.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported systems
+	return hex.EncodeToString(b[:])
+}
+
+// JobByRequest returns the job a submit with this request id committed,
+// if any (a linearizable read): how a client resolves a submit whose
+// answer it never got.
+func (c *Client) JobByRequest(ctx context.Context, key string) (Job, bool, error) {
+	var out JobList
+	if err := c.do(ctx, http.MethodGet, "/v1/jobs?request_id="+url.QueryEscape(key), nil, &out); err != nil {
+		return Job{}, false, err
+	}
+	for _, j := range out.Jobs {
+		if j.RequestID == key {
+			return j, true, nil
+		}
+	}
+	return Job{}, false, nil
 }
 
 // Plan asks what submitting a spec would do now, changing nothing.

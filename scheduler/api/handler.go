@@ -245,12 +245,20 @@ func newID(name string) string {
 }
 
 func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
+	rid, ok := requestID(w, r)
+	if !ok {
+		return
+	}
 	job, command, ok := specJob(w, r)
 	if !ok {
 		return
 	}
 	if err := h.s.Barrier(r.Context()); err != nil {
 		writeErr(w, h.commitError(err))
+		return
+	}
+	if j, ok := h.s.FSM().JobByRequest(rid); rid != "" && ok {
+		h.replay(w, j)
 		return
 	}
 	var taken bool
@@ -261,7 +269,12 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "id", Message: fmt.Sprintf("job %s exists; choose another id or stop it and wait for it to be pruned", job.ID)})
 		return
 	}
-	if _, err := h.s.Submit(r.Context(), job, server.JobRecord{Command: command}); err != nil {
+	if _, err := h.s.Submit(r.Context(), job, server.JobRecord{Command: command, RequestID: rid}); err != nil {
+		var dup *server.DuplicateError
+		if errors.As(err, &dup) {
+			h.replay(w, dup.Job)
+			return
+		}
 		if strings.Contains(err.Error(), "already submitted") {
 			writeErr(w, &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "id", Message: err.Error()})
 			return
@@ -319,7 +332,7 @@ func (h *handler) jobView(info state.JobInfo, rec server.JobRecord) Job {
 	j := Job{
 		ID: info.Job.ID, Status: StatusName(info.Status), Kind: info.Job.Kind.String(),
 		Tenant: info.Job.Tenant, Priority: info.Job.Priority, Count: info.Job.Count,
-		Task: info.Job.Task, Command: rec.Command, Tasks: info.Tasks, Done: info.Done,
+		Task: info.Job.Task, Command: rec.Command, RequestID: rec.RequestID, Tasks: info.Tasks, Done: info.Done,
 		Submitted: info.Job.Submitted, Started: info.Started, Ended: info.Ended, Requeues: info.Requeues,
 	}
 	if info.Status == state.Pending {
@@ -338,6 +351,21 @@ func (h *handler) jobView(info state.JobInfo, rec server.JobRecord) Job {
 
 func (h *handler) listJobs(w http.ResponseWriter, r *http.Request) {
 	var out JobList
+	if rid := r.URL.Query().Get("request_id"); rid != "" {
+		// The job a submit made, to resolve one whose answer was lost.
+		if id, ok := h.s.FSM().JobByRequest(rid); ok {
+			h.s.FSM().Read(func(m *state.Machine, recs map[string]server.JobRecord, _ uint64) {
+				if info, ok := m.Job(id); ok {
+					out.Jobs = append(out.Jobs, h.jobView(info, recs[id]))
+				}
+			})
+		}
+		if out.Jobs == nil {
+			out.Jobs = []Job{}
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
 	h.s.FSM().Read(func(m *state.Machine, recs map[string]server.JobRecord, _ uint64) {
 		for _, info := range m.Jobs() {
 			out.Jobs = append(out.Jobs, h.jobView(info, recs[info.Job.ID]))

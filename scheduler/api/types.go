@@ -64,6 +64,8 @@ type Job struct {
 	Count    int            `json:"count"`
 	Task     scheduler.Task `json:"task"`
 	Command  []string       `json:"command,omitempty"`
+	// RequestID is the client request id the job was submitted under.
+	RequestID string `json:"request_id,omitempty"`
 	// Tasks are where the running tasks are placed.
 	Tasks []scheduler.TaskPlacement `json:"tasks,omitempty"`
 	// Done lists the tasks of a running gang that ended well.

@@ -33,6 +33,22 @@ const (
 type JobRecord struct {
 	// Command is the task's command line, argv form.
 	Command []string `json:"command,omitempty"`
+	// RequestID is the client's id of the submit that made the job: a
+	// submit retried with it (after a lost answer, a leader change) finds
+	// this job instead of making a second one.
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// DuplicateError is a submit refused because its client request id
+// already made a job: the retry of a submit that committed.
+type DuplicateError struct {
+	RequestID string
+	// Job is the job the first submit with this id made.
+	Job string
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("request %s already submitted job %s", e.RequestID, e.Job)
 }
 
 // ServerInfo is a server's identity and where its HTTP API listens.

@@ -23,7 +23,10 @@ type FSM struct {
 	m       *state.Machine
 	jobs    map[string]JobRecord
 	servers map[string]string // server id -> HTTP address
-	index   uint64            // last raft index applied
+	// requests indexes jobs by client request id; derived from jobs, so
+	// the snapshot does not carry it.
+	requests map[string]string
+	index    uint64 // last raft index applied
 
 	// changed is signalled (without blocking) when a command changed
 	// something a scheduling pass should look at again.
@@ -40,10 +43,11 @@ type ApplyResult struct {
 // NewFSM returns an FSM over an empty state machine.
 func NewFSM() *FSM {
 	return &FSM{
-		m:       state.New(),
-		jobs:    map[string]JobRecord{},
-		servers: map[string]string{},
-		changed: make(chan struct{}, 1),
+		m:        state.New(),
+		jobs:     map[string]JobRecord{},
+		servers:  map[string]string{},
+		requests: map[string]string{},
+		changed:  make(chan struct{}, 1),
 	}
 }
 
@@ -132,11 +136,22 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 		if !ok {
 			return ApplyResult{Err: fmt.Errorf("decode submit entry: a %s, not a submit", cmd.Type())}, false
 		}
+		// Two retries of one request may both reach the log (each checked
+		// before the other committed): the first makes the job, every
+		// server refuses the second alike.
+		if rid := e.Record.RequestID; rid != "" {
+			if j, ok := f.requests[rid]; ok {
+				return ApplyResult{Err: &DuplicateError{RequestID: rid, Job: j}}, false
+			}
+		}
 		r, err := f.m.Apply(s)
 		if err != nil {
 			return ApplyResult{Err: err}, false
 		}
 		f.jobs[s.Job.ID] = e.Record
+		if rid := e.Record.RequestID; rid != "" {
+			f.requests[rid] = s.Job.ID
+		}
 		return ApplyResult{Results: []state.Result{r}}, true
 	case entryServer:
 		var s ServerInfo
@@ -155,11 +170,32 @@ func (f *FSM) forget(cmd state.Command, r state.Result) {
 	if cmd.Type() != state.TypePrune || !r.Changed {
 		return
 	}
-	for id := range f.jobs {
+	for id, rec := range f.jobs {
 		if _, ok := f.m.Job(id); !ok {
 			delete(f.jobs, id)
+			delete(f.requests, rec.RequestID)
 		}
 	}
+}
+
+// JobByRequest returns the job a submit with this client request id made,
+// while the job is remembered (until a prune forgets it).
+func (f *FSM) JobByRequest(rid string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.requests[rid]
+	return j, ok
+}
+
+// requestIndex builds the request id index of a set of job records.
+func requestIndex(jobs map[string]JobRecord) map[string]string {
+	idx := make(map[string]string, len(jobs))
+	for id, rec := range jobs {
+		if rec.RequestID != "" {
+			idx[rec.RequestID] = id
+		}
+	}
+	return idx
 }
 
 // wakes says whether an applied command should start a scheduling pass.
@@ -255,6 +291,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if f.servers == nil {
 		f.servers = map[string]string{}
 	}
+	f.requests = requestIndex(f.jobs)
 	f.mu.Unlock()
 	f.signal()
 	return nil

@@ -281,7 +281,8 @@ func (s *Server) Apply(ctx context.Context, cmd state.Command) (state.Result, er
 	return res.Results[0], nil
 }
 
-// Submit commits a job and the daemon's record of it.
+// Submit commits a job and the daemon's record of it. A record whose
+// RequestID already made a job returns a *DuplicateError naming that job.
 func (s *Server) Submit(ctx context.Context, job scheduler.Job, rec JobRecord) (state.Result, error) {
 	entry, err := encodeSubmit(state.Submit{Job: job, At: s.Now()}, rec)
 	if err != nil {
