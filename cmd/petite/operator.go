@@ -145,7 +145,7 @@ func poolCommand() *cobra.Command {
 func operatorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:         "operator",
-		Short:       "Operate the server cluster: raft membership.",
+		Short:       "Operate the server cluster: raft membership, backup and restore.",
 		Example:     examples("petite operator raft list-peers"),
 		Annotations: map[string]string{needsServer: "talks to a server"},
 	}
@@ -225,7 +225,7 @@ with its own --id and --data-dir; it then catches up from the leader.`,
 		return printPeers(cmd.OutOrStdout(), peers)
 	}
 	raftCmd.AddCommand(list, add, remove)
-	cmd.AddCommand(raftCmd)
+	cmd.AddCommand(raftCmd, snapshotCommand(addr))
 	return cmd
 }
 
