@@ -22,6 +22,9 @@ type Config struct {
 	// Jobs are the workload, in any order: the engine numbers them in
 	// submission order (slice order among equal submit times).
 	Jobs []Job
+	// Tenants are given to the state machine before any job: quotas and
+	// fair-share weights (a run from a snapshot carries the daemon's).
+	Tenants []scheduler.Tenant
 	// Policy is the placement policy by name (scheduler.PolicyNames);
 	// "" is best-fit. Options tune it.
 	Policy  string
@@ -89,6 +92,16 @@ type Job struct {
 	Duration int64
 	// Source says where the job came from ("jobs.csv: job 17"), for errors.
 	Source string
+	// Origin, when positive and before Submit, is when the job was really
+	// submitted: a job live in a snapshot arrives at the run's start, and
+	// its record counts wait and JCT from here.
+	Origin int64
+	// Placed, when set, are the placements the job holds as it arrives (a
+	// job running in a snapshot): it starts there at Submit, before any
+	// pass, and runs Duration from then. PlacedSince, when positive and
+	// before Submit, is its record's start.
+	Placed      []scheduler.TaskPlacement
+	PlacedSince int64
 }
 
 // Queue is the queueing discipline of the pass.

@@ -123,6 +123,9 @@ func newEngine(cfg *Config) (*engine, error) {
 	if err := e.buildFleet(); err != nil {
 		return nil, err
 	}
+	if err := e.registerTenants(); err != nil {
+		return nil, err
+	}
 	if cfg.Scale != nil {
 		sc, err := newScaler(e)
 		if err != nil {
@@ -168,6 +171,9 @@ func newEngine(cfg *Config) (*engine, error) {
 		added[ne.Node] = true
 	}
 	if err := e.buildJobs(grown); err != nil {
+		return nil, err
+	}
+	if err := e.checkStart(); err != nil {
 		return nil, err
 	}
 	if cfg.SeriesStep > 0 {
@@ -495,6 +501,9 @@ func (e *engine) arrive(k int, t int64) error {
 	e.setStatus(k, stQueued)
 	e.recs[k].State = "queued"
 	e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.src.Job.ID})
+	if len(j.src.Placed) > 0 {
+		return e.arrivePlaced(k, t)
+	}
 	if e.cfg.Burst != nil {
 		e.q.push(item{at: t + e.cfg.Burst.Wait.budget(j.src, j.gpus), phase: phaseExpire, job: int32(k)})
 	}
