@@ -22,7 +22,8 @@ type FSM struct {
 	mu      sync.Mutex
 	m       *state.Machine
 	jobs    map[string]JobRecord
-	servers map[string]string // server id -> HTTP address
+	servers map[string]string      // server id -> HTTP address
+	agents  map[string]AgentRecord // node -> its agent (agents.go)
 	// requests indexes jobs by client request id; derived from jobs, so
 	// the snapshot does not carry it.
 	requests map[string]string
@@ -94,6 +95,7 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 			return ApplyResult{Err: err}, false
 		}
 		f.forget(cmd, r)
+		f.noteRuns(cmd)
 		return ApplyResult{Results: []state.Result{r}}, wakes(cmd, r)
 	case entryBatch:
 		var raws []json.RawMessage
@@ -153,6 +155,8 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 			f.requests[rid] = s.Job.ID
 		}
 		return ApplyResult{Results: []state.Result{r}}, true
+	case entryAgent:
+		return f.applyAgent(body)
 	case entryServer:
 		var s ServerInfo
 		if err := unmarshalStrict(body, &s); err != nil {
@@ -225,11 +229,12 @@ func (f *FSM) ServerHTTP(id string) (string, bool) {
 // snapshotFile is the FSM's snapshot: the state machine's own snapshot,
 // unchanged, beside the daemon's records.
 type snapshotFile struct {
-	V       int                  `json:"v"`
-	Type    string               `json:"type"`
-	State   json.RawMessage      `json:"state"`
-	Jobs    map[string]JobRecord `json:"jobs"`
-	Servers map[string]string    `json:"servers"`
+	V       int                    `json:"v"`
+	Type    string                 `json:"type"`
+	State   json.RawMessage        `json:"state"`
+	Jobs    map[string]JobRecord   `json:"jobs"`
+	Servers map[string]string      `json:"servers"`
+	Agents  map[string]AgentRecord `json:"agents,omitempty"`
 }
 
 const snapshotType = "server_snapshot"
@@ -254,7 +259,7 @@ func (f *FSM) encodeLocked() ([]byte, error) {
 	}
 	b, err := json.Marshal(snapshotFile{
 		V: 1, Type: snapshotType, State: bytes.TrimSpace(st.Bytes()),
-		Jobs: f.jobs, Servers: f.servers,
+		Jobs: f.jobs, Servers: f.servers, Agents: f.agents,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
@@ -292,6 +297,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.servers = map[string]string{}
 	}
 	f.requests = requestIndex(f.jobs)
+	f.agents = maps.Clone(s.Agents)
 	f.mu.Unlock()
 	f.signal()
 	return nil

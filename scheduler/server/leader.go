@@ -63,6 +63,7 @@ func (s *Server) lead(ctx context.Context) {
 	if !s.retry(ctx, "record address", s.recordAddress) {
 		return
 	}
+	go s.watchAgents(ctx) // agents' heartbeats (liveness.go)
 	if s.cfg.NoScheduling {
 		<-ctx.Done()
 		return

@@ -70,6 +70,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock is the driver's clock (seconds); nil reads the wall clock.
 	Clock func() int64
+	// Liveness sets the agents' heartbeats and disconnect windows
+	// (liveness.go); zero fields take DefaultLiveness.
+	Liveness Liveness
 }
 
 // Server is one replicated scheduler server.
@@ -85,6 +88,7 @@ type Server struct {
 	mu       sync.Mutex
 	unplaced map[string]scheduler.Unplaced // last pass's, on the leader
 	stats    struct{ passes, plans, refused atomic.Uint64 }
+	watch    agentWatch               // the leader's agent deadlines (liveness.go)
 	observer atomic.Pointer[Observer] // metrics; see SetObserver
 
 	stop    chan struct{}
