@@ -80,6 +80,8 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	strict := fs.Bool("strict", false, "a bad trace record ends the run (default: skipped and counted)")
 	format := fs.String("format", "auto", "format of --trace (auto sniffs it)")
 	reportPath := fs.String("report", "", "write a self-contained HTML report (summary, plots over time, wait and JCT distributions, cost by pool, a scenario's before and after) to this file")
+	snapshotPath := fs.String("from-snapshot", "", "start from a state snapshot (the daemon's GET /v1/snapshot): its fleet, tenants, running jobs in place and queue; --trace is then optional and arrives from the snapshot's instant")
+	snapshotAt := fs.String("snapshot-at", "", "with --from-snapshot: the snapshot's instant, RFC 3339 or Unix seconds (default: the latest time it records)")
 	scenarioPath := fs.String("scenario", "", "run a scenario file (docs/scenario.md) and print its summary and the impact of each retire, drain or move")
 	output := addOutputFlag(fs, "text", "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -94,15 +96,21 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			return err
 		}
 		if *scenarioPath != "" {
-			for _, f := range []string{"fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict", "scale", "idle-release", "spot-reclaim"} {
+			for _, f := range []string{"from-snapshot", "fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict", "scale", "idle-release", "spot-reclaim"} {
 				if cmd.Flags().Changed(f) {
 					return usageErr("--scenario and --%s exclude each other: the scenario names its inputs and settings", f)
 				}
 			}
 			return runScenario(cmd, *scenarioPath, out, scenarioOutputs{events: *events, series: *series, report: *reportPath, step: int64(*seriesStep)})
 		}
-		if *tracePath == "" {
-			return usageErr("--trace: a job trace is required")
+		if *snapshotPath == "" && *tracePath == "" {
+			return usageErr("--trace: a job trace is required (or --from-snapshot)")
+		}
+		if *snapshotPath == "" && *snapshotAt != "" {
+			return usageErr("--snapshot-at needs --from-snapshot")
+		}
+		if *snapshotPath != "" && (*fleetPath != "" || *wait != "") {
+			return usageErr("--from-snapshot excludes --fleet and --cloud-wait: the snapshot names the fleet, and the burst method starts from an empty cluster")
 		}
 		if !slices.Contains(scheduler.PolicyNames(), *policy) {
 			return usageErr("--policy: unknown policy %q (want one of %v)", *policy, scheduler.PolicyNames())
@@ -144,13 +152,27 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		if err != nil {
 			return usageErr("--format: %v", err)
 		}
-		cfg.Pools, cfg.Nodes, _, err = readFleetArg(cmd, *fleetPath)
-		if err != nil {
+		var start *replay.Start
+		if *snapshotPath != "" {
+			if start, err = readStart(cmd, *snapshotPath, *snapshotAt, int64(*defDur)); err != nil {
+				return err
+			}
+			cfg.Pools, cfg.Nodes, cfg.Tenants, cfg.Jobs = start.Pools, start.Nodes, start.Tenants, start.Jobs
+		} else if cfg.Pools, cfg.Nodes, _, err = readFleetArg(cmd, *fleetPath); err != nil {
 			return err
 		}
-		cfg.Jobs, err = readReplayJobs(cmd, *tracePath, traces.Options{Format: f, Strict: *strict}, int64(*defDur))
-		if err != nil {
-			return err
+		if *tracePath != "" {
+			jobs, err := readReplayJobs(cmd, *tracePath, traces.Options{Format: f, Strict: *strict}, int64(*defDur))
+			if err != nil {
+				return err
+			}
+			if start != nil {
+				shiftJobs(jobs, start.At)
+			}
+			cfg.Jobs = append(cfg.Jobs, jobs...)
+		}
+		if len(cfg.Jobs) == 0 {
+			return fmt.Errorf("--from-snapshot %s: no live job and no --trace: nothing to replay", *snapshotPath)
 		}
 		if *horizon > 0 {
 			first := cfg.Jobs[0].Submit
@@ -331,6 +353,44 @@ func writeHTMLReport(path string, r report.Report) error {
 		return fmt.Errorf("--report: %w", err)
 	}
 	return nil
+}
+
+// readStart reads a state snapshot as a replay's start. at is the
+// snapshot's instant (RFC 3339 or Unix seconds; empty: the latest time the
+// snapshot records).
+func readStart(cmd *cobra.Command, path, at string, defDur int64) (*replay.Start, error) {
+	var o replay.SnapshotOptions
+	o.DefaultDuration = defDur
+	if at != "" {
+		if ts, err := time.Parse(time.RFC3339, at); err == nil {
+			o.At = ts.Unix()
+		} else if s, err := strconv.ParseInt(at, 10, 64); err == nil && s > 0 {
+			o.At = s
+		} else {
+			return nil, usageErr("--snapshot-at: want an RFC 3339 time or Unix seconds, got %q", at)
+		}
+	}
+	rc, name, err := openInput(cmd, path)
+	if err != nil {
+		return nil, fmt.Errorf("--from-snapshot: %w", err)
+	}
+	defer rc.Close()
+	return replay.ReadSnapshot(rc, name, o)
+}
+
+// shiftJobs moves a workload on the clock so that its first submission
+// falls at t0 (a workload on top of a snapshot arrives from its instant).
+func shiftJobs(jobs []replay.Job, t0 int64) {
+	if len(jobs) == 0 {
+		return
+	}
+	first := jobs[0].Submit
+	for _, j := range jobs {
+		first = min(first, j.Submit)
+	}
+	for i := range jobs {
+		jobs[i].Submit += t0 - first
+	}
 }
 
 // readReplayJobs reads a job trace whole and converts it for the replay.
