@@ -43,6 +43,8 @@ type Start struct {
 	// the live jobs' durations were set.
 	Running, Queued, Ended    int
 	FromWalltime, FromDefault int
+
+	defaultDur int64 // SnapshotOptions.DefaultDuration
 }
 
 // ReadSnapshot reads a state machine snapshot (state.Restore checks it
@@ -70,7 +72,7 @@ func ReadSnapshot(r io.Reader, name string, o SnapshotOptions) (*Start, error) {
 // gets them back from the first pass.
 func FromMachine(m *state.Machine, o SnapshotOptions) (*Start, error) {
 	v := m.Cluster()
-	s := &Start{Pools: v.Pools(), Tenants: m.Tenants()}
+	s := &Start{Pools: v.Pools(), Tenants: m.Tenants(), defaultDur: o.DefaultDuration}
 	ranked := make([]scheduler.Node, v.NumNodes())
 	for i := range v.NumNodes() {
 		id := scheduler.NodeID(i)
