@@ -358,6 +358,7 @@ func printJob(w io.Writer, j api.Job) error {
 	}
 	if j.Status == api.StatusQueued {
 		printPending(w, j.Pending)
+		printEstimate(w, j)
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ type handler struct {
 	s   *server.Server
 	log *slog.Logger
 	mux *http.ServeMux
+	est estimates // queued jobs' start estimates (estimate.go)
 }
 
 // NewHandler returns the /v1/ API of a server. Writes, and reads without
@@ -393,6 +394,7 @@ func (h *handler) getJob(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no job %q", id)})
 		return
 	}
+	h.estimate(r.Context(), &out)
 	writeJSON(w, http.StatusOK, out)
 }
 

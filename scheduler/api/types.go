@@ -77,6 +77,11 @@ type Job struct {
 	// Pending says why a queued job waits: the leader's last scheduling
 	// pass's note and its reasons counted over the nodes.
 	Pending *Pending `json:"pending,omitempty"`
+	// EstimatedStart is when a queued job is expected to start (RFC 3339),
+	// by a replay of the live queue (GET /v1/jobs/{id} only); EstimateNote
+	// says what the replay assumed, or why there is no estimate.
+	EstimatedStart string `json:"estimated_start,omitempty"`
+	EstimateNote   string `json:"estimate_note,omitempty"`
 }
 
 // Notes of a queued job that no scheduling pass has explained yet.

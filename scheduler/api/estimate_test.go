@@ -1,0 +1,44 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A queued job behind a running job of known walltime is estimated to
+// start when that job ends; a job behind it without walltime says what
+// was assumed; a running job gets no estimate.
+func TestEstimatedStart(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	cl := c.client(0)
+	ctx := context.Background()
+	withWall := func(id, wall string) []byte {
+		return fmt.Appendf(spec(id, 1, 8), "walltime: %s\n", wall)
+	}
+	_, err := cl.Submit(ctx, withWall("first", "1h"))
+	require.NoError(t, err)
+	run := waitStatus(t, cl, "first", StatusRunning)
+	assert.Empty(t, run.EstimatedStart)
+	assert.Empty(t, run.EstimateNote)
+	_, err = cl.Submit(ctx, withWall("second", "10m"))
+	require.NoError(t, err)
+	_, err = cl.Submit(ctx, spec("third", 1, 8))
+	require.NoError(t, err)
+
+	j, err := cl.Job(ctx, "second", false)
+	require.NoError(t, err)
+	require.Equal(t, StatusQueued, j.Status)
+	want := time.Unix(run.Started+3600, 0).UTC().Format(time.RFC3339)
+	assert.Equal(t, want, j.EstimatedStart, j.EstimateNote)
+	assert.Contains(t, j.EstimateNote, "replay of the live queue")
+
+	j, err = cl.Job(ctx, "third", false)
+	require.NoError(t, err)
+	assert.Equal(t, time.Unix(run.Started+3600+600, 0).UTC().Format(time.RFC3339), j.EstimatedStart)
+	assert.Contains(t, j.EstimateNote, "1 job(s) without a walltime assumed to run 1h0m0s")
+}
