@@ -52,6 +52,7 @@ removes what was begun.`,
 		t.headCommand(),
 		t.sampleCommand(),
 		t.genCommand(),
+		traceExportCommand(), // from a running cluster (trace_export.go)
 	)
 	return cmd
 }

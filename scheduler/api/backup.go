@@ -46,6 +46,7 @@ func (h *handler) operationsRoutes() {
 		}
 		h.restoreSnapshot(w, r)
 	})
+	h.historyRoutes()
 }
 
 // saveSnapshot writes a backup file of the leader's state.

@@ -28,6 +28,10 @@ type FSM struct {
 	// the snapshot does not carry it.
 	requests map[string]string
 	index    uint64 // last raft index applied
+	// history is the jobs that ended, oldest first (history.go).
+	history []HistoryRecord
+	// starts maps running jobs to their last start, derived from m.
+	starts map[string]int64
 
 	// changed is signalled (without blocking) when a command changed
 	// something a scheduling pass should look at again.
@@ -73,6 +77,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	defer f.mu.Unlock()
 	f.index = l.Index
 	res, signal := f.applyLocked(l.Data)
+	f.recordEnded(res)
 	if signal {
 		f.signal()
 	}
@@ -235,6 +240,7 @@ type snapshotFile struct {
 	Jobs    map[string]JobRecord   `json:"jobs"`
 	Servers map[string]string      `json:"servers"`
 	Agents  map[string]AgentRecord `json:"agents,omitempty"`
+	History []HistoryRecord        `json:"history,omitempty"`
 }
 
 const snapshotType = "server_snapshot"
@@ -260,6 +266,7 @@ func (f *FSM) encodeLocked() ([]byte, error) {
 	b, err := json.Marshal(snapshotFile{
 		V: 1, Type: snapshotType, State: bytes.TrimSpace(st.Bytes()),
 		Jobs: f.jobs, Servers: f.servers, Agents: f.agents,
+		History: f.history,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
@@ -296,6 +303,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if f.servers == nil {
 		f.servers = map[string]string{}
 	}
+	f.history = s.History
+	f.starts = runningStarts(f.m)
 	f.requests = requestIndex(f.jobs)
 	f.agents = maps.Clone(s.Agents)
 	f.mu.Unlock()
