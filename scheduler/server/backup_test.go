@@ -30,8 +30,8 @@ func TestDecodeBackup(t *testing.T) {
 		newer bool
 	}{
 		{"flipped body byte", flip, "checksum mismatch: the body's SHA-256 is ", false},
-		{"cut", file[:len(file)-1], "truncated: the body has 32 of the 33 bytes", false},
-		{"trailing", append(bytes.Clone(file), 'x'), "1 bytes of trailing data past the 33 bytes", false},
+		{"cut", file[:len(file)-1], "truncated: the body has 31 of the 32 bytes", false},
+		{"trailing", append(bytes.Clone(file), 'x'), "1 bytes of trailing data past the 32 bytes", false},
 		{"newer", append([]byte("petite-snapshot v2"), file[len("petite-snapshot v1"):]...), "format v2 is newer than this petite (dev) reads (v1); restore it with petite 1.2.3 or later", true},
 		{"newer, other header", []byte("petite-snapshot v3 layout=new\n{}"), "format v3 is newer", true},
 		{"empty", nil, "not a petite snapshot file", false},
