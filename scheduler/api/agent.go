@@ -73,7 +73,7 @@ func (h *handler) agentError(err error) *Error {
 
 func (h *handler) registerAgent(w http.ResponseWriter, r *http.Request) {
 	var req AgentRegistration
-	if !decodeJSON(w, r, &req) {
+	if !decodeJSON(w, r, &req) || !CheckNode(w, r, req.Node.Name) {
 		return
 	}
 	ans, err := h.s.RegisterAgent(r.Context(), req)

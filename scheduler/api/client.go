@@ -24,6 +24,8 @@ type Client struct {
 	HTTP *http.Client
 	// Retry is how long to retry while there is no leader (default 5 s).
 	Retry time.Duration
+	// Token, when set, is sent as Authorization: Bearer (auth.go).
+	Token string
 }
 
 // NewClient returns a client of the server at addr ("host:port" or a URL).
@@ -109,6 +111,9 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, hdr
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,13 +29,17 @@ type Daemon struct {
 
 // Start listens for the API on httpAddr ("127.0.0.1:0" picks a port),
 // starts the server with that address recorded for forwarding, and
-// serves. It returns at once; Ready waits for a leader.
-func Start(cfg server.Config, httpAddr string, log *slog.Logger) (*Daemon, error) {
+// serves. It returns at once; Ready waits for a leader. WithSecurity
+// turns on TLS (the URL is then https://) and authentication.
+func Start(cfg server.Config, httpAddr string, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the API on %s: %w", httpAddr, err)
 	}
 	url := "http://" + ln.Addr().String()
+	if sec := applyOptions(opts).sec; sec != nil && sec.TLS != nil {
+		ln, url = tls.NewListener(ln, sec.TLS), "https://"+ln.Addr().String()
+	}
 	cfg.HTTPAddr = url
 	if cfg.Logger == nil {
 		cfg.Logger = log
@@ -46,7 +51,7 @@ func Start(cfg server.Config, httpAddr string, log *slog.Logger) (*Daemon, error
 	}
 	d := &Daemon{
 		Server: s, URL: url, ln: ln, done: make(chan error, 1),
-		http: &http.Server{Handler: NewHandler(s, log), ReadHeaderTimeout: 10 * time.Second},
+		http: &http.Server{Handler: NewHandler(s, log, opts...), ReadHeaderTimeout: 10 * time.Second},
 	}
 	go func() { d.done <- d.http.Serve(ln) }()
 	return d, nil

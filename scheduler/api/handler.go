@@ -34,17 +34,21 @@ const maxBody = MaxSpecBytes
 type handler struct {
 	s   *server.Server
 	log *slog.Logger
-	mux *http.ServeMux
-	est estimates // queued jobs' start estimates (estimate.go)
+	mux *routeMux         // every route behind its permission check (auth.go)
+	sec *Security         // nil: open
+	fwd http.RoundTripper // forwards to the leader; nil: the default
+	est estimates         // queued jobs' start estimates (estimate.go)
 }
 
 // NewHandler returns the /v1/ API of a server. Writes, and reads without
 // ?stale=true, are served by the leader: a follower forwards them.
-func NewHandler(s *server.Server, log *slog.Logger) http.Handler {
+func NewHandler(s *server.Server, log *slog.Logger, opts ...Option) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{s: s, log: log, mux: http.NewServeMux()}
+	o := applyOptions(opts)
+	h := &handler{s: s, log: log, sec: o.sec, fwd: o.sec.forwardTransport()}
+	h.mux = newRouteMux(h)
 	h.route("GET /v1/health", h.health, local)
 	h.route("GET /v1/jobs", h.listJobs, read)
 	h.route("POST /v1/jobs", h.submit, write)
@@ -117,7 +121,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(ForwardedHeader, h.s.ID())
+			vouch(pr.In, pr.Out) // the caller authenticated here (auth.go)
 		},
+		Transport: h.fwd,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			writeErr(w, &Error{Status: http.StatusServiceUnavailable, Code: CodeNoLeader, Message: fmt.Sprintf("forward to leader %s: %v", id, err)})
 		},
