@@ -84,6 +84,7 @@ const (
 func (h *handler) route(pattern string, fn func(http.ResponseWriter, *http.Request), where route) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		where := where // this request's: a stale read must not make later ones stale
 		if where == read && r.URL.Query().Get("stale") == "true" {
 			where = local
 		}
