@@ -123,6 +123,7 @@ const (
 	TaskRunning  = "running"  // the process runs
 	TaskStopping = "stopping" // SIGTERM sent, waiting for it to exit
 	TaskExited   = "exited"   // the process ended; ExitCode says how
+	TaskStopped  = "stopped"  // ended by the agent (a stop order, its lease): no finish
 )
 
 // TaskKey names one run of a task: a job's task index and the job's
@@ -309,11 +310,11 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 			cmds = append(cmds, state.SetNodeState{Node: node, State: scheduler.NodeReady, At: now})
 		}
 		for _, t := range hb.Tasks {
-			if t.State != TaskExited {
+			if t.State != TaskExited && t.State != TaskStopped {
 				continue
 			}
 			acked = append(acked, t.TaskKey)
-			if placedHere(m, t.TaskKey, node) {
+			if t.State == TaskExited && placedHere(m, t.TaskKey, node) {
 				cmds = append(cmds, state.Finish{Job: t.Job, Tasks: []int{t.Task}, Failed: t.ExitCode != 0, At: now})
 			}
 		}
@@ -362,7 +363,7 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 			}
 		}
 		for _, t := range hb.Tasks {
-			if t.State == TaskExited || given[t.TaskKey] {
+			if t.State == TaskExited || t.State == TaskStopped || given[t.TaskKey] {
 				continue
 			}
 			stop := StopOrder{TaskKey: t.TaskKey, GraceMS: ans.GraceMS}

@@ -1,0 +1,329 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"petite/scheduler/api"
+	"petite/scheduler/server"
+)
+
+// runDir is the directory of a job's task's latest run on an agent.
+func runDir(t *testing.T, ta *testAgent, job string, task int) string {
+	t.Helper()
+	dir, ok := latestRun(ta.dir, job, task)
+	require.True(t, ok, "no run of %s/%d on %s", job, task, ta.node)
+	return dir
+}
+
+// pidOf reads a pid file of a run.
+func pidOf(t *testing.T, dir, file string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	return pid
+}
+
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return !bytes.Contains(b, []byte(") Z")) // a zombie has ended
+}
+
+// agentOf returns the agent of the node a job's first task is placed on.
+func agentOf(t *testing.T, j api.Job, agents ...*testAgent) *testAgent {
+	t.Helper()
+	require.NotEmpty(t, j.Tasks)
+	for _, a := range agents {
+		if a.node == j.Tasks[0].Node {
+			return a
+		}
+	}
+	t.Fatalf("job %s on %s, which has no agent", j.ID, j.Tasks[0].Node)
+	return nil
+}
+
+// TestAgentsRunJobs: jobs submitted through the API of a 3-server cluster
+// are placed on agents' nodes, their commands run with the placement's GPU
+// UUIDs in CUDA_VISIBLE_DEVICES, end with the right status, and their logs
+// are read through any server; a node new to the cluster registers.
+func TestAgentsRunJobs(t *testing.T) {
+	c := newCluster(t, 3, 1, fastLiveness)
+	f := c.follower()
+	a0 := c.startAgent("n0", "", f)
+	a1 := c.startAgent("new-node", "", f) // not in the fleet: registered by its agent
+	cl := c.client(f)
+	ctx := context.Background()
+	waitNode(t, cl, "new-node", "ready")
+
+	_, err := cl.Submit(ctx, jobSpec("ok", 2, 4, `echo "gpus=$CUDA_VISIBLE_DEVICES nv=$NVIDIA_VISIBLE_DEVICES"; echo oops >&2`))
+	require.NoError(t, err)
+	_, err = cl.Submit(ctx, jobSpec("bad", 1, 1, "exit 3"))
+	require.NoError(t, err)
+	waitJob(t, cl, "ok", api.StatusSucceeded)
+	waitJob(t, cl, "bad", api.StatusFailed)
+
+	// Each task of "ok" saw its own devices' UUIDs, as the servers placed
+	// them: the union of the two tasks' devices has no repeat.
+	var all []string
+	for task := range 2 {
+		node, ok := c.ds[0].Server.FSM().RanOn("ok", task)
+		require.True(t, ok)
+		ta := map[string]*testAgent{"n0": a0, "new-node": a1}[node]
+		require.NotNil(t, ta)
+		out, err := os.ReadFile(filepath.Join(runDir(t, ta, "ok", task), fileStdout))
+		require.NoError(t, err)
+		var gpus, nv string
+		for _, f := range strings.Fields(string(out)) {
+			if v, ok := strings.CutPrefix(f, "gpus="); ok {
+				gpus = v
+			}
+			if v, ok := strings.CutPrefix(f, "nv="); ok {
+				nv = v
+			}
+		}
+		devs := strings.Split(gpus, ",")
+		assert.Len(t, devs, 4)
+		assert.Equal(t, gpus, nv)
+		for _, d := range devs {
+			assert.True(t, strings.HasPrefix(d, "GPU-"), d)
+			assert.Contains(t, ta.Registration().Devices, d, "a device of the task's node")
+		}
+		all = append(all, devs...)
+
+		var logs bytes.Buffer
+		require.NoError(t, c.client((f+1)%3).Logs(ctx, "ok", api.LogsQuery{Task: task}, &logs))
+		assert.Equal(t, string(out), logs.String(), "logs through a server are the task's stdout")
+		logs.Reset()
+		require.NoError(t, cl.Logs(ctx, "ok", api.LogsQuery{Task: task, Stream: api.StreamStderr}, &logs))
+		assert.Equal(t, "oops\n", logs.String())
+	}
+	if a0.node == a1.node {
+		t.Fatal("unreachable")
+	}
+	seen := map[string]bool{}
+	for _, d := range all {
+		assert.False(t, seen[d], "device %s given twice", d)
+		seen[d] = true
+	}
+	var logs bytes.Buffer
+	err = cl.Logs(ctx, "ok", api.LogsQuery{Task: 5}, &logs)
+	assert.ErrorContains(t, err, "not been placed")
+}
+
+// TestAgentCancelKills: cancelling a job kills its process at once (no
+// grace), and the agent reports the run stopped, not failed.
+func TestAgentCancelKills(t *testing.T) {
+	c := newCluster(t, 3, 1, fastLiveness)
+	a := c.startAgent("n0", "", 0)
+	cl := c.client(0)
+	ctx := context.Background()
+	_, err := cl.Submit(ctx, jobSpec("long", 1, 1, "trap '' TERM; sleep 60"))
+	require.NoError(t, err)
+	waitJob(t, cl, "long", api.StatusRunning)
+	var dir string
+	require.Eventually(t, func() bool {
+		d, ok := latestRun(a.dir, "long", 0)
+		dir = d
+		return ok && fileExists(filepath.Join(d, fileChild))
+	}, waitFor, 10*time.Millisecond)
+	child := pidOf(t, dir, fileChild)
+	require.True(t, alive(child))
+
+	_, err = cl.Cancel(ctx, "long")
+	require.NoError(t, err)
+	// The command ignores SIGTERM: only a kill ends it, well before the
+	// 2 s grace a preemption would give.
+	start := time.Now()
+	require.Eventually(t, func() bool { return !alive(child) }, waitFor, 10*time.Millisecond)
+	assert.Less(t, time.Since(start), 1500*time.Millisecond, "a cancel kills without the grace")
+	waitJob(t, cl, "long", api.StatusCancelled)
+	require.Eventually(t, func() bool { return len(a.Tasks()) == 0 }, waitFor, 10*time.Millisecond, "the stopped run is acked")
+	var rec exitRecord
+	require.NoError(t, readJSON(filepath.Join(dir, fileExit), &rec))
+	assert.Equal(t, 137, rec.Code, "SIGKILL")
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestStopGrace: the preemption path. A task no longer given gets SIGTERM
+// and its grace to write a checkpoint; one that ignores SIGTERM is killed
+// once the grace is over.
+func TestStopGrace(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	data := t.TempDir()
+	t.Cleanup(func() { killTasks(data) })
+	tests := []struct {
+		name     string
+		sh       string
+		grace    time.Duration
+		min, max time.Duration
+		out      string
+	}{
+		{"checkpoints on SIGTERM", `trap 'echo checkpoint; exit 0' TERM; echo up; sleep 30 & wait`, 3 * time.Second, 0, 2500 * time.Millisecond, "up\ncheckpoint\n"},
+		{"ignores SIGTERM: killed after the grace", `trap '' TERM; echo up; sleep 30`, 700 * time.Millisecond, 600 * time.Millisecond, 5 * time.Second, "up\n"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := server.TaskKey{Job: "j", Task: i}
+			tk, err := start(data, []string{exe, "supervise"}, server.Assignment{TaskKey: k, Command: []string{"sh", "-c", tt.sh}}, "n0")
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				b, _ := os.ReadFile(filepath.Join(tk.dir, fileStdout))
+				return string(b) == "up\n"
+			}, waitFor, 10*time.Millisecond)
+			begin := time.Now()
+			tk.stop(tt.grace, begin)
+			require.Eventually(t, func() bool { tk.poll(); return tk.ended }, waitFor, 10*time.Millisecond)
+			took := time.Since(begin)
+			assert.GreaterOrEqual(t, took, tt.min)
+			assert.Less(t, took, tt.max)
+			assert.Equal(t, server.TaskStopped, tk.state, "a stopped run is never a finish")
+			b, _ := os.ReadFile(filepath.Join(tk.dir, fileStdout))
+			assert.Equal(t, tt.out, string(b))
+		})
+	}
+}
+
+// TestAgentRestartAdopts: an agent stopped while its task runs leaves it
+// running; a new agent on the same data dir adopts it (the task is not
+// started twice) and reports its end, which the supervisor wrote.
+func TestAgentRestartAdopts(t *testing.T) {
+	c := newCluster(t, 3, 1, fastLiveness)
+	dir := t.TempDir()
+	a := c.startAgent("n0", dir, 0)
+	cl := c.client(0)
+	ctx := context.Background()
+	gate := filepath.Join(t.TempDir(), "gate")
+	_, err := cl.Submit(ctx, jobSpec("adopt", 1, 1, "echo started >> starts; while [ ! -e "+gate+" ]; do sleep 0.05; done; exit 4"))
+	require.NoError(t, err)
+	waitJob(t, cl, "adopt", api.StatusRunning)
+	require.Eventually(t, func() bool {
+		d, ok := latestRun(dir, "adopt", 0)
+		return ok && fileExists(filepath.Join(d, "starts"))
+	}, waitFor, 10*time.Millisecond)
+	run := runDir(t, a, "adopt", 0)
+	child := pidOf(t, run, fileChild)
+
+	a.stop() // the agent goes; its task stays
+	time.Sleep(200 * time.Millisecond)
+	require.True(t, alive(child), "the task outlives its agent")
+
+	b := c.startAgent("n0", dir, 1)
+	require.Eventually(t, func() bool { return len(b.Tasks()) == 1 }, waitFor, 10*time.Millisecond)
+	assert.Equal(t, server.TaskRunning, b.Tasks()[0].State, "adopted, running")
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
+	waitJob(t, cl, "adopt", api.StatusFailed) // exit 4, learnt from the supervisor's file
+	starts, err := os.ReadFile(filepath.Join(run, "starts"))
+	require.NoError(t, err)
+	assert.Equal(t, "started\n", string(starts), "started once")
+}
+
+// TestAgentSilentNodeRescheduled: an agent that stops heartbeating has its
+// node disconnected past the heartbeat timeout, then down past the
+// disconnect window; its training gang goes back to the queue and runs on
+// the other node.
+func TestAgentSilentNodeRescheduled(t *testing.T) {
+	c := newCluster(t, 3, 2, fastLiveness)
+	a0 := c.startAgent("n0", "", 0)
+	a1 := c.startAgent("n1", "", 1)
+	cl := c.client(2)
+	ctx := context.Background()
+	waitNode(t, cl, "n0", "ready")
+	waitNode(t, cl, "n1", "ready")
+	_, err := cl.Submit(ctx, jobSpec("gang", 1, 8, "sleep 60"))
+	require.NoError(t, err)
+	j := waitJob(t, cl, "gang", api.StatusRunning)
+	dead := agentOf(t, j, a0, a1)
+	other := map[*testAgent]*testAgent{a0: a1, a1: a0}[dead]
+	require.Eventually(t, func() bool { return len(dead.Tasks()) == 1 }, waitFor, 10*time.Millisecond)
+
+	dead.stop()
+	waitNode(t, cl, dead.node, "disconnected")
+	j, err = cl.Job(ctx, "gang", false)
+	require.NoError(t, err)
+	assert.Equal(t, api.StatusRunning, j.Status, "inside the window the work stays")
+	assert.Equal(t, dead.node, j.Tasks[0].Node)
+
+	waitNode(t, cl, dead.node, "down")
+	require.Eventually(t, func() bool {
+		j, err = cl.Job(ctx, "gang", false)
+		return err == nil && j.Status == api.StatusRunning && len(j.Tasks) == 1 && j.Tasks[0].Node == other.node
+	}, waitFor, 10*time.Millisecond, "the gang runs again on %s (last %+v)", other.node, j)
+	assert.Equal(t, 1, j.Requeues)
+	require.Eventually(t, func() bool {
+		ts := other.Tasks()
+		return len(ts) == 1 && ts[0].Gen == 1 && ts[0].State == server.TaskRunning
+	}, waitFor, 10*time.Millisecond, "the other agent runs the requeued gang")
+}
+
+// TestAgentLinkCut: a link cut shorter than the disconnect window leaves the
+// task running (the node disconnected meanwhile); when the link returns the
+// node is ready and the task goes on to finish. A cut longer than the
+// window makes the agent kill its task (its lease is over) while the
+// servers place the work elsewhere.
+func TestAgentLinkCut(t *testing.T) {
+	c := newCluster(t, 3, 2, fastLiveness)
+	a0 := c.startAgent("n0", "", 0)
+	a1 := c.startAgent("n1", "", 0)
+	cl := c.client(1)
+	ctx := context.Background()
+	waitNode(t, cl, "n0", "ready")
+	waitNode(t, cl, "n1", "ready")
+	gate := filepath.Join(t.TempDir(), "gate")
+	_, err := cl.Submit(ctx, jobSpec("short-cut", 1, 8, "while [ ! -e "+gate+" ]; do sleep 0.05; done"))
+	require.NoError(t, err)
+	j := waitJob(t, cl, "short-cut", api.StatusRunning)
+	cut := agentOf(t, j, a0, a1)
+	require.Eventually(t, func() bool { return len(cut.Tasks()) == 1 }, waitFor, 10*time.Millisecond)
+	child := pidOf(t, runDir(t, cut, "short-cut", 0), fileSupervisor)
+
+	cut.link.cut.Store(true)
+	waitNode(t, cl, cut.node, "disconnected")
+	time.Sleep(300 * time.Millisecond)
+	assert.True(t, alive(child), "inside the window the task runs on")
+	cut.link.cut.Store(false)
+	waitNode(t, cl, cut.node, "ready")
+	j, err = cl.Job(ctx, "short-cut", false)
+	require.NoError(t, err)
+	assert.Equal(t, 0, j.Requeues, "reconciled, not rescheduled")
+	assert.True(t, alive(child), "the same process, kept")
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
+	waitJob(t, cl, "short-cut", api.StatusSucceeded)
+
+	// Past the window: the agent kills, the servers reschedule.
+	_, err = cl.Submit(ctx, jobSpec("long-cut", 1, 8, "sleep 60"))
+	require.NoError(t, err)
+	j = waitJob(t, cl, "long-cut", api.StatusRunning)
+	cut = agentOf(t, j, a0, a1)
+	require.Eventually(t, func() bool { return len(cut.Tasks()) == 1 }, waitFor, 10*time.Millisecond)
+	sup := pidOf(t, runDir(t, cut, "long-cut", 0), fileSupervisor)
+	cut.link.cut.Store(true)
+	require.Eventually(t, func() bool { return !alive(sup) }, waitFor, 10*time.Millisecond, "the agent kills its task past its lease")
+	require.Eventually(t, func() bool {
+		j, err = cl.Job(ctx, "long-cut", false)
+		return err == nil && j.Status == api.StatusRunning && j.Requeues == 1
+	}, waitFor, 10*time.Millisecond)
+	assert.NotEqual(t, cut.node, j.Tasks[0].Node)
+	cut.link.cut.Store(false)
+	waitNode(t, cl, cut.node, "ready")
+	require.Eventually(t, func() bool { return len(cut.Tasks()) == 0 }, waitFor, 10*time.Millisecond, "the killed run is acked, not finished")
+	j, err = cl.Job(ctx, "long-cut", false)
+	require.NoError(t, err)
+	assert.Equal(t, api.StatusRunning, j.Status)
+}

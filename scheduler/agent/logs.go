@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"petite/scheduler/api"
+)
+
+// maxLog caps what one logs request returns: the log's last bytes.
+const maxLog = 8 << 20
+
+// Logs is the agents' HTTP API: GET /v1/agent/{node}/logs?job=&task=&stream=&tail=
+// answers a task's log from the node's data dir (the latest run of the
+// task kept there). One Logs serves any number of agents (a dev server
+// runs many in one process); a lone agent serves its own.
+type Logs struct {
+	mu     sync.Mutex
+	agents map[string]*Agent
+}
+
+// Add serves an agent's logs.
+func (l *Logs) Add(a *Agent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.agents == nil {
+		l.agents = map[string]*Agent{}
+	}
+	l.agents[a.node] = a
+}
+
+// Handler returns the HTTP handler of the agents' API.
+func (l *Logs) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/agent/{node}/logs", l.serve)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpErr(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func httpErr(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := jsonMarshal(api.ErrorBody{Error: &api.Error{Code: code, Message: msg}})
+	_, _ = w.Write(b)
+}
+
+func (l *Logs) serve(w http.ResponseWriter, r *http.Request) {
+	node := r.PathValue("node")
+	l.mu.Lock()
+	a, ok := l.agents[node]
+	l.mu.Unlock()
+	if !ok {
+		httpErr(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no agent of node %q here", node))
+		return
+	}
+	q := r.URL.Query()
+	job := q.Get("job")
+	task, err := strconv.Atoi(q.Get("task"))
+	if job == "" || err != nil || task < 0 {
+		httpErr(w, http.StatusBadRequest, api.CodeBadRequest, "want job=ID&task=N")
+		return
+	}
+	stream := q.Get("stream")
+	switch stream {
+	case "", api.StreamStdout:
+		stream = fileStdout
+	case api.StreamStderr:
+		stream = fileStderr
+	default:
+		httpErr(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("stream: want stdout or stderr, got %q", stream))
+		return
+	}
+	tail, _ := strconv.ParseInt(q.Get("tail"), 10, 64)
+	if tail <= 0 || tail > maxLog {
+		tail = maxLog
+	}
+	dir, ok := latestRun(a.cfg.DataDir, job, task)
+	if !ok {
+		httpErr(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("node %s holds no log of job %s task %d", node, job, task))
+		return
+	}
+	f, err := os.Open(filepath.Join(dir, stream))
+	if err != nil {
+		// A run that has not written yet, or a placeholder: an empty log.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		return
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > tail {
+		_, _ = f.Seek(st.Size()-tail, io.SeekStart)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.Copy(w, io.LimitReader(f, tail))
+}
+
+// latestRun finds the directory of a task's latest run on this node: the
+// one whose key file was written last.
+func latestRun(data, job string, task int) (string, bool) {
+	if filepath.Base(job) != job || job == "." || job == ".." {
+		return "", false // a job id never names another directory
+	}
+	dirs, _ := filepath.Glob(filepath.Join(data, "tasks", job, strconv.Itoa(task)+"-*"))
+	best, bestT := "", int64(-1)
+	for _, d := range dirs {
+		st, err := os.Stat(filepath.Join(d, fileKey))
+		if err != nil {
+			continue
+		}
+		if t := st.ModTime().UnixNano(); t > bestT {
+			best, bestT = d, t
+		}
+	}
+	return best, best != ""
+}

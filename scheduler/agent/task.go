@@ -1,0 +1,214 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"petite/scheduler/server"
+)
+
+// task is one run of a task on this node, started here or adopted from
+// its directory.
+type task struct {
+	key server.TaskKey
+	dir string
+	// pid is the supervisor's: the leader of the task's process group.
+	// Zero for a placeholder (a task without a command: it holds its
+	// devices until the servers stop it).
+	pid int
+	// waited is closed when the supervisor this agent started has been
+	// reaped; nil for an adopted one (polled instead).
+	waited chan struct{}
+	// stopAt is when the stop's grace ends (zero: not stopping); past it,
+	// the agent kills the process groups itself.
+	stopAt time.Time
+	// ended, with state and code, once the run is over.
+	ended bool
+	state string // server.TaskRunning, TaskStopping, TaskExited, TaskStopped
+	code  int
+}
+
+// report is the task as a heartbeat carries it.
+func (t *task) report() server.TaskReport {
+	return server.TaskReport{TaskKey: t.key, State: t.state, ExitCode: t.code}
+}
+
+// taskDir returns a fresh directory for a run: DATA/tasks/JOB/TASK-GEN, or
+// TASK-GEN-N when a run of the same key already ended there (a service's
+// replica placed here again).
+func taskDir(data string, k server.TaskKey) string {
+	base := filepath.Join(data, "tasks", k.Job, fmt.Sprintf("%d-%d", k.Task, k.Gen))
+	dir := base
+	for n := 1; ; n++ {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return dir
+		}
+		dir = fmt.Sprintf("%s-%d", base, n)
+	}
+}
+
+// start runs an assignment under a supervisor (argv prefix sup, the
+// directory appended).
+func start(data string, sup []string, a server.Assignment, node string) (*task, error) {
+	t := &task{key: a.TaskKey, dir: taskDir(data, a.TaskKey), state: server.TaskRunning}
+	if err := os.MkdirAll(t.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("task %s: %w", a.TaskKey, err)
+	}
+	if err := writeJSON(filepath.Join(t.dir, fileKey), a.TaskKey); err != nil {
+		return nil, err
+	}
+	if len(a.Command) == 0 {
+		return t, nil // a placeholder: nothing to run
+	}
+	devs := strings.Join(a.Devices, ",")
+	if devs == "" {
+		// No GPU: CUDA sees none (an empty list would show every GPU).
+		devs = "void"
+	}
+	spec := taskSpec{Argv: a.Command, Env: []string{
+		"CUDA_VISIBLE_DEVICES=" + devs, "NVIDIA_VISIBLE_DEVICES=" + devs,
+		"PETITE_JOB=" + a.Job, "PETITE_TASK=" + strconv.Itoa(a.Task), "PETITE_NODE=" + node,
+	}}
+	if err := writeJSON(filepath.Join(t.dir, fileSpec), spec); err != nil {
+		return nil, err
+	}
+	argv := append(append([]string{}, sup...), t.dir)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	// A process group of its own: the task outlives the agent, and a
+	// terminal's Ctrl-C to the agent does not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("task %s: start supervisor %s: %w", a.TaskKey, argv[0], err)
+	}
+	t.pid = cmd.Process.Pid
+	t.waited = make(chan struct{})
+	_ = os.WriteFile(filepath.Join(t.dir, fileSupervisor), []byte(strconv.Itoa(t.pid)), 0o644)
+	go func() {
+		_ = cmd.Wait()
+		close(t.waited)
+	}()
+	return t, nil
+}
+
+// adopt reads the runs a previous agent left in the data dir: running
+// ones (their supervisor alive), and ended ones the servers have not
+// taken yet.
+func adopt(data string) ([]*task, error) {
+	dirs, err := filepath.Glob(filepath.Join(data, "tasks", "*", "*"))
+	if err != nil {
+		return nil, fmt.Errorf("adopt: %w", err)
+	}
+	var out []*task
+	for _, dir := range dirs {
+		var k server.TaskKey
+		if readJSON(filepath.Join(dir, fileKey), &k) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, fileAcked)); err == nil {
+			continue
+		}
+		t := &task{key: k, dir: dir, state: server.TaskRunning}
+		if _, err := os.Stat(filepath.Join(dir, fileSpec)); err == nil {
+			b, err := os.ReadFile(filepath.Join(dir, fileSupervisor))
+			if err != nil {
+				continue // never started: nothing ran
+			}
+			t.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if _, err := os.Stat(filepath.Join(dir, fileStop)); err == nil && !t.ended {
+			t.state = server.TaskStopping
+		}
+		t.poll()
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// alive says whether the task's supervisor still runs (checked by its
+// command line, since a pid may have been given to another process).
+func (t *task) alive() bool {
+	if t.pid <= 0 {
+		return false
+	}
+	if t.waited != nil {
+		select {
+		case <-t.waited:
+			return false
+		default:
+			return true
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", t.pid))
+	if err != nil {
+		return syscall.Kill(t.pid, 0) == nil
+	}
+	return strings.Contains(string(b), t.dir)
+}
+
+// poll notes the end of the run, if it ended: its exit record, or a
+// supervisor gone without one (killed: the end is unknown).
+func (t *task) poll() {
+	if t.ended || t.pid == 0 {
+		return
+	}
+	var rec exitRecord
+	err := readJSON(filepath.Join(t.dir, fileExit), &rec)
+	if err != nil && t.alive() {
+		return
+	}
+	if err != nil {
+		rec.Code = -1
+	}
+	t.ended, t.code = true, rec.Code
+	t.state = server.TaskExited
+	if _, err := os.Stat(filepath.Join(t.dir, fileStop)); err == nil {
+		t.state = server.TaskStopped
+	}
+}
+
+// stop asks the supervisor to stop the command: SIGTERM, then SIGKILL
+// after grace (at once when grace is zero). A placeholder just ends.
+func (t *task) stop(grace time.Duration, now time.Time) {
+	if t.ended {
+		return
+	}
+	if t.pid == 0 {
+		_ = writeJSON(filepath.Join(t.dir, fileStop), stopOrder{})
+		t.ended, t.state = true, server.TaskStopped
+		return
+	}
+	if t.state == server.TaskStopping && !(grace == 0 && t.stopAt.After(now)) {
+		return // stopping already (a kill still overrides a grace)
+	}
+	_ = writeJSON(filepath.Join(t.dir, fileStop), stopOrder{GraceMS: grace.Milliseconds()})
+	t.state, t.stopAt = server.TaskStopping, now.Add(grace)
+	_ = syscall.Kill(t.pid, syscall.SIGTERM)
+}
+
+// enforce kills what is left of a stopping task once its grace and a
+// margin are over: the supervisor does it itself unless it was killed.
+func (t *task) enforce(now time.Time) {
+	if t.ended || t.state != server.TaskStopping || now.Before(t.stopAt.Add(2*time.Second)) {
+		return
+	}
+	if b, err := os.ReadFile(filepath.Join(t.dir, fileChild)); err == nil {
+		if pg, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pg > 0 {
+			_ = syscall.Kill(-pg, syscall.SIGKILL)
+		}
+	}
+	if t.alive() {
+		_ = syscall.Kill(-t.pid, syscall.SIGKILL)
+	}
+}
+
+// ack marks an ended run as taken by the servers.
+func (t *task) ack() {
+	_ = os.WriteFile(filepath.Join(t.dir, fileAcked), nil, 0o644)
+}
