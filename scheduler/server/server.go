@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock is the driver's clock (seconds); nil reads the wall clock.
 	Clock func() int64
+	// RaftTLS, when set, carries raft traffic over mutual TLS that admits
+	// server certificates only (pki.Files.PeerConfig); nil: plain TCP.
+	RaftTLS *tls.Config
 	// Liveness sets the agents' heartbeats and disconnect windows
 	// (liveness.go); zero fields take DefaultLiveness.
 	Liveness Liveness
@@ -141,9 +145,7 @@ func (s *Server) open() error {
 	if err != nil {
 		return fmt.Errorf("server: snapshot store in %s: %w", cfg.DataDir, err)
 	}
-	// With no advertise address the transport advertises what it bound
-	// ("127.0.0.1:0" resolved to its port); an unspecified IP is refused.
-	t, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 8, 5*time.Second, hl.Named("transport"))
+	t, err := newTransport(cfg, hl.Named("transport")) // TCP, or mutual TLS (tls.go)
 	if err != nil {
 		return fmt.Errorf("server: raft transport on %s: %w", cfg.RaftAddr, err)
 	}
