@@ -69,7 +69,12 @@ running 'petite operator raft add-peer' against the cluster.`,
 	policy := fs.String("policy", "fgd", "placement policy: "+strings.Join(scheduler.PolicyNames(), ", "))
 	coalesce := fs.Duration("coalesce", 5*time.Millisecond, "wait after a change before a scheduling pass, so bursts share one plan")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
+	configFile := fs.String("config", "", "YAML config file (deploy/petite.yaml, docs/operations.md); flags given override it")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		live, drain, cerr := applyServerConfig(fs, *configFile) // config.go
+		if cerr != nil {
+			return cerr
+		}
 		if *dev && !fs.Changed("log-level") {
 			// A lone dev server's first election is routine, not a warning.
 			*logLevel = "error"
@@ -84,7 +89,8 @@ running 'petite operator raft add-peer' against the cluster.`,
 		cfg := server.Config{
 			ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, Bootstrap: *bootstrap,
 			Policy: *policy, Coalesce: *coalesce,
-			Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+			Logger:   slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+			Liveness: live, Drain: drain,
 		}
 		for _, p := range peers {
 			pid, addr, ok := strings.Cut(p, "=")
@@ -162,6 +168,9 @@ func serve(cmd *cobra.Command, cfg server.Config, httpAddr string, dev bool) err
 			return nil
 		}
 		return err
+	}
+	if dev {
+		defer startDevAgents(ctx, d, cfg)() // devagents.go: agents for the nodes given work
 	}
 	gpus := 0
 	for _, n := range cfg.Nodes {

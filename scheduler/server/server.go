@@ -77,6 +77,9 @@ type Config struct {
 	// Liveness sets the agents' heartbeats and disconnect windows
 	// (liveness.go); zero fields take DefaultLiveness.
 	Liveness Liveness
+	// Drain sets how draining nodes are emptied and pools retired on
+	// their date (drain.go).
+	Drain Drain
 }
 
 // Server is one replicated scheduler server.
