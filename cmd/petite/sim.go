@@ -15,6 +15,7 @@ func simCommand() *cobra.Command {
 	c.AddCommand(simFragCommand())
 	c.AddCommand(simRunCommand())
 	c.AddCommand(simForecastCommand())
+	c.AddCommand(simSizeCommand())
 	c.AddCommand(simSweepCommand())
 	return c
 }
