@@ -21,23 +21,32 @@ import (
 	"petite/scheduler/api"
 )
 
-// addAddressFlag adds --address to a command group; clientFor reads it.
+// addAddressFlag adds --address, and the TLS and token flags beside it
+// (tls.go), to a command group; clientFor reads them.
 func addAddressFlag(fs *pflag.FlagSet) *string {
-	return fs.String("address", "", "server API address (default: $PETITE_ADDR, else "+defaultAddr+")")
+	addr := fs.String("address", "", "server API address (default: $PETITE_ADDR, else "+defaultAddr+")")
+	addClientAuthFlags(fs, addr)
+	return addr
 }
 
-// clientFor returns a client of the server named by --address, else
-// PETITE_ADDR, else the dev server's default address.
-func clientFor(addr string) (*api.Client, error) {
-	if addr == "" {
-		addr = os.Getenv("PETITE_ADDR")
+// clientFor returns a client of the server named by the address flag addr
+// (--address), else PETITE_ADDR, else the dev server's default address,
+// with the TLS and token flags registered beside addr (or their PETITE_
+// variables).
+func clientFor(addr *string) (*api.Client, error) {
+	a := *addr
+	if a == "" {
+		a = os.Getenv("PETITE_ADDR")
 	}
-	if addr == "" {
-		addr = defaultAddr
+	if a == "" {
+		a = defaultAddr
 	}
-	cl, err := api.NewClient(addr)
+	cl, err := api.NewClient(a)
 	if err != nil {
 		return nil, usageErr("%v", err)
+	}
+	if err := authFor(addr).apply(cl); err != nil {
+		return nil, err
 	}
 	return cl, nil
 }
@@ -71,7 +80,7 @@ without an id names the job it made).`,
 		Annotations: map[string]string{needsServer: "talks to a server"},
 	}
 	addr := addAddressFlag(cmd.PersistentFlags())
-	cmd.AddCommand(jobRunCommand(addr), jobPlanCommand(addr), jobStatusCommand(addr), jobStopCommand(addr), jobFinishCommand(addr))
+	cmd.AddCommand(jobRunCommand(addr), jobPlanCommand(addr), jobStatusCommand(addr), jobStopCommand(addr), jobFinishCommand(addr), jobLogsCommand(addr))
 	return cmd
 }
 
@@ -126,7 +135,7 @@ A spec without an id gets one from its name and a random suffix.`,
 		if err != nil {
 			return err
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -188,7 +197,7 @@ func jobPlanCommand(addr *string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -242,7 +251,7 @@ asked.`,
 		if err != nil {
 			return err
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -391,7 +400,7 @@ func jobStopCommand(addr *string) *cobra.Command {
 		Args:    exactArgs(1, "stop takes one job ID"),
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -426,7 +435,7 @@ ends. Until agents run tasks, this is how a job completes.`,
 	tasks := cmd.Flags().IntSlice("task", nil, "task index that ended (repeat, or comma-separated)")
 	failed := cmd.Flags().Bool("failed", false, "the tasks failed")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ replicated daemon (petite server, petite job) and a simulator (petite sim).`,
 		traceCommand(),
 		simCommand(),
 		nvmlCommand(),
-		serverCommand(), jobCommand(), nodeCommand(), poolCommand(), operatorCommand(),
+		serverCommand(), agentCommand(), jobCommand(), nodeCommand(), poolCommand(), operatorCommand(),
 	)
 	root.SetHelpCommand(helpCommand())
 	root.InitDefaultHelpCmd()

@@ -83,7 +83,9 @@ func (l *Logs) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	dir, ok := latestRun(a.cfg.DataDir, job, task)
 	if !ok {
-		httpErr(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("node %s holds no log of job %s task %d", node, job, task))
+		// Placed, not started yet (or never: its job ended first): an
+		// empty log, as for a run that has written nothing.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		return
 	}
 	f, err := os.Open(filepath.Join(dir, stream))

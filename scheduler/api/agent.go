@@ -134,8 +134,14 @@ func (h *handler) jobLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, ok := h.s.FSM().Agent(node)
-	if !ok || rec.Addr == "" {
-		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("job %s task %d ran on %s, which has no agent serving logs", id, q.Task, node)})
+	if !ok {
+		// Placed on a node whose agent has not registered yet: nothing
+		// has run, the log is empty.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		return
+	}
+	if rec.Addr == "" {
+		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("job %s task %d ran on %s, whose agent serves no logs", id, q.Task, node)})
 		return
 	}
 	cl, err := NewClient(rec.Addr)

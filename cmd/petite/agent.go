@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"petite/nvml"
+	"petite/scheduler/agent"
+	"petite/scheduler/api"
+	"petite/scheduler/server"
+)
+
+// agentCommand is `petite agent`: the node agent.
+func agentCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a node's agent: register its GPUs, heartbeat, run the tasks placed on it.",
+		Long: `Runs the agent of one GPU node. It reads the node's GPUs through NVML
+(--nvml-mock reads one of go-nvml's mock DGX servers instead), registers the
+node with the servers (--server, any of them), heartbeats, and runs the tasks
+the committed state places on the node as child processes with
+CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES set to their GPU or MIG UUIDs.
+Their output is kept in --data-dir (read it with 'petite job logs'). Tasks
+run under a supervisor each and outlive the agent: an agent restarted on the
+same --data-dir adopts them. See docs/agent.md.`,
+		Example: examples(
+			"# a mock DGX H100 node of the demo fleet's cloud pool, against a dev server",
+			"# petite agent --server http://127.0.0.1:4646 --pool cloud-sh-ondemand --nvml-mock dgxh100 --name sh-h100-0001 --data-dir /tmp/agent-1",
+			"# a real node",
+			"# petite agent --server http://10.0.0.1:4646 --pool hz-onprem --data-dir /var/lib/petite/agent",
+		),
+		Args: noArgs,
+	}
+	fs := cmd.Flags()
+	srv := fs.String("server", "", "a server's API address (default: $PETITE_ADDR, else "+defaultAddr+")")
+	addClientAuthFlags(fs, srv) // --tls-ca, --tls-cert, --tls-key, --token (tls.go)
+	pool := fs.String("pool", "", "the node's pool (required)")
+	rack := fs.String("rack", "", "the node's rack")
+	dataDir := fs.String("data-dir", "", "where task logs and state are kept (default: $XDG_STATE_HOME/petite/agent/NODE)")
+	httpAddr := fs.String("http", "127.0.0.1:4648", "address of the agent's API, where servers read task logs (port 0 picks one)")
+	advertise := fs.String("advertise", "", "the URL servers reach the agent's API at (default: http:// and --http's address)")
+	cpu := fs.Int64("cpu-milli", 0, "allocatable CPU in milli-cores (default: this machine's)")
+	mem := fs.Int64("memory-mib", 0, "allocatable memory in MiB (default: this machine's)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	nf := addNVMLFlags(fs)
+	fs.StringVar(&nf.node, "name", "", "the node's name (as --node)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usageErr("--log-level: want debug, info, warn or error, got %q", *logLevel)
+		}
+		if *pool == "" {
+			return usageErr("--pool is required: the pool the node joins")
+		}
+		cl, err := clientFor(srv)
+		if err != nil {
+			return err
+		}
+		src, node, err := nf.open(fs)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		inv, err := src.Inventory()
+		if err != nil {
+			return fmt.Errorf("read the GPUs: %w", err)
+		}
+		spec := nvml.NodeSpec{Name: node, Pool: *pool, Rack: *rack, CPUMilli: *cpu, MemoryMiB: *mem}
+		if spec.CPUMilli == 0 {
+			spec.CPUMilli = int64(runtime.NumCPU()) * 1000
+		}
+		if spec.MemoryMiB == 0 {
+			if spec.MemoryMiB, err = memTotalMiB(); err != nil {
+				return fmt.Errorf("%w (give --memory-mib)", err)
+			}
+		}
+		reg, err := inv.Register(spec)
+		if err != nil {
+			return err
+		}
+		if *dataDir == "" {
+			if *dataDir, err = stateDir(node); err != nil {
+				return err
+			}
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find petite's binary for the task supervisors: %w", err)
+		}
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return fmt.Errorf("listen for the agent's API on %s: %w", *httpAddr, err)
+		}
+		defer ln.Close()
+		url := *advertise
+		if url == "" {
+			url = "http://" + ln.Addr().String()
+		}
+		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+		a, err := agent.New(agent.Config{
+			Client: cl, DataDir: *dataDir, Supervisor: []string{exe, "agent", "supervise"}, Logger: log,
+			Registration: server.AgentRegistration{Node: reg.Node, Devices: reg.Devices, Addr: url},
+		})
+		if err != nil {
+			return err
+		}
+		var logs agent.Logs
+		logs.Add(a)
+		hs := &http.Server{Handler: logs.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		defer hs.Close()
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		fmt.Fprintf(cmd.OutOrStdout(), "petite agent %s: %d GPU devices (%s), pool %s, server %s, logs API at %s, data in %s\n",
+			node, len(reg.Devices), modelOf(reg), *pool, cl.Base, url, *dataDir)
+		if err := a.Run(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.ErrOrStderr(), "petite: agent stopping; its tasks run on and the next agent on this data dir adopts them")
+		return nil
+	}
+	cmd.AddCommand(agentSuperviseCommand())
+	return cmd
+}
+
+func modelOf(reg nvml.Registration) string {
+	if len(reg.Node.GPUs) == 0 {
+		return "no GPU"
+	}
+	return reg.Node.GPUs[0].Model
+}
+
+// agentSuperviseCommand is the task supervisor the agent runs per task.
+func agentSuperviseCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "supervise DIR",
+		Short:  "Run one task from its directory and record its exit status (the agent runs this).",
+		Hidden: true,
+		Args:   exactArgs(1, "supervise takes a task directory"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return agent.Supervise(args[0])
+		},
+	}
+}
+
+// stateDir is the agent's default data dir.
+func stateDir(node string) (string, error) {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no --data-dir and no home directory: %w", err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "petite", "agent", node), nil
+}
+
+// memTotalMiB reads the machine's memory from /proc/meminfo.
+func memTotalMiB() (int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, fmt.Errorf("read the machine's memory: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/meminfo: MemTotal %q: %w", rest, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, errors.New("/proc/meminfo: no MemTotal")
+}
+
+// jobLogsCommand is `petite job logs`: a task's output, kept by the agent
+// of the node it ran on and read through the servers.
+func jobLogsCommand(addr *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print a task's output (stdout, or --stderr), kept by its node's agent.",
+		Example: examples(
+			"petite job logs train-llm",
+			"petite job logs train-llm --task 1 --stderr --tail 4096",
+		),
+		Args: exactArgs(1, "logs takes one job ID"),
+	}
+	task := cmd.Flags().Int("task", 0, "the task's index in its job")
+	stderr := cmd.Flags().Bool("stderr", false, "print the task's standard error instead of its output")
+	tail := cmd.Flags().Int64("tail", 0, "print only the last BYTES of the log")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *task < 0 || *tail < 0 {
+			return usageErr("--task and --tail take 0 or more")
+		}
+		cl, err := clientFor(addr)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+		defer cancel()
+		j, err := findJob(ctx, cl, args[0], false)
+		if err != nil {
+			return err
+		}
+		q := api.LogsQuery{Task: *task, Stream: api.StreamStdout, Tail: *tail}
+		if *stderr {
+			q.Stream = api.StreamStderr
+		}
+		w := &countingWriter{w: cmd.OutOrStdout()}
+		if err := cl.Logs(ctx, j.ID, q, w); err != nil {
+			return clientError(cl, err)
+		}
+		if w.n == 0 {
+			// Say so on stderr: an empty log is not a hung command.
+			fmt.Fprintf(cmd.ErrOrStderr(), "petite: job %s task %d (%s): %s log empty so far\n", j.ID, *task, j.Status, q.Stream)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
