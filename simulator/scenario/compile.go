@@ -330,8 +330,10 @@ func (s *Scenario) CompileWith(in *Inputs, skip func(int) bool) (*Compiled, erro
 		if a.Do == DoQuota && pools[a.Pool].Kind != scheduler.PoolCloud {
 			return nil, s.errAt(field("pool"), "pool %s is %s: only cloud pools have a quota", a.Pool, pools[a.Pool].Kind)
 		}
+		var addPools []scheduler.Pool
+		var addNodes []scheduler.Node
 		if a.Do == DoAdd {
-			if _, _, err := fleet.Load(s.rel(a.Fleet)); err != nil {
+			if addPools, addNodes, err = fleet.Load(s.rel(a.Fleet)); err != nil {
 				return nil, s.wrapAt(field("fleet"), err)
 			}
 		}
@@ -366,6 +368,19 @@ func (s *Scenario) CompileWith(in *Inputs, skip func(int) bool) (*Compiled, erro
 			}
 			one.Events = 1
 			cfg.QuotaEvents = append(cfg.QuotaEvents, replay.QuotaEvent{At: one.At, Pool: a.Pool, MaxNodes: *a.MaxNodes})
+			c.Actions = append(c.Actions, one)
+			continue
+		}
+		if a.Do == DoAdd {
+			evs, err := s.compileAdd(a, cfg, pools, addPools, addNodes, events, one.At)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range evs {
+				one.Nodes = append(one.Nodes, e.Node)
+			}
+			one.Events = len(evs)
+			events = append(events, evs...)
 			c.Actions = append(c.Actions, one)
 			continue
 		}

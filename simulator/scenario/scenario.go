@@ -424,6 +424,7 @@ func (s *Scenario) checkAction(i int) (action, error) {
 			return a, s.errAt(at("scope"), "want arrivals or all, got %q", a.Scope)
 		}
 	case DoAdd:
+		a.supported = true
 		if a.Fleet == "" {
 			return a, s.errAt(at("fleet"), "want a fleet file of the pools to add")
 		}
