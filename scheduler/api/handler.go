@@ -65,6 +65,7 @@ func NewHandler(s *server.Server, log *slog.Logger, opts ...Option) http.Handler
 	h.route("DELETE /v1/operator/raft/peers/{id}", h.removePeer, write)
 	h.route("GET /v1/snapshot", h.snapshot, read)
 	h.routeAgents()
+	h.routeObservability()
 	h.operationsRoutes() // backup and restore, history (backup.go, history.go)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
