@@ -107,7 +107,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.mu.Lock()
-	a.contact = time.Now() // the lease starts with the agent
+	// The lease goes on from the last contact a previous agent recorded:
+	// the servers count the node's silence from there.
+	a.contact = time.Now()
+	if c, w, ok := readLease(filepath.Join(a.cfg.DataDir, fileLease)); ok {
+		a.contact, a.window = c, w
+	}
 	for _, t := range adopted {
 		a.tasks[t.key] = t
 		a.log.Info("adopted task", "task", t.key, "state", t.state)
@@ -217,6 +222,9 @@ func (a *Agent) apply(ans server.AgentAnswer, sent time.Time) {
 	}
 	if ans.GraceMS > 0 {
 		a.grace = time.Duration(ans.GraceMS) * time.Millisecond
+	}
+	if err := writeLease(a.cfg.DataDir, sent, a.window); err != nil {
+		a.log.Error("lease", "err", err)
 	}
 	for _, k := range ans.Acked {
 		if t, ok := a.tasks[k]; ok && t.ended {

@@ -253,6 +253,8 @@ func TestAgentSilentNodeRescheduled(t *testing.T) {
 	other := map[*testAgent]*testAgent{a0: a1, a1: a0}[dead]
 	require.Eventually(t, func() bool { return len(dead.Tasks()) == 1 }, waitFor, 10*time.Millisecond)
 
+	require.Eventually(t, func() bool { return fileExists(filepath.Join(runDir(t, dead, "gang", 0), fileChild)) }, waitFor, 10*time.Millisecond)
+	child := pidOf(t, runDir(t, dead, "gang", 0), fileChild)
 	dead.stop()
 	waitNode(t, cl, dead.node, "disconnected")
 	j, err = cl.Job(ctx, "gang", false)
@@ -261,6 +263,12 @@ func TestAgentSilentNodeRescheduled(t *testing.T) {
 	assert.Equal(t, dead.node, j.Tasks[0].Node)
 
 	waitNode(t, cl, dead.node, "down")
+	// With no agent left, the task's supervisor kills it once the lease
+	// the agent recorded has run out: the gang never runs twice for long.
+	require.Eventually(t, func() bool { return !alive(child) }, 5*time.Second, 10*time.Millisecond, "the orphaned task is killed at the end of the window")
+	var rec exitRecord
+	require.NoError(t, readJSON(filepath.Join(runDir(t, dead, "gang", 0), fileExit), &rec))
+	assert.Equal(t, 137, rec.Code)
 	require.Eventually(t, func() bool {
 		j, err = cl.Job(ctx, "gang", false)
 		return err == nil && j.Status == api.StatusRunning && len(j.Tasks) == 1 && j.Tasks[0].Node == other.node

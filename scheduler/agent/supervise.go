@@ -31,6 +31,9 @@ const (
 type taskSpec struct {
 	Argv []string `json:"argv"`
 	Env  []string `json:"env"`
+	// Lease is the agent's lease file (see lease.go): the supervisor kills
+	// the command once the lease has run out, even with no agent running.
+	Lease string `json:"lease,omitempty"`
 }
 
 // stopOrder is the grace of a stop asked of the supervisor.
@@ -98,10 +101,21 @@ func Supervise(dir string) error {
 	done := make(chan struct{})
 	go func() {
 		var kill <-chan time.Time
+		leaseTick := time.NewTicker(250 * time.Millisecond)
+		defer leaseTick.Stop()
 		for {
 			select {
 			case <-done:
 				return
+			case <-leaseTick.C:
+				if spec.Lease == "" || !leaseExpired(spec.Lease, time.Now()) {
+					continue
+				}
+				// No agent has reached a server for the node's disconnect
+				// window: the servers have placed this work elsewhere.
+				fmt.Fprintln(stderr, "petite: the node's lease ran out (no server reached within its disconnect window): task killed")
+				_ = writeJSON(filepath.Join(dir, fileStop), stopOrder{})
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			case <-kill:
 				_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			case <-sigs:

@@ -367,8 +367,11 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 				continue
 			}
 			stop := StopOrder{TaskKey: t.TaskKey, GraceMS: ans.GraceMS}
-			if info, ok := m.Job(t.Job); !ok || info.Status == state.Cancelled {
-				stop.GraceMS = 0 // cancelled (or forgotten): killed at once
+			if info, ok := m.Job(t.Job); !ok || info.Status.Ended() {
+				// Cancelled, or a gang whose other task failed, or
+				// forgotten: killed at once. A preempted, drained or
+				// requeued job has its grace to checkpoint.
+				stop.GraceMS = 0
 			}
 			ans.Stop = append(ans.Stop, stop)
 		}
