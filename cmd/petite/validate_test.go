@@ -94,7 +94,6 @@ func TestValidateScenario(t *testing.T) {
 	retire := filepath.Join(repo, "examples/scenarios/retire-onprem.yaml")
 	head := "fleet: demo\nworkload: {trace: embedded:openb, jobs: 20, default_duration: 1h}\n"
 	badField := write("bad.yaml", head+"actions:\n  - {at: +1h, do: retire, pool: hz-onprem, fraction: 0.5}\n")
-	quota := write("moveall.yaml", head+"actions:\n  - {at: +1h, do: move, tenant: a, to: [hz-outposts], scope: all}\n") // an action the engine cannot run yet
 	noFleet := write("nofleet.yaml", "fleet: missing.yaml\nworkload: {trace: embedded:openb}\n")
 
 	tests := []struct {
@@ -111,9 +110,6 @@ func TestValidateScenario(t *testing.T) {
 		{"a field error names file and line", []string{"--scenario", badField}, exitError, []string{
 			"bad.yaml:4: field actions[0].fraction: only reclaim takes a fraction",
 		}, "petite: scenario " + badField + " is invalid\n"},
-		{"an action the engine cannot run yet", []string{"--scenario", quota}, exitError, []string{
-			"action move at " + quota + ":4 (actions[0]) needs engine support (not yet)",
-		}, "is invalid"},
 		{"the fleet it names is checked", []string{"--scenario", noFleet}, exitError, []string{
 			"nofleet.yaml:1: field fleet: fleet: open " + filepath.Join(dir, "missing.yaml"),
 		}, "is invalid"},
@@ -135,11 +131,11 @@ func TestValidateScenario(t *testing.T) {
 		})
 	}
 
-	code, out, _ := petite(t, nil, "validate", "--scenario", quota, "-o", "json")
+	code, out, _ := petite(t, nil, "validate", "--scenario", badField, "-o", "json")
 	assert.Equal(t, exitError, code)
 	var v validation
 	require.NoError(t, json.Unmarshal([]byte(out), &v))
 	require.NotNil(t, v.Scenario)
 	assert.False(t, v.Scenario.Valid)
-	assert.True(t, v.Scenario.NeedsEngine)
+	assert.False(t, v.Scenario.NeedsEngine, "every action runs now")
 }

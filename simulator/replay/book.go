@@ -79,6 +79,11 @@ func (e *engine) requeued(ids []string, t int64) error {
 		e.setStatus(k, stQueued)
 		r.State = "queued"
 		e.emit(Event{At: t, Kind: EventRequeue, Job: k, ID: j.src.Job.ID})
+		if j.stale { // a move confined it while it ran: it comes back confined
+			if err := e.resubmit(k, t); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -57,6 +57,8 @@ type Config struct {
 	// QuotaEvents change cloud pools' max_nodes at given times (with
 	// Scale).
 	QuotaEvents []QuotaEvent
+	// MoveEvents confine tenants' live work to pools at given times.
+	MoveEvents []MoveEvent
 	// PassEvery, when positive, also runs a pass every PassEvery of virtual
 	// time from the first event on, while events remain, whether or not
 	// anything changed:

@@ -43,8 +43,11 @@ type jobState struct {
 	// owned nodes) and its end.
 	stintCost float64
 	stintEnd  int64
-	started   bool // a service's lifetime runs from its first start
-	returned  bool // back from a Star-Wait stint (its machine id changed)
+	started   bool                   // a service's lifetime runs from its first start
+	returned  bool                   // back from a Star-Wait stint (its machine id changed)
+	gen       uint16                 // resubmissions by a move (its machine id changed)
+	cons      []scheduler.Constraint // its constraints since a move; nil: the source's
+	stale     bool                   // runs under older constraints than cons: resubmitted at its next requeue
 }
 
 // engine is one replay in progress.
@@ -202,6 +205,9 @@ func newEngine(cfg *Config) (*engine, error) {
 		}
 		e.q.push(item{at: pe.At, phase: phaseNode, job: int32(i), price: true})
 	}
+	if err := e.pushMoves(); err != nil {
+		return nil, err
+	}
 	for i, qe := range cfg.QuotaEvents {
 		if e.sc == nil {
 			return nil, fmt.Errorf("quota event %d: a cloud pool's max_nodes changes only under pool scaling (Config.Scale)", i)
@@ -342,6 +348,9 @@ func (e *engine) coreJob(k int, at int64) scheduler.Job {
 	j := *src
 	j.ID = e.machineID(k)
 	j.Walltime = (e.jobs[k].src.Duration + Second - 1) / Second
+	if c := e.jobs[k].cons; c != nil {
+		j.Task.Constraints = c
+	}
 	if e.cfg.Burst != nil {
 		j = scheduler.Job{ID: j.ID, Kind: scheduler.Training, Count: 1, Walltime: j.Walltime,
 			Task: scheduler.Task{GPUs: src.Task.GPUs, GPUMilli: 1000}}
@@ -361,6 +370,9 @@ func (e *engine) machineID(k int) string {
 	for len(s) < e.width {
 		s = "0" + s
 	}
+	if g := e.jobs[k].gen; g > 0 {
+		s = "m" + strconv.Itoa(int(g)) + "." + s // after every first submission of its second
+	}
 	if e.jobs[k].returned {
 		// resubmitted: a new id, after every first submission of the same
 		// second in the core's FIFO tie-break
@@ -370,7 +382,11 @@ func (e *engine) machineID(k int) string {
 }
 
 func (e *engine) number(id string) (int, error) {
-	k, err := strconv.Atoi(strings.TrimPrefix(id, "r"))
+	id = strings.TrimPrefix(id, "r")
+	if rest, ok := strings.CutPrefix(id, "m"); ok {
+		_, id, _ = strings.Cut(rest, ".")
+	}
+	k, err := strconv.Atoi(id)
 	if err != nil || k < 0 || k >= len(e.jobs) {
 		return 0, fmt.Errorf("replay: the state machine names job %q, which the replay did not submit", id)
 	}
@@ -519,6 +535,8 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	case it.price:
 		e.priceEvent(int(it.job), t)
 		return false, nil
+	case it.move:
+		return e.moveEvent(int(it.job), t)
 	case it.phase == phaseNode:
 		return e.nodeEvent(int(it.job), t)
 	case it.phase == phaseExpire:

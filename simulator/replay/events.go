@@ -26,6 +26,7 @@ type item struct {
 	epoch uint32 // a finish is stale when the job's epoch moved on
 	cloud bool   // the end of a cloud run
 	price bool   // a price event (job is its index)
+	move  bool   // a move event (job is its index)
 	scale uint8  // a scaler event (job is the cloud node's index)
 }
 

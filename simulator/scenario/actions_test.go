@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -87,4 +88,81 @@ func TestAddBringsCapacityAtItsTime(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Compile()
 	require.ErrorContains(t, err, "s.yaml:8: field actions[0].fleet: node lab-0000 of more.yaml is already in the fleet")
+}
+
+const twoPools = `pools:
+  - name: a
+    kind: onprem
+    nodes:
+      - {count: 2, prefix: a, cpu_milli: 64000, memory_mib: 524288, gpus: {count: 8, model: H100, memory_mib: 81920}}
+  - name: b
+    kind: onprem
+    nodes:
+      - {count: 2, prefix: b, cpu_milli: 64000, memory_mib: 524288, gpus: {count: 8, model: H100, memory_mib: 81920}}
+`
+
+// TestMoveAllMovesLiveWork: at a move of scope all, the tenant's jobs
+// running outside its new pools lose their place and its queued jobs are
+// resubmitted; from then on it starts only in those pools, its jobs
+// running there stay, the other tenant is untouched, every job still ends
+// once, and the impact counts the requeues as the move's disruption.
+func TestMoveAllMovesLiveWork(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"fleet.yaml": twoPools,
+		"s.yaml": "fleet: fleet.yaml\n" + `workload:
+  gen: {jobs: 300, seed: 5, clock: relative, zone: UTC, tenants: 2, kind: training,
+        arrival: {process: poisson, rate_per_hour: 60},
+        duration: {dist: lognormal, mu: 7.5, sigma: 0.4, min: 600, max: 7200},
+        shapes: [{weight: 1, tasks: [{count: 1, gpus: 2, gpu_milli: 1000, cpu_milli: 1000, memory_mib: 1024}]}]}
+queue: {checkpoint_interval: 10m}
+actions:
+  - {at: +2h, do: move, tenant: tenant-0, to: [b], scope: all}
+`,
+	})
+	s, err := Load(filepath.Join(dir, "s.yaml"))
+	require.NoError(t, err)
+	in, err := s.LoadInputs()
+	require.NoError(t, err)
+	c, err := s.CompileWith(in, nil)
+	require.NoError(t, err)
+	at := c.Actions[0].At
+	res, evs := logged(t, c.Config)
+	pool := poolOf(&c.Config)
+	tenant := func(k int) string { return res.Jobs[k].Tenant }
+	where := map[int]string{} // job → pool it runs in
+	requeued, resubmitted := 0, 0
+	ends := map[int]int{}
+	for _, e := range evs {
+		switch e.Kind {
+		case replay.EventStart:
+			where[e.Job] = pool[e.Node]
+			if tenant(e.Job) == "tenant-0" && e.At >= at {
+				assert.Equal(t, "b", pool[e.Node], "job %s starts in %s after the move", e.ID, pool[e.Node])
+			}
+		case replay.EventRequeue:
+			assert.Equal(t, at, e.At, "only the move requeues")
+			assert.Equal(t, "tenant-0", tenant(e.Job))
+			assert.Equal(t, "a", where[e.Job], "only work outside the new pools moves")
+			requeued++
+		case replay.EventFinish:
+			ends[e.Job]++
+		}
+	}
+	for _, e := range evs {
+		if e.Kind == replay.EventArrive && e.At < at && tenant(e.Job) == "tenant-0" && res.Jobs[e.Job].Start >= at {
+			resubmitted++ // queued at the move, started after it
+		}
+	}
+	assert.Positive(t, requeued, "tenant-0 ran in pool a at the move")
+	assert.Positive(t, resubmitted, "tenant-0 had queued work at the move")
+	assert.Len(t, ends, len(res.Jobs))
+	for k, n := range ends {
+		assert.Equal(t, 1, n, "job %d ends once", k)
+	}
+
+	im, err := s.Impacts(context.Background(), in)
+	require.NoError(t, err)
+	require.Len(t, im, 1)
+	assert.Equal(t, requeued, im[0].Disrupted["training"])
+	assert.Positive(t, im[0].LostGPUHours.After)
 }

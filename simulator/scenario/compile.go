@@ -392,6 +392,10 @@ func (s *Scenario) CompileWith(in *Inputs, skip func(int) bool) (*Compiled, erro
 					addConstraints(j, cons)
 				}
 			}
+			if !a.arrivals { // scope all: the work live at the move too
+				cfg.MoveEvents = append(cfg.MoveEvents, replay.MoveEvent{At: one.At, Tenant: a.Tenant, Pools: slices.Clone(a.To)})
+				one.Events = 1
+			}
 			c.Actions = append(c.Actions, one)
 			continue
 		}

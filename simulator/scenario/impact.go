@@ -94,6 +94,8 @@ func runLogged(ctx context.Context, cfg replay.Config, keep bool) (*run, error) 
 		switch e.Kind {
 		case replay.EventNode:
 			lastNode, lastAt = e.Node, e.At
+		case replay.EventMove: // the requeues that follow are the move's
+			lastNode, lastAt = moveKey(e.ID), e.At
 		case replay.EventRequeue, replay.EventDegrade:
 			if e.At == lastAt {
 				if _, seen := r.lostTo[e.Job]; !seen {
@@ -209,6 +211,9 @@ func compare(a Compiled1, before, after *run) Impact {
 	nodes := map[string]bool{}
 	for _, n := range a.Nodes {
 		nodes[n] = true
+	}
+	if a.Do == DoMove {
+		nodes[moveKey(a.Tenant)] = true
 	}
 	for _, k := range slices.Sorted(mapKeys(after.lostTo)) {
 		if nodes[after.lostTo[k]] && after.lostAt[k] == a.At {
@@ -383,3 +388,7 @@ func WriteImpacts(w io.Writer, ims []Impact) error {
 	}
 	return tw.Flush()
 }
+
+// moveKey names a move of a tenant's live work where disruptions are
+// attributed to a node.
+func moveKey(tenant string) string { return "move of " + tenant }

@@ -420,6 +420,7 @@ func (s *Scenario) checkAction(i int) (action, error) {
 		case "", "arrivals":
 			a.arrivals, a.supported = true, true
 		case "all":
+			a.supported = true
 		default:
 			return a, s.errAt(at("scope"), "want arrivals or all, got %q", a.Scope)
 		}

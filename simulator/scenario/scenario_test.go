@@ -400,7 +400,6 @@ func TestCompileErrors(t *testing.T) {
 		{"quota under burst", head + "burst: {cloud_wait: none}\nactions:\n  - {at: +1h, do: quota, pool: cloud-sg-spot, max_nodes: 10}\n",
 			"s.yaml:5: field actions[0].do: a quota needs pool scaling", false},
 		{"price of no pool", head + "actions:\n  - {at: +1h, do: price, pool: nope, price_per_gpu_hour: 1}\n", "s.yaml:4: field actions[0].pool: no pool \"nope\"", false},
-		{"move all", head + "actions:\n  - {at: +1h, do: move, tenant: a, to: [hz-outposts], scope: all}\n", "action move at s.yaml:4", true},
 		{"quota of owned pool", head + "actions:\n  - {at: +1h, do: quota, pool: hz-onprem, max_nodes: 10}\n", "s.yaml:4: field actions[0].pool: pool hz-onprem is onprem", false},
 		{"unknown pool", head + "actions:\n  - {at: +1h, do: retire, pool: nowhere}\n", "s.yaml:4: field actions[0].pool: no pool \"nowhere\"", false},
 		{"unknown node", head + "actions:\n  - {at: +1h, do: retire, nodes: [x]}\n", "s.yaml:4: field actions[0].nodes: no node \"x\"", false},
