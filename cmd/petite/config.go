@@ -25,10 +25,11 @@ type fileConfig struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string           `yaml:"log_level"`
 	Server   serverFileConfig `yaml:"server"`
-	// TLS is the place of the certificate paths. The API's and raft's TLS
-	// is configured by flags for now; a path set here is refused rather
-	// than ignored, until the file takes them.
+	// TLS is the server's certificate paths (--tls-ca, --tls-cert,
+	// --tls-key): mutual TLS for the API and raft.
 	TLS tlsFileConfig `yaml:"tls"`
+	// Auth is the token file and the audit log (tls.go).
+	Auth authFileConfig `yaml:"auth"`
 }
 
 // serverFileConfig is the server: section; each key is the flag of the same
@@ -64,7 +65,7 @@ type drainFileConfig struct {
 	RetireLead time.Duration `yaml:"retire_lead"`
 }
 
-// tlsFileConfig is reserved for the certificate paths.
+// tlsFileConfig is the certificate paths.
 type tlsFileConfig struct {
 	CA   string `yaml:"ca"`
 	Cert string `yaml:"cert"`
@@ -239,9 +240,6 @@ func (c *fileConfig) validate() *configError {
 	if err := s.liveness().Check(); err != nil {
 		return bad("server.heartbeat", "%v", err)
 	}
-	if c.TLS != (tlsFileConfig{}) {
-		return bad("tls", "TLS is set with the server's flags for now (docs/security.md); this section is reserved")
-	}
 	return nil
 }
 
@@ -278,6 +276,8 @@ func (c *fileConfig) setFlags(fs *pflag.FlagSet) error {
 		{"id", s.ID}, {"data-dir", s.DataDir}, {"raft-addr", s.RaftAddr}, {"http", s.HTTP},
 		{"bootstrap", boolean(s.Bootstrap)}, {"fleet", s.Fleet}, {"policy", s.Policy},
 		{"coalesce", dur(s.Coalesce)}, {"log-level", c.LogLevel},
+		{"tls-ca", c.TLS.CA}, {"tls-cert", c.TLS.Cert}, {"tls-key", c.TLS.Key},
+		{"tokens", c.Auth.Tokens}, {"audit-log", c.Auth.AuditLog},
 	} {
 		if err := set(kv[0], kv[1]); err != nil {
 			return fmt.Errorf("config: %s: %w", kv[0], err)

@@ -47,7 +47,7 @@ func TestConfigRefusesBadFiles(t *testing.T) {
 		{"bad log level", "log_level: loud\n", `config c.yaml:1: log_level: want debug, info, warn or error, got "loud"`},
 		{"negative", "server:\n  drain:\n    deadline: -1h\n", "config c.yaml:3: server.drain.deadline: want a positive duration, got -1h0m0s"},
 		{"heartbeat", "server:\n  heartbeat:\n    interval: 30s\n    timeout: 10s\n", "config c.yaml:2: server.heartbeat: heartbeat timeout 10s must be longer than the heartbeat interval 30s"},
-		{"tls reserved", "tls:\n  cert: /etc/petite/s1.pem\n", "config c.yaml:1: tls: TLS is set with the server's flags for now"},
+		{"unknown tls key", "tls:\n  crt: /etc/petite/s1.pem\n", "config c.yaml:2: tls.crt: unknown key (known: ca, cert, key)"},
 		{"two documents", "log_level: info\n---\nlog_level: warn\n", "config c.yaml:2: more than one document"},
 		{"empty", "", "config c.yaml: empty config file"},
 		{"syntax", "server:\n  id: [\n", "config c.yaml:2: did not find expected node content"},

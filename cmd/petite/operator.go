@@ -36,7 +36,7 @@ func nodeCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func nodeCommand() *cobra.Command {
 
 	drain := &cobra.Command{
 		Use:   "drain NAME",
-		Short: "Drain a node: its work keeps running, no new work is placed there (--disable: ready again).",
+		Short: "Drain a node: no new work goes there, its work moves elsewhere (--disable: ready again).",
 		Example: examples(
 			"petite node drain sh-h100-0001",
 			"petite node drain sh-h100-0001 --disable",
@@ -70,7 +70,7 @@ func nodeCommand() *cobra.Command {
 	}
 	disable := drain.Flags().Bool("disable", false, "end the drain: the node is ready for work again")
 	drain.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func poolCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -167,7 +167,7 @@ func operatorCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -197,7 +197,7 @@ with its own --id and --data-dir; it then catches up from the leader.`,
 		if *id == "" || *raftAddr == "" {
 			return usageErr("add-peer needs --id and --address")
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -214,7 +214,7 @@ with its own --id and --data-dir; it then catches up from the leader.`,
 		Args:    exactArgs(1, "remove-peer takes one server ID"),
 	}
 	remove.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ refused with one line saying which, and the cluster keeps its state.`,
 		Args:    exactArgs(1, "save takes one FILE"),
 	}
 	save.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ refused with one line saying which, and the cluster keeps its state.`,
 		if _, _, err := server.DecodeBackup(b); err != nil {
 			return fmt.Errorf("snapshot %s: %w", file, err)
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"petite/scheduler/api"
 	"petite/scheduler/fleet"
 	"petite/scheduler/server"
+	"petite/scheduler/state"
 )
 
 // needsServer marks, in a command's Annotations, a command whose examples
@@ -70,6 +71,7 @@ running 'petite operator raft add-peer' against the cluster.`,
 	coalesce := fs.Duration("coalesce", 5*time.Millisecond, "wait after a change before a scheduling pass, so bursts share one plan")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
 	configFile := fs.String("config", "", "YAML config file (deploy/petite.yaml, docs/operations.md); flags given override it")
+	secf := addServerSecurityFlags(fs) // --tls-*, --tokens, --audit-log, --insecure (tls.go)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		live, drain, cerr := applyServerConfig(fs, *configFile) // config.go
 		if cerr != nil {
@@ -131,17 +133,22 @@ running 'petite operator raft add-peer' against the cluster.`,
 				return fmt.Errorf("server id: %w", err)
 			}
 		}
-		return serve(cmd, cfg, *httpAddr, *dev)
+		opts, closeAudit, err := secf.setup(cmd, &cfg, *httpAddr, *dev)
+		if err != nil {
+			return err
+		}
+		defer closeAudit()
+		return serve(cmd, cfg, *httpAddr, *dev, secf.describe(), opts...)
 	}
 	return cmd
 }
 
 // serve runs a server until the command's context ends or the process is
 // interrupted.
-func serve(cmd *cobra.Command, cfg server.Config, httpAddr string, dev bool) error {
+func serve(cmd *cobra.Command, cfg server.Config, httpAddr string, dev bool, access string, opts ...api.Option) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := api.Start(cfg, httpAddr, cfg.Logger)
+	d, err := api.Start(cfg, httpAddr, cfg.Logger, opts...)
 	if err != nil {
 		return err
 	}
@@ -178,9 +185,9 @@ func serve(cmd *cobra.Command, cfg server.Config, httpAddr string, dev bool) err
 	}
 	if dev {
 		fmt.Fprintf(out, "petite dev server: one server, %d pools, %d nodes, %d GPUs, policy %s\n", len(cfg.Pools), len(cfg.Nodes), gpus, cfg.Policy)
-		fmt.Fprintf(out, "loopback only; data in %s (removed on exit)\n", cfg.DataDir)
+		fmt.Fprintf(out, "%s; data in %s (removed on exit)\n", access, cfg.DataDir)
 	} else {
-		fmt.Fprintf(out, "petite server %s: %s\n", cfg.ID, strings.ToLower(d.Server.State()))
+		fmt.Fprintf(out, "petite server %s: %s; %s\n", cfg.ID, strings.ToLower(d.Server.State()), access)
 	}
 	fmt.Fprintf(out, "API ready at %s\n", d.URL)
 	fmt.Fprintf(out, "export PETITE_ADDR=%s\n", d.URL)
@@ -198,13 +205,12 @@ func waitFleet(ctx context.Context, d *api.Daemon, nodes int) error {
 	if nodes == 0 {
 		return nil
 	}
-	cl, err := api.NewClient(d.URL)
-	if err != nil {
-		return err
-	}
+	// Read from this server's state, not its API: a secured API would ask
+	// the server itself for credentials.
 	for {
-		ns, err := cl.Nodes(ctx, "")
-		if err == nil && len(ns) > 0 {
+		var n int
+		d.Server.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, _ uint64) { n = m.Cluster().NumNodes() })
+		if n > 0 {
 			return nil
 		}
 		select {

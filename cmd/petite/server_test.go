@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var readyLine = regexp.MustCompile(`API ready at (http://127\.0\.0\.1:\d+)\n`)
+var readyLine = regexp.MustCompile(`API ready at (https?://127\.0\.0\.1:\d+)\n`)
 
 // devServer runs `petite ARGS` (a server) until the test ends and returns
 // the API address it printed when ready.

@@ -53,7 +53,7 @@ The trace replays under another policy or fleet:
 				return usageErr("--since: want an RFC 3339 time or Unix seconds, got %q", *since)
 			}
 		}
-		cl, err := clientFor(*addr)
+		cl, err := clientFor(addr)
 		if err != nil {
 			return err
 		}

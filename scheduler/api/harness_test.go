@@ -72,7 +72,7 @@ var (
 	given   = map[string]bool{}
 )
 
-func newCluster(t *testing.T, n, nodes int) *cluster {
+func newCluster(t *testing.T, n, nodes int, opts ...func(*server.Config)) *cluster {
 	t.Helper()
 	pools, ns := testFleet(nodes)
 	c := &cluster{t: t, cfgs: make([]server.Config, n), https: make([]string, n), ds: make([]*Daemon, n)}
@@ -81,6 +81,9 @@ func newCluster(t *testing.T, n, nodes int) *cluster {
 		c.cfgs[i] = server.Config{
 			ID: fmt.Sprintf("s%d", i), DataDir: t.TempDir(), RaftAddr: freeAddr(t), Bootstrap: true,
 			Pools: pools, Nodes: ns, Policy: "best-fit", Coalesce: 2 * time.Millisecond, Fast: true,
+		}
+		for _, o := range opts {
+			o(&c.cfgs[i])
 		}
 		c.https[i] = freeAddr(t)
 		peers[i] = server.Peer{ID: c.cfgs[i].ID, Addr: c.cfgs[i].RaftAddr}

@@ -40,13 +40,15 @@ func (f *FSM) recordEnded(res ApplyResult) {
 		f.starts = runningStarts(f.m)
 	}
 	for _, r := range res.Results {
+		// A plan evicts before it places: a job requeued and started by
+		// one entry (moved off a draining node) keeps its new start.
+		for _, id := range r.Requeued {
+			delete(f.starts, id)
+		}
 		for _, id := range r.Started {
 			if info, ok := f.m.Job(id); ok {
 				f.starts[id] = info.Started
 			}
-		}
-		for _, id := range r.Requeued {
-			delete(f.starts, id)
 		}
 		for _, id := range r.Ended {
 			started := f.starts[id]

@@ -68,6 +68,8 @@ func (s *Server) lead(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
+	wait := s.startDrain(ctx) // drain.go: work off draining nodes, retirement dates
+	defer wait()
 	var pl planner
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
 	s.fsm.signal() // a pass on taking office: the old leader may have left work queued
