@@ -89,7 +89,6 @@ func TestSimRunErrors(t *testing.T) {
 		{[]string{"--fleet", burstFleetFile, "--trace", section7File, "--policy", "bestfit"}, 2, "--policy"},
 		{[]string{"--fleet", burstFleetFile, "--trace", section7File, "--cloud-wait", "none", "--queue", "backfill"}, 2, "fifo or fifo-skip"},
 		{[]string{"--fleet", burstFleetFile, "--trace", noDur}, 1, "record 2 (job b): field duration"},
-		{[]string{"--trace", section7File, "--cloud-wait", "none"}, 1, "provision_delay_sec"},
 		{[]string{"--fleet", burstFleetFile, "--trace", section7File, "--warmup-jobs", "50"}, 1, "need at least 101 jobs"},
 	}
 	for _, c := range cases {

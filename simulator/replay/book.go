@@ -34,12 +34,13 @@ func (e *engine) priceEvent(i int, t int64) {
 			r.Cost += e.runCost(j, t) // at the prices until now
 			j.costFrom = t
 		case j.status == stCloud && cloud:
-			d := (now - old) * j.gpus * hours(max(0, j.runStart+j.src.Duration-t))
+			// what is left of its run (all of it while it is provisioned)
+			d := (now - old) * j.gpus * hours(max(0, min(j.src.Duration, j.runStart+j.src.Duration-t)))
 			r.Cost += d
 			r.CloudCost += d
 			e.cloudCharge(d)
 		case j.status == stStint && cloud:
-			j.stintCost += (now - old) * j.gpus * hours(max(0, j.stintEnd-t))
+			j.stintCost += (now - old) * j.gpus * hours(max(0, min(e.cfg.Burst.Wait.L, j.stintEnd-t)))
 		}
 	}
 	e.price[pe.Pool] = now

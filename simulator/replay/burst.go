@@ -22,27 +22,38 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	if w := e.cfg.Burst.Wait; w.Kind == WaitStar && !j.returned && j.src.Duration > w.L {
 		// Star-Wait: a stint of L in the cloud, then back to the queue
 		// once. Its cost is booked when it is known whether it counts.
+		// A provisioning delay comes first: the stint runs L after it.
 		e.setStatus(k, stStint)
-		j.stintCost, j.stintEnd = e.cloud*j.gpus*hours(w.L), t+w.L
+		back := t + e.cloudDelay() + w.L
+		j.stintCost, j.stintEnd = e.cloud*j.gpus*hours(w.L), back
 		e.recs[k].State = "cloud"
 		e.emit(Event{At: t, Kind: EventStint, Job: k, ID: j.src.Job.ID})
-		e.q.push(item{at: t + w.L, phase: phaseReturn, job: int32(k)})
+		e.q.push(item{at: back, phase: phaseReturn, job: int32(k)})
 		return true, nil
 	}
+	// The job leaves the queue now and starts in the cloud once its node
+	// is provisioned: its wait runs to that start, the bill from it.
 	e.setStatus(k, stCloud)
-	j.runStart = t
+	start := t + e.cloudDelay()
+	j.runStart = start
 	r := &e.recs[k]
-	r.Start, r.Where, r.State, r.Pool = t, "cloud", "cloud", e.cloudAt
+	r.Start, r.Where, r.State, r.Pool = start, "cloud", "cloud", e.cloudAt
 	d := j.src.Duration
 	r.GPUHours += j.gpus * hours(d)
 	c := e.cloud * j.gpus * hours(d)
 	r.Cost += c
 	r.CloudCost += c
 	e.cloudCharge(c)
-	e.util.system += j.gpus * e.win.overlap(t, t+d)
+	e.util.system += j.gpus * e.win.overlap(start, start+d)
 	e.emit(Event{At: t, Kind: EventCloud, Job: k, ID: j.src.Job.ID})
-	e.q.push(item{at: t + d, phase: phaseFinish, job: int32(k), cloud: true})
+	e.q.push(item{at: start + d, phase: phaseFinish, job: int32(k), cloud: true})
 	return true, nil
+}
+
+// cloudDelay is the burst cloud pool's provision_delay_sec on the clock:
+// the time from a job's leaving the queue to its start in the cloud.
+func (e *engine) cloudDelay() int64 {
+	return int64(e.cfg.Pools[e.poolIdx[e.cloudAt]].ProvisionDelaySec) * Second
 }
 
 // comeBack resubmits a job back from its Star-Wait stint, under a new id,

@@ -259,8 +259,8 @@ func (e *engine) buildFleet() error {
 			return errors.New("fleet: the burst method needs a cloud pool to spill to; the fleet has none")
 		}
 		p := e.cfg.Pools[cloudPool]
-		if p.ProvisionDelaySec != 0 {
-			return fmt.Errorf("fleet: pool %s: provision_delay_sec %d: the burst method's cloud starts jobs at once; provisioning delays come with pool scaling", p.Name, p.ProvisionDelaySec)
+		if p.ProvisionDelaySec < 0 {
+			return fmt.Errorf("fleet: pool %s: provision_delay_sec %d: must not be negative", p.Name, p.ProvisionDelaySec)
 		}
 		e.cloud, e.cloudAt = p.PricePerGPUHour, p.Name
 	}
