@@ -48,7 +48,7 @@ replicated daemon (petite server, petite job) and a simulator (petite sim).`,
 		simCommand(),
 		nvmlCommand(),
 		serverCommand(), agentCommand(), jobCommand(), nodeCommand(), poolCommand(), operatorCommand(),
-		tlsCommand(),
+		tlsCommand(), tokenCommand(),
 	)
 	root.SetHelpCommand(helpCommand())
 	root.InitDefaultHelpCmd()

@@ -156,3 +156,34 @@ func TestServerRefusesOpenPublicAddress(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "API ready at") }, 30*time.Second, 10*time.Millisecond, errb.String())
 	assert.Contains(t, out.String(), "open (no TLS, no tokens), on loopback only; data in ")
 }
+
+// petite token new prints a token and the entry a server accepts for it.
+func TestTokenNew(t *testing.T) {
+	code, out, errOut := petite(t, nil, "token", "new", "--name", "ci", "--role", "submitter", "--tenant", "research")
+	require.Equal(t, exitOK, code, errOut)
+	tok, entry, ok := strings.Cut(out, "\n")
+	require.True(t, ok)
+	tok = strings.TrimPrefix(tok, "token: ")
+	ts, err := api.ParseTokens([]byte("tokens:\n"+entry), "out")
+	require.NoError(t, err)
+	got, ok := ts.Lookup(tok)
+	require.True(t, ok, "the printed token matches the printed entry")
+	assert.Equal(t, api.Token{Name: "ci", Role: api.RoleSubmitter, Tenants: []string{"research"}, SHA256: api.HashToken(tok)}, withoutHash(got))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "x"}, "new needs --name and --role"},
+		{[]string{"--name", "x", "--role", "root"}, `--role "root"`},
+		{[]string{"--name", "x", "--role", "agent"}, "an agent's token names its node"},
+	} {
+		code, _, errOut := petite(t, nil, append([]string{"token", "new"}, tc.args...)...)
+		assert.Equal(t, exitUsage, code, tc.args)
+		assert.Contains(t, errOut, tc.want)
+	}
+}
+
+// withoutHash drops the unexported decoded hash, to compare entries.
+func withoutHash(t api.Token) api.Token {
+	return api.Token{Name: t.Name, Role: t.Role, Tenants: t.Tenants, Node: t.Node, SHA256: t.SHA256}
+}
