@@ -148,7 +148,9 @@ func TestServerRefusesOpenPublicAddress(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"server", "--dev", "--http", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb) }()
+	go func() {
+		done <- run(ctx, []string{"server", "--dev", "--http", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb)
+	}()
 	defer func() {
 		cancel()
 		assert.Equal(t, exitOK, <-done, errb.String())
