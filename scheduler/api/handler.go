@@ -145,13 +145,44 @@ func writeErr(w http.ResponseWriter, e *Error) {
 	if e.Status == 0 {
 		e.Status = http.StatusInternalServerError
 	}
+	if e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// The cluster's moment (an election, a shutdown, a full queue):
+		// worth retrying shortly.
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, e.Status, ErrorBody{Error: e})
 }
 
+// The codes of raft's faults: each answered 503 with Retry-After, so that
+// clients know the cluster, not the request, failed, and when to retry.
+const (
+	// CodeLeadershipLost: leadership was lost (or a backup restored) while
+	// the write was committing; it may or may not have committed.
+	CodeLeadershipLost = "leadership_lost"
+	// CodeShuttingDown: the server is shutting down; retry on another.
+	CodeShuttingDown = "shutting_down"
+	// CodeTimeout: the commit was not confirmed in time; it may still commit.
+	CodeTimeout = "timeout"
+	// CodeOverloaded: too many writes in flight; nothing was written.
+	CodeOverloaded = "overloaded"
+)
+
 // commitError maps an error of a raft call to an API error.
 func (h *handler) commitError(err error) *Error {
-	if errors.Is(err, server.ErrNotLeader) {
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeNoLeader, Message: err.Error() + "; retry"}
+	unavailable := func(code, advice string) *Error {
+		return &Error{Status: http.StatusServiceUnavailable, Code: code, Message: err.Error() + "; " + advice}
+	}
+	switch server.FaultOf(err) {
+	case server.FaultNotLeader:
+		return unavailable(CodeNoLeader, "retry")
+	case server.FaultLeadershipLost:
+		return unavailable(CodeLeadershipLost, "it may have committed: look before retrying, or retry with the same request id")
+	case server.FaultShutdown:
+		return unavailable(CodeShuttingDown, "retry on another server")
+	case server.FaultTimeout:
+		return unavailable(CodeTimeout, "it may still commit: look before retrying")
+	case server.FaultOverloaded:
+		return unavailable(CodeOverloaded, "nothing was written; retry after a pause")
 	}
 	var ae *Error
 	if errors.As(err, &ae) {
