@@ -48,7 +48,7 @@ same --data-dir adopts them. See docs/agent.md.`,
 		Args: noArgs,
 	}
 	fs := cmd.Flags()
-	srv := fs.String("server", "", "a server's API address (default: $PETITE_ADDR, else "+defaultAddr+")")
+	srv := fs.String("server", "", "the servers' API addresses, commas between them (default: $PETITE_ADDR, else "+defaultAddr+")")
 	addClientAuthFlags(fs, srv) // --tls-ca, --tls-cert, --tls-key, --token (tls.go)
 	pool := fs.String("pool", "", "the node's pool (required)")
 	rack := fs.String("rack", "", "the node's rack")
@@ -68,10 +68,11 @@ same --data-dir adopts them. See docs/agent.md.`,
 		if *pool == "" {
 			return usageErr("--pool is required: the pool the node joins")
 		}
-		cl, err := clientFor(srv)
+		servers, err := agentServers(srv)
 		if err != nil {
 			return err
 		}
+		cl := servers[0]
 		src, node, err := nf.open(fs)
 		if err != nil {
 			return err
@@ -114,7 +115,7 @@ same --data-dir adopts them. See docs/agent.md.`,
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 		a, err := agent.New(agent.Config{
-			Client: cl, DataDir: *dataDir, Supervisor: []string{exe, "agent", "supervise"}, Logger: log,
+			Servers: servers, DataDir: *dataDir, Supervisor: []string{exe, "agent", "supervise"}, Logger: log,
 			Registration: server.AgentRegistration{Node: reg.Node, Devices: reg.Devices, Addr: url},
 		})
 		if err != nil {
@@ -137,6 +138,32 @@ same --data-dir adopts them. See docs/agent.md.`,
 	}
 	cmd.AddCommand(agentSuperviseCommand())
 	return cmd
+}
+
+// agentServers returns a client of each server --server lists (commas
+// between them), each with the TLS and token flags: the agent moves to the
+// next when one does not answer.
+func agentServers(srv *string) ([]*api.Client, error) {
+	one := *srv
+	if one == "" {
+		one = os.Getenv("PETITE_ADDR")
+	}
+	var out []*api.Client
+	if one == "" {
+		one = defaultAddr
+	}
+	for addr := range strings.SplitSeq(one, ",") {
+		cl, err := api.NewClient(strings.TrimSpace(addr))
+		if err != nil {
+			return nil, usageErr("--server: %v", err)
+		}
+		// The TLS and token flags registered beside --server (tls.go).
+		if err := authFor(srv).apply(cl); err != nil {
+			return nil, err
+		}
+		out = append(out, cl)
+	}
+	return out, nil
 }
 
 func modelOf(reg nvml.Registration) string {

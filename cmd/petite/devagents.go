@@ -73,7 +73,7 @@ func startDevAgents(ctx context.Context, d *api.Daemon, cfg server.Config) (stop
 				}
 				reg := devRegistration(n)
 				a, err := agent.New(agent.Config{
-					Client: cl, DataDir: filepath.Join(cfg.DataDir, "agents", name), Supervisor: []string{exe, "agent", "supervise"},
+					Servers: []*api.Client{cl}, DataDir: filepath.Join(cfg.DataDir, "agents", name), Supervisor: []string{exe, "agent", "supervise"},
 					Registration: server.AgentRegistration{Node: n, Devices: reg, Addr: url},
 					KillOnClose:  true, Logger: cfg.Logger,
 				})

@@ -22,9 +22,11 @@ import (
 
 // Config sets up an agent.
 type Config struct {
-	// Client reaches the servers (any of them: followers forward). All of
-	// the agent's calls go through it: TLS and tokens belong there.
-	Client *api.Client
+	// Servers are clients of the servers (any of them: followers forward
+	// to the leader); the agent calls the first and moves to the next when
+	// one does not answer. All of the agent's calls go through them: TLS
+	// and tokens belong there.
+	Servers []*api.Client
 	// Registration is the node as the agent's inventory makes it
 	// (nvml.Inventory.Register) and the address of the agent's HTTP API,
 	// where the servers read task logs.
@@ -50,6 +52,7 @@ type Agent struct {
 	wake chan struct{}
 
 	mu        sync.Mutex
+	current   int // the server called (an index into Servers)
 	tasks     map[server.TaskKey]*task
 	interval  time.Duration
 	window    time.Duration
@@ -61,8 +64,8 @@ type Agent struct {
 
 // New returns an agent; Run starts it.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("agent: no server client")
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("agent: no server to talk to")
 	}
 	if cfg.Registration.Node.Name == "" {
 		return nil, errors.New("agent: the node has no name")
@@ -163,15 +166,16 @@ var errRefused = errors.New("agent: registration refused")
 
 func (a *Agent) register(ctx context.Context) error {
 	sent := time.Now()
-	ans, err := a.cfg.Client.RegisterAgent(ctx, a.cfg.Registration)
+	ans, err := a.server().RegisterAgent(ctx, a.cfg.Registration)
 	if err != nil {
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == api.CodeRefused {
 			return fmt.Errorf("%w: %w", errRefused, err)
 		}
+		a.failover(err)
 		return err
 	}
-	a.log.Info("registered", "state", ans.NodeState)
+	a.log.Info("registered", "state", ans.NodeState, "server", a.server().Base)
 	a.apply(ans, sent)
 	return nil
 }
@@ -189,12 +193,32 @@ func (a *Agent) beat(ctx context.Context) error {
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, a.callTimeout())
 	defer cancel()
-	ans, err := a.cfg.Client.Heartbeat(cctx, a.node, hb)
+	ans, err := a.server().Heartbeat(cctx, a.node, hb)
 	if err != nil {
+		a.failover(err)
 		return err
 	}
 	a.apply(ans, sent)
 	return nil
+}
+
+// server is the client of the server the agent calls now.
+func (a *Agent) server() *api.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg.Servers[a.current]
+}
+
+// failover moves to the next server after a call that no server answered
+// (an answer with an error code came from a live server: it stays).
+func (a *Agent) failover(err error) {
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code != api.CodeNoLeader && ae.Status < 500 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.current = (a.current + 1) % len(a.cfg.Servers)
 }
 
 // callTimeout bounds one call to the servers: well inside the lease, so a

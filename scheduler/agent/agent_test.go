@@ -335,3 +335,35 @@ func TestAgentLinkCut(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, api.StatusRunning, j.Status)
 }
+
+// TestAgentLeaderChange: the leader the agent talks to dies; the agent
+// moves to another server, the new leader grants its node a fresh
+// deadline (the node is never marked down, the task never requeued), and
+// the task's end is taken by the new leader.
+func TestAgentLeaderChange(t *testing.T) {
+	c := newCluster(t, 3, 1, fastLiveness)
+	l := c.leader()
+	a := c.startAgent("n0", "", l) // the leader first
+	other := (l + 1) % 3
+	cl := c.client(other)
+	ctx := context.Background()
+	gate := filepath.Join(t.TempDir(), "gate")
+	_, err := cl.Submit(ctx, jobSpec("through", 1, 1, "while [ ! -e "+gate+" ]; do sleep 0.05; done"))
+	require.NoError(t, err)
+	waitJob(t, cl, "through", api.StatusRunning)
+	require.Eventually(t, func() bool { return len(a.Tasks()) == 1 }, waitFor, 10*time.Millisecond)
+
+	c.kill(l)
+	nl := c.leader()
+	require.NotEqual(t, l, nl)
+	cl = c.client(nl)
+	// Heartbeats reach the new leader.
+	require.Eventually(t, func() bool { return c.ds[nl].Server.Stats().Passes > 0 && a.NodeState() == "ready" }, waitFor, 10*time.Millisecond)
+	time.Sleep(2 * fastLiveness.Window / 2)
+	n, err := cl.Node(ctx, "n0")
+	require.NoError(t, err)
+	assert.Equal(t, "ready", n.State, "a new leader grants the node a fresh deadline")
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
+	j := waitJob(t, cl, "through", api.StatusSucceeded)
+	assert.Equal(t, 0, j.Requeues)
+}

@@ -86,8 +86,9 @@ func freeAddr(t *testing.T) string {
 // cluster is n real servers on loopback TCP with raft-wal logs in temp
 // dirs, serving the API, and the agents started on it.
 type cluster struct {
-	t  *testing.T
-	ds []*api.Daemon
+	t    *testing.T
+	ds   []*api.Daemon
+	urls []string
 }
 
 func newCluster(t *testing.T, servers, nodes int, live server.Liveness) *cluster {
@@ -111,10 +112,13 @@ func newCluster(t *testing.T, servers, nodes int, live server.Liveness) *cluster
 		d, err := api.Start(cfgs[i], https[i], nil)
 		require.NoError(t, err)
 		c.ds = append(c.ds, d)
+		c.urls = append(c.urls, d.URL)
 	}
 	t.Cleanup(func() {
 		for _, d := range c.ds {
-			d.Close()
+			if d != nil {
+				d.Close()
+			}
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -123,6 +127,28 @@ func newCluster(t *testing.T, servers, nodes int, live server.Liveness) *cluster
 		require.NoError(t, d.Ready(ctx))
 	}
 	return c
+}
+
+// leader is the index of the leading server, once one leads.
+func (c *cluster) leader() int {
+	c.t.Helper()
+	at := -1
+	require.Eventually(c.t, func() bool {
+		for i, d := range c.ds {
+			if d != nil && d.Server.IsLeader() {
+				at = i
+				return true
+			}
+		}
+		return false
+	}, waitFor, 5*time.Millisecond, "no leader")
+	return at
+}
+
+// kill stops server i.
+func (c *cluster) kill(i int) {
+	c.ds[i].Close()
+	c.ds[i] = nil
 }
 
 func (c *cluster) client(i int) *api.Client {
@@ -134,12 +160,13 @@ func (c *cluster) client(i int) *api.Client {
 // follower is the index of a server that does not lead (the agents talk
 // to it: their calls are forwarded to the leader).
 func (c *cluster) follower() int {
+	l := c.leader()
 	for i, d := range c.ds {
-		if !d.Server.IsLeader() {
+		if d != nil && i != l {
 			return i
 		}
 	}
-	return 0
+	return l
 }
 
 // cuttable is a transport whose link to the servers can be cut.
@@ -180,13 +207,20 @@ func (c *cluster) startAgent(node, dir string, i int) *testAgent {
 	var logs Logs
 	ta.logs = httptest.NewServer(logs.Handler())
 	t.Cleanup(ta.logs.Close)
-	cl := c.client(i)
-	cl.HTTP = &http.Client{Transport: ta.link, Timeout: 5 * time.Second}
-	cl.Retry = 500 * time.Millisecond
+	// A client of every server, server i first: the agent moves on when
+	// one does not answer.
+	var servers []*api.Client
+	for k := range c.ds {
+		cl, err := api.NewClient(c.urls[(i+k)%len(c.ds)])
+		require.NoError(t, err)
+		cl.HTTP = &http.Client{Transport: ta.link, Timeout: 5 * time.Second}
+		cl.Retry = 500 * time.Millisecond
+		servers = append(servers, cl)
+	}
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	a, err := New(Config{
-		Client: cl, DataDir: dir, Supervisor: []string{exe, "supervise"},
+		Servers: servers, DataDir: dir, Supervisor: []string{exe, "supervise"},
 		Registration: server.AgentRegistration{Node: reg.Node, Devices: reg.Devices, Addr: ta.logs.URL},
 	})
 	require.NoError(t, err)
