@@ -71,6 +71,7 @@ var Rules = []Rule{
 	{"POST /v1/agents/{node}/heartbeat", PermAgent},
 	{"GET /v1/jobs/{id}/logs", PermRead},
 	{"GET /metrics", PermRead},
+	{"GET /ui/", PermRead}, // the web page (web.go)
 	{"GET /v1/operator/snapshot", PermAdmin},
 	{"POST /v1/operator/snapshot", PermAdmin},
 	{"GET /v1/history", PermRead},

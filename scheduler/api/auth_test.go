@@ -142,6 +142,7 @@ func TestEndpointRoles(t *testing.T) {
 		{"GET /v1/snapshot", "/v1/snapshot", "", want{401, 401, ok, ok, ok, ok, 403}},
 		{"GET /v1/history", "/v1/history", "", want{401, 401, ok, ok, ok, ok, 403}},
 		{"GET /metrics", "/metrics", "", want{401, 401, ok, ok, ok, ok, 403}},
+		{"GET /ui/", "/ui/", "", want{401, 401, ok, ok, ok, ok, 403}},
 		{"GET /v1/operator/raft/peers", "/v1/operator/raft/peers", "", want{401, 401, ok, 403, 403, 403, 403}},
 		{"POST /v1/operator/raft/peers", "/v1/operator/raft/peers", "{}", want{401, 401, ok, 403, 403, 403, 403}},
 		{"DELETE /v1/operator/raft/peers/{id}", "/v1/operator/raft/peers/nope", "", want{401, 401, ok, 403, 403, 403, 403}},
