@@ -25,6 +25,7 @@ func (e *engine) priceEvent(i int, t int64) {
 	if e.sc != nil {
 		e.sc.billPool(e, pe.Pool, t) // node bills at the old price up to now
 	}
+	e.billTo(e.poolIdx[pe.Pool], t) // a reservation at the old price up to now
 	cloud := pe.Pool == e.cloudAt
 	for k := range e.jobs {
 		j := &e.jobs[k]

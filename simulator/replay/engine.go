@@ -89,6 +89,7 @@ type engine struct {
 	passes     int
 	log        func(Event)
 	sc         *scaler   // the elastic cloud pools (Config.Scale)
+	bill       bills     // the reserved pools' bills (bill.go)
 	poolGPUH   []float64 // GPU-hours held per pool, in fleet order
 }
 
@@ -182,6 +183,7 @@ func newEngine(cfg *Config) (*engine, error) {
 	if cfg.SeriesStep > 0 {
 		e.strand = newStranding(e)
 	}
+	e.bill = newBills(e)
 	w, err := newWindow(e)
 	if err != nil {
 		return nil, err
@@ -438,6 +440,7 @@ func (e *engine) run(ctx context.Context) error {
 		if e.sc != nil {
 			e.sc.begin(e, t)
 		}
+		e.beginBills(t)
 		batch = batch[:0]
 		for !e.q.empty() && e.q.h[0].at == t {
 			batch = append(batch, e.q.pop())
@@ -495,6 +498,7 @@ func (e *engine) run(ctx context.Context) error {
 	if e.sc != nil {
 		e.sc.stop(e, end)
 	}
+	e.stopBills(end)
 	e.stop()
 	if e.cfg.Progress != nil {
 		e.cfg.Progress(next, len(e.jobs))
@@ -597,6 +601,7 @@ func (e *engine) nodeEvent(i int, t int64) (bool, error) {
 		id, _ := e.m.Cluster().NodeByName(ne.Node)
 		gpus := float64(e.m.Cluster().Usage(id).GPUCap) / 1000
 		e.addedGPUs += gpus
+		e.reserveAdded(ne.Add.Pool, gpus, t)
 		e.added += gpus * e.win.overlap(t, e.win.end)
 		e.emit(Event{At: t, Kind: EventNode, Job: -1, ID: ne.Node, Node: ne.Node, State: "added"})
 	}

@@ -178,6 +178,14 @@ type Summary struct {
 	// each its share, the burst cloud its runs and paid stints. It sums
 	// to the cost of all the records.
 	CostByPool map[string]float64 `json:"cost_by_pool"`
+	// BillByPool is what each pool of the fleet costs over the run: for a
+	// cloud pool under scaling, its nodes' bill while up (idle included,
+	// Scaling's node_cost); for a pool with pricing: reserved, every node
+	// it has for the whole run (added nodes from their arrival), used or
+	// not; for the rest (owned pools, on-demand and spot pools without
+	// scaling, the burst cloud), CostByPool. Its integral is the spend
+	// series'.
+	BillByPool map[string]float64 `json:"bill_by_pool"`
 	// OwnedGPUs are the GPUs of the nodes the queue is placed on, at the
 	// end of the run (nodes added during it included).
 	OwnedGPUs float64 `json:"owned_gpus"`
@@ -286,7 +294,10 @@ type Sample struct {
 	Pending float64 `json:"pending"`
 	Running int     `json:"running"`
 	Queued  int     `json:"queued"`
-	// SpendPerHour is Σ price × GPUs held, owned pools and burst cloud.
+	// SpendPerHour is what the fleet costs per hour at this instant, as
+	// BillByPool bills it: price × GPUs of the nodes up in pools under
+	// scaling, of the nodes reserved in reserved pools, of the GPUs jobs
+	// hold elsewhere, and of the burst cloud's running GPUs.
 	SpendPerHour float64 `json:"spend_per_hour"`
 }
 
@@ -323,12 +334,10 @@ func (e *engine) sampleUpTo(limit int64, inclusive bool) error {
 		}
 		sm := Sample{At: e.nextSample, Allocated: make([]float64, len(e.alloc)), Cloud: round6(e.inCloud),
 			Pending: round6(e.pending), Running: e.running, Queued: e.queued, Stranded: slices.Clone(stranded)}
-		spend := e.cloud * e.inCloud
 		for i, a := range e.alloc {
 			sm.Allocated[i] = round6(a)
-			spend += e.price[e.cfg.Pools[i].Name] * a
 		}
-		sm.SpendPerHour = round6(spend)
+		sm.SpendPerHour = round6(e.spendRate())
 		e.series.Samples = append(e.series.Samples, sm)
 		e.nextSample += step
 	}
@@ -445,6 +454,7 @@ func (e *engine) result() *Result {
 	if e.sc != nil {
 		s.Scaling = e.sc.accounts(e)
 	}
+	s.BillByPool = e.billByPool()
 	s.AvgWaitH, s.AvgJCTH = s.WaitH.Mean, s.JCTH.Mean
 	s.P90JCTH, s.P99JCTH = s.JCTH.P90, s.JCTH.P99
 	if T > 0 {

@@ -291,19 +291,29 @@ func cdfPlot(title, xlabel string, runs []Run, styles []style, val func(*replay.
 	return p, dropped, nil
 }
 
-// costPlot draws the cost charged to each pool (Summary.CostByPool) as
-// bars grouped by pool, one bar per run.
+// billOf is a run's bill by pool (Summary.BillByPool: node bills and
+// reservations, idle included, where the pool bills so); a summary made
+// before bills existed falls back on the jobs' charges.
+func billOf(s *replay.Summary) map[string]float64 {
+	if s.BillByPool != nil {
+		return s.BillByPool
+	}
+	return s.CostByPool
+}
+
+// costPlot draws each pool's bill (billOf) as bars grouped by pool, one
+// bar per run.
 func costPlot(runs []Run, styles []style) (*plot.Plot, []string, error) {
 	var pools []string
 	for _, r := range runs {
-		for name := range r.Result.Summary.CostByPool {
+		for name := range billOf(&r.Result.Summary) {
 			if !slices.Contains(pools, name) {
 				pools = append(pools, name)
 			}
 		}
 	}
 	slices.SortFunc(pools, cmp.Compare[string])
-	p := newPlot("Cost by pool", "", "cost (price × GPU-hours)")
+	p := newPlot("Cost by pool", "", "bill (price × GPU-hours billed)")
 	if len(pools) == 0 {
 		pools = []string{"-"}
 	}
@@ -312,7 +322,7 @@ func costPlot(runs []Run, styles []style) (*plot.Plot, []string, error) {
 	for i, r := range runs {
 		v := make(plotter.Values, len(pools))
 		for k, name := range pools {
-			v[k] = r.Result.Summary.CostByPool[name]
+			v[k] = billOf(&r.Result.Summary)[name]
 			top = max(top, v[k])
 		}
 		b, err := plotter.NewBarChart(v, w)

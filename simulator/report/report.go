@@ -185,7 +185,7 @@ func figures(runs []Run) ([]figure, error) {
 		return nil, err
 	}
 	figs = append(figs, figure{ID: "cost", SVG: template.HTML(svg),
-		Caption: "Cost charged to each pool over the whole run: price × GPUs held there, a job spread over pools paying each its share."})
+		Caption: "Each pool's bill over the whole run: for a cloud pool under scaling, its nodes while up (idle included); for a reserved pool, every node it has, used or not; elsewhere the GPU-hours its jobs held. Price × GPU-hours."})
 	return figs, nil
 }
 
