@@ -367,3 +367,22 @@ func TestAgentLeaderChange(t *testing.T) {
 	j := waitJob(t, cl, "through", api.StatusSucceeded)
 	assert.Equal(t, 0, j.Requeues)
 }
+
+// TestSupervisorKilled: a run whose supervisor is killed ends with an
+// unknown status (-1), and its command, left unwatched in its own process
+// group, is killed.
+func TestSupervisorKilled(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	data := t.TempDir()
+	t.Cleanup(func() { killTasks(data) })
+	tk, err := start(data, []string{exe, "supervise"}, server.Assignment{TaskKey: server.TaskKey{Job: "j"}, Command: []string{"sleep", "60"}}, "n0")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return fileExists(filepath.Join(tk.dir, fileChild)) }, waitFor, 10*time.Millisecond)
+	child := pidOf(t, tk.dir, fileChild)
+	require.NoError(t, syscall.Kill(tk.pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { tk.poll(); return tk.ended }, waitFor, 10*time.Millisecond)
+	assert.Equal(t, server.TaskExited, tk.state)
+	assert.Equal(t, -1, tk.code)
+	require.Eventually(t, func() bool { return !alive(child) }, waitFor, 10*time.Millisecond, "the unwatched command is killed")
+}

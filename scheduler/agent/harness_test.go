@@ -8,8 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,11 +251,17 @@ func (ta *testAgent) stop() {
 // killTasks kills every task process a data dir's runs started: the
 // tests' clean-up, so that no sleep outlives them.
 func killTasks(dir string) {
-	runs, _ := adopt(dir)
-	for _, t := range runs {
-		t.stopAt = time.Time{}
-		t.state = server.TaskStopping
-		t.enforce(time.Now().Add(time.Hour))
+	runs, _ := filepath.Glob(filepath.Join(dir, "tasks", "*", "*"))
+	for _, run := range runs {
+		t := &task{dir: run}
+		if pg := t.childGroup(); pg > 0 {
+			_ = syscall.Kill(-pg, syscall.SIGKILL)
+		}
+		if b, err := os.ReadFile(filepath.Join(run, fileSupervisor)); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
 	}
 }
 

@@ -164,7 +164,12 @@ func (t *task) poll() {
 		return
 	}
 	if err != nil {
+		// The supervisor was killed: its command, in a group of its own,
+		// may run on unwatched. Kill it: the run's end is unknown (-1).
 		rec.Code = -1
+		if pg := t.childGroup(); pg > 0 {
+			_ = syscall.Kill(-pg, syscall.SIGKILL)
+		}
 	}
 	t.ended, t.code = true, rec.Code
 	t.state = server.TaskExited
@@ -198,14 +203,25 @@ func (t *task) enforce(now time.Time) {
 	if t.ended || t.state != server.TaskStopping || now.Before(t.stopAt.Add(2*time.Second)) {
 		return
 	}
-	if b, err := os.ReadFile(filepath.Join(t.dir, fileChild)); err == nil {
-		if pg, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pg > 0 {
-			_ = syscall.Kill(-pg, syscall.SIGKILL)
-		}
+	if pg := t.childGroup(); pg > 0 {
+		_ = syscall.Kill(-pg, syscall.SIGKILL)
 	}
 	if t.alive() {
 		_ = syscall.Kill(-t.pid, syscall.SIGKILL)
 	}
+}
+
+// childGroup is the command's process group, 0 when not known.
+func (t *task) childGroup() int {
+	b, err := os.ReadFile(filepath.Join(t.dir, fileChild))
+	if err != nil {
+		return 0
+	}
+	pg, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pg <= 0 {
+		return 0
+	}
+	return pg
 }
 
 // ack marks an ended run as taken by the servers.
