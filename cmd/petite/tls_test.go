@@ -189,3 +189,26 @@ func TestTokenNew(t *testing.T) {
 func withoutHash(t api.Token) api.Token {
 	return api.Token{Name: t.Name, Role: t.Role, Tenants: t.Tenants, Node: t.Node, SHA256: t.SHA256}
 }
+
+// The config file's tls: and auth: sections fill the server's flags; the
+// command line wins.
+func TestConfigFileTLSAndAuth(t *testing.T) {
+	cmd := serverCommand()
+	fs := cmd.Flags()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("tls:\n  ca: /etc/petite/ca.pem\n  cert: /etc/petite/s1.pem\n  key: /etc/petite/s1-key.pem\nauth:\n  tokens: /etc/petite/tokens.yaml\n  audit_log: /var/lib/petite/audit.log\n"), 0o644))
+	require.NoError(t, fs.Parse([]string{"--tls-key", "/flag/key.pem"}))
+	_, _, err := applyServerConfig(fs, path)
+	require.NoError(t, err)
+	for flag, want := range map[string]string{
+		"tls-ca": "/etc/petite/ca.pem", "tls-cert": "/etc/petite/s1.pem", "tls-key": "/flag/key.pem",
+		"tokens": "/etc/petite/tokens.yaml", "audit-log": "/var/lib/petite/audit.log",
+	} {
+		got, err := fs.GetString(flag)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, flag)
+	}
+	require.NoError(t, os.WriteFile(path, []byte("auth:\n  insecure: true\n"), 0o644))
+	_, _, err = applyServerConfig(fs, path)
+	require.ErrorContains(t, err, "auth.insecure: unknown key", "an open public server is asked for on the command line only")
+}
