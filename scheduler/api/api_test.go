@@ -98,12 +98,12 @@ func TestSubmitRefusesBadSpecs(t *testing.T) {
 		{"unknown field", "id: a\ntask:\n  gpus: 1\n  vram: 8\n", "task.vram", "unknown field", 4},
 		{"misspelt field", "id: a\ncuont: 2\n", "cuont", `did you mean "count"?`, 2},
 		{"repeated field", "id: a\nid: b\n", "id", "repeated", 2},
-		{"wrong type", "id: a\ncount: two\n", "", "cannot unmarshal", 2},
+		{"wrong type", "id: a\ncount: two\n", "count", "cannot unmarshal", 2},
 		{"bad kind", "id: a\nkind: batch\n", "kind", "training or inference", 0},
 		{"json unknown", `{"id":"a","task":{"gpu":1}}`, "task.gpu", "did you mean", 1},
 		{"two documents", "id: a\n---\nid: b\n", "", "one job per spec", 2},
 		{"bad walltime", "id: a\nwalltime: soon\n", "walltime", "duration", 0},
-		{"invalid job", "id: a\ncount: -1\n", "", "count", 0},
+		{"invalid job", "id: a\ncount: -1\n", "count", "count", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -396,7 +396,8 @@ func (s *Security) forwardTransport() http.RoundTripper {
 type Option func(*options)
 
 type options struct {
-	sec *Security
+	sec  *Security
+	rate *RateLimit // limit.go
 }
 
 // WithSecurity sets how the API authenticates and authorizes callers; by

@@ -60,10 +60,11 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	return c.doRetry(ctx, method, path, body, nil, out, noLeader)
 }
 
-// noLeader says whether an answer is the no_leader a request is retried on.
+// noLeader says whether an answer is one every request is retried on: no
+// leader (an election), or over the rate limit. Neither served it.
 func noLeader(err error) bool {
 	var ae *Error
-	return errors.As(err, &ae) && ae.Code == CodeNoLeader
+	return errors.As(err, &ae) && (ae.Code == CodeNoLeader || ae.Code == CodeRateLimited)
 }
 
 // unanswered says whether a request may have been served without its
@@ -72,7 +73,7 @@ func noLeader(err error) bool {
 func unanswered(err error) bool {
 	var ae *Error
 	if errors.As(err, &ae) {
-		return ae.Code == CodeNoLeader || ae.Status >= 500
+		return noLeader(err) || ae.Status >= 500
 	}
 	return err != nil
 }

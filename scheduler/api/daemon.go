@@ -51,7 +51,7 @@ func Start(cfg server.Config, httpAddr string, log *slog.Logger, opts ...Option)
 	}
 	d := &Daemon{
 		Server: s, URL: url, ln: ln, done: make(chan error, 1),
-		http: &http.Server{Handler: NewHandler(s, log, opts...), ReadHeaderTimeout: 10 * time.Second},
+		http: DefaultTimeouts.Apply(&http.Server{Handler: limitClients(NewHandler(s, log, opts...), applyOptions(opts).rate)}), // limit.go
 	}
 	go func() { d.done <- d.http.Serve(ln) }()
 	return d, nil

@@ -126,8 +126,16 @@ func ParseJobSpec(r io.Reader, file string) (JobSpec, error) {
 		err.File = file
 		return JobSpec{}, err
 	}
+	if err := tagError(root); err != nil { // specguard.go
+		err.File = file
+		return JobSpec{}, err
+	}
 	var spec JobSpec
 	if err := root.Decode(&spec); err != nil {
+		if e := typeError(root, reflect.TypeFor[JobSpec](), ""); e != nil { // specguard.go: name the field
+			e.File = file
+			return JobSpec{}, e
+		}
 		return JobSpec{}, yamlError(file, err)
 	}
 	return spec, nil
@@ -251,6 +259,9 @@ func editDistance(a, b string) int {
 // training, count 1, whole GPUs) and checking what no placement could
 // honour. The ID is left as given (the server names jobs without one).
 func (s JobSpec) Job() (scheduler.Job, error) {
+	if err := s.guard(); err != nil { // specguard.go: safe names, bounded lists
+		return scheduler.Job{}, err
+	}
 	kind := s.Kind
 	if kind == "" {
 		kind = "training"
@@ -302,7 +313,7 @@ func (s JobSpec) Job() (scheduler.Job, error) {
 		check.ID = "unnamed" // Validate wants an ID; the server gives one
 	}
 	if err := check.Validate(); err != nil {
-		return scheduler.Job{}, &SpecError{Msg: err.Error()}
+		return scheduler.Job{}, validateError(err) // specguard.go: with its field
 	}
 	return job, nil
 }
