@@ -333,7 +333,7 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 		GraceMS:    live.Grace.Milliseconds(),
 		Tasks:      []Assignment{},
 	}
-	s.fsm.Read(func(m *state.Machine, recs map[string]JobRecord, _ uint64) {
+	s.fsm.Read(func(m *state.Machine, recs map[string]JobRecord, index uint64) {
 		v := m.Cluster()
 		id, ok := v.NodeByName(node)
 		if !ok {
@@ -343,24 +343,15 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 		ans.NodeState = v.Node(id).State.String()
 		ans.WindowMS = live.window(v.PoolOf(id)).Milliseconds()
 		given := map[TaskKey]bool{}
-		for _, rj := range m.Running() {
-			for _, tp := range rj.Tasks {
-				if tp.Node != node {
-					continue
+		for _, a := range s.placed.of(m, recs, index, node) {
+			a.Devices = make([]string, 0, len(a.GPUs))
+			for _, g := range a.GPUs {
+				if g >= 0 && g < len(rec.Devices) {
+					a.Devices = append(a.Devices, rec.Devices[g])
 				}
-				info, _ := m.Job(rj.Job.ID)
-				a := Assignment{
-					TaskKey: TaskKey{Job: rj.Job.ID, Task: tp.Task, Gen: info.Requeues},
-					GPUs:    tp.GPUs, Command: recs[rj.Job.ID].Command,
-				}
-				for _, g := range tp.GPUs {
-					if g >= 0 && g < len(rec.Devices) {
-						a.Devices = append(a.Devices, rec.Devices[g])
-					}
-				}
-				ans.Tasks = append(ans.Tasks, a)
-				given[a.TaskKey] = true
 			}
+			ans.Tasks = append(ans.Tasks, a)
+			given[a.TaskKey] = true
 		}
 		for _, t := range hb.Tasks {
 			if t.State == TaskExited || t.State == TaskStopped || given[t.TaskKey] {
@@ -377,6 +368,38 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 		}
 	})
 	return ans, nil
+}
+
+// placements indexes the committed state's tasks by node, rebuilt when
+// the state has moved on: heartbeats between two changes share one scan of
+// the running jobs instead of one each.
+type placements struct {
+	mu     sync.Mutex
+	m      *state.Machine
+	index  uint64
+	byNode map[string][]Assignment // Devices left empty: the agent record has them
+}
+
+// of returns the tasks the state places on a node (shared: read-only).
+// The caller holds the FSM's lock.
+func (p *placements) of(m *state.Machine, recs map[string]JobRecord, index uint64, node string) []Assignment {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byNode == nil || p.m != m || p.index != index {
+		p.m, p.index = m, index
+		p.byNode = map[string][]Assignment{}
+		for _, rj := range m.Running() {
+			info, _ := m.Job(rj.Job.ID)
+			cmd := recs[rj.Job.ID].Command
+			for _, tp := range rj.Tasks {
+				p.byNode[tp.Node] = append(p.byNode[tp.Node], Assignment{
+					TaskKey: TaskKey{Job: rj.Job.ID, Task: tp.Task, Gen: info.Requeues},
+					GPUs:    tp.GPUs, Command: cmd,
+				})
+			}
+		}
+	}
+	return p.byNode[node]
 }
 
 // placedHere says whether the committed state places this run of a task

@@ -96,6 +96,7 @@ type Server struct {
 	unplaced map[string]scheduler.Unplaced // last pass's, on the leader
 	stats    struct{ passes, plans, refused atomic.Uint64 }
 	watch    agentWatch               // the leader's agent deadlines (liveness.go)
+	placed   placements               // tasks by node, for heartbeats (liveness.go)
 	observer atomic.Pointer[Observer] // metrics; see SetObserver
 
 	stop    chan struct{}
