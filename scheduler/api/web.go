@@ -81,6 +81,7 @@ type pagePool struct {
 	FreeMilli                int64 // on ready nodes
 	Stranded                 float64
 	StrandedNodes, GPUsTotal int
+	CPUOnly                  int // nodes without GPUs, not drawn on the map
 }
 
 type pageJob struct {
@@ -246,6 +247,9 @@ func (h *handler) pageData(strand *metrics.Strand) pageData {
 			p.CapMilli += u.GPUCap
 			p.UsedMilli += u.GPUCap - u.GPUFree
 			p.GPUsTotal += len(n.GPUs)
+			if len(n.GPUs) == 0 {
+				p.CPUOnly++
+			}
 			p.Stranded += pn.Stranded
 			if pn.Stranded > 0 {
 				p.StrandedNodes++

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,11 +108,12 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 // tenantRow is what the state says of one tenant.
 type tenantRow struct {
 	queued, running       int
-	pendingGPU, runningGP float64
+	pendingGPU, runningGP int64 // milli-GPU, summed exactly
 }
 
-// poolRow is what the state says of one pool and GPU model.
-type poolRow struct{ capacity, allocated, free float64 }
+// poolRow is what the state says of one pool and GPU model, in milli-GPU
+// (summed exactly, turned into GPUs once).
+type poolRow struct{ capacity, allocated, free int64 }
 
 type poolModel struct{ pool, model string }
 
@@ -131,8 +133,8 @@ type scrape struct {
 	applied  uint64
 }
 
-// gpus is the GPU amount of n devices holding milli each.
-func gpus(n int, milli int32) float64 { return float64(n) * float64(milli) / scheduler.MilliPerGPU }
+// gpus turns milli-GPU into GPUs.
+func gpus(milli int64) float64 { return float64(milli) / scheduler.MilliPerGPU }
 
 func (c *stateCollector) read() scrape {
 	sc := scrape{
@@ -159,12 +161,12 @@ func (c *stateCollector) read() scrape {
 			if j.Task.GPUs > 0 && milli == 0 {
 				milli = scheduler.MilliPerGPU
 			}
-			r.pendingGPU += float64(j.Count) * gpus(j.Task.GPUs, int32(milli))
+			r.pendingGPU += int64(j.Count) * int64(j.Task.GPUs) * int64(milli)
 		}
 		for _, rj := range m.Running() {
 			r := tenant(rj.Job.Tenant)
 			r.running++
-			r.runningGP += float64(rj.GPUMilli()) / scheduler.MilliPerGPU
+			r.runningGP += rj.GPUMilli()
 		}
 		v := m.Cluster()
 		for _, p := range v.Pools() {
@@ -191,10 +193,10 @@ func (c *stateCollector) read() scrape {
 				r = &poolRow{}
 				sc.pools[k] = r
 			}
-			r.capacity += float64(u.GPUCap) / scheduler.MilliPerGPU
-			r.allocated += float64(u.GPUCap-u.GPUFree) / scheduler.MilliPerGPU
+			r.capacity += u.GPUCap
+			r.allocated += u.GPUCap - u.GPUFree
 			if n.State == scheduler.NodeReady {
-				r.free += float64(u.GPUFree) / scheduler.MilliPerGPU
+				r.free += u.GPUFree
 			}
 			sc.stranded[n.Pool] += c.strand.GPUs(v, id, n.State)
 			for g := range n.GPUs {
@@ -214,17 +216,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, r := range sc.tenants {
 		gauge(descQueued, float64(r.queued), name)
-		gauge(descPendingGPUs, r.pendingGPU, name)
+		gauge(descPendingGPUs, gpus(r.pendingGPU), name)
 		gauge(descRunning, float64(r.running), name)
-		gauge(descRunningGPUs, r.runningGP, name)
+		gauge(descRunningGPUs, gpus(r.runningGP), name)
 	}
 	for k, r := range sc.pools {
-		gauge(descCapacity, r.capacity, k.pool, k.model)
-		gauge(descAllocated, r.allocated, k.pool, k.model)
-		gauge(descFree, r.free, k.pool, k.model)
+		gauge(descCapacity, gpus(r.capacity), k.pool, k.model)
+		gauge(descAllocated, gpus(r.allocated), k.pool, k.model)
+		gauge(descFree, gpus(r.free), k.pool, k.model)
 	}
 	for pool, v := range sc.stranded {
-		gauge(descStranded, v, pool)
+		// A sum of doubles: rounded to a micro-GPU, so that equal states
+		// read equal whatever the order of the sum.
+		gauge(descStranded, math.Round(v*1e6)/1e6, pool)
 	}
 	for pool, counts := range sc.nodes {
 		for st, n := range counts {
