@@ -136,6 +136,9 @@ func (s *Server) open() error {
 	if err := os.MkdirAll(walDir, 0o755); err != nil {
 		return fmt.Errorf("server: data dir: %w", err)
 	}
+	if _, err := repairWAL(walDir, s.log); err != nil { // walrepair.go
+		return fmt.Errorf("server: raft log in %s cannot be read back: %w", walDir, err)
+	}
 	// The WAL's Close leaves its meta database open (and locked), so the
 	// server opens it and closes it itself: a restart in the same process
 	// must find it unlocked.
