@@ -60,7 +60,11 @@ same --data-dir adopts them. See docs/agent.md.`,
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	nf := addNVMLFlags(fs)
 	fs.StringVar(&nf.node, "name", "", "the node's name (as --node)")
+	configFile := fs.String("config", "", "YAML config file: its agent: section, log_level and tls: (deploy/petite.yaml); flags given override it")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := applyAgentConfig(fs, *configFile); err != nil { // config.go
+			return err
+		}
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 			return usageErr("--log-level: want debug, info, warn or error, got %q", *logLevel)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,8 @@ type fileConfig struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string           `yaml:"log_level"`
 	Server   serverFileConfig `yaml:"server"`
+	// Agent is what petite agent --config reads; a server ignores it.
+	Agent agentFileConfig `yaml:"agent"`
 	// TLS is the server's certificate paths (--tls-ca, --tls-cert,
 	// --tls-key): mutual TLS for the API and raft.
 	TLS tlsFileConfig `yaml:"tls"`
@@ -48,6 +51,21 @@ type serverFileConfig struct {
 	Heartbeat heartbeatFileConfig `yaml:"heartbeat"`
 	// Drain is how draining nodes are emptied and pools retired.
 	Drain drainFileConfig `yaml:"drain"`
+}
+
+// agentFileConfig is the agent: section, read by petite agent --config;
+// each key is the flag of the same name (servers is --server).
+type agentFileConfig struct {
+	Servers   []string `yaml:"servers"`
+	Pool      string   `yaml:"pool"`
+	Rack      string   `yaml:"rack"`
+	Name      string   `yaml:"name"`
+	DataDir   string   `yaml:"data_dir"`
+	HTTP      string   `yaml:"http"`
+	Advertise string   `yaml:"advertise"`
+	CPUMilli  int64    `yaml:"cpu_milli"`
+	MemoryMiB int64    `yaml:"memory_mib"`
+	NVMLMock  string   `yaml:"nvml_mock"`
 }
 
 // heartbeatFileConfig maps to server.Liveness; zero keeps its default.
@@ -240,6 +258,12 @@ func (c *fileConfig) validate() *configError {
 	if err := s.liveness().Check(); err != nil {
 		return bad("server.heartbeat", "%v", err)
 	}
+	switch {
+	case c.Agent.CPUMilli < 0:
+		return bad("agent.cpu_milli", "want 0 (this machine's) or more, got %d", c.Agent.CPUMilli)
+	case c.Agent.MemoryMiB < 0:
+		return bad("agent.memory_mib", "want 0 (this machine's) or more, got %d", c.Agent.MemoryMiB)
+	}
 	return nil
 }
 
@@ -248,6 +272,41 @@ func (s *serverFileConfig) liveness() server.Liveness {
 		Interval: s.Heartbeat.Interval, Timeout: s.Heartbeat.Timeout, Window: s.Heartbeat.DisconnectWindow,
 		Windows: s.Heartbeat.Windows, Grace: s.Heartbeat.Grace,
 	}
+}
+
+// applyAgentConfig reads --config, when given, into the agent's flags the
+// command line left unset (its agent: section, log_level, tls:): flags
+// override the file.
+func applyAgentConfig(fs *pflag.FlagSet, path string) error {
+	if path == "" {
+		return nil
+	}
+	c, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	a := &c.Agent
+	num := func(n int64) string {
+		if n == 0 {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	for _, kv := range [][2]string{
+		{"server", strings.Join(a.Servers, ",")}, {"pool", a.Pool}, {"rack", a.Rack}, {"name", a.Name},
+		{"data-dir", a.DataDir}, {"http", a.HTTP}, {"advertise", a.Advertise},
+		{"cpu-milli", num(a.CPUMilli)}, {"memory-mib", num(a.MemoryMiB)}, {"nvml-mock", a.NVMLMock},
+		{"log-level", c.LogLevel},
+		{"tls-ca", c.TLS.CA}, {"tls-cert", c.TLS.Cert}, {"tls-key", c.TLS.Key},
+	} {
+		if kv[1] == "" || fs.Changed(kv[0]) || fs.Lookup(kv[0]) == nil {
+			continue
+		}
+		if err := fs.Set(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("config: %s: %w", kv[0], err)
+		}
+	}
+	return nil
 }
 
 // setFlags gives each server flag not set on the command line the file's

@@ -26,6 +26,8 @@ func TestSampleConfigLoads(t *testing.T) {
 	assert.Equal(t, time.Hour, c.Server.Heartbeat.Windows["outposts"])
 	assert.Equal(t, 72*time.Hour, c.Server.Drain.RetireLead)
 	assert.NoError(t, c.Server.liveness().Check())
+	assert.Equal(t, "hz-onprem", c.Agent.Pool)
+	assert.Len(t, c.Agent.Servers, 3)
 	for _, unit := range []string{"petite-server.service", "petite-agent.service"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", unit))
 		require.NoError(t, err)
@@ -109,4 +111,24 @@ func TestApplyServerConfig(t *testing.T) {
 	assert.Equal(t, "fgd", p, "the flag wins")
 	c, _ := fs.GetDuration("coalesce")
 	assert.Equal(t, 9*time.Millisecond, c, "the file fills what the flags leave")
+}
+
+// petite agent --config fills the agent's flags from the agent: section;
+// a flag given wins.
+func TestApplyAgentConfig(t *testing.T) {
+	cmd := agentCommand()
+	fs := cmd.Flags()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("log_level: debug\nagent:\n  servers: [http://a:4646, http://b:4646]\n  pool: p1\n  cpu_milli: 64000\n  nvml_mock: dgxh100\nserver:\n  id: ignored-by-agents\n"), 0o644))
+	require.NoError(t, fs.Parse([]string{"--pool", "p2"}))
+	require.NoError(t, applyAgentConfig(fs, path))
+	for flag, want := range map[string]string{
+		"server": "http://a:4646,http://b:4646", "pool": "p2", "cpu-milli": "64000", "nvml-mock": "dgxh100", "log-level": "debug",
+	} {
+		assert.Equal(t, want, fs.Lookup(flag).Value.String(), flag)
+	}
+	require.NoError(t, os.WriteFile(path, []byte("agent:\n  pool: p1\n  gpus: 8\n"), 0o644))
+	err := applyAgentConfig(fs, path)
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "config "+path+":3: agent.gpus: unknown key"), err.Error())
 }
