@@ -191,6 +191,31 @@ func TestMetricsFollowTheState(t *testing.T) {
 	assert.Equal(t, 0.0, must(t, fams, "petite_raft_last_contact_seconds"))
 }
 
+// A job of higher priority evicts a preemptible gang: the leader counts
+// the gang's tasks as preempted, and the placements of both.
+func TestMetricsCountPreemptions(t *testing.T) {
+	c := newCluster(t, 1, 2)
+	cl := c.client(0)
+	ctx := context.Background()
+	_, err := cl.Submit(ctx, []byte("id: low\npreemptible: true\ncount: 2\ntask:\n  gpus: 8\n  cpu_milli: 1000\n  memory_mib: 1024\n  command: [x]\n"))
+	require.NoError(t, err)
+	waitStatus(t, cl, "low", StatusRunning)
+	_, err = cl.Submit(ctx, []byte("id: high\npriority: 10\ncount: 1\ntask:\n  gpus: 8\n  cpu_milli: 1000\n  memory_mib: 1024\n  command: [x]\n"))
+	require.NoError(t, err)
+	waitStatus(t, cl, "high", StatusRunning)
+	waitStatus(t, cl, "low", StatusQueued) // the gang waits for two whole nodes again
+	var fams map[string]*dto.MetricFamily
+	require.Eventually(t, func() bool {
+		fams = parseFamilies(t, scrapeText(t, c.ds[0].URL))
+		v, _ := sample(fams, "petite_placements_total")
+		return v >= 3
+	}, waitFor, 5*time.Millisecond, "petite_placements_total never reached the 3 tasks placed")
+	assert.Equal(t, 3.0, must(t, fams, "petite_placements_total"))
+	assert.Equal(t, 2.0, must(t, fams, "petite_preemptions_total"))
+	assert.Equal(t, 1.0, must(t, fams, "petite_queued_jobs", "tenant", ""))
+	assert.Equal(t, 16.0, must(t, fams, "petite_pending_gpus", "tenant", ""))
+}
+
 // Each server serves its own /metrics (never forwarded): one says it
 // leads, the others follow and heard from it lately; the placements are
 // counted once, by the leader; every server reports the same GPUs.

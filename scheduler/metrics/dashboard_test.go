@@ -187,3 +187,13 @@ func TestDashboardQueriesParse(t *testing.T) {
 	require.NoError(t, err, "promtool check rules:\n%s\n%s", out, rules.String())
 	assert.Contains(t, string(out), fmt.Sprintf("%d rules found", len(exprs)))
 }
+
+// docs/metrics.md names every metric, in its table.
+func TestMetricsDocListsEveryMetric(t *testing.T) {
+	b, err := os.ReadFile("../../docs/metrics.md")
+	require.NoError(t, err)
+	doc := string(b)
+	for _, n := range Names() {
+		assert.Contains(t, doc, "| `"+n+"` |", "docs/metrics.md has no row for %s", n)
+	}
+}
