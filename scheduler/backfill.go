@@ -132,7 +132,7 @@ func (s *pass) walkOrder() []*liveJob {
 		}
 		slices.SortFunc(s.byEnd, byEnd)
 	}
-	started := slices.Clone(s.live[len(s.in.Running):])
+	started := slices.Clone(s.live[s.nRun:])
 	slices.SortFunc(started, byEnd)
 	out := make([]*liveJob, 0, len(s.byEnd)+len(started))
 	i, k := 0, 0

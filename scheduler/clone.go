@@ -36,6 +36,7 @@ func (c *Cluster) Clone() *Cluster {
 		byName:    maps.Clone(c.byName),
 		rank:      slices.Clone(c.rank),
 		order:     slices.Clone(c.order),
+		ranked:    c.ranked,
 		rackNames: slices.Clip(c.rackNames),
 		rackByNam: maps.Clone(c.rackByNam),
 		rackNodes: make([][]NodeID, len(c.rackNodes)),

@@ -17,7 +17,7 @@ import (
 var cloneFields = map[string]string{
 	// copied: written in place, so the clone gets its own memory.
 	"pools": "copied", "poolByNam": "copied", "nodes": "copied", "byName": "copied",
-	"rank": "copied", "order": "copied", "rackByNam": "copied", "rackNodes": "copied",
+	"rank": "copied", "order": "copied", "ranked": "copied", "rackByNam": "copied", "rackNodes": "copied",
 	"modelByNm": "copied", "gpuFree": "copied", "tagCount": "copied",
 	"selectors": "copied", "selByKey": "copied",
 	"seq": "copied", "maxCPU": "copied", "maxGPU": "copied", "gpuCapAll": "copied",

@@ -43,6 +43,7 @@ type Cluster struct {
 	byName    map[string]NodeID
 	rank      []int32 // tie-break rank of each node: lower wins
 	order     []NodeID
+	ranked    uint64 // counts SetRanks calls, so a Replica sees new ranks cheaply
 	rackNames []string
 	rackByNam map[string]int32
 	rackNodes [][]NodeID
@@ -335,6 +336,7 @@ func (c *Cluster) SetRanks(perm []NodeID) error {
 	for r, n := range perm {
 		c.rank[n] = int32(r)
 	}
+	c.ranked++
 	c.idx.reset()
 	return nil
 }

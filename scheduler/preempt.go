@@ -519,6 +519,7 @@ func (s *pass) evictAndPlace(ti int, j *Job, chosen []int32) (bool, error) {
 		for k := range u.lj.alive {
 			if u.lj.alive[k] && (u.k < 0 || u.k == k) {
 				seen[u.lj] = append(seen[u.lj], s.c.Placement(u.lj.tasks[k], u.lj.assigns[k]))
+				s.touch(u.lj)
 				u.lj.alive[k] = false
 				u.lj.nAlive--
 			}

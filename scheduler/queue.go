@@ -38,6 +38,11 @@ type Pass struct {
 	Backfill bool
 	// Limits bound the work of the pass; zero fields take the defaults.
 	Limits Limits
+	// NoUnplaced leaves Plan.Unplaced empty and counts no reasons (Explain
+	// is O(nodes)), for a driver that does not read why jobs wait, as the
+	// simulator does not: listing every waiting job costs O(queue) a pass.
+	// The placements and evictions are the same.
+	NoUnplaced bool
 }
 
 // Limits bound the work of one pass on a big fleet. A placement costs
@@ -151,6 +156,10 @@ type liveJob struct {
 	started int64
 	end     int64 // expected end; noEnd when unknown
 	running bool  // from Pass.Running, so a possible victim
+	// slot is the job's index in a Standing's live list; touched is set
+	// while a pass on a Standing has changed this copy (see pass.touch).
+	slot    int
+	touched bool
 }
 
 // undoOp is one change the pass made to the cluster.
@@ -179,6 +188,13 @@ type pass struct {
 	emptyFit map[Shape]int
 	explains int
 	preempts int
+	// nRun is how many of live are running jobs (the rest the pass started).
+	nRun int
+	// st is the kept set-up the pass runs on (ScheduleStanding), nil for a
+	// set-up built from the Pass; touched lists its running jobs' copies
+	// the pass changed, given back as they were when it ends.
+	st      *Standing
+	touched []*liveJob
 }
 
 // Schedule runs one scheduling pass and returns its plan: the evictions,
@@ -219,17 +235,22 @@ func (c *Cluster) Schedule(in Pass) (Plan, error) {
 	return s.plan, nil
 }
 
-func (c *Cluster) newPass(in *Pass) (*pass, error) {
+// check checks a pass's settings and returns its limits.
+func (in *Pass) check() (Limits, error) {
 	if in.Policy == nil {
-		return nil, fmt.Errorf("pass: field policy: want a policy")
+		return Limits{}, fmt.Errorf("pass: field policy: want a policy")
 	}
 	if err := in.Policy.Validate(); err != nil {
-		return nil, fmt.Errorf("pass: field policy: %w", err)
+		return Limits{}, fmt.Errorf("pass: field policy: %w", err)
 	}
 	if in.Rng == nil {
-		return nil, fmt.Errorf("pass: field rng: want a seeded *rand.Rand")
+		return Limits{}, fmt.Errorf("pass: field rng: want a seeded *rand.Rand")
 	}
-	lim, err := in.Limits.withDefaults()
+	return in.Limits.withDefaults()
+}
+
+func (c *Cluster) newPass(in *Pass) (*pass, error) {
+	lim, err := in.check()
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +258,7 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &pass{c: c, in: in, lim: lim, l: l}
+	s := &pass{c: c, in: in, lim: lim, l: l, nRun: len(in.Running)}
 	// The GPU capacity of the ready nodes is that of every device less the
 	// few on nodes not ready, so the walk reads no device of a ready node.
 	l.cap.gpu = c.gpuCapAll
@@ -397,6 +418,7 @@ type heldScratch struct {
 	tags     []int32  // per node and tag
 	seen     []bool   // per node: listed in nodes
 	nodes    []NodeID // the nodes touched, in order of first touch
+	gpuOff   []int32  // per node, its devices in gpu (a Standing's sums)
 }
 
 // clear zeroes what the last check touched.
@@ -448,7 +470,7 @@ func (s *pass) checkHeld() error {
 	}
 	bad := NodeID(-1)
 	for _, n := range h.nodes {
-		if (bad < 0 || n < bad) && s.overHeld(n) {
+		if (bad < 0 || n < bad) && h.over(c, n) {
 			bad = n
 		}
 	}
@@ -459,10 +481,9 @@ func (s *pass) checkHeld() error {
 	return nil
 }
 
-// overHeld reports whether the running tasks counted on node n add up to
+// over reports whether the running tasks counted on node n add up to
 // more than the cluster has allocated there.
-func (s *pass) overHeld(n NodeID) bool {
-	c, h := s.c, &s.c.held
+func (h *heldScratch) over(c *Cluster, n NodeID) bool {
 	r := &c.nodes[n]
 	if h.cpu[n] > r.cpuCap-r.cpuFree || h.mem[n] > r.memCap-r.memFree {
 		return true
@@ -581,7 +602,7 @@ func (s *pass) headStep(ti int) error {
 		// Nor can a job the ready nodes could not hold even empty: it
 		// would block its queue forever (backfill or not).
 		var reasons map[string]int
-		if s.explains < s.lim.Explain {
+		if !s.in.NoUnplaced && s.explains < s.lim.Explain {
 			s.explains++
 			reasons = s.explain(j)
 		}
@@ -599,7 +620,7 @@ func (s *pass) headStep(ti int) error {
 	}
 	// The head is blocked.
 	var reasons map[string]int
-	if why == WhyNoFit && s.explains < s.lim.Explain {
+	if why == WhyNoFit && !s.in.NoUnplaced && s.explains < s.lim.Explain {
 		s.explains++
 		reasons = s.explain(j)
 	}
@@ -765,22 +786,38 @@ func (s *pass) explain(j *Job) map[string]int {
 // finish lists every pending job that did not start, tenant by tenant in
 // name order and each queue in FIFO order.
 func (s *pass) finish() {
-	ts := slices.Clone(s.l.tenants)
-	slices.SortFunc(ts, func(a, b tenantState) int { return strings.Compare(a.Name, b.Name) })
-	for i := range ts {
-		t := &ts[i]
+	if s.in.NoUnplaced {
+		return
+	}
+	var order []int
+	if s.st != nil {
+		order = s.st.nameOrder()
+	} else {
+		order = make([]int, len(s.l.tenants))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return strings.Compare(s.l.tenants[a].Name, s.l.tenants[b].Name) })
+	}
+	for _, i := range order {
+		t := &s.l.tenants[i]
+		behind := "" // one string for the tenant's queue, not one a job
 		for k := range t.queue {
-			u := t.out[k]
+			u := Unplaced{Job: t.queue[k].ID}
 			switch {
-			case u != nil:
+			case t.out[k] != nil:
+				u = *t.out[k]
 			case k < t.pos:
 				continue // placed
 			case t.head != nil && (t.done || t.backfill):
-				u = &Unplaced{Job: t.queue[k].ID, Why: WhyBehindHead + " " + t.head.ID}
+				if behind == "" {
+					behind = WhyBehindHead + " " + t.head.ID
+				}
+				u.Why = behind
 			default:
-				u = &Unplaced{Job: t.queue[k].ID, Why: WhyBudget}
+				u.Why = WhyBudget
 			}
-			s.plan.Unplaced = append(s.plan.Unplaced, *u)
+			s.plan.Unplaced = append(s.plan.Unplaced, u)
 		}
 	}
 }

@@ -23,6 +23,9 @@ type Replica struct {
 	// is the number of selectors then, which both sides still share.
 	srcSeq, seq uint64
 	nsel        int
+	// srcRanked and ranked are src.ranked and c.ranked then: the ranks
+	// are copied only when either side set new ones.
+	srcRanked, ranked uint64
 	// mark[n] == gen marks node n as listed in todo during this Sync.
 	mark []uint32
 	gen  uint32
@@ -47,6 +50,7 @@ func (r *Replica) Source() *Cluster { return r.src }
 func (r *Replica) reclone() {
 	r.c = r.src.Clone()
 	r.srcSeq, r.seq, r.nsel = r.src.seq, r.c.seq, len(r.c.selectors)
+	r.srcRanked, r.ranked = r.src.ranked, r.c.ranked
 	r.mark = make([]uint32, len(r.c.nodes))
 	r.gen = 0
 }
@@ -67,11 +71,12 @@ func (r *Replica) Sync() (full bool) {
 		// A pool without nodes yet: nothing scored reads it.
 		c.pools, c.poolByNam = slices.Clone(s.pools), maps.Clone(s.poolByNam)
 	}
-	if !slices.Equal(s.rank, c.rank) {
+	if (s.ranked != r.srcRanked || c.ranked != r.ranked) && !slices.Equal(s.rank, c.rank) {
 		copy(c.rank, s.rank)
 		copy(c.order, s.order)
 		c.idx.reset()
 	}
+	r.srcRanked, r.ranked = s.ranked, c.ranked
 	if len(s.selectors) != r.nsel || len(c.selectors) != r.nsel {
 		// Both sides appended to the nsel selectors they shared; the ids
 		// past them may name different constraints. Take the source's and

@@ -17,7 +17,7 @@ var syncFields = map[string]string{
 	// per node: the nodes changed on either side are copied.
 	"nodes": "per node", "gpuFree": "per node", "tagCount": "per node",
 	// whole: compared, and taken whole when they differ.
-	"rank": "whole", "order": "whole", "pools": "whole", "poolByNam": "whole",
+	"rank": "whole", "order": "whole", "ranked": "whole", "pools": "whole", "poolByNam": "whole",
 	"selectors": "whole", "selByKey": "whole",
 	// node set: change only when a node registers, which makes Sync clone.
 	"specs": "node set", "labels": "node set", "byName": "node set",

@@ -13,6 +13,9 @@ import (
 // back one at a time, each in the failure domain its live replicas leave
 // emptiest. It never preempts.
 func (s *pass) topUp() {
+	if s.st != nil && s.st.short == 0 {
+		return // a kept set-up counts the services short of replicas
+	}
 	var svc []*liveJob
 	for _, lj := range s.live {
 		if lj.running && lj.job.Kind == Inference && lj.nAlive < lj.job.Count {
@@ -69,6 +72,7 @@ func (s *pass) topUpOne(lj *liveJob) {
 			s.rollback(mark)
 			break
 		}
+		s.touch(lj)
 		lj.tasks = append(lj.tasks, task)
 		lj.assigns = append(lj.assigns, a)
 		lj.alive = append(lj.alive, true)

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -22,79 +23,166 @@ import (
 type Frozen struct {
 	rep     *scheduler.Replica
 	applied uint64
-	pending []*scheduler.Job
-	running []*scheduler.RunningJob
+	// st is the pass's set-up, kept between passes (scheduler.Standing):
+	// it is told the jobs and tenants that changed, not built again.
+	st *scheduler.Standing
+	// src is the machine copied; jpos is where its job log was read up
+	// to, tver its tenants' version then.
+	src  *Machine
+	jpos uint64
+	tver uint64
+	// The queue and the running jobs: own copies of the placements (the
+	// jobs themselves are shared: the machine never writes a job after its
+	// submission, and a pass only reads them).
+	jobs    map[string]*frozenJob
+	pending []*frozenJob            // by submission (seq)
+	running []*scheduler.RunningJob // by id
 	tenants []scheduler.Tenant
-	// Slabs of the running jobs' copies, reused by Refreeze.
-	runs  []scheduler.RunningJob
-	tasks []scheduler.TaskPlacement
-	devs  []int
+	spare   []*frozenJob
+}
+
+// frozenJob is a Frozen's copy of one queued or running job.
+type frozenJob struct {
+	rec    *record // the machine's record it copies, for identity only
+	ver    uint64  // rec.ver when copied
+	seq    uint64
+	status JobStatus // Pending or Running
+	run    scheduler.RunningJob
+	devs   []int // the GPUs of run.Tasks, in one slab
 }
 
 // Freeze copies the state for a scheduling pass. It reads the machine, so
 // the driver serialises it with Apply; the copy is then independent of the
 // machine. It costs a flat copy of the cluster's slabs (see
-// scheduler.Cluster.Clone) and of the running jobs' placements. The jobs
-// themselves are shared: the machine never writes a job after its
-// submission, and a pass only reads them.
+// scheduler.Cluster.Clone) and of the running jobs' placements.
 func (m *Machine) Freeze() *Frozen {
-	f := &Frozen{rep: scheduler.NewReplica(m.c)}
-	m.copyJobs(f)
+	f := &Frozen{}
+	m.Refreeze(f)
 	return f
 }
 
 // Refreeze brings f to the machine's present state, as Freeze would, but
-// at the cost of the nodes changed since f was last frozen (see
-// scheduler.Replica), and with f's score indexes kept warm. Like Freeze it
-// reads the machine, so the driver serialises it with Apply; it must not
-// run while a pass runs on f. What f handed out before (Pending, Running)
-// is not valid after it.
+// at the cost of what changed since f was last frozen: the nodes changed
+// (see scheduler.Replica) and the jobs whose status or live tasks changed
+// (the machine's job log), with f's score indexes and pass set-up kept
+// warm. Like Freeze it reads the machine, so the driver serialises it with
+// Apply; it must not run while a pass runs on f. What f handed out before
+// (Pending, Running) is not valid after it.
 func (m *Machine) Refreeze(f *Frozen) {
-	if f.rep.Source() == m.c {
+	if f.rep != nil && f.rep.Source() == m.c {
 		f.rep.Sync()
 	} else {
 		f.rep = scheduler.NewReplica(m.c)
 	}
-	m.copyJobs(f)
+	f.applied = m.applied
+	c := f.rep.Cluster()
+	if f.src != m || f.jpos < m.jlogBase {
+		// Another machine, or a log trimmed past f: copy every job.
+		f.src, f.st, f.jobs = m, scheduler.NewStanding(), map[string]*frozenJob{}
+		f.pending, f.running = f.pending[:0], f.running[:0]
+		f.tenants = m.Tenants()
+		f.tver = m.tver
+		f.st.SetTenants(f.tenants)
+		for _, r := range m.pending {
+			f.update(c, r)
+		}
+		for _, rj := range m.runningView() {
+			f.update(c, m.running[rj.Job.ID])
+		}
+	} else {
+		if f.tver != m.tver {
+			f.tenants = m.Tenants()
+			f.tver = m.tver
+			f.st.SetTenants(f.tenants)
+		}
+		for _, r := range m.jlog[f.jpos-m.jlogBase:] {
+			f.update(c, r)
+		}
+	}
+	f.jpos = m.jlogBase + uint64(len(m.jlog))
 }
 
-// copyJobs copies the applied version, the queue, the running jobs and the
-// tenants into f.
-func (m *Machine) copyJobs(f *Frozen) {
-	f.applied = m.applied
-	f.pending = f.pending[:0]
-	for _, r := range m.pending {
-		f.pending = append(f.pending, &r.job)
-	}
-	f.tenants = m.Tenants()
-	run := m.runningView()
-	// The running jobs' placements go into two slabs, each piece clipped so
-	// that an append to one never runs into the next.
-	ntask, ndev := 0, 0
-	for _, rj := range run {
-		ntask += len(rj.Tasks)
-		for _, tp := range rj.Tasks {
-			ndev += len(tp.GPUs)
+// update brings f's copy of one job to the record's present state.
+func (f *Frozen) update(c *scheduler.Cluster, r *record) {
+	id := r.job.ID
+	fj := f.jobs[id]
+	if fj != nil {
+		switch {
+		case fj.rec == r && fj.ver == r.ver:
+			return // copied already
+		case fj.rec != r && r.status.Ended():
+			return // an older job of the same id, pruned since
+		case fj.rec == r && fj.status == Running && r.status == Running:
+			// Its live tasks changed: copy them in place.
+			fj.ver = r.ver
+			fj.copyRun(r)
+			f.st.Run(c, &fj.run)
+			return
 		}
+		f.remove(fj)
 	}
-	tasks := slices.Grow(f.tasks[:0], ntask)
-	devs := slices.Grow(f.devs[:0], ndev)
-	runs := slices.Grow(f.runs[:0], len(run))[:len(run)]
-	f.running = slices.Grow(f.running[:0], len(run))[:len(run)]
-	for i, rj := range run {
-		first := len(tasks)
-		for _, tp := range rj.Tasks {
-			if tp.GPUs != nil {
-				d := len(devs)
-				devs = append(devs, tp.GPUs...)
-				tp.GPUs = devs[d:len(devs):len(devs)]
-			}
-			tasks = append(tasks, tp)
+	if r.status != Pending && r.status != Running {
+		return
+	}
+	if n := len(f.spare); n > 0 {
+		fj = f.spare[n-1]
+		f.spare = f.spare[:n-1]
+	} else {
+		fj = &frozenJob{}
+	}
+	fj.rec, fj.ver, fj.seq, fj.status = r, r.ver, r.seq, r.status
+	f.jobs[id] = fj
+	if r.status == Pending {
+		i, _ := slices.BinarySearchFunc(f.pending, r.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) })
+		f.pending = slices.Insert(f.pending, i, fj)
+		f.st.Queue(c, &r.job)
+		return
+	}
+	fj.copyRun(r)
+	i, _ := slices.BinarySearchFunc(f.running, id, byJobID)
+	f.running = slices.Insert(f.running, i, &fj.run)
+	f.st.Run(c, &fj.run)
+}
+
+// remove takes a job out of f.
+func (f *Frozen) remove(fj *frozenJob) {
+	id := fj.rec.job.ID
+	if fj.status == Pending {
+		if i, ok := slices.BinarySearchFunc(f.pending, fj.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) }); ok {
+			f.pending = slices.Delete(f.pending, i, i+1)
 		}
-		runs[i] = scheduler.RunningJob{Job: rj.Job, Tasks: tasks[first:len(tasks):len(tasks)], Started: rj.Started}
-		f.running[i] = &runs[i]
+		f.st.Unqueue(&fj.rec.job)
+	} else {
+		if i, ok := slices.BinarySearchFunc(f.running, id, byJobID); ok {
+			f.running = slices.Delete(f.running, i, i+1)
+		}
+		f.st.Stop(id)
 	}
-	f.runs, f.tasks, f.devs = runs, tasks, devs
+	delete(f.jobs, id)
+	*fj = frozenJob{run: scheduler.RunningJob{Tasks: fj.run.Tasks[:0]}, devs: fj.devs[:0]}
+	f.spare = append(f.spare, fj)
+}
+
+// copyRun copies a running record's job, start and live tasks into fj's
+// own buffers, each task's GPUs clipped so that an append to one never
+// runs into the next.
+func (fj *frozenJob) copyRun(r *record) {
+	ndev := 0
+	for _, tp := range r.run.Tasks {
+		ndev += len(tp.GPUs)
+	}
+	devs := slices.Grow(fj.devs[:0], ndev)
+	tasks := slices.Grow(fj.run.Tasks[:0], len(r.run.Tasks))
+	for _, tp := range r.run.Tasks {
+		if tp.GPUs != nil {
+			d := len(devs)
+			devs = append(devs, tp.GPUs...)
+			tp.GPUs = devs[d:len(devs):len(devs)]
+		}
+		tasks = append(tasks, tp)
+	}
+	fj.devs = devs
+	fj.run = scheduler.RunningJob{Job: r.run.Job, Tasks: tasks[:len(tasks):len(tasks)], Started: r.run.Started}
 }
 
 // Plan runs a scheduling pass on a frozen copy of the state and returns its
@@ -117,7 +205,13 @@ func (f *Frozen) Applied() uint64 { return f.applied }
 func (f *Frozen) Cluster() scheduler.View { return f.rep.Cluster().View() }
 
 // Pending returns the queued jobs in submission order (read-only).
-func (f *Frozen) Pending() []*scheduler.Job { return slices.Clone(f.pending) }
+func (f *Frozen) Pending() []*scheduler.Job {
+	out := make([]*scheduler.Job, len(f.pending))
+	for i, fj := range f.pending {
+		out[i] = &fj.rec.job
+	}
+	return out
+}
 
 // Running returns the running jobs sorted by id (read-only).
 func (f *Frozen) Running() []*scheduler.RunningJob { return slices.Clone(f.running) }
@@ -132,8 +226,7 @@ func (f *Frozen) Schedule(in scheduler.Pass) (scheduler.Plan, error) {
 	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
 		return scheduler.Plan{}, fmt.Errorf("plan: fields pending, running, tenants: the frozen state supplies them; leave them empty")
 	}
-	in.Pending, in.Running, in.Tenants = f.Pending(), f.Running(), f.Tenants()
-	plan, err := f.rep.Cluster().Schedule(in)
+	plan, err := f.rep.Cluster().ScheduleStanding(in, f.st)
 	if err != nil {
 		return scheduler.Plan{}, fmt.Errorf("plan at applied %d: %w", f.applied, err)
 	}

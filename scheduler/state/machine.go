@@ -28,6 +28,32 @@ type Machine struct {
 	// without a clock.
 	sets [2]taskSet
 	work uint64
+	// jlog lists the jobs whose status or live tasks changed, in order;
+	// jlogBase is the position of jlog[0] in the whole history. A Frozen
+	// reads it from where it last stopped (see Refreeze); it is trimmed as
+	// the cluster's change log is. tver counts the changes to tenants.
+	jlog     []*record
+	jlogBase uint64
+	tver     uint64
+}
+
+// changed records that a job's status or live tasks changed.
+func (m *Machine) changed(r *record) {
+	r.ver++
+	m.jlog = append(m.jlog, r)
+	if limit := 4*len(m.jobs) + 1024; len(m.jlog) > 2*limit {
+		m.trimLog(limit)
+	}
+}
+
+// trimLog keeps the last keep entries of the job log; a Frozen that had
+// not read the rest copies every job again.
+func (m *Machine) trimLog(keep int) {
+	drop := max(0, len(m.jlog)-keep)
+	n := copy(m.jlog, m.jlog[drop:])
+	clear(m.jlog[n:]) // let pruned records go
+	m.jlog = m.jlog[:n]
+	m.jlogBase += uint64(drop)
 }
 
 // New returns an empty machine: no pools, nodes, tenants or jobs.
@@ -281,6 +307,7 @@ func (m *Machine) setTenant(c SetTenant, res *Result) error {
 		return nil
 	}
 	m.tenants[c.Tenant.Name] = c.Tenant
+	m.tver++
 	res.Changed = true
 	return nil
 }
@@ -303,6 +330,7 @@ func (m *Machine) submit(c Submit, res *Result) error {
 	m.nextSeq++
 	m.jobs[j.ID] = r
 	m.pending = append(m.pending, r) // the newest seq goes last
+	m.changed(r)
 	res.Changed = true
 	return nil
 }
@@ -464,6 +492,7 @@ func (m *Machine) releaseTask(r *record, t int) {
 		panic(fmt.Sprintf("state: job %s task %d: %v", r.job.ID, t, err))
 	}
 	r.run.Tasks = slices.Delete(r.run.Tasks, i, i+1)
+	m.changed(r)
 }
 
 // releaseAll releases every live task of a running job.
@@ -497,6 +526,7 @@ func (m *Machine) releaseTasks(r *record, tasks []int) {
 	}
 	m.work += uint64(len(tasks) + len(r.run.Tasks))
 	r.run.Tasks = slices.DeleteFunc(r.run.Tasks, func(tp scheduler.TaskPlacement) bool { return set.has(tp.Task) })
+	m.changed(r)
 }
 
 // dropTasks takes some replicas of a running service away; a service left
@@ -520,6 +550,7 @@ func (m *Machine) end(r *record, s JobStatus, at int64, res *Result) {
 		m.stopRunning(r)
 	}
 	r.status, r.ended, r.done = s, at, nil
+	m.changed(r)
 	res.Changed = true
 	res.Ended = append(res.Ended, r.job.ID)
 }
@@ -535,6 +566,7 @@ func (m *Machine) start(r *record, at int64, res *Result) {
 		i, _ := slices.BinarySearchFunc(m.view, r.job.ID, byJobID)
 		m.view = slices.Insert(m.view, i, &r.run)
 	}
+	m.changed(r)
 	res.Started = append(res.Started, r.job.ID)
 }
 
@@ -544,6 +576,7 @@ func (m *Machine) stopRunning(r *record) {
 		m.view = slices.Delete(m.view, i, i+1)
 	}
 	r.run.Started = 0
+	m.changed(r)
 }
 
 // byJobID orders the running view by job id.
@@ -554,6 +587,7 @@ func (m *Machine) enqueue(r *record) {
 	r.status = Pending
 	i, _ := slices.BinarySearchFunc(m.pending, r.seq, func(p *record, s uint64) int { return cmp.Compare(p.seq, s) })
 	m.pending = slices.Insert(m.pending, i, r)
+	m.changed(r)
 }
 
 // unqueue takes a job out of the pending queue.
@@ -563,4 +597,5 @@ func (m *Machine) unqueue(r *record) {
 		panic(fmt.Sprintf("state: job %s is not in the queue", r.job.ID))
 	}
 	m.pending = slices.Delete(m.pending, i, i+1)
+	m.changed(r)
 }

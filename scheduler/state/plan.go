@@ -98,6 +98,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 			}
 			m.work += uint64(len(e.tasks) + len(e.r.run.Tasks))
 			e.r.run.Tasks = slices.DeleteFunc(e.r.run.Tasks, func(tp scheduler.TaskPlacement) bool { return set.has(tp.Task) })
+			m.changed(e.r)
 			res.Degraded = append(res.Degraded, e.r.job.ID)
 		}
 		res.Changed = true
@@ -108,6 +109,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 			continue
 		}
 		op.r.run.Tasks = mergeTasks(op.r.run.Tasks, op.tasks, op.skip)
+		m.changed(op.r)
 		m.work += uint64(len(op.skip) + len(op.r.run.Tasks))
 		res.Changed = true
 		if op.r.status == Pending {

@@ -318,3 +318,83 @@ func TestPlanWhileApplying(t *testing.T) {
 	require.Positive(t, accepted, "plans made on frozen state were accepted (%d refused as stale)", refused)
 	t.Logf("%d plans accepted, %d refused as stale", accepted, refused)
 }
+
+// machineDump renders the machine as frozenDump renders a frozen state, from
+// the machine's own lists.
+func machineDump(m *Machine) string {
+	var b strings.Builder
+	b.WriteString(viewDump(m.Cluster()))
+	for _, j := range m.Pending() {
+		fmt.Fprintf(&b, "pending %+v\n", *j)
+	}
+	for _, rj := range m.Running() {
+		fmt.Fprintf(&b, "running %+v %+v %d\n", *rj.Job, rj.Tasks, rj.Started)
+	}
+	fmt.Fprintf(&b, "tenants %+v applied %d\n", m.Tenants(), m.Applied())
+	return b.String()
+}
+
+// TestRefreezeMatchesScratch is the differential test of the incremental
+// refreeze: over random histories (every command kind, broken plans, pruned
+// ids submitted again, the job log trimmed past the frozen copy), a frozen
+// state refrozen after gaps of every length holds what the machine's lists
+// say, and its pass (a set-up kept between passes) plans as a pass set up
+// from scratch from those lists on a copy of the machine's cluster.
+func TestRefreezeMatchesScratch(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			g := busyMachine(t, seed, 3)
+			f := g.m.Freeze()
+			placed, resubmitted, trimmed := 0, 0, 0
+			for step := range 300 {
+				for range g.rng.IntN(6) {
+					_, _ = g.m.Apply(g.command()) // broken commands too
+				}
+				if g.rng.IntN(10) == 0 {
+					// A pruned id, submitted again: a new record of an old id.
+					for i := 1; i <= g.next; i++ {
+						id := fmt.Sprintf("j%d", i)
+						if _, known := g.m.Job(id); known {
+							continue
+						}
+						_, err := g.m.Apply(Submit{Job: scheduler.Job{ID: id, Count: 1, Tenant: "a", Task: scheduler.Task{CPUMilli: 1000}}, At: g.now})
+						require.NoError(t, err)
+						resubmitted++
+						break
+					}
+				}
+				if g.rng.IntN(25) == 0 {
+					g.m.trimLog(g.rng.IntN(3))
+					trimmed++
+				}
+				if g.rng.IntN(3) > 0 {
+					continue // let changes pile up between refreezes
+				}
+				g.m.Refreeze(f)
+				require.Equal(t, machineDump(g.m), frozenDump(f), "step %d", step)
+				pol, err := g.m.Cluster().NewPolicy([]string{"best-fit", "fgd"}[step%2], scheduler.Options{})
+				require.NoError(t, err)
+				pass := func() scheduler.Pass {
+					return scheduler.Pass{Now: g.now, Policy: pol, Rng: rand.New(rand.NewPCG(seed, uint64(step))), Preempt: step%2 == 0, Backfill: step%3 == 0}
+				}
+				scratch := pass()
+				scratch.Pending, scratch.Running, scratch.Tenants = g.m.Pending(), g.m.Running(), g.m.Tenants()
+				want, err := g.m.c.Clone().Schedule(scratch)
+				require.NoError(t, err)
+				got, err := f.Schedule(pass())
+				require.NoError(t, err)
+				require.Equal(t, want, got, "step %d", step)
+				if g.rng.IntN(2) == 0 {
+					_, err = g.m.Apply(PlanCommand(got, g.now))
+					require.NoError(t, err)
+					for _, p := range got.Place {
+						placed += len(p.Tasks)
+					}
+				}
+			}
+			require.Positive(t, placed)
+			require.Positive(t, resubmitted)
+			require.Positive(t, trimmed)
+		})
+	}
+}

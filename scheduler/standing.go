@@ -1,0 +1,489 @@
+package scheduler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Standing is the set-up of a scheduling pass kept from pass to pass: the
+// running jobs' live copies (assignments, tenants, expected ends), what
+// each tenant holds, each tenant's queue in FIFO order, the running tasks
+// summed per node and device (for the held check) and the capacity and
+// free amounts of the ready nodes. Schedule builds all of it from a Pass's
+// lists, at a cost of O(nodes + running tasks + pending log pending) per
+// pass; a driver that plans again and again (the state machine's Frozen)
+// keeps a Standing instead, tells it what changed (Run, Stop, Queue,
+// Unqueue, SetTenants) and calls ScheduleStanding, which sets a pass up at
+// the cost of what changed since the last one. The decisions are the same
+// either way: the same pass runs on the same set-up.
+//
+// A Standing serves one cluster and its replicas (node ids are never
+// reused, so a running job's assignments hold in each). It is not safe for
+// concurrent use; changes must not run during a pass.
+type Standing struct {
+	given []Tenant // SetTenants's list, sorted by name
+	l     ledger   // tenants (given, then best-effort), used amounts, queues
+	run   map[string]*liveJob
+	live  []*liveJob // the running jobs, in no order; liveJob.slot indexes it
+	spare []*liveJob // stopped entries, their buffers kept for reuse
+	// queued maps a pending job's id to its tenant's index.
+	queued map[string]int
+	err    error // the first change refused, reported by the next pass
+	inited bool  // the ledger was built (SetTenants ran once)
+	// jobs counts each tenant's running and pending jobs; idle is the
+	// number of best-effort tenants with none. order lists the tenants by
+	// name, short the running services missing replicas (topUp's work).
+	jobs     []int
+	idle     int
+	rebuilds int // ledger rebuilds, for tests
+	order    []int
+	short    int
+
+	// held sums the running tasks per node, device and tag, kept as jobs
+	// run and stop; the held check compares it with the cluster on the
+	// nodes that changed on either side since the last pass.
+	held heldScratch
+	// The cluster the node sums below were taken from, and its change
+	// sequence then; contrib is each node's share of ready.
+	c       *Cluster
+	cseq    uint64
+	contrib []readyPart
+	ready   readyPart
+	dirty   []NodeID
+	isDirty []bool
+
+	// Per-pass scratch: the pass's copy of the ledger and each tenant's
+	// outcomes, cleared after the pass.
+	passL ledger
+	outs  [][]*Unplaced
+}
+
+// readyPart is the capacity and free amounts of the ready nodes (or of one
+// node, zero when it is not ready).
+type readyPart struct{ cap, free amount }
+
+// NewStanding returns an empty set-up: no tenants, no jobs.
+func NewStanding() *Standing {
+	return &Standing{l: ledger{byName: map[string]int{}}, run: map[string]*liveJob{}, queued: map[string]int{}}
+}
+
+// refuse keeps the first error of a change for the next pass to report.
+func (st *Standing) refuse(err error) {
+	if st.err == nil {
+		st.err = err
+	}
+}
+
+// SetTenants sets the tenants' quotas and weights (as Pass.Tenants). A new
+// list rebuilds the ledger, at the cost of the jobs held.
+func (st *Standing) SetTenants(ts []Tenant) {
+	sorted := slices.Clone(ts)
+	slices.SortFunc(sorted, func(a, b Tenant) int { return strings.Compare(a.Name, b.Name) })
+	if st.inited && slices.Equal(sorted, st.given) {
+		return
+	}
+	l, err := newLedger(sorted)
+	if err != nil {
+		st.refuse(err)
+		return
+	}
+	st.given, st.inited = sorted, true
+	st.rebuild(l)
+}
+
+// rebuild moves the jobs to a new ledger l: the running jobs are charged
+// and the pending ones queued again; the best-effort tenants are those the
+// jobs name.
+func (st *Standing) rebuild(l *ledger) {
+	old := st.l
+	st.l = *l
+	st.rebuilds++
+	st.jobs = make([]int, len(st.l.tenants), len(st.l.tenants)+8)
+	st.order = nil
+	for _, lj := range st.live {
+		lj.tenant = st.tenantOf(lj.job.Tenant)
+		st.jobs[lj.tenant]++
+		t := &st.l.tenants[lj.tenant]
+		for k := range lj.assigns {
+			t.used.add(amountOf(&lj.assigns[k]))
+		}
+	}
+	for i := range old.tenants {
+		for _, j := range old.tenants[i].queue {
+			ti := st.tenantOf(j.Tenant)
+			st.jobs[ti]++
+			st.queued[j.ID] = ti
+			st.l.tenants[ti].queue = append(st.l.tenants[ti].queue, j)
+		}
+	}
+	st.idle = 0
+	for i := range st.l.tenants {
+		slices.SortFunc(st.l.tenants[i].queue, fifo)
+		if st.jobs[i] == 0 && i >= len(st.given) {
+			st.idle++
+		}
+	}
+}
+
+// count counts a job in or out of tenant ti. A best-effort tenant left
+// with no job is idle; once idle tenants are most of the ledger (a tenant
+// per job, as the simulator's fifo-skip queue makes), the ledger is
+// rebuilt without them, so that it stays as large as the live work.
+func (st *Standing) count(ti, d int) {
+	st.jobs[ti] += d
+	if ti < len(st.given) {
+		return
+	}
+	switch {
+	case d > 0 && st.jobs[ti] == d:
+		st.idle--
+	case d < 0 && st.jobs[ti] == 0:
+		st.idle++
+		if st.idle > 16 && 2*st.idle > len(st.l.tenants) {
+			l, _ := newLedger(st.given) // checked when given
+			st.rebuild(l)
+		}
+	}
+}
+
+// nameOrder lists the ledger's tenants in name order.
+func (st *Standing) nameOrder() []int {
+	if len(st.order) != len(st.l.tenants) {
+		st.order = st.order[:0]
+		for i := range st.l.tenants {
+			st.order = append(st.order, i)
+		}
+		slices.SortFunc(st.order, func(a, b int) int { return strings.Compare(st.l.tenants[a].Name, st.l.tenants[b].Name) })
+	}
+	return st.order
+}
+
+// Run records a running job with its live tasks, as Pass.Running lists it,
+// in place of what was recorded of it before. The job and its placements
+// are copied into the Standing's own buffers; c maps the placements to
+// nodes.
+func (st *Standing) Run(c *Cluster, rj *RunningJob) {
+	if rj == nil || rj.Job == nil {
+		st.refuse(fmt.Errorf("pass: field running: want a job"))
+		return
+	}
+	j := rj.Job
+	if _, ok := st.queued[j.ID]; ok {
+		st.refuse(fmt.Errorf("pass: field pending: job %s is listed twice or also running", j.ID))
+		return
+	}
+	st.Stop(j.ID)
+	if err := j.CheckBounds(); err != nil {
+		st.refuse(fmt.Errorf("pass: field running: %w", err))
+		return
+	}
+	sh, err := c.ShapeOf(&j.Task)
+	if err != nil {
+		st.refuse(fmt.Errorf("pass: field running: job %s: %w", j.ID, err))
+		return
+	}
+	var lj *liveJob
+	if n := len(st.spare); n > 0 {
+		lj = st.spare[n-1]
+		st.spare = st.spare[:n-1]
+	} else {
+		lj = &liveJob{}
+	}
+	*lj = liveJob{job: j, tenant: st.tenantOf(j.Tenant), started: rj.Started, end: endOf(rj.Started, j.Walltime),
+		running: true, tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0], slot: len(st.live)}
+	t := &st.l.tenants[lj.tenant]
+	for _, tp := range rj.Tasks {
+		a, err := c.AssignOf(tp, sh.Tag)
+		if err != nil {
+			st.refuse(fmt.Errorf("pass: field running: job %s: %w", j.ID, err))
+			continue
+		}
+		lj.tasks = append(lj.tasks, tp.Task)
+		lj.assigns = append(lj.assigns, a)
+		lj.alive = append(lj.alive, true)
+		t.used.add(amountOf(&a))
+		st.hold(c, &a, 1)
+	}
+	// Clipped, so that a pass's topUp appends to copies.
+	n := len(lj.tasks)
+	lj.tasks, lj.assigns, lj.alive = lj.tasks[:n:n], lj.assigns[:n:n], lj.alive[:n:n]
+	lj.nAlive, lj.nInput = n, n
+	if j.Kind == Inference && n < j.Count {
+		st.short++
+	}
+	st.run[j.ID] = lj
+	st.live = append(st.live, lj)
+	st.count(lj.tenant, 1)
+}
+
+// Stop forgets a running job; a job not recorded as running is ignored.
+func (st *Standing) Stop(id string) {
+	lj, ok := st.run[id]
+	if !ok {
+		return
+	}
+	t := &st.l.tenants[lj.tenant]
+	for k := range lj.assigns {
+		t.used.sub(amountOf(&lj.assigns[k]))
+		st.hold(nil, &lj.assigns[k], -1)
+	}
+	last := st.live[len(st.live)-1]
+	st.live[lj.slot], last.slot = last, lj.slot
+	st.live[len(st.live)-1] = nil
+	st.live = st.live[:len(st.live)-1]
+	delete(st.run, id)
+	if lj.job.Kind == Inference && lj.nInput < lj.job.Count {
+		st.short--
+	}
+	ti := lj.tenant
+	// The buffers are reused; the tasks' capacity was clipped, so take it
+	// back whole.
+	*lj = liveJob{tasks: lj.tasks[:0:cap(lj.tasks)], assigns: lj.assigns[:0:cap(lj.assigns)], alive: lj.alive[:0:cap(lj.alive)]}
+	st.spare = append(st.spare, lj)
+	st.count(ti, -1)
+}
+
+// Queue records a pending job (as Pass.Pending lists it). The job is read
+// during passes, not copied: the caller must not change it while queued.
+func (st *Standing) Queue(c *Cluster, j *Job) {
+	if j == nil {
+		st.refuse(fmt.Errorf("pass: field pending: want a job"))
+		return
+	}
+	if err := j.Validate(); err != nil {
+		st.refuse(fmt.Errorf("pass: field pending: %w", err))
+		return
+	}
+	if _, err := c.ShapeOf(&j.Task); err != nil {
+		st.refuse(fmt.Errorf("pass: field pending: job %s: %w", j.ID, err))
+		return
+	}
+	_, running := st.run[j.ID]
+	if _, queued := st.queued[j.ID]; queued || running {
+		st.refuse(fmt.Errorf("pass: field pending: job %s is listed twice or also running", j.ID))
+		return
+	}
+	ti := st.tenantOf(j.Tenant)
+	st.queued[j.ID] = ti
+	t := &st.l.tenants[ti]
+	i, _ := slices.BinarySearchFunc(t.queue, j, fifo)
+	t.queue = slices.Insert(t.queue, i, j)
+	st.count(ti, 1)
+}
+
+// Unqueue forgets a pending job; a job not recorded as pending is ignored.
+func (st *Standing) Unqueue(j *Job) {
+	ti, ok := st.queued[j.ID]
+	if !ok {
+		return
+	}
+	delete(st.queued, j.ID)
+	t := &st.l.tenants[ti]
+	if i, ok := slices.BinarySearchFunc(t.queue, j, fifo); ok {
+		t.queue = slices.Delete(t.queue, i, i+1)
+	}
+	st.count(ti, -1)
+}
+
+// tenantOf is the ledger index of a tenant, a best-effort one added on
+// first use (as the pass's ledger does).
+func (st *Standing) tenantOf(name string) int {
+	if !st.inited {
+		st.SetTenants(nil)
+	}
+	i := st.l.tenant(name)
+	if i == len(st.jobs) {
+		st.jobs = append(st.jobs, 0)
+		st.idle++
+	}
+	return i
+}
+
+// hold adds (sign 1) or takes back (-1) an assignment from the per-node
+// sums, and marks its node for the next held check. c sizes the sums on
+// first use; it may be nil when taking back.
+func (st *Standing) hold(c *Cluster, a *Assign, sign int64) {
+	h := &st.held
+	n := int(a.Node)
+	if n >= len(h.cpu) {
+		if c == nil {
+			return
+		}
+		st.grow(c)
+	}
+	h.cpu[n] += sign * a.CPUMilli
+	h.mem[n] += sign * a.MemMiB
+	off := h.gpuOff[n]
+	for m := a.Mask; m != 0; m &= m - 1 {
+		h.gpu[off+int32(trailingZeros(m))] += sign * int64(a.Take)
+	}
+	if a.Tag >= 0 {
+		h.tags[n*numTags+int(a.Tag)] += int32(sign)
+	}
+	st.markDirty(NodeID(n))
+}
+
+// grow sizes the per-node sums for c's nodes (ids only grow).
+func (st *Standing) grow(c *Cluster) {
+	h := &st.held
+	for n := len(h.cpu); n < len(c.nodes); n++ {
+		r := &c.nodes[n]
+		h.cpu = append(h.cpu, 0)
+		h.mem = append(h.mem, 0)
+		h.gpuOff = append(h.gpuOff, int32(len(h.gpu)))
+		h.gpu = append(h.gpu, make([]int64, r.gpuN)...)
+		h.tags = append(h.tags, make([]int32, numTags)...)
+		st.isDirty = append(st.isDirty, false)
+		st.contrib = append(st.contrib, readyPart{})
+		st.markDirty(NodeID(n))
+	}
+}
+
+func (st *Standing) markDirty(n NodeID) {
+	if int(n) < len(st.isDirty) && !st.isDirty[n] {
+		st.isDirty[n] = true
+		st.dirty = append(st.dirty, n)
+	}
+}
+
+// sync brings the node sums to c: the nodes changed in c since the last
+// pass, and those whose running tasks changed, have their ready amounts
+// taken again and the running tasks on them checked against what c has
+// allocated there (see checkHeld). A cluster other than the last one, or a
+// change log trimmed past the last pass, takes every node.
+func (st *Standing) sync(c *Cluster) error {
+	if len(st.held.cpu) < len(c.nodes) {
+		st.grow(c)
+	}
+	if len(st.held.cpu) != len(c.nodes) {
+		return fmt.Errorf("pass: the set-up knows %d nodes, the cluster %d; a set-up serves one cluster", len(st.held.cpu), len(c.nodes))
+	}
+	if st.c != c || c.logBase > st.cseq {
+		for n := range c.nodes {
+			st.markDirty(NodeID(n))
+		}
+	} else {
+		for _, n := range c.log[st.cseq-c.logBase:] {
+			st.markDirty(n)
+		}
+	}
+	bad := NoNode
+	for _, n := range st.dirty {
+		st.isDirty[n] = false
+		p := &st.contrib[n]
+		st.ready.cap.sub(p.cap)
+		st.ready.free.sub(p.free)
+		*p = c.readyPart(n)
+		st.ready.cap.add(p.cap)
+		st.ready.free.add(p.free)
+		if (bad < 0 || n < bad) && st.held.over(c, n) {
+			bad = n
+		}
+	}
+	st.dirty = st.dirty[:0]
+	st.c, st.cseq = c, c.seq
+	if bad >= 0 {
+		// Checked again next pass.
+		st.markDirty(bad)
+		return fmt.Errorf("pass: field running: the tasks on node %s hold more than the cluster has allocated there; the cluster must reflect the running jobs", c.specs[bad].Name)
+	}
+	return nil
+}
+
+// readyPart is node n's share of the ready capacity and free amounts.
+func (c *Cluster) readyPart(n NodeID) readyPart {
+	r := &c.nodes[n]
+	if r.state != NodeReady {
+		return readyPart{}
+	}
+	var g int64
+	for i := r.gpuOff; i < r.gpuOff+r.gpuN; i++ {
+		g += int64(c.gpuCap[i])
+	}
+	return readyPart{cap: amount{gpu: g, cpu: r.cpuCap, mem: r.memCap},
+		free: amount{gpu: r.gpuFreeSum, cpu: r.cpuFree, mem: r.memFree}}
+}
+
+// ScheduleStanding runs one scheduling pass, as Schedule does, on a kept
+// set-up: the running jobs, queue and tenants come from st, and the Pass
+// leaves Pending, Running and Tenants empty. The set-up is left as it was
+// (the pass's own changes are undone), ready for its next changes.
+func (c *Cluster) ScheduleStanding(in Pass, st *Standing) (Plan, error) {
+	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
+		return Plan{}, fmt.Errorf("pass: fields pending, running, tenants: the set-up supplies them; leave them empty")
+	}
+	s, err := c.passFrom(&in, st)
+	if err != nil {
+		return Plan{}, err
+	}
+	defer s.restore()
+	defer s.rollback(0)
+	s.topUp()
+	if err := s.run(); err != nil {
+		return Plan{}, err
+	}
+	s.finish()
+	return s.plan, nil
+}
+
+// passFrom sets a pass up from a kept set-up.
+func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
+	lim, err := in.check()
+	if err != nil {
+		return nil, err
+	}
+	if st.err != nil {
+		return nil, st.err
+	}
+	if !st.inited {
+		st.SetTenants(nil)
+	}
+	if err := st.sync(c); err != nil {
+		return nil, err
+	}
+	l := &st.passL
+	l.tenants = append(l.tenants[:0], st.l.tenants...)
+	l.byName = st.l.byName
+	l.cap, l.free = st.ready.cap, st.ready.free
+	for len(st.outs) < len(l.tenants) {
+		st.outs = append(st.outs, nil)
+	}
+	for i := range l.tenants {
+		t := &l.tenants[i]
+		o := st.outs[i]
+		if cap(o) < len(t.queue) {
+			o = make([]*Unplaced, len(t.queue), len(t.queue)+len(t.queue)/4)
+			st.outs[i] = o
+		}
+		t.out = o[:len(t.queue)]
+	}
+	return &pass{c: c, in: in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st}, nil
+}
+
+// restore undoes what a pass on a kept set-up changed of it: the running
+// jobs it evicted or topped up, and the outcomes it recorded.
+func (s *pass) restore() {
+	for _, lj := range s.touched {
+		n := lj.nInput
+		lj.tasks, lj.assigns, lj.alive = lj.tasks[:n:n], lj.assigns[:n:n], lj.alive[:n:n]
+		for k := range lj.alive {
+			lj.alive[k] = true
+		}
+		lj.nAlive, lj.touched = n, false
+	}
+	s.touched = s.touched[:0]
+	for i := range s.l.tenants {
+		t := &s.l.tenants[i]
+		clear(t.out[:t.pos])
+	}
+}
+
+// touch records that the pass changed a running job's live copy, so that
+// a kept set-up gets it back as it was.
+func (s *pass) touch(lj *liveJob) {
+	if s.st != nil && lj.running && !lj.touched {
+		lj.touched = true
+		s.touched = append(s.touched, lj)
+	}
+}
