@@ -124,41 +124,63 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeTasks()
 
 	registered := false
+	var next time.Time // when the next call is due
 	for {
-		if !registered {
+		now := time.Now()
+		switch {
+		case !registered && !now.Before(next):
 			err := a.register(ctx)
 			switch {
 			case err == nil:
 				registered = true
+				next = now.Add(a.currentInterval())
 			case errors.Is(err, errRefused):
 				return err
 			case ctx.Err() != nil:
 				return nil
 			default:
 				a.log.Warn("register", "err", err)
+				next = now.Add(min(a.currentInterval(), time.Second))
 			}
-		} else if err := a.beat(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		case registered && (!now.Before(next) || a.newlyEnded()):
+			next = now.Add(a.currentInterval())
+			if err := a.beat(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				var ae *api.Error
+				if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
+					registered, next = false, time.Time{} // the servers forgot the agent (a restore): register again
+					continue
+				}
+				a.log.Warn("heartbeat", "err", err)
 			}
-			var ae *api.Error
-			if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
-				registered = false // the servers forgot the agent (a restore): register again
-				continue
-			}
-			a.log.Warn("heartbeat", "err", err)
 		}
 		a.checkLease()
-		a.mu.Lock()
-		wait := a.interval
-		if !registered {
-			wait = min(wait, time.Second)
-		}
-		a.mu.Unlock()
-		if !a.sleep(ctx, wait) {
+		if !a.sleep(ctx, time.Until(next)) {
 			return nil
 		}
 	}
+}
+
+func (a *Agent) currentInterval() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.interval
+}
+
+// newlyEnded says whether a run has ended since the last heartbeat
+// reported it: its end goes out at once, not at the next interval.
+func (a *Agent) newlyEnded() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.tasks {
+		t.poll()
+		if t.ended && !t.endReported {
+			return true
+		}
+	}
+	return false
 }
 
 // errRefused marks a registration the cluster refused.
@@ -184,8 +206,12 @@ func (a *Agent) register(ctx context.Context) error {
 func (a *Agent) beat(ctx context.Context) error {
 	a.mu.Lock()
 	hb := server.Heartbeat{Tasks: []server.TaskReport{}}
+	var ends []*task
 	for _, t := range a.tasks {
 		t.poll()
+		if t.ended {
+			ends = append(ends, t)
+		}
 		hb.Tasks = append(hb.Tasks, t.report())
 	}
 	a.mu.Unlock()
@@ -198,6 +224,11 @@ func (a *Agent) beat(ctx context.Context) error {
 		a.failover(err)
 		return err
 	}
+	a.mu.Lock()
+	for _, t := range ends {
+		t.endReported = true
+	}
+	a.mu.Unlock()
 	a.apply(ans, sent)
 	return nil
 }
@@ -326,7 +357,7 @@ func (a *Agent) checkLease() {
 func (a *Agent) sleep(ctx context.Context, d time.Duration) bool {
 	// Poll adopted tasks, stop deadlines and the lease more often than a
 	// long interval.
-	d = min(d, time.Second)
+	d = max(min(d, time.Second), time.Millisecond)
 	select {
 	case <-ctx.Done():
 		return false

@@ -33,6 +33,8 @@ type task struct {
 	ended bool
 	state string // server.TaskRunning, TaskStopping, TaskExited, TaskStopped
 	code  int
+	// endReported: a heartbeat has carried the end (sent, maybe not taken).
+	endReported bool
 }
 
 // report is the task as a heartbeat carries it.

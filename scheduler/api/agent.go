@@ -174,7 +174,9 @@ func (c *Client) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 	return out, c.do(ctx, http.MethodPost, "/v1/agents/"+url.PathEscape(node)+"/heartbeat", jsonBody(hb), &out)
 }
 
-// Logs copies a task's log to w.
+// Logs copies a task's log to w. A read: retried on any answer that may
+// not have come from a leader (an election, a leadership lost mid-read);
+// w is written only once, with the whole answer.
 func (c *Client) Logs(ctx context.Context, job string, q LogsQuery, w io.Writer) error {
-	return c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(job)+"/logs?"+q.values().Encode(), nil, w)
+	return c.doRetry(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(job)+"/logs?"+q.values().Encode(), nil, nil, w, unanswered)
 }

@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
+	"petite/scheduler/api"
+	"petite/scheduler/server"
+)
+
+// fakeServer answers an agent's calls with a fixed interval and the
+// tasks given, and records the heartbeats.
+type fakeServer struct {
+	mu       sync.Mutex
+	interval time.Duration
+	tasks    []server.Assignment
+	beats    []time.Time
+	reports  [][]server.TaskReport
+}
+
+func (f *fakeServer) handler() http.Handler {
+	mux := http.NewServeMux()
+	answer := func(w http.ResponseWriter) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(server.AgentAnswer{
+			NodeState: "ready", Tasks: f.tasks, IntervalMS: f.interval.Milliseconds(),
+			WindowMS: time.Hour.Milliseconds(), GraceMS: 1000,
+		})
+	}
+	mux.HandleFunc("POST /v1/agents/register", func(w http.ResponseWriter, _ *http.Request) { answer(w) })
+	mux.HandleFunc("POST /v1/agents/{node}/heartbeat", func(w http.ResponseWriter, r *http.Request) {
+		var hb server.Heartbeat
+		_ = json.NewDecoder(r.Body).Decode(&hb)
+		f.mu.Lock()
+		f.beats = append(f.beats, time.Now())
+		f.reports = append(f.reports, hb.Tasks)
+		f.mu.Unlock()
+		answer(w)
+	})
+	return mux
+}
+
+func (f *fakeServer) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.beats)
+}
+
+// TestHeartbeatInterval: the agent heartbeats at the interval the servers
+// set, not more often; a task's end is reported at once all the same.
+func TestHeartbeatInterval(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	fs := &fakeServer{interval: 3 * time.Second, tasks: []server.Assignment{
+		{TaskKey: server.TaskKey{Job: "j"}, Command: []string{"sh", "-c", "sleep 0.3"}},
+	}}
+	srv := httptest.NewServer(fs.handler())
+	t.Cleanup(srv.Close)
+	cl, err := api.NewClient(srv.URL)
+	require.NoError(t, err)
+	data := t.TempDir()
+	t.Cleanup(func() { killTasks(data) })
+	a, err := New(Config{
+		Servers: []*api.Client{cl}, DataDir: data, Supervisor: []string{exe, "supervise"},
+		Registration: server.AgentRegistration{Node: scheduler.Node{Name: "n0"}},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// The task ends after 0.3 s: its end goes out at once, not at 3 s.
+	require.Eventually(t, func() bool {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		for _, r := range fs.reports {
+			if len(r) == 1 && r[0].State == server.TaskExited {
+				return true
+			}
+		}
+		return false
+	}, 2*time.Second, 10*time.Millisecond, "the task's end reported at once")
+	n := fs.count()
+	time.Sleep(2500 * time.Millisecond)
+	assert.LessOrEqual(t, fs.count()-n, 1, "at most one heartbeat in 2.5 s at a 3 s interval")
+}
