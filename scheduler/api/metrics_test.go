@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -214,6 +215,25 @@ func TestMetricsCountPreemptions(t *testing.T) {
 	assert.Equal(t, 2.0, must(t, fams, "petite_preemptions_total"))
 	assert.Equal(t, 1.0, must(t, fams, "petite_queued_jobs", "tenant", ""))
 	assert.Equal(t, 16.0, must(t, fams, "petite_pending_gpus", "tenant", ""))
+}
+
+// petite_gpu_info carries the device UUIDs an agent registered, so that
+// dashboards can join DCGM's series; before that the label is empty.
+func TestMetricsGPUInfoUUID(t *testing.T) {
+	c := newCluster(t, 1, 2)
+	fams := parseFamilies(t, scrapeText(t, c.ds[0].URL))
+	assert.Equal(t, 1.0, must(t, fams, "petite_gpu_info", "node", "n1", "index", "3", "uuid", ""))
+	_, nodes := testFleet(2)
+	uuids := make([]string, len(nodes[1].GPUs))
+	for g := range uuids {
+		uuids[g] = fmt.Sprintf("GPU-test-n1-%d", g)
+	}
+	_, err := c.ds[0].Server.RegisterAgent(context.Background(), server.AgentRegistration{Node: nodes[1], Devices: uuids})
+	require.NoError(t, err)
+	fams = parseFamilies(t, scrapeText(t, c.ds[0].URL))
+	assert.Equal(t, 1.0, must(t, fams, "petite_gpu_info", "node", "n1", "index", "3", "model", "H100", "uuid", "GPU-test-n1-3"))
+	assert.Equal(t, 1.0, must(t, fams, "petite_gpu_info", "node", "n0", "index", "3", "uuid", ""))
+	assert.Len(t, fams["petite_gpu_info"].GetMetric(), 16)
 }
 
 // Each server serves its own /metrics (never forwarded): one says it

@@ -153,18 +153,17 @@ func (h *handler) pageData(strand *metrics.Strand) pageData {
 	}
 	tenantIdx := map[string]int{}
 	h.s.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, _ uint64) {
-		// Tenants: the registered ones and any a job names, by name.
+		// Tenants: the registered ones and any a job names, ended jobs
+		// included (each row of the jobs table has its tenant's colour).
 		names := []string{}
 		for _, t := range m.Tenants() {
 			names = append(names, t.Name)
 		}
+		infos := m.Jobs()
+		for _, info := range infos {
+			names = append(names, info.Job.Tenant)
+		}
 		pending, running := m.Pending(), m.Running()
-		for _, j := range pending {
-			names = append(names, j.Tenant)
-		}
-		for _, rj := range running {
-			names = append(names, rj.Job.Tenant)
-		}
 		slices.Sort(names)
 		names = slices.Compact(names)
 		for i, n := range names {
@@ -263,7 +262,6 @@ func (h *handler) pageData(strand *metrics.Strand) pageData {
 		}
 
 		// Jobs: running and queued first, then the ended ones, each by id.
-		infos := m.Jobs()
 		d.JobsTotal = len(infos)
 		slices.SortStableFunc(infos, func(a, b state.JobInfo) int {
 			return cmp.Compare(jobOrder(a.Status), jobOrder(b.Status))

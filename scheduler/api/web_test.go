@@ -70,6 +70,19 @@ func TestWebPage(t *testing.T) {
 	assert.Equal(t, 12, strings.Count(page, `<i style="background:`+palette[0]+`"`), "research's whole GPUs, one colour each")
 	assert.Equal(t, 3, strings.Count(page, "vision 0.5"), "vision's three shares, each on its GPU's cell")
 
+	// A job that ended, of a tenant with nothing else: still listed.
+	cl := c.client(0)
+	_, err := cl.Submit(context.Background(), []byte("id: gone\ntenant: ops\ncount: 1\ntask:\n  gpus: 1\n  cpu_milli: 1000\n  memory_mib: 1024\n  command: [x]\n"))
+	require.NoError(t, err)
+	waitStatus(t, cl, "gone", StatusRunning)
+	_, err = cl.Finish(context.Background(), "gone", FinishRequest{})
+	require.NoError(t, err)
+	waitStatus(t, cl, "gone", StatusSucceeded)
+	resp, body = get(t, c.ds[0].URL+"/ui/")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.Contains(t, string(body), `<td class="status-succeeded">succeeded</td>`)
+	assert.Contains(t, string(body), `</span>ops</td><td class="n">`, "the tenant of an ended job has its row (and colour)")
+
 	// Below /ui/ there is nothing; /ui itself leads to the page.
 	resp, _ = get(t, c.ds[0].URL+"/ui/nothing")
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
