@@ -4,7 +4,7 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: all build test test-short bench demo lint fmt fuzz frag-sweep clean
+.PHONY: all build test test-short bench demo lint fmt fuzz chaos frag-sweep clean
 
 all: lint build test
 
@@ -48,6 +48,15 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
 	  done; \
 	done
+
+## chaos: the long chaos run (docs/chaos.md): 20 seeds of at least 10,000
+## operations each against petite server processes under a nemesis, every
+## history checked for linearizability. Partitions need root and ip netns;
+## elsewhere kills and pauses run alone. CHAOSFLAGS adds flags, e.g.
+## CHAOSFLAGS='-chaos.seed=7 -chaos.seeds=1'.
+CHAOSFLAGS ?=
+chaos:
+	$(GO) test -count=1 -timeout 8h -run '^TestChaos$$' -v ./scheduler/chaos/ -chaos.long $(CHAOSFLAGS)
 
 ## frag-sweep: the fragmentation experiment (Weng et al., ATC'23; docs/frag.md):
 ## the paper's 17 openb workloads x the six published policies and petite's
