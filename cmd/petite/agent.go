@@ -113,9 +113,13 @@ same --data-dir adopts them. See docs/agent.md.`,
 			return fmt.Errorf("listen for the agent's API on %s: %w", *httpAddr, err)
 		}
 		defer ln.Close()
+		ln, scheme, err := agentListener(ln, srv) // TLS, servers only, with a certificate (tls.go)
+		if err != nil {
+			return err
+		}
 		url := *advertise
 		if url == "" {
-			url = "http://" + ln.Addr().String()
+			url = scheme + ln.Addr().String()
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 		a, err := agent.New(agent.Config{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -295,4 +296,20 @@ func (s *serverSecurity) describe() string {
 type authFileConfig struct {
 	Tokens   string `yaml:"tokens"`
 	AuditLog string `yaml:"audit_log"`
+}
+
+// agentListener puts the agent's log API behind TLS when the agent has a
+// certificate (the flags beside its --server address): only the cluster's
+// servers may then read its logs. It returns the listener and the scheme
+// the agent advertises.
+func agentListener(ln net.Listener, srv *string) (net.Listener, string, error) {
+	a := authFor(srv)
+	if a.cert == "" {
+		return ln, "http://", nil
+	}
+	cfg, err := pki.Files{CA: a.ca, Cert: a.cert, Key: a.key}.ServersOnlyConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("agent API TLS: %w", err)
+	}
+	return tls.NewListener(ln, cfg), "https://", nil
 }

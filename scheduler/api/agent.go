@@ -144,7 +144,7 @@ func (h *handler) jobLogs(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("job %s task %d ran on %s, whose agent serves no logs", id, q.Task, node)})
 		return
 	}
-	cl, err := NewClient(rec.Addr)
+	cl, err := h.agentClient(rec.Addr) // TLS to an https:// agent (auth.go)
 	if err != nil {
 		writeErr(w, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("agent of %s: %v", node, err)})
 		return

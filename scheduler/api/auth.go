@@ -446,3 +446,20 @@ func (c *Client) UseTLS(cfg *tls.Config) {
 		c.Base = "https://" + rest
 	}
 }
+
+// agentClient returns a client of an agent's log API at addr: over TLS
+// with this server's certificate when the agent advertises https:// (its
+// API answers servers only).
+func (h *handler) agentClient(addr string) (*Client, error) {
+	cl, err := NewClient(addr)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(cl.Base, "https://") {
+		if h.sec == nil || h.sec.PeerTLS == nil {
+			return nil, fmt.Errorf("agent at %s serves TLS and this server has no certificate (--tls-cert)", addr)
+		}
+		cl.UseTLS(h.sec.PeerTLS)
+	}
+	return cl, nil
+}

@@ -208,3 +208,47 @@ func TestTLSWithoutTokens(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, st, body)
 	assert.Contains(t, body, "takes no tokens")
 }
+
+// In a TLS cluster an agent's log API answers servers only: `petite job
+// logs` goes through a server, which dials the agent with its own
+// certificate; a client's certificate cannot read the agent directly.
+func TestAgentLogsOverTLS(t *testing.T) {
+	c, ca, toks, _ := secureCluster(t, 1)
+	url := c.ds[0].URL
+	cfg, err := ca.files(pki.RoleAgent, "logs").ServersOnlyConfig()
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	logs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "log of %s", r.URL.Path)
+	})}
+	go logs.Serve(tls.NewListener(ln, cfg))
+	t.Cleanup(func() { logs.Close() })
+	agentURL := "https://" + ln.Addr().String()
+
+	admin, err := ca.files(pki.RoleClient, "alice").ClientConfig()
+	require.NoError(t, err)
+	cl := &Client{Base: url, Token: toks["admin"]}
+	cl.UseTLS(admin)
+	_, nodes := testFleet(2)
+	for _, n := range nodes {
+		devs := make([]string, len(n.GPUs))
+		for i := range devs {
+			devs[i] = fmt.Sprintf("GPU-%s-%d", n.Name, i)
+		}
+		_, err := cl.RegisterAgent(context.Background(), AgentRegistration{Node: n, Devices: devs, Addr: agentURL})
+		require.NoError(t, err)
+	}
+	_, err = cl.Submit(context.Background(), []byte("id: logged\ntask: {gpus: 1, command: [true]}\n"))
+	require.NoError(t, err)
+	waitStatus(t, cl, "logged", StatusRunning)
+
+	var out strings.Builder
+	require.NoError(t, cl.Logs(context.Background(), "logged", LogsQuery{}, &out))
+	assert.Contains(t, out.String(), "log of /v1/agent/n")
+
+	direct := &Client{Base: agentURL}
+	direct.UseTLS(admin)
+	err = direct.once(context.Background(), http.MethodGet, "/v1/agent/n0/logs", nil, nil, io.Discard)
+	require.Error(t, err, "a client's certificate read an agent's logs")
+}

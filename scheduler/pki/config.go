@@ -148,3 +148,29 @@ func PeerIdentity(cs tls.ConnectionState) (Identity, error) {
 	}
 	return IdentityOf(cs.VerifiedChains[0][0])
 }
+
+// ServersOnlyConfig is the TLS configuration of an endpoint that only the
+// cluster's servers may call: an agent's log API, which the servers proxy
+// for `petite job logs`. It serves f's certificate (an agent's or a
+// server's) and refuses, in the handshake, any peer without a server
+// certificate of the CA.
+func (f Files) ServersOnlyConfig() (*tls.Config, error) {
+	pool, err := f.pool()
+	if err != nil {
+		return nil, err
+	}
+	pair, id, err := f.pair()
+	if err != nil {
+		return nil, err
+	}
+	if id.Role == RoleClient {
+		return nil, fmt.Errorf("%s names %s: a client certificate cannot serve", f.Cert, id)
+	}
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{pair},
+		ClientCAs:        pool,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		VerifyConnection: RequireRole(RoleServer),
+	}, nil
+}

@@ -191,3 +191,32 @@ func TestServerConfigNeedsServerCertificate(t *testing.T) {
 	_, err = Files{}.ClientConfig()
 	require.ErrorContains(t, err, "--tls-ca")
 }
+
+// An agent's log API answers servers only.
+func TestServersOnlyConfig(t *testing.T) {
+	ca, dir := newCA(t)
+	issue := func(role, name string) Files {
+		f, err := ca.IssueFiles(dir, Request{Identity: Identity{Role: role, Name: name}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: time.Hour}, time.Now(), false)
+		require.NoError(t, err)
+		return f
+	}
+	agent := issue(RoleAgent, "gpu-1")
+	srv, err := agent.ServersOnlyConfig()
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		role string
+		ok   bool
+	}{{RoleServer, true}, {RoleAgent, false}, {RoleClient, false}} {
+		cc, err := issue(tc.role, "caller-"+tc.role).ClientConfig()
+		require.NoError(t, err)
+		cc.ServerName = "127.0.0.1"
+		serr, _ := handshake(t, srv, cc)
+		if tc.ok {
+			require.NoError(t, serr, tc.role)
+		} else {
+			require.ErrorContains(t, serr, "not allowed", tc.role)
+		}
+	}
+	_, err = issue(RoleClient, "c").ServersOnlyConfig()
+	require.ErrorContains(t, err, "a client certificate cannot serve")
+}

@@ -29,7 +29,7 @@ type FSM struct {
 	requests map[string]string
 	index    uint64 // last raft index applied
 	// history is the jobs that ended, oldest first (history.go).
-	history []HistoryRecord
+	history historyRing
 	// starts maps running jobs to their last start, derived from m.
 	starts map[string]int64
 
@@ -266,7 +266,7 @@ func (f *FSM) encodeLocked() ([]byte, error) {
 	b, err := json.Marshal(snapshotFile{
 		V: 1, Type: snapshotType, State: bytes.TrimSpace(st.Bytes()),
 		Jobs: f.jobs, Servers: f.servers, Agents: f.agents,
-		History: f.history,
+		History: f.history.ordered(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
@@ -303,7 +303,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if f.servers == nil {
 		f.servers = map[string]string{}
 	}
-	f.history = s.History
+	f.history = newHistory(s.History)
 	f.starts = runningStarts(f.m)
 	f.requests = requestIndex(f.jobs)
 	f.agents = maps.Clone(s.Agents)

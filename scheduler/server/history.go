@@ -1,14 +1,17 @@
 package server
 
 import (
+	"slices"
+
 	"petite/scheduler"
 	"petite/scheduler/state"
 )
 
 // HistoryLimit bounds the history the FSM keeps: the last jobs to end, at
-// most this many (about 200 bytes each, 20 MB at the bound). It is a
-// constant, not a setting: the history is part of the replicated state,
-// and every server must drop the same records to stay alike.
+// most this many (about 300 bytes each in memory and in a snapshot: 30 MB
+// at the bound). It is a constant, not a setting: the history is part of
+// the replicated state, and every server must drop the same records to
+// stay alike.
 const HistoryLimit = 100_000
 
 // HistoryRecord is a job that ended, as the daemon's history keeps it:
@@ -45,9 +48,13 @@ func (f *FSM) recordEnded(res ApplyResult) {
 		for _, id := range r.Requeued {
 			delete(f.starts, id)
 		}
-		for _, id := range r.Started {
-			if info, ok := f.m.Job(id); ok {
-				f.starts[id] = info.Started
+		if len(r.Started) > 0 {
+			// Only a plan starts jobs, all at its At: one look at the
+			// machine gives the time for every job it started.
+			if info, ok := f.m.Job(r.Started[0]); ok {
+				for _, id := range r.Started {
+					f.starts[id] = info.Started
+				}
 			}
 		}
 		for _, id := range r.Ended {
@@ -57,9 +64,9 @@ func (f *FSM) recordEnded(res ApplyResult) {
 			if !ok || !info.Status.Ended() {
 				continue
 			}
-			f.history = appendHistory(f.history, HistoryRecord{
+			f.history.add(HistoryRecord{
 				Job: info.Job, Status: info.Status, Started: started, Ended: info.Ended, Requeues: info.Requeues,
-			}, HistoryLimit)
+			})
 		}
 	}
 }
@@ -73,14 +80,43 @@ func runningStarts(m *state.Machine) map[string]int64 {
 	return out
 }
 
-// appendHistory appends rec to h, first dropping the oldest tenth of limit
-// when h is full, so that the copy is paid once per limit/10 ends rather
-// than on each; h never holds more than limit records.
-func appendHistory(h []HistoryRecord, rec HistoryRecord, limit int) []HistoryRecord {
-	if len(h) >= limit {
-		h = append(h[:0], h[len(h)-limit+max(limit/10, 1):]...)
+// historyRing keeps the last limit records (HistoryLimit when zero): once
+// full, each new record takes the place of the oldest, so that recording
+// costs the same at the bound as below it.
+type historyRing struct {
+	recs  []HistoryRecord
+	next  int // the oldest record once full: where the next one goes
+	limit int
+}
+
+func (h *historyRing) add(r HistoryRecord) {
+	if h.limit == 0 {
+		h.limit = HistoryLimit
 	}
-	return append(h, rec)
+	if len(h.recs) < h.limit {
+		h.recs = append(h.recs, r)
+		return
+	}
+	h.recs[h.next] = r
+	h.next = (h.next + 1) % h.limit
+}
+
+// ordered returns the records, oldest first, in a new slice.
+func (h *historyRing) ordered() []HistoryRecord {
+	if len(h.recs) == 0 {
+		return nil
+	}
+	return append(slices.Clone(h.recs[h.next:]), h.recs[:h.next]...)
+}
+
+// newHistory is a ring holding the last HistoryLimit of recs (oldest
+// first), as a snapshot carries them.
+func newHistory(recs []HistoryRecord) historyRing {
+	var h historyRing
+	for _, r := range recs[max(len(recs)-HistoryLimit, 0):] {
+		h.add(r)
+	}
+	return h
 }
 
 // History runs fn with the FSM locked: the history of ended jobs (oldest
@@ -89,5 +125,5 @@ func appendHistory(h []HistoryRecord, rec HistoryRecord, limit int) []HistoryRec
 func (f *FSM) History(fn func(history []HistoryRecord, m *state.Machine)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fn(f.history, f.m)
+	fn(f.history.ordered(), f.m)
 }

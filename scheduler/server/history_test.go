@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/assert"
@@ -13,18 +15,20 @@ import (
 	"petite/scheduler/state"
 )
 
-// The history stays within its bound and keeps the newest records.
-func TestAppendHistoryBound(t *testing.T) {
-	var h []HistoryRecord
+// The history stays within its bound, keeps the newest records in order,
+// and a snapshot's records restore to the same.
+func TestHistoryRingBound(t *testing.T) {
+	h := historyRing{limit: 20}
 	for i := range 95 {
-		h = appendHistory(h, HistoryRecord{Ended: int64(i)}, 20)
-		require.LessOrEqual(t, len(h), 20)
-		assert.Equal(t, int64(i), h[len(h)-1].Ended)
+		h.add(HistoryRecord{Ended: int64(i)})
+		got := h.ordered()
+		require.Len(t, got, min(i+1, 20))
+		for k := range got {
+			assert.Equal(t, int64(i-len(got)+1+k), got[k].Ended, "in order, the newest kept")
+		}
 	}
-	for i := 1; i < len(h); i++ {
-		assert.Equal(t, h[i-1].Ended+1, h[i].Ended, "in order, none lost between")
-	}
-	assert.GreaterOrEqual(t, len(h), 18)
+	back := newHistory(h.ordered())
+	assert.Equal(t, h.ordered(), back.ordered())
 }
 
 // The FSM records each job that ends, from the log alone, and its
@@ -93,4 +97,52 @@ func TestFSMHistory(t *testing.T) {
 		assert.Equal(t, state.Failed, h[2].Status)
 		assert.Equal(t, [2]int64{200, 260}, [2]int64{h[2].Started, h[2].Ended})
 	})
+}
+
+// BenchmarkRecordHistory measures what the history costs each server per
+// placement decision: noting a job's start when a plan starts it, and
+// appending its record when it ends. One op is one decision (a job of one
+// task started by a batched plan, then finished).
+func BenchmarkRecordHistory(b *testing.B) {
+	pools, nodes := testFleet(64)
+	f := NewFSM()
+	for _, c := range []state.Command{state.RegisterPool{Pool: pools[0]}} {
+		_, err := f.m.Apply(c)
+		require.NoError(b, err)
+	}
+	for _, n := range nodes {
+		_, err := f.m.Apply(state.RegisterNode{Node: n})
+		require.NoError(b, err)
+	}
+	const round = 512 // one decision per GPU of the fleet
+	var record time.Duration
+	b.ResetTimer()
+	for done, r := 0, 0; done < b.N; r++ {
+		n := min(round, b.N-done)
+		plan := state.ApplyPlan{At: int64(r)}
+		for i := range n {
+			id := fmt.Sprintf("r%d-%04d", r, i)
+			job := scheduler.Job{ID: id, Kind: scheduler.Training, Tenant: "ml", Count: 1, Task: scheduler.Task{GPUs: 1, GPUMilli: 1000, CPUMilli: 100, MemoryMiB: 100}}
+			_, err := f.m.Apply(state.Submit{Job: job, At: int64(r)})
+			require.NoError(b, err)
+			plan.Place = append(plan.Place, scheduler.JobPlacement{Job: id, Tasks: []scheduler.TaskPlacement{
+				{Node: nodes[i/8].Name, GPUs: []int{i % 8}, GPUMilli: 1000, CPUMilli: 100, MemoryMiB: 100}}})
+		}
+		res, err := f.m.Apply(plan)
+		require.NoError(b, err)
+		t0 := time.Now()
+		f.recordEnded(ApplyResult{Results: []state.Result{res}})
+		record += time.Since(t0)
+		for _, jp := range plan.Place {
+			res, err := f.m.Apply(state.Finish{Job: jp.Job, At: int64(r) + 1})
+			require.NoError(b, err)
+			t0 := time.Now()
+			f.recordEnded(ApplyResult{Results: []state.Result{res}})
+			record += time.Since(t0)
+		}
+		_, err = f.m.Apply(state.Prune{Before: int64(r) + 2})
+		require.NoError(b, err)
+		done += n
+	}
+	b.ReportMetric(float64(record.Nanoseconds())/float64(b.N), "history-ns/decision")
 }
