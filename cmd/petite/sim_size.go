@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,10 +44,10 @@ bracket by k-section, --k counts a round, each round's replays in parallel
 the two runs that bracket it (answer−1 fails, answer holds); --json prints
 it as one object. The output does not depend on --parallel.`,
 		Example: examples(
-			"# how many more A100 nodes keep p95 wait under 10 min for the trace as it is",
-			"petite sim size --fleet examples/scenarios/fleets/burst.yaml --trace simulator/replay/testdata/section7.csv --add onprem:A100 --slo 'p95-wait<=10m' --growth 1",
-			"# the same sized to the forecast's peak, over three seeds, as JSON",
-			"petite sim size --fleet examples/scenarios/fleets/burst.yaml --trace simulator/replay/testdata/section7.csv --add onprem:A100 --slo 'p95-wait<=10m' --seed 42-44 --json",
+			"# how many more nodes like the owned ones keep p95 wait under 5 min, for the trace half again as busy",
+			"petite sim size --fleet simulator/replay/testdata/burst-fleet.yaml --trace simulator/replay/testdata/section7.csv --add onprem:V100M32 --slo 'p95-wait<=5m' --growth 1.5 --seed 42-44",
+			"# sized to the forecast's peak (a day ahead, hourly) of the openb sample's demand, as JSON",
+			"petite sim size --fleet traces/samples/openb_node_list_gpu_node.csv --trace traces/samples/openb_pod_list_default.csv --default-duration 1h --add default:T4 --slo 'p99-wait<=10m' --step 1h --horizon 1d --json",
 		),
 		Args: noArgs,
 	}
@@ -107,6 +109,13 @@ it as one object. The output does not depend on --parallel.`,
 		if err != nil {
 			return err
 		}
+		if !slices.ContainsFunc(pools, func(p scheduler.Pool) bool { return p.Name == axis.Pool }) {
+			names := make([]string, len(pools))
+			for i, p := range pools {
+				names[i] = p.Name
+			}
+			return fmt.Errorf("--add/--quota: the fleet has no pool %q (it has %s)", axis.Pool, strings.Join(names, ", "))
+		}
 		src, meta, name, err := readTraceJobs(cmd, *tracePath, traces.Options{Format: f, Strict: *strict})
 		if err != nil {
 			return err
@@ -135,7 +144,9 @@ it as one object. The output does not depend on --parallel.`,
 		}
 		res := sizeOutput{Sizing: sz, Growth: g, Jobs: len(projected), TraceJobs: len(jobs), Seeds: ss}
 		if out == "json" {
-			if werr := writeJSON(cmd.OutOrStdout(), res.json()); werr != nil {
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetEscapeHTML(false) // the SLO reads p95-wait<=10m0s
+			if werr := enc.Encode(res.json()); werr != nil {
 				return werr
 			}
 			return err

@@ -156,3 +156,32 @@ func TestSizeRealReplay(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, up.Answer, sz.Answer, "half again the demand needs more nodes")
 }
+
+// The quota axis grows a cloud pool's max_nodes under pool scaling: with
+// no quota the cloud pool cannot help, the answer is positive, holds, and
+// one node of quota less does not.
+func TestSizeQuota(t *testing.T) {
+	pools, nodes := sizeFleet(1)
+	pools = append(pools, scheduler.Pool{Name: "cl", Kind: scheduler.PoolCloud, PricePerGPUHour: 2, ProvisionDelaySec: 60})
+	tmpl := nodes[0]
+	tmpl.Name, tmpl.Pool = "cl-0", "cl"
+	nodes = append(nodes, tmpl)
+	jobs := sizeJobs()
+	slo := SLO{Quantile: 0.95, MaxWait: 15 * time.Minute}
+	rp := &FleetReplayer{Base: replay.Config{Pools: pools, Nodes: nodes, Jobs: jobs, Queue: replay.QueueBackfill, Options: scheduler.Options{Cost: true}}}
+	sz, err := Size(context.Background(), rp, Addition{Pool: "cl", Quota: true}, slo, []uint64{42}, SizeOptions{Max: 32, Workers: 2})
+	require.NoError(t, err)
+	require.Positive(t, sz.Answer)
+	for _, tc := range []struct {
+		quota int
+		holds bool
+	}{{sz.Answer, true}, {sz.Answer - 1, false}} {
+		cl := slices.Clone(pools)
+		cl[1].MaxNodes = tc.quota
+		res, err := replay.Run(context.Background(), replay.Config{Pools: cl, Nodes: nodes, Jobs: jobs, Queue: replay.QueueBackfill,
+			Options: scheduler.Options{Cost: true}, Seed: 42, Scale: &replay.Scale{IdleRelease: replay.DefaultIdleRelease}})
+		require.NoError(t, err)
+		assert.Equal(t, tc.holds, slo.Delay(res) <= slo.MaxWait, "quota %d", tc.quota)
+		assert.Greater(t, res.Summary.Scaling["cl"].PeakNodes, 0)
+	}
+}
