@@ -30,7 +30,7 @@ var testCallers = []struct {
 
 // testTokens makes a token file for testCallers and returns it with each
 // caller's token.
-func testTokens(t *testing.T) (*Tokens, map[string]string) {
+func testTokens(t testing.TB) (*Tokens, map[string]string) {
 	t.Helper()
 	toks := map[string]string{}
 	var b strings.Builder
