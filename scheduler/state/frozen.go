@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"petite/scheduler"
 )
@@ -35,8 +36,11 @@ type Frozen struct {
 	// jobs themselves are shared: the machine never writes a job after its
 	// submission, and a pass only reads them).
 	jobs    map[string]*frozenJob
-	pending []*frozenJob            // by submission (seq)
-	running []*scheduler.RunningJob // by id
+	pending []*frozenJob // by submission (seq)
+	// running lists the running jobs by id, built when Running is called
+	// after a change (passes read the set-up, not this list).
+	running []*scheduler.RunningJob
+	stale   bool
 	tenants []scheduler.Tenant
 	spare   []*frozenJob
 }
@@ -79,7 +83,7 @@ func (m *Machine) Refreeze(f *Frozen) {
 	if f.src != m || f.jpos < m.jlogBase {
 		// Another machine, or a log trimmed past f: copy every job.
 		f.src, f.st, f.jobs = m, scheduler.NewStanding(), map[string]*frozenJob{}
-		f.pending, f.running = f.pending[:0], f.running[:0]
+		f.pending, f.stale = f.pending[:0], true
 		f.tenants = m.Tenants()
 		f.tver = m.tver
 		f.st.SetTenants(f.tenants)
@@ -139,8 +143,7 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 		return
 	}
 	fj.copyRun(r)
-	i, _ := slices.BinarySearchFunc(f.running, id, byJobID)
-	f.running = slices.Insert(f.running, i, &fj.run)
+	f.stale = true
 	f.st.Run(c, &fj.run)
 }
 
@@ -153,9 +156,7 @@ func (f *Frozen) remove(fj *frozenJob) {
 		}
 		f.st.Unqueue(&fj.rec.job)
 	} else {
-		if i, ok := slices.BinarySearchFunc(f.running, id, byJobID); ok {
-			f.running = slices.Delete(f.running, i, i+1)
-		}
+		f.stale = true
 		f.st.Stop(id)
 	}
 	delete(f.jobs, id)
@@ -214,7 +215,19 @@ func (f *Frozen) Pending() []*scheduler.Job {
 }
 
 // Running returns the running jobs sorted by id (read-only).
-func (f *Frozen) Running() []*scheduler.RunningJob { return slices.Clone(f.running) }
+func (f *Frozen) Running() []*scheduler.RunningJob {
+	if f.stale {
+		f.running = f.running[:0]
+		for _, fj := range f.jobs {
+			if fj.status == Running {
+				f.running = append(f.running, &fj.run)
+			}
+		}
+		slices.SortFunc(f.running, func(a, b *scheduler.RunningJob) int { return strings.Compare(a.Job.ID, b.Job.ID) })
+		f.stale = false
+	}
+	return slices.Clone(f.running)
+}
 
 // Tenants returns the tenants sorted by name.
 func (f *Frozen) Tenants() []scheduler.Tenant { return slices.Clone(f.tenants) }

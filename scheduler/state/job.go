@@ -111,6 +111,9 @@ type record struct {
 	// ver counts the changes to status and run (see Machine.changed), so
 	// that a Frozen copies a job once however often the log names it.
 	ver uint64
+	// inView: the record is listed in the machine's running view or in
+	// the jobs started since it was built (see Machine.runningView).
+	inView bool
 }
 
 func (r *record) info() JobInfo {

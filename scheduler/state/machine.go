@@ -17,7 +17,16 @@ type Machine struct {
 	jobs    map[string]*record
 	pending []*record // in submission order (seq)
 	running map[string]*record
-	view    []*scheduler.RunningJob // running jobs by id; nil when stale
+	// view lists the running jobs by id as of the last runningView, with
+	// their records in viewRec; viewAdd lists the jobs started since (each
+	// record once: inView marks those in either list), and dirty says a
+	// job started or stopped since. Starts and stops cost O(1); the view
+	// is brought up to date when read, in one merge.
+	view    []*scheduler.RunningJob
+	viewRec []*record
+	viewAdd []*record
+	viewOn  bool
+	dirty   bool
 	tenants map[string]scheduler.Tenant
 	applied uint64
 	nextSeq uint64
@@ -168,13 +177,57 @@ func (m *Machine) Running() []*scheduler.RunningJob { return slices.Clone(m.runn
 // runningView is the machine's own sorted view of the running jobs, built
 // when first needed and then kept as jobs start and stop.
 func (m *Machine) runningView() []*scheduler.RunningJob {
-	if m.view == nil {
-		m.view = make([]*scheduler.RunningJob, 0, len(m.running))
+	byID := func(a, b *record) int { return strings.Compare(a.job.ID, b.job.ID) }
+	switch {
+	case !m.viewOn:
+		m.viewOn = true
+		m.viewRec = m.viewRec[:0]
 		for _, r := range m.running {
-			m.view = append(m.view, &r.run)
+			r.inView = true
+			m.viewRec = append(m.viewRec, r)
 		}
-		slices.SortFunc(m.view, func(a, b *scheduler.RunningJob) int { return strings.Compare(a.Job.ID, b.Job.ID) })
+		slices.SortFunc(m.viewRec, byID)
+	case m.dirty:
+		// Drop the jobs stopped since, merge in those started.
+		keep := m.viewRec[:0]
+		for _, r := range m.viewRec {
+			if r.status == Running {
+				keep = append(keep, r)
+			} else {
+				r.inView = false
+			}
+		}
+		add := m.viewAdd[:0]
+		for _, r := range m.viewAdd {
+			if r.status == Running {
+				add = append(add, r)
+			} else {
+				r.inView = false
+			}
+		}
+		slices.SortFunc(add, byID)
+		n := len(keep)
+		merged := slices.Grow(keep, len(add))[:n+len(add)]
+		for i, k, w := n-1, len(add)-1, len(merged)-1; k >= 0; w-- {
+			if i >= 0 && byID(merged[i], add[k]) > 0 {
+				merged[w] = merged[i]
+				i--
+			} else {
+				merged[w] = add[k]
+				k--
+			}
+		}
+		clear(m.viewAdd)
+		m.viewRec, m.viewAdd = merged, m.viewAdd[:0]
+	default:
+		return m.view
 	}
+	m.dirty = false
+	m.view = slices.Grow(m.view[:0], len(m.viewRec))
+	for _, r := range m.viewRec {
+		m.view = append(m.view, &r.run)
+	}
+	clear(m.view[len(m.view):cap(m.view)])
 	return m.view
 }
 
@@ -561,10 +614,12 @@ func (m *Machine) start(r *record, at int64, res *Result) {
 	r.status = Running
 	r.run.Started = at
 	m.running[r.job.ID] = r
-	if m.view != nil {
-		// Keep the sorted view: sorting it again costs a pass far more.
-		i, _ := slices.BinarySearchFunc(m.view, r.job.ID, byJobID)
-		m.view = slices.Insert(m.view, i, &r.run)
+	if m.viewOn {
+		m.dirty = true
+		if !r.inView {
+			r.inView = true
+			m.viewAdd = append(m.viewAdd, r)
+		}
 	}
 	m.changed(r)
 	res.Started = append(res.Started, r.job.ID)
@@ -572,15 +627,11 @@ func (m *Machine) start(r *record, at int64, res *Result) {
 
 func (m *Machine) stopRunning(r *record) {
 	delete(m.running, r.job.ID)
-	if i, ok := slices.BinarySearchFunc(m.view, r.job.ID, byJobID); ok {
-		m.view = slices.Delete(m.view, i, i+1)
-	}
+	m.dirty = m.dirty || m.viewOn
 	r.run.Started = 0
 	m.changed(r)
 }
 
-// byJobID orders the running view by job id.
-func byJobID(rj *scheduler.RunningJob, id string) int { return strings.Compare(rj.Job.ID, id) }
 
 // enqueue puts a job in the pending queue at its submission place.
 func (m *Machine) enqueue(r *record) {

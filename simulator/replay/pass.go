@@ -12,8 +12,9 @@ import (
 // its plan through the state machine.
 func (e *engine) pass(t int64) error {
 	e.passes++
+	// The replay reads no reasons: a pass need not list every waiting job.
 	in := scheduler.Pass{Now: seconds(t), Policy: e.pol, Rng: e.rng,
-		Backfill: e.cfg.Queue == QueueBackfill, Preempt: e.cfg.Preempt}
+		Backfill: e.cfg.Queue == QueueBackfill, Preempt: e.cfg.Preempt, NoUnplaced: true}
 	if e.cfg.Queue == QueueFIFOSkip {
 		// one decision per queued job: the whole queue is looked at
 		in.Limits.Decisions = max(scheduler.DefaultDecisions, e.queued+1)
