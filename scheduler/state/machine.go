@@ -632,7 +632,6 @@ func (m *Machine) stopRunning(r *record) {
 	m.changed(r)
 }
 
-
 // enqueue puts a job in the pending queue at its submission place.
 func (m *Machine) enqueue(r *record) {
 	r.status = Pending
