@@ -137,9 +137,13 @@ func TestServerRefusesOpenPublicAddress(t *testing.T) {
 		{[]string{"--http", "10.1.2.3:0", "--raft-addr", "127.0.0.1:0", "--tokens", filepath.Join(dir, "none.yaml")}, "none.yaml"},
 		{[]string{"--http", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--tls-ca", "ca.pem"}, "TLS needs --tls-ca, --tls-cert and --tls-key together"},
 	} {
-		code, _, errOut := petite(t, nil, append([]string{"server", "--id", "x", "--data-dir", filepath.Join(dir, "d"), "--bootstrap"}, tc.args...)...)
+		// A server that does start (the check gone) is stopped, not waited on forever.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var out, errb syncBuffer
+		code := run(ctx, append([]string{"server", "--id", "x", "--data-dir", filepath.Join(dir, "d"), "--bootstrap"}, tc.args...), strings.NewReader(""), &out, &errb)
+		cancel()
 		assert.NotEqual(t, exitOK, code, tc.args)
-		assert.Contains(t, errOut, tc.want, tc.args)
+		assert.Contains(t, errb.String(), tc.want, tc.args)
 	}
 	code, _, errOut := petite(t, nil, "server", "--dev", "--tokens", "t.yaml")
 	assert.Equal(t, exitUsage, code)
