@@ -13,10 +13,16 @@ import (
 	"petite/simulator/replay"
 )
 
-// estimateMaxAge bounds how long an estimate made at one index is served
-// while nothing is committed: remaining walltimes are anchored at the time
-// of the replay, so an old one drifts.
-const estimateMaxAge = 60 // seconds of the driver's clock
+// How long an estimate is served (seconds of the driver's clock): past
+// estimateMaxAge it is made again even if nothing was committed (remaining
+// walltimes are anchored at the time of the replay, so an old one drifts);
+// after a commit it is made again once it is estimateMinAge old, or at once
+// for a job it does not know, so that a busy cluster, which commits at
+// every pass, does not replay its queue at every status call.
+const (
+	estimateMaxAge = 60
+	estimateMinAge = 5
+)
 
 // estimates caches the start estimates of the last committed index seen.
 type estimates struct {
@@ -30,8 +36,9 @@ type estimates struct {
 
 // estimate gives a queued job its estimated start (RFC 3339), or a note
 // saying why there is none. A replay runs at most once per committed
-// index (and estimateMaxAge), bounded by replay.EstimateOptions' defaults
-// (7 days ahead, 2,000 queued jobs), outside the state machine's lock.
+// index (within the ages above), bounded by replay.EstimateOptions'
+// defaults (7 days ahead, 500 queued jobs), outside the state machine's
+// lock.
 func (h *handler) estimate(ctx context.Context, j *Job) {
 	if j.Status != StatusQueued {
 		return
@@ -45,7 +52,9 @@ func (h *handler) estimate(ctx context.Context, j *Job) {
 	var err error
 	h.s.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, idx uint64) {
 		index = idx
-		if e.valid && idx == e.index && now-e.at <= estimateMaxAge && now >= e.at {
+		_, known := e.byJob[j.ID]
+		age := now - e.at
+		if e.valid && age >= 0 && age <= estimateMaxAge && (idx == e.index || age < estimateMinAge && known) {
 			return
 		}
 		st, err = replay.FromMachine(m, replay.SnapshotOptions{At: now, DefaultDuration: replay.DefaultEstimateDuration})
@@ -61,7 +70,7 @@ func (h *handler) estimate(ctx context.Context, j *Job) {
 	case e.err != nil:
 		j.EstimateNote = "no estimate: " + e.err.Error()
 	case !ok:
-		j.EstimateNote = "no estimate: submitted since the last replay of the queue"
+		j.EstimateNote = "no estimate: not in the last replay of the queue"
 	case est.OK:
 		j.EstimatedStart = time.Unix(est.At, 0).UTC().Format(time.RFC3339)
 		j.EstimateNote = est.Note

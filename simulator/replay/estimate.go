@@ -16,7 +16,7 @@ import (
 // The bounds of an estimate when EstimateOptions leave them at zero.
 const (
 	DefaultEstimateHorizon  = 7 * 24 * Hour
-	DefaultEstimateMaxJobs  = 2000
+	DefaultEstimateMaxJobs  = 500
 	DefaultEstimateDuration = Hour
 )
 

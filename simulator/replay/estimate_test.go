@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -71,4 +72,50 @@ func TestEstimateStarts(t *testing.T) {
 	assert.False(t, est["b"].OK, "b starts at 3700, past a horizon of 1000 + 2000")
 	assert.Contains(t, est["b"].Note, "does not start within 33m20s")
 	assert.Contains(t, est["c"].Note, "more than 1 jobs are queued ahead")
+}
+
+// BenchmarkEstimateStarts measures one estimate at the default cap: 250
+// 8-GPU nodes full of 1- and 2-GPU jobs of known walltime and 2,000 queued
+// jobs behind them, of which the first DefaultEstimateMaxJobs are replayed
+// (the daemon's worst case per recompute).
+func BenchmarkEstimateStarts(b *testing.B) {
+	m := state.New()
+	apply := func(c state.Command) {
+		if _, err := m.Apply(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	apply(state.RegisterPool{Pool: scheduler.Pool{Name: "p", Kind: scheduler.PoolOnPrem}})
+	for i := range 250 {
+		apply(state.RegisterNode{Node: gpuNode(fmt.Sprintf("n%03d", i), "p", 64000, 8)})
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	job := func(id string) scheduler.Job {
+		g := 1 + rng.IntN(2)
+		return scheduler.Job{ID: id, Kind: scheduler.Training, Count: 1, Walltime: 600 + rng.Int64N(7200),
+			Task: scheduler.Task{GPUs: g, GPUMilli: 1000, CPUMilli: 1000, MemoryMiB: 1024}}
+	}
+	for i := range 1400 {
+		apply(state.Submit{Job: job(fmt.Sprintf("r%04d", i)), At: 10})
+	}
+	pol, err := m.Cluster().NewPolicy("best-fit", scheduler.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	plan, err := m.Plan(scheduler.Pass{Now: 20, Policy: pol, Rng: rng, Limits: scheduler.Limits{Decisions: 2000}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	apply(state.PlanCommand(plan, 20))
+	for i := range 2000 {
+		apply(state.Submit{Job: job(fmt.Sprintf("q%04d", i)), At: 30})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		est, err := EstimateStarts(context.Background(), m, 100, EstimateOptions{Policy: "best-fit"})
+		if err != nil || len(est) < 2000 {
+			b.Fatal(err, len(est))
+		}
+	}
+	b.ReportMetric(float64(len(m.Running())), "running")
 }
