@@ -40,8 +40,23 @@ type Config struct {
 	// KillOnClose stops every task when the agent closes (an in-process
 	// dev agent); a real agent leaves them running, to adopt them again.
 	KillOnClose bool
+	// CrashBackoff delays the report of a run that fails within
+	// crashWindow of its start, doubling with each such failure of the same
+	// task on this node, up to a minute (default 2 s): the report frees the
+	// task's devices and a service's replica is placed again at once, so a
+	// command that cannot start would otherwise loop as fast as heartbeats.
+	CrashBackoff time.Duration
 	// Logger receives the agent's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// crashWindow: a run that fails sooner than this after its start crashed.
+const crashWindow = 10 * time.Second
+
+// jobTask is a task of a job, any run.
+type jobTask struct {
+	job  string
+	task int
 }
 
 // Agent is one node's agent.
@@ -54,6 +69,7 @@ type Agent struct {
 	mu        sync.Mutex
 	current   int // the server called (an index into Servers)
 	tasks     map[server.TaskKey]*task
+	crashes   map[jobTask]int // consecutive crashes of a task here
 	interval  time.Duration
 	window    time.Duration
 	grace     time.Duration
@@ -79,13 +95,16 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.CrashBackoff <= 0 {
+		cfg.CrashBackoff = 2 * time.Second
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tasks"), 0o755); err != nil {
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
 	d := server.DefaultLiveness
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Registration.Node.Name), node: cfg.Registration.Node.Name,
-		wake: make(chan struct{}, 1), tasks: map[server.TaskKey]*task{},
+		wake: make(chan struct{}, 1), tasks: map[server.TaskKey]*task{}, crashes: map[jobTask]int{},
 		interval: d.Interval, window: d.Window, grace: d.Grace,
 	}, nil
 }
@@ -174,13 +193,35 @@ func (a *Agent) currentInterval() time.Duration {
 func (a *Agent) newlyEnded() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := time.Now()
 	for _, t := range a.tasks {
-		t.poll()
-		if t.ended && !t.endReported {
+		a.pollTask(t, now)
+		if t.ended && !t.endReported && !now.Before(t.holdUntil) {
 			return true
 		}
 	}
 	return false
+}
+
+// pollTask notes a run's end, and holds back the report of a crash: a run
+// that failed within crashWindow of its start is reported after the
+// backoff, which doubles with each crash of the same task here. a.mu is
+// held.
+func (a *Agent) pollTask(t *task, now time.Time) {
+	was := t.ended
+	t.poll()
+	if was || !t.ended || t.state != server.TaskExited {
+		return
+	}
+	k := jobTask{t.key.Job, t.key.Task}
+	if t.code == 0 || now.Sub(t.started) >= crashWindow {
+		delete(a.crashes, k)
+		return
+	}
+	n := a.crashes[k]
+	a.crashes[k] = n + 1
+	t.holdUntil = now.Add(min(a.cfg.CrashBackoff<<min(n, 10), time.Minute))
+	a.log.Info("task crashed: its end is reported after a backoff", "task", t.key, "exit", t.code, "backoff", t.holdUntil.Sub(now).Round(time.Millisecond))
 }
 
 // errRefused marks a registration the cluster refused.
@@ -207,9 +248,13 @@ func (a *Agent) beat(ctx context.Context) error {
 	a.mu.Lock()
 	hb := server.Heartbeat{Tasks: []server.TaskReport{}}
 	var ends []*task
+	now := time.Now()
 	for _, t := range a.tasks {
-		t.poll()
+		a.pollTask(t, now)
 		if t.ended {
+			if now.Before(t.holdUntil) {
+				continue // a crash, reported after its backoff
+			}
 			ends = append(ends, t)
 		}
 		hb.Tasks = append(hb.Tasks, t.report())
@@ -398,8 +443,9 @@ func (a *Agent) Tasks() []server.TaskReport {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]server.TaskReport, 0, len(a.tasks))
+	now := time.Now()
 	for _, t := range a.tasks {
-		t.poll()
+		a.pollTask(t, now)
 		out = append(out, t.report())
 	}
 	slices.SortFunc(out, func(x, y server.TaskReport) int { return compareKeys(x.TaskKey, y.TaskKey) })

@@ -224,7 +224,7 @@ func (c *cluster) startAgent(node, dir string, i int) *testAgent {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	a, err := New(Config{
-		Servers: servers, DataDir: dir, Supervisor: []string{exe, "supervise"},
+		Servers: servers, DataDir: dir, CrashBackoff: 100 * time.Millisecond, Supervisor: []string{exe, "supervise"},
 		Registration: server.AgentRegistration{Node: reg.Node, Devices: reg.Devices, Addr: ta.logs.URL},
 	})
 	require.NoError(t, err)

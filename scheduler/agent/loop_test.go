@@ -96,3 +96,42 @@ func TestHeartbeatInterval(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	assert.LessOrEqual(t, fs.count()-n, 1, "at most one heartbeat in 2.5 s at a 3 s interval")
 }
+
+// TestCrashBackoff: a run that fails at once is reported after the crash
+// backoff, not at once: a service whose command cannot start does not
+// loop as fast as heartbeats go.
+func TestCrashBackoff(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	fs := &fakeServer{interval: 100 * time.Millisecond, tasks: []server.Assignment{
+		{TaskKey: server.TaskKey{Job: "crash"}, Command: []string{"sh", "-c", "exit 1"}},
+	}}
+	srv := httptest.NewServer(fs.handler())
+	t.Cleanup(srv.Close)
+	cl, err := api.NewClient(srv.URL)
+	require.NoError(t, err)
+	a, err := New(Config{
+		Servers: []*api.Client{cl}, DataDir: t.TempDir(), Supervisor: []string{exe, "supervise"}, CrashBackoff: 800 * time.Millisecond,
+		Registration: server.AgentRegistration{Node: scheduler.Node{Name: "n0"}},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	begin := time.Now()
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var reported time.Time
+	require.Eventually(t, func() bool {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		for i, r := range fs.reports {
+			if len(r) == 1 && r[0].State == server.TaskExited {
+				assert.Equal(t, 1, r[0].ExitCode)
+				reported = fs.beats[i]
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 10*time.Millisecond, "the crash is reported")
+	assert.GreaterOrEqual(t, reported.Sub(begin), 800*time.Millisecond, "held for the backoff")
+}

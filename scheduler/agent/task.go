@@ -35,6 +35,10 @@ type task struct {
 	code  int
 	// endReported: a heartbeat has carried the end (sent, maybe not taken).
 	endReported bool
+	// started is when the run started (for an adopted run, when its
+	// directory was made); holdUntil delays the report of a crash (see
+	// Agent.pollTask).
+	started, holdUntil time.Time
 }
 
 // report is the task as a heartbeat carries it.
@@ -59,7 +63,7 @@ func taskDir(data string, k server.TaskKey) string {
 // start runs an assignment under a supervisor (argv prefix sup, the
 // directory appended).
 func start(data string, sup []string, a server.Assignment, node string) (*task, error) {
-	t := &task{key: a.TaskKey, dir: taskDir(data, a.TaskKey), state: server.TaskRunning}
+	t := &task{key: a.TaskKey, dir: taskDir(data, a.TaskKey), state: server.TaskRunning, started: time.Now()}
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("task %s: %w", a.TaskKey, err)
 	}
@@ -117,6 +121,9 @@ func adopt(data string) ([]*task, error) {
 			continue
 		}
 		t := &task{key: k, dir: dir, state: server.TaskRunning}
+		if st, err := os.Stat(filepath.Join(dir, fileKey)); err == nil {
+			t.started = st.ModTime()
+		}
 		if _, err := os.Stat(filepath.Join(dir, fileSpec)); err == nil {
 			b, err := os.ReadFile(filepath.Join(dir, fileSupervisor))
 			if err != nil {
