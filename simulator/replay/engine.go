@@ -43,11 +43,10 @@ type jobState struct {
 	// owned nodes) and its end.
 	stintCost float64
 	stintEnd  int64
-	started   bool                   // a service's lifetime runs from its first start
-	returned  bool                   // back from a Star-Wait stint (its machine id changed)
-	gen       uint16                 // resubmissions by a move (its machine id changed)
-	cons      []scheduler.Constraint // its constraints since a move; nil: the source's
-	stale     bool                   // runs under older constraints than cons: resubmitted at its next requeue
+	started   bool   // a service's lifetime runs from its first start
+	returned  bool   // back from a Star-Wait stint (its machine id changed)
+	gen       uint16 // resubmissions by a move (its machine id changed)
+	stale     bool   // runs under older constraints than engine.cons: resubmitted at its next requeue
 }
 
 // engine is one replay in progress.
@@ -88,9 +87,10 @@ type engine struct {
 	topUp      bool
 	passes     int
 	log        func(Event)
-	sc         *scaler   // the elastic cloud pools (Config.Scale)
-	bill       bills     // the reserved pools' bills (bill.go)
-	poolGPUH   []float64 // GPU-hours held per pool, in fleet order
+	sc         *scaler                        // the elastic cloud pools (Config.Scale)
+	bill       bills                          // the reserved pools' bills (bill.go)
+	cons       map[int][]scheduler.Constraint // jobs' constraints since a move (move.go)
+	poolGPUH   []float64                      // GPU-hours held per pool, in fleet order
 }
 
 // Run replays a workload over a fleet and returns the per-job records and
@@ -350,7 +350,7 @@ func (e *engine) coreJob(k int, at int64) scheduler.Job {
 	j := *src
 	j.ID = e.machineID(k)
 	j.Walltime = (e.jobs[k].src.Duration + Second - 1) / Second
-	if c := e.jobs[k].cons; c != nil {
+	if c, ok := e.cons[k]; ok {
 		j.Task.Constraints = c
 	}
 	if e.cfg.Burst != nil {

@@ -60,7 +60,10 @@ func (e *engine) moveEvent(i int, t int64) (bool, error) {
 		if j.src.Job.Tenant != mv.Tenant || (j.status != stQueued && j.status != stRunning) {
 			continue
 		}
-		j.cons = append(slices.Clip(e.constraintsOf(k)), con)
+		if e.cons == nil {
+			e.cons = map[int][]scheduler.Constraint{}
+		}
+		e.cons[k] = append(slices.Clip(e.constraintsOf(k)), con)
 		if j.status == stQueued {
 			if err := e.resubmit(k, t); err != nil {
 				return false, err
@@ -95,14 +98,14 @@ func (e *engine) moveEvent(i int, t int64) (bool, error) {
 
 // constraintsOf is job k's constraints as it is submitted now.
 func (e *engine) constraintsOf(k int) []scheduler.Constraint {
-	if c := e.jobs[k].cons; c != nil {
+	if c, ok := e.cons[k]; ok {
 		return c
 	}
 	return e.jobs[k].src.Job.Task.Constraints
 }
 
 // resubmit cancels queued job k and submits it again with its
-// constraints (jobState.cons), under its next id, as of its first
+// constraints (engine.cons), under its next id, as of its first
 // submission.
 func (e *engine) resubmit(k int, t int64) error {
 	j := &e.jobs[k]
