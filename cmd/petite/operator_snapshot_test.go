@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,7 +20,8 @@ import (
 func TestOperatorSnapshotCommands(t *testing.T) {
 	repo := inShippedTree(t)
 	t.Setenv("PETITE_ADDR", devServer(t, "server", "--dev", "--http", "127.0.0.1:0", "--policy", "best-fit"))
-	code, out, errOut := petite(t, nil, "job", "run", filepath.Join(repo, "examples/train.yaml"), "--json")
+	sleepSpecs(t, repo) // trace_export_test.go
+	code, out, errOut := petite(t, nil, "job", "run", "train.yaml", "--json")
 	require.Equal(t, exitOK, code, errOut)
 	var j api.Job
 	require.NoError(t, json.Unmarshal([]byte(out), &j))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,16 +27,17 @@ func TestTraceExportReplays(t *testing.T) {
 		require.Equal(t, exitOK, code, "%v: %s", args, errOut)
 		return out
 	}
+	sleepSpecs(t, repo)
 	submit := func(spec string) string {
 		var j api.Job
-		require.NoError(t, json.Unmarshal([]byte(run("job", "run", filepath.Join(repo, spec), "--json")), &j))
+		require.NoError(t, json.Unmarshal([]byte(run("job", "run", spec, "--json")), &j))
 		return j.ID
 	}
-	train, serve, other := submit("examples/train.yaml"), submit("examples/serve.yaml"), submit("examples/train.yaml")
+	train, serve, other := submit("train.yaml"), submit("serve.yaml"), submit("train.yaml")
 	run("job", "finish", train)
 	run("job", "finish", other, "--failed")
 	run("job", "stop", serve)
-	queued := submit("examples/train.yaml") // still running: only with --live
+	queued := submit("train.yaml") // still running: only with --live
 
 	run("trace", "export", "-o", "history.csv")
 	r, err := traces.Open("history.csv", traces.Options{Strict: true})
@@ -77,4 +79,23 @@ func TestTraceExportReplays(t *testing.T) {
 	code, _, errOut := petite(t, nil, "trace", "export", "--since", "yesterday")
 	assert.Equal(t, exitUsage, code)
 	assert.True(t, strings.Contains(errOut, "--since"), errOut)
+}
+
+// sleepSpecs writes train.yaml and serve.yaml here: the examples' specs
+// with a command that neither ends nor fails on its own, so that a dev
+// server's agents keep the jobs running until the test ends them.
+func sleepSpecs(t *testing.T, repo string) {
+	t.Helper()
+	for _, name := range []string{"train.yaml", "serve.yaml"} {
+		b, err := os.ReadFile(filepath.Join(repo, "examples", name))
+		require.NoError(t, err)
+		var out []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "command:") {
+				l = "  command: [sleep, \"600\"]"
+			}
+			out = append(out, l)
+		}
+		require.NoError(t, os.WriteFile(name, []byte(strings.Join(out, "\n")), 0o644))
+	}
 }
