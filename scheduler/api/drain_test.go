@@ -113,19 +113,22 @@ func TestDrainMovesWorkOff(t *testing.T) {
 // deadline, then the work is evicted (the gang goes back to the queue).
 func TestDrainDeadlineEvicts(t *testing.T) {
 	c := newCluster(t, 1, 1, func(cfg *server.Config) {
-		cfg.Drain = server.Drain{Interval: 20 * time.Millisecond, Deadline: time.Second}
+		cfg.Drain = server.Drain{Interval: 20 * time.Millisecond, Deadline: 2 * time.Second}
 	})
 	ctx := context.Background()
 	cl := c.client(0)
 	_, err := cl.Submit(ctx, spec("stay", 1, 8))
 	require.NoError(t, err)
 	waitStatus(t, cl, "stay", StatusRunning)
+	drained := time.Now()
 	_, err = cl.SetNodeState(ctx, "n0", "draining")
 	require.NoError(t, err)
 	time.Sleep(300 * time.Millisecond) // within the deadline: nowhere to go, it stays
 	j, err := cl.Job(ctx, "stay", false)
 	require.NoError(t, err)
-	assert.Equal(t, StatusRunning, j.Status)
+	if time.Since(drained) < time.Second { // a machine stalled past it proves nothing
+		assert.Equal(t, StatusRunning, j.Status)
+	}
 	j = waitStatus(t, cl, "stay", StatusQueued)
 	assert.Equal(t, 1, j.Requeues)
 }
@@ -145,9 +148,12 @@ func TestRetireOnDate(t *testing.T) {
 	})
 	ctx := context.Background()
 	cl := c.client(0)
+	asked := time.Now().Unix()
 	n, err := cl.Node(ctx, "old0")
 	require.NoError(t, err)
-	require.Equal(t, "ready", n.State, "before the lead time")
+	if asked < now+4-2-1 { // clearly before the lead time (whole seconds)
+		assert.Equal(t, "ready", n.State, "before the lead time")
+	}
 	require.Eventually(t, func() bool {
 		n, err := cl.Node(ctx, "old0")
 		return err == nil && n.State == "draining"
