@@ -129,7 +129,7 @@ same --data-dir adopts them. See docs/agent.md.`,
 		if err != nil {
 			return err
 		}
-		var logs agent.Logs
+		var logs agent.API
 		logs.Add(a)
 		hs := &http.Server{Handler: logs.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = hs.Serve(ln) }()

@@ -44,7 +44,7 @@ func startDevAgents(ctx context.Context, d *api.Daemon, cfg server.Config) (stop
 		cfg.Logger.Error("dev agents: listen", "err", err)
 		return done
 	}
-	var logs agent.Logs
+	var logs agent.API
 	hs := &http.Server{Handler: logs.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	url := "http://" + ln.Addr().String()

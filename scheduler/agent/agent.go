@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"petite/scheduler/api"
@@ -76,6 +77,19 @@ type Agent struct {
 	contact   time.Time // when the last call that reached a server was sent
 	nodeState string
 	lost      bool // the lease ran out: the tasks were killed
+
+	rung atomic.Bool // the leader rang: heartbeat now
+}
+
+// Ring makes the agent heartbeat now: the leader rings when the node's
+// tasks changed (a placement, a stop), so they start or stop without
+// waiting for the interval.
+func (a *Agent) Ring() {
+	a.rung.Store(true)
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
 }
 
 // New returns an agent; Run starts it.
@@ -161,7 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Warn("register", "err", err)
 				next = now.Add(min(a.currentInterval(), time.Second))
 			}
-		case registered && (!now.Before(next) || a.newlyEnded()):
+		case registered && (!now.Before(next) || a.newlyEnded() || a.rung.Swap(false)):
 			next = now.Add(a.currentInterval())
 			if err := a.beat(ctx); err != nil {
 				if ctx.Err() != nil {

@@ -386,3 +386,42 @@ func TestSupervisorKilled(t *testing.T) {
 	assert.Equal(t, -1, tk.code)
 	require.Eventually(t, func() bool { return !alive(child) }, waitFor, 10*time.Millisecond, "the unwatched command is killed")
 }
+
+// TestAgentStartsWithoutWaitingForHeartbeat: the leader rings an agent
+// whose node's tasks changed, so a task placed on it starts at once, not
+// at its next heartbeat (10 s apart here), and a cancel stops it at once.
+func TestAgentStartsWithoutWaitingForHeartbeat(t *testing.T) {
+	slow := server.Liveness{Interval: 10 * time.Second, Timeout: 30 * time.Second, Window: time.Minute, Grace: time.Second}
+	c := newCluster(t, 3, 1, slow)
+	a := c.startAgent("n0", "", 0)
+	cl := c.client(1)
+	ctx := context.Background()
+	waitNode(t, cl, "n0", "ready")
+	require.Eventually(t, func() bool { return a.NodeState() == "ready" }, waitFor, 10*time.Millisecond)
+	for _, id := range []string{"first", "second"} {
+		_, err := cl.Submit(ctx, jobSpec(id, 1, 1, "sleep 60"))
+		require.NoError(t, err)
+		begin := time.Now()
+		require.Eventually(t, func() bool {
+			for _, r := range a.Tasks() {
+				if r.Job == id && r.State == server.TaskRunning {
+					return true
+				}
+			}
+			return false
+		}, waitFor, 10*time.Millisecond)
+		assert.Less(t, time.Since(begin), 2*time.Second, "%s started long before the next heartbeat", id)
+	}
+	_, err := cl.Cancel(ctx, "first")
+	require.NoError(t, err)
+	begin := time.Now()
+	require.Eventually(t, func() bool {
+		for _, r := range a.Tasks() {
+			if r.Job == "first" && r.State == server.TaskRunning {
+				return false
+			}
+		}
+		return true
+	}, waitFor, 10*time.Millisecond)
+	assert.Less(t, time.Since(begin), 2*time.Second, "a cancel reaches the agent at once")
+}

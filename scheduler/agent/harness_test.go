@@ -208,7 +208,7 @@ func (c *cluster) startAgent(node, dir string, i int) *testAgent {
 	reg, err := inv.Register(nvml.NodeSpec{Name: node, Pool: "lab", CPUMilli: 64000, MemoryMiB: 512 << 10})
 	require.NoError(t, err)
 	ta := &testAgent{dir: dir, link: &cuttable{}, done: make(chan error, 1)}
-	var logs Logs
+	var logs API
 	ta.logs = httptest.NewServer(logs.Handler())
 	t.Cleanup(ta.logs.Close)
 	// A client of every server, server i first: the agent moves on when

@@ -15,17 +15,22 @@ import (
 // maxLog caps what one logs request returns: the log's last bytes.
 const maxLog = 8 << 20
 
-// Logs is the agents' HTTP API: GET /v1/agent/{node}/logs?job=&task=&stream=&tail=
-// answers a task's log from the node's data dir (the latest run of the
-// task kept there). One Logs serves any number of agents (a dev server
-// runs many in one process); a lone agent serves its own.
-type Logs struct {
+// API is the agents' HTTP API, which the servers call:
+//
+//   - GET /v1/agent/{node}/logs?job=&task=&stream=&tail= answers a task's
+//     log from the node's data dir (the latest run of the task kept there);
+//   - POST /v1/agent/{node}/doorbell: the node's tasks changed, heartbeat
+//     now (the answer says what changed).
+//
+// One API serves any number of agents (a dev server runs many in one
+// process); a lone agent serves its own.
+type API struct {
 	mu     sync.Mutex
 	agents map[string]*Agent
 }
 
 // Add serves an agent's logs.
-func (l *Logs) Add(a *Agent) {
+func (l *API) Add(a *Agent) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.agents == nil {
@@ -35,9 +40,10 @@ func (l *Logs) Add(a *Agent) {
 }
 
 // Handler returns the HTTP handler of the agents' API.
-func (l *Logs) Handler() http.Handler {
+func (l *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/agent/{node}/logs", l.serve)
+	mux.HandleFunc("POST /v1/agent/{node}/doorbell", l.doorbell)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpErr(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -51,13 +57,27 @@ func httpErr(w http.ResponseWriter, status int, code, msg string) {
 	_, _ = w.Write(b)
 }
 
-func (l *Logs) serve(w http.ResponseWriter, r *http.Request) {
-	node := r.PathValue("node")
+func (l *API) agent(w http.ResponseWriter, node string) (*Agent, bool) {
 	l.mu.Lock()
 	a, ok := l.agents[node]
 	l.mu.Unlock()
 	if !ok {
 		httpErr(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no agent of node %q here", node))
+	}
+	return a, ok
+}
+
+func (l *API) doorbell(w http.ResponseWriter, r *http.Request) {
+	if a, ok := l.agent(w, r.PathValue("node")); ok {
+		a.Ring()
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (l *API) serve(w http.ResponseWriter, r *http.Request) {
+	node := r.PathValue("node")
+	a, ok := l.agent(w, node)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()

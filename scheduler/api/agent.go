@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"petite/scheduler/server"
 	"petite/scheduler/state"
@@ -53,8 +54,14 @@ func (q LogsQuery) values() url.Values {
 	return v
 }
 
-// routeAgents registers the agents' endpoints and the job logs proxy.
+// AgentDoorbellPath is the path under an agent's base URL that the leader
+// posts to when the node's tasks changed: the agent heartbeats at once.
+func AgentDoorbellPath(node string) string { return "/v1/agent/" + url.PathEscape(node) + "/doorbell" }
+
+// routeAgents registers the agents' endpoints and the job logs proxy, and
+// gives the server its doorbell to the agents.
 func (h *handler) routeAgents() {
+	h.s.SetDoorbell(ringAgent)
 	h.route("POST /v1/agents/register", h.registerAgent, write)
 	h.route("POST /v1/agents/{node}/heartbeat", h.heartbeat, write)
 	h.route("GET /v1/jobs/{id}/logs", h.jobLogs, read)
@@ -160,6 +167,18 @@ func (h *handler) jobLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		writeErr(w, &Error{Status: http.StatusBadGateway, Code: CodeUnavailable, Message: fmt.Sprintf("agent of %s at %s: %v", node, rec.Addr, err)})
 	}
+}
+
+// ringAgent tells a node's agent to heartbeat now. Best effort: a ring
+// that fails is made up by the agent's next heartbeat.
+func ringAgent(node, addr string) {
+	cl, err := NewClient(addr)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = cl.once(ctx, http.MethodPost, AgentDoorbellPath(node), nil, nil, nil)
 }
 
 // RegisterAgent registers a node's agent (the agent's first call).

@@ -200,6 +200,18 @@ type agentWatch struct {
 	mu     sync.Mutex
 	seen   map[string]time.Time // node -> last heartbeat or registration
 	active bool                 // the leader's watch has started (after its barrier)
+	ring   func(node, addr string)
+}
+
+// SetDoorbell sets how the leader tells a node's agent, at addr, that the
+// tasks the state places on its node changed, so that it heartbeats now
+// rather than at its next interval (the API rings over HTTP). The agent
+// learns what changed from that heartbeat's answer, so a lost ring costs
+// only time.
+func (s *Server) SetDoorbell(ring func(node, addr string)) {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	s.watch.ring = ring
 }
 
 func (w *agentWatch) heard(node string, at time.Time) {
@@ -402,6 +414,15 @@ func (p *placements) of(m *state.Machine, recs map[string]JobRecord, index uint6
 	return p.byNode[node]
 }
 
+// all returns the tasks of every node (shared: read-only). The caller
+// holds the FSM's lock.
+func (p *placements) all(m *state.Machine, recs map[string]JobRecord, index uint64) map[string][]Assignment {
+	p.of(m, recs, index, "")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byNode
+}
+
 // placedHere says whether the committed state places this run of a task
 // on the node.
 func placedHere(m *state.Machine, k TaskKey, node string) bool {
@@ -438,16 +459,77 @@ func (s *Server) watchAgents(ctx context.Context) {
 	}()
 	tick := time.NewTicker(min(max(live.Timeout/5, 5*time.Millisecond), time.Second))
 	defer tick.Stop()
+	bell := time.NewTicker(doorbellPoll)
+	defer bell.Stop()
+	var rung ringState
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-bell.C:
+			s.ringChanged(&rung)
+			continue
 		case <-tick.C:
 		}
 		if cmds := s.silentAgents(live, time.Now()); len(cmds) > 0 {
 			if err := s.ApplyBatch(ctx, cmds); err != nil {
 				s.log.Warn("agent liveness", "server", s.cfg.ID, "err", err)
 			}
+		}
+	}
+}
+
+// doorbellPoll is how often the leader looks for nodes whose tasks changed.
+const doorbellPoll = 20 * time.Millisecond
+
+// ringState is what the leader last rang agents for: the state version and
+// each node's tasks then.
+type ringState struct {
+	m     *state.Machine
+	index uint64
+	tasks map[string]string // node -> its task runs, as text
+}
+
+// ringChanged rings the agents of the nodes whose tasks changed since the
+// last call: a task placed, stopped, requeued or cancelled.
+func (s *Server) ringChanged(r *ringState) {
+	s.watch.mu.Lock()
+	ring := s.watch.ring
+	s.watch.mu.Unlock()
+	if ring == nil {
+		return
+	}
+	var changed []string
+	s.fsm.Read(func(m *state.Machine, recs map[string]JobRecord, index uint64) {
+		if m == r.m && index == r.index {
+			return
+		}
+		r.m, r.index = m, index
+		now := make(map[string]string, len(r.tasks))
+		var b strings.Builder
+		for node, as := range s.placed.all(m, recs, index) {
+			b.Reset()
+			for _, a := range as {
+				b.WriteString(a.TaskKey.String())
+				b.WriteByte(' ')
+			}
+			now[node] = b.String()
+		}
+		for node, t := range now {
+			if r.tasks[node] != t {
+				changed = append(changed, node)
+			}
+		}
+		for node := range r.tasks {
+			if _, ok := now[node]; !ok {
+				changed = append(changed, node)
+			}
+		}
+		r.tasks = now
+	})
+	for _, node := range changed {
+		if rec, ok := s.fsm.Agent(node); ok && rec.Addr != "" {
+			go ring(node, rec.Addr)
 		}
 	}
 }
