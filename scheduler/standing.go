@@ -27,8 +27,6 @@ type Standing struct {
 	run   map[string]*liveJob
 	live  []*liveJob // the running jobs, in no order; liveJob.slot indexes it
 	spare []*liveJob // stopped entries, their buffers kept for reuse
-	// queued maps a pending job's id to its tenant's index.
-	queued map[string]int
 	err    error // the first change refused, reported by the next pass
 	inited bool  // the ledger was built (SetTenants ran once)
 	// jobs counts each tenant's running and pending jobs; idle is the
@@ -65,7 +63,7 @@ type readyPart struct{ cap, free amount }
 
 // NewStanding returns an empty set-up: no tenants, no jobs.
 func NewStanding() *Standing {
-	return &Standing{l: ledger{byName: map[string]int{}}, run: map[string]*liveJob{}, queued: map[string]int{}}
+	return &Standing{l: ledger{byName: map[string]int{}}, run: map[string]*liveJob{}}
 }
 
 // refuse keeps the first error of a change for the next pass to report.
@@ -113,7 +111,6 @@ func (st *Standing) rebuild(l *ledger) {
 		for _, j := range old.tenants[i].queue {
 			ti := st.tenantOf(j.Tenant)
 			st.jobs[ti]++
-			st.queued[j.ID] = ti
 			st.l.tenants[ti].queue = append(st.l.tenants[ti].queue, j)
 		}
 	}
@@ -169,10 +166,6 @@ func (st *Standing) Run(c *Cluster, rj *RunningJob) {
 		return
 	}
 	j := rj.Job
-	if _, ok := st.queued[j.ID]; ok {
-		st.refuse(fmt.Errorf("pass: field pending: job %s is listed twice or also running", j.ID))
-		return
-	}
 	st.Stop(j.ID)
 	if err := j.CheckBounds(); err != nil {
 		st.refuse(fmt.Errorf("pass: field running: %w", err))
@@ -259,31 +252,29 @@ func (st *Standing) Queue(c *Cluster, j *Job) {
 		st.refuse(fmt.Errorf("pass: field pending: job %s: %w", j.ID, err))
 		return
 	}
-	_, running := st.run[j.ID]
-	if _, queued := st.queued[j.ID]; queued || running {
+	ti := st.tenantOf(j.Tenant)
+	t := &st.l.tenants[ti]
+	i, queued := slices.BinarySearchFunc(t.queue, j, fifo)
+	if _, running := st.run[j.ID]; queued || running {
 		st.refuse(fmt.Errorf("pass: field pending: job %s is listed twice or also running", j.ID))
 		return
 	}
-	ti := st.tenantOf(j.Tenant)
-	st.queued[j.ID] = ti
-	t := &st.l.tenants[ti]
-	i, _ := slices.BinarySearchFunc(t.queue, j, fifo)
 	t.queue = slices.Insert(t.queue, i, j)
 	st.count(ti, 1)
 }
 
-// Unqueue forgets a pending job; a job not recorded as pending is ignored.
+// Unqueue forgets a pending job, the one Queue was given; a job not
+// recorded as pending is ignored.
 func (st *Standing) Unqueue(j *Job) {
-	ti, ok := st.queued[j.ID]
+	ti, ok := st.l.byName[j.Tenant]
 	if !ok {
 		return
 	}
-	delete(st.queued, j.ID)
 	t := &st.l.tenants[ti]
-	if i, ok := slices.BinarySearchFunc(t.queue, j, fifo); ok {
+	if i, ok := slices.BinarySearchFunc(t.queue, j, fifo); ok && t.queue[i] == j {
 		t.queue = slices.Delete(t.queue, i, i+1)
+		st.count(ti, -1)
 	}
-	st.count(ti, -1)
 }
 
 // tenantOf is the ledger index of a tenant, a best-effort one added on

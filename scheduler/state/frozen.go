@@ -35,8 +35,14 @@ type Frozen struct {
 	// The queue and the running jobs: own copies of the placements (the
 	// jobs themselves are shared: the machine never writes a job after its
 	// submission, and a pass only reads them).
-	jobs    map[string]*frozenJob
+	// jobs finds a record's copy (a record caches its copy in fz too, for
+	// the one Frozen most often refrozen from it: gen tells a cache from
+	// an earlier copy of f). runs lists the running copies in no order
+	// (frozenJob.slot indexes it).
+	jobs    map[*record]*frozenJob
+	gen     uint64
 	pending []*frozenJob // by submission (seq)
+	runs    []*frozenJob
 	// running lists the running jobs by id, built when Running is called
 	// after a change (passes read the set-up, not this list).
 	running []*scheduler.RunningJob
@@ -48,7 +54,10 @@ type Frozen struct {
 // frozenJob is a Frozen's copy of one queued or running job.
 type frozenJob struct {
 	rec    *record // the machine's record it copies, for identity only
-	ver    uint64  // rec.ver when copied
+	owner  *Frozen
+	gen    uint64 // owner.gen when made
+	slot   int    // index in owner.runs while running
+	ver    uint64 // rec.ver when copied
 	seq    uint64
 	status JobStatus // Pending or Running
 	run    scheduler.RunningJob
@@ -82,16 +91,19 @@ func (m *Machine) Refreeze(f *Frozen) {
 	c := f.rep.Cluster()
 	if f.src != m || f.jpos < m.jlogBase {
 		// Another machine, or a log trimmed past f: copy every job.
-		f.src, f.st, f.jobs = m, scheduler.NewStanding(), map[string]*frozenJob{}
-		f.pending, f.stale = f.pending[:0], true
+		f.src, f.st, f.jobs = m, scheduler.NewStanding(), map[*record]*frozenJob{}
+		f.gen++
+		clear(f.runs)
+		f.pending, f.runs, f.stale = f.pending[:0], f.runs[:0], true
 		f.tenants = m.Tenants()
 		f.tver = m.tver
 		f.st.SetTenants(f.tenants)
 		for _, r := range m.pending {
 			f.update(c, r)
 		}
-		for _, rj := range m.runningView() {
-			f.update(c, m.running[rj.Job.ID])
+		m.runningView()
+		for _, r := range m.viewRec {
+			f.update(c, r)
 		}
 	} else {
 		if f.tver != m.tver {
@@ -106,36 +118,50 @@ func (m *Machine) Refreeze(f *Frozen) {
 	f.jpos = m.jlogBase + uint64(len(m.jlog))
 }
 
+// copyOf finds f's copy of a record, nil when it has none.
+func (f *Frozen) copyOf(r *record) *frozenJob {
+	if fj := r.fz; fj != nil && fj.owner == f && fj.gen == f.gen && fj.rec == r {
+		return fj
+	}
+	return f.jobs[r]
+}
+
 // update brings f's copy of one job to the record's present state.
 func (f *Frozen) update(c *scheduler.Cluster, r *record) {
-	id := r.job.ID
-	fj := f.jobs[id]
-	if fj != nil {
-		switch {
-		case fj.rec == r && fj.ver == r.ver:
-			return // copied already
-		case fj.rec != r && r.status.Ended():
-			return // an older job of the same id, pruned since
-		case fj.rec == r && fj.status == Running && r.status == Running:
-			// Its live tasks changed: copy them in place.
-			fj.ver = r.ver
-			fj.copyRun(r)
-			f.st.Run(c, &fj.run)
-			return
-		}
-		f.remove(fj)
+	fj := f.copyOf(r)
+	switch {
+	case fj != nil && fj.ver == r.ver:
+		return // copied already
+	case fj != nil && fj.status == Running && r.status == Running:
+		// Its live tasks changed: copy them in place.
+		fj.ver = r.ver
+		fj.copyRun(r)
+		f.stale = true
+		f.st.Run(c, &fj.run)
+		return
+	case fj != nil:
+		f.drop(fj)
 	}
 	if r.status != Pending && r.status != Running {
+		if fj != nil {
+			delete(f.jobs, r)
+			*fj = frozenJob{run: scheduler.RunningJob{Tasks: fj.run.Tasks[:0]}, devs: fj.devs[:0]}
+			f.spare = append(f.spare, fj)
+		}
 		return
 	}
-	if n := len(f.spare); n > 0 {
-		fj = f.spare[n-1]
-		f.spare = f.spare[:n-1]
-	} else {
-		fj = &frozenJob{}
+	if fj == nil {
+		if n := len(f.spare); n > 0 {
+			fj = f.spare[n-1]
+			f.spare = f.spare[:n-1]
+		} else {
+			fj = &frozenJob{}
+		}
+		fj.rec, fj.owner, fj.gen = r, f, f.gen
+		f.jobs[r] = fj
+		r.fz = fj
 	}
-	fj.rec, fj.ver, fj.seq, fj.status = r, r.ver, r.seq, r.status
-	f.jobs[id] = fj
+	fj.ver, fj.seq, fj.status = r.ver, r.seq, r.status
 	if r.status == Pending {
 		i, _ := slices.BinarySearchFunc(f.pending, r.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) })
 		f.pending = slices.Insert(f.pending, i, fj)
@@ -143,25 +169,27 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 		return
 	}
 	fj.copyRun(r)
+	fj.slot = len(f.runs)
+	f.runs = append(f.runs, fj)
 	f.stale = true
 	f.st.Run(c, &fj.run)
 }
 
-// remove takes a job out of f.
-func (f *Frozen) remove(fj *frozenJob) {
-	id := fj.rec.job.ID
+// drop takes a job's copy out of the queue or the running jobs.
+func (f *Frozen) drop(fj *frozenJob) {
 	if fj.status == Pending {
 		if i, ok := slices.BinarySearchFunc(f.pending, fj.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) }); ok {
 			f.pending = slices.Delete(f.pending, i, i+1)
 		}
 		f.st.Unqueue(&fj.rec.job)
-	} else {
-		f.stale = true
-		f.st.Stop(id)
+		return
 	}
-	delete(f.jobs, id)
-	*fj = frozenJob{run: scheduler.RunningJob{Tasks: fj.run.Tasks[:0]}, devs: fj.devs[:0]}
-	f.spare = append(f.spare, fj)
+	last := f.runs[len(f.runs)-1]
+	f.runs[fj.slot], last.slot = last, fj.slot
+	f.runs[len(f.runs)-1] = nil
+	f.runs = f.runs[:len(f.runs)-1]
+	f.stale = true
+	f.st.Stop(fj.rec.job.ID)
 }
 
 // copyRun copies a running record's job, start and live tasks into fj's
@@ -218,10 +246,8 @@ func (f *Frozen) Pending() []*scheduler.Job {
 func (f *Frozen) Running() []*scheduler.RunningJob {
 	if f.stale {
 		f.running = f.running[:0]
-		for _, fj := range f.jobs {
-			if fj.status == Running {
-				f.running = append(f.running, &fj.run)
-			}
+		for _, fj := range f.runs {
+			f.running = append(f.running, &fj.run)
 		}
 		slices.SortFunc(f.running, func(a, b *scheduler.RunningJob) int { return strings.Compare(a.Job.ID, b.Job.ID) })
 		f.stale = false

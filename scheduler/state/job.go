@@ -114,6 +114,8 @@ type record struct {
 	// inView: the record is listed in the machine's running view or in
 	// the jobs started since it was built (see Machine.runningView).
 	inView bool
+	// fz is a Frozen's copy of the job, a cache (see Frozen.copyOf).
+	fz *frozenJob
 }
 
 func (r *record) info() JobInfo {

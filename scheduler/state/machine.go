@@ -16,7 +16,7 @@ type Machine struct {
 	c       *scheduler.Cluster
 	jobs    map[string]*record
 	pending []*record // in submission order (seq)
-	running map[string]*record
+	nrun    int // running jobs
 	// view lists the running jobs by id as of the last runningView, with
 	// their records in viewRec; viewAdd lists the jobs started since (each
 	// record once: inView marks those in either list), and dirty says a
@@ -75,7 +75,7 @@ func New() *Machine {
 }
 
 func newMachine(c *scheduler.Cluster) *Machine {
-	return &Machine{c: c, jobs: map[string]*record{}, running: map[string]*record{}, tenants: map[string]scheduler.Tenant{}}
+	return &Machine{c: c, jobs: map[string]*record{}, tenants: map[string]scheduler.Tenant{}}
 }
 
 // Result says what an applied command did.
@@ -146,7 +146,7 @@ func (m *Machine) Apply(cmd Command) (Result, error) {
 
 // String summarises the machine in one line, for logs.
 func (m *Machine) String() string {
-	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending), len(m.running), len(m.jobs))
+	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending), m.nrun, len(m.jobs))
 }
 
 // Cluster returns a read-only view of the cluster the machine keeps: only
@@ -182,9 +182,11 @@ func (m *Machine) runningView() []*scheduler.RunningJob {
 	case !m.viewOn:
 		m.viewOn = true
 		m.viewRec = m.viewRec[:0]
-		for _, r := range m.running {
-			r.inView = true
-			m.viewRec = append(m.viewRec, r)
+		for _, r := range m.jobs {
+			if r.status == Running {
+				r.inView = true
+				m.viewRec = append(m.viewRec, r)
+			}
 		}
 		slices.SortFunc(m.viewRec, byID)
 	case m.dirty:
@@ -316,7 +318,7 @@ func (m *Machine) setNodeState(c SetNodeState, res *Result) error {
 	}
 	// The node's tasks are lost: gangs go back whole, services lose replicas.
 	for _, rj := range m.Running() {
-		r := m.running[rj.Job.ID]
+		r := m.jobs[rj.Job.ID]
 		var lost []int
 		for _, tp := range r.run.Tasks {
 			if tp.Node == c.Node {
@@ -613,7 +615,7 @@ func (m *Machine) start(r *record, at int64, res *Result) {
 	m.unqueue(r)
 	r.status = Running
 	r.run.Started = at
-	m.running[r.job.ID] = r
+	m.nrun++
 	if m.viewOn {
 		m.dirty = true
 		if !r.inView {
@@ -626,7 +628,7 @@ func (m *Machine) start(r *record, at int64, res *Result) {
 }
 
 func (m *Machine) stopRunning(r *record) {
-	delete(m.running, r.job.ID)
+	m.nrun--
 	m.dirty = m.dirty || m.viewOn
 	r.run.Started = 0
 	m.changed(r)

@@ -180,7 +180,7 @@ func (m *Machine) restoreJob(ji *JobInfo, seqs map[uint64]string) error {
 	case Pending:
 		m.pending = append(m.pending, r) // sorted once all are in
 	case Running:
-		m.running[id] = r
+		m.nrun++
 	}
 	return nil
 }
