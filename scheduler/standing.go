@@ -22,13 +22,13 @@ import (
 // reused, so a running job's assignments hold in each). It is not safe for
 // concurrent use; changes must not run during a pass.
 type Standing struct {
-	given []Tenant // SetTenants's list, sorted by name
-	l     ledger   // tenants (given, then best-effort), used amounts, queues
-	run   map[string]*liveJob
-	live  []*liveJob // the running jobs, in no order; liveJob.slot indexes it
-	spare []*liveJob // stopped entries, their buffers kept for reuse
-	err    error // the first change refused, reported by the next pass
-	inited bool  // the ledger was built (SetTenants ran once)
+	given  []Tenant // SetTenants's list, sorted by name
+	l      ledger   // tenants (given, then best-effort), used amounts, queues
+	run    map[string]*liveJob
+	live   []*liveJob // the running jobs, in no order; liveJob.slot indexes it
+	spare  []*liveJob // stopped entries, their buffers kept for reuse
+	err    error      // the first change refused, reported by the next pass
+	inited bool       // the ledger was built (SetTenants ran once)
 	// jobs counts each tenant's running and pending jobs; idle is the
 	// number of best-effort tenants with none. order lists the tenants by
 	// name, short the running services missing replicas (topUp's work).
