@@ -182,23 +182,34 @@ func (e *engine) arrivePlaced(k int, t int64) error {
 	j := &e.jobs[k]
 	tasks := j.src.Placed
 	id := e.machineID(k)
-	// A plan places on ready nodes only; a draining node keeps the work it
-	// had, so it is made ready for this plan and draining again after it.
-	var draining []string
+	// A plan places on ready nodes only; a node that keeps its work but
+	// takes no more (draining, disconnected) is made ready for this plan
+	// and set back after it.
+	type kept struct {
+		node string
+		st   scheduler.NodeState
+	}
+	var back []kept
 	for _, tp := range tasks {
-		if nid, ok := e.m.Cluster().NodeByName(tp.Node); ok && e.m.Cluster().Node(nid).State == scheduler.NodeDraining && !slices.Contains(draining, tp.Node) {
-			draining = append(draining, tp.Node)
+		nid, ok := e.m.Cluster().NodeByName(tp.Node)
+		if !ok {
+			continue // the plan names it
+		}
+		st := e.m.Cluster().Node(nid).State
+		if st != scheduler.NodeReady && st != scheduler.NodeDown && st != scheduler.NodeRetired &&
+			!slices.ContainsFunc(back, func(k kept) bool { return k.node == tp.Node }) {
+			back = append(back, kept{tp.Node, st})
 		}
 	}
-	for _, n := range draining {
-		if _, err := e.m.Apply(state.SetNodeState{Node: n, State: scheduler.NodeReady, At: seconds(t)}); err != nil {
+	for _, k := range back {
+		if _, err := e.m.Apply(state.SetNodeState{Node: k.node, State: scheduler.NodeReady, At: seconds(t)}); err != nil {
 			return fmt.Errorf("replay: %s: %w", j.src.Source, err)
 		}
 	}
 	res, err := e.m.Apply(state.ApplyPlan{Place: []scheduler.JobPlacement{{Job: id, Tasks: tasks}}, At: seconds(t)})
-	for _, n := range draining {
-		if _, derr := e.m.Apply(state.SetNodeState{Node: n, State: scheduler.NodeDraining, At: seconds(t)}); derr != nil && err == nil {
-			err = derr
+	for _, k := range back {
+		if _, serr := e.m.Apply(state.SetNodeState{Node: k.node, State: k.st, At: seconds(t)}); serr != nil && err == nil {
+			err = serr
 		}
 	}
 	if err != nil {

@@ -161,3 +161,29 @@ func TestFromSnapshotErrors(t *testing.T) {
 	_, err = ReadSnapshot(strings.NewReader(bad), "snap.json", SnapshotOptions{})
 	require.ErrorContains(t, err, "snap.json: restore")
 }
+
+// A node that keeps its work but takes no more (draining) keeps its jobs
+// from the snapshot and takes nothing new in the replay.
+func TestFromSnapshotDrainingNode(t *testing.T) {
+	m := midRun(t)
+	_, err := m.Apply(state.SetNodeState{Node: "n2", State: scheduler.NodeDraining, At: 1300})
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, m.Snapshot(&buf))
+	st, err := ReadSnapshot(&buf, "snap.json", SnapshotOptions{At: 1500, DefaultDuration: Hour})
+	require.NoError(t, err)
+	cfg := st.Config()
+	var log []Event
+	cfg.Observe = func(e Event) { log = append(log, e) }
+	res, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	onN2 := map[string]bool{}
+	for _, e := range log {
+		if e.Kind == EventStart && e.Node == "n2" {
+			onN2[e.ID] = true
+			assert.Equal(t, int64(1500)*Second, e.At, "only the snapshot's own work starts on n2, at t0")
+		}
+	}
+	assert.Equal(t, map[string]bool{"b": true, "c": true}, onN2)
+	assert.Equal(t, 5, res.Summary.Ended)
+}
