@@ -369,8 +369,8 @@ func (e *engine) coreJob(k int, at int64) scheduler.Job {
 
 func (e *engine) machineID(k int) string {
 	s := strconv.Itoa(k)
-	for len(s) < e.width {
-		s = "0" + s
+	if pad := e.width - len(s); pad > 0 {
+		s = zeros[:pad] + s // one string, not one a digit
 	}
 	if g := e.jobs[k].gen; g > 0 {
 		s = "m" + strconv.Itoa(int(g)) + "." + s // after every first submission of its second
@@ -382,6 +382,9 @@ func (e *engine) machineID(k int) string {
 	}
 	return s
 }
+
+// zeros pads machine ids (an int has at most 20 digits).
+const zeros = "00000000000000000000"
 
 func (e *engine) number(id string) (int, error) {
 	id = strings.TrimPrefix(id, "r")
