@@ -147,7 +147,17 @@ func (m *Machine) commit(op *placeOp, k int) error {
 // devices; and resources that are exactly what the task asks for.
 func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, error) {
 	ops := make([]placeOp, 0, len(place))
-	seen := map[string]bool{}
+	// A job placed twice: a map only for a big plan (most place a few jobs).
+	var seen map[*record]bool
+	if len(place) > 16 {
+		seen = make(map[*record]bool, len(place))
+	}
+	twice := func(r *record) bool {
+		if seen != nil {
+			return seen[r]
+		}
+		return slices.ContainsFunc(ops, func(op placeOp) bool { return op.r == r })
+	}
 	for i, jp := range place {
 		r, ok := m.jobs[jp.Job]
 		switch {
@@ -155,12 +165,14 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 			return nil, fmt.Errorf("field place[%d].job: unknown job %q", i, jp.Job)
 		case r.status.Ended():
 			return nil, fmt.Errorf("field place[%d].job: job %s has ended (%s)", i, jp.Job, r.status)
-		case seen[jp.Job]:
+		case twice(r):
 			return nil, fmt.Errorf("field place[%d].job: job %s placed twice in one plan", i, jp.Job)
 		case len(jp.Tasks) == 0:
 			return nil, fmt.Errorf("field place[%d].tasks: job %s: no tasks", i, jp.Job)
 		}
-		seen[jp.Job] = true
+		if seen != nil {
+			seen[r] = true
+		}
 		op := placeOp{r: r, tasks: cloneTasks(jp.Tasks), as: make([]scheduler.Assign, len(jp.Tasks)), skip: make([]bool, len(jp.Tasks))}
 		slices.SortFunc(op.tasks, func(a, b scheduler.TaskPlacement) int { return a.Task - b.Task })
 		for k := range op.tasks {
@@ -248,12 +260,17 @@ type eviction struct {
 // of it exactly where it runs. The work is linear in the plan and the
 // jobs it names, however many evictions name one job.
 func (m *Machine) evictions(evs []scheduler.Eviction, ops []placeOp) ([]eviction, error) {
-	placed := map[*record]*placeOp{}
 	for i := range ops {
 		op := &ops[i]
-		placed[op.r] = op
 		op.gangThere = op.r.job.Kind == scheduler.Training && op.exactGang()
 		m.work += uint64(len(op.tasks))
+	}
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	placed := make(map[*record]*placeOp, len(ops))
+	for i := range ops {
+		placed[ops[i].r] = &ops[i]
 	}
 	var out []eviction
 	at := map[*record]int{}
@@ -324,7 +341,10 @@ func (m *Machine) evictions(evs []scheduler.Eviction, ops []placeOp) ([]eviction
 // those that clash with the state as the evictions leave it: a task
 // running elsewhere, or part of a training gang.
 func (m *Machine) decidePlacements(ops []placeOp, evict []eviction) error {
-	gone := map[*record][]int{}
+	var gone map[*record][]int // nil (read as empty) without evictions
+	if len(evict) > 0 {
+		gone = make(map[*record][]int, len(evict))
+	}
 	for _, e := range evict {
 		gone[e.r] = e.tasks
 	}
