@@ -125,10 +125,7 @@ func (l *API) serve(w http.ResponseWriter, r *http.Request) {
 // latestRun finds the directory of a task's latest run on this node: the
 // one whose key file was written last.
 func latestRun(data, job string, task int) (string, bool) {
-	if filepath.Base(job) != job || job == "." || job == ".." {
-		return "", false // a job id never names another directory
-	}
-	dirs, _ := filepath.Glob(filepath.Join(data, "tasks", job, strconv.Itoa(task)+"-*"))
+	dirs, _ := filepath.Glob(filepath.Join(data, "tasks", jobDir(job), strconv.Itoa(task)+"-*"))
 	best, bestT := "", int64(-1)
 	for _, d := range dirs {
 		st, err := os.Stat(filepath.Join(d, fileKey))

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,4 +136,25 @@ func TestCrashBackoff(t *testing.T) {
 		return false
 	}, 5*time.Second, 10*time.Millisecond, "the crash is reported")
 	assert.GreaterOrEqual(t, reported.Sub(begin), 800*time.Millisecond, "held for the backoff")
+}
+
+// TestTaskDirStaysInside: a job ID is the servers' to choose, not a path:
+// whatever it holds, a run's directory is one level under DATA/tasks, and
+// distinct IDs get distinct directories.
+func TestTaskDirStaysInside(t *testing.T) {
+	data := t.TempDir()
+	seen := map[string]string{}
+	for _, id := range []string{"train-llm-1a2b3c", "../../evil", "..", ".", "a/b", "a%2Fb", "x-612f62", "", "ünï"} {
+		dir := taskDir(data, server.TaskKey{Job: id, Task: 1, Gen: 2})
+		rel, err := filepath.Rel(filepath.Join(data, "tasks"), dir)
+		require.NoError(t, err)
+		parts := strings.Split(rel, string(filepath.Separator))
+		require.Len(t, parts, 2, "%q: %s", id, rel)
+		assert.NotContains(t, []string{".", ".."}, parts[0], id)
+		if other, ok := seen[parts[0]]; ok {
+			t.Errorf("%q and %q share the directory %s", id, other, parts[0])
+		}
+		seen[parts[0]] = id
+	}
+	assert.Contains(t, seen, "train-llm-1a2b3c", "a plain ID is its own name")
 }

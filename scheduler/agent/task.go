@@ -50,7 +50,7 @@ func (t *task) report() server.TaskReport {
 // TASK-GEN-N when a run of the same key already ended there (a service's
 // replica placed here again).
 func taskDir(data string, k server.TaskKey) string {
-	base := filepath.Join(data, "tasks", k.Job, fmt.Sprintf("%d-%d", k.Task, k.Gen))
+	base := filepath.Join(data, "tasks", jobDir(k.Job), fmt.Sprintf("%d-%d", k.Task, k.Gen))
 	dir := base
 	for n := 1; ; n++ {
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
@@ -58,6 +58,25 @@ func taskDir(data string, k server.TaskKey) string {
 		}
 		dir = fmt.Sprintf("%s-%d", base, n)
 	}
+}
+
+// jobDir is the directory name of a job's runs: the ID itself when it is
+// a plain name (letters, digits, '.', '_', '-', not "." or ".."), else "~"
+// and the ID in hex. No ID names a path outside the data dir, no two IDs
+// share a directory ('~' is in no plain name), and no name holds a
+// character a glob pattern gives a meaning.
+func jobDir(id string) string {
+	plain := id != "" && id != "." && id != ".."
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return id
+	}
+	return fmt.Sprintf("~%x", id)
 }
 
 // start runs an assignment under a supervisor (argv prefix sup, the
