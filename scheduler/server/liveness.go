@@ -200,6 +200,7 @@ type agentWatch struct {
 	mu     sync.Mutex
 	seen   map[string]time.Time // node -> last heartbeat or registration
 	active bool                 // the leader's watch has started (after its barrier)
+	term   uint64               // counts the watches started, so a late end clears only its own
 	ring   func(node, addr string)
 }
 
@@ -451,10 +452,14 @@ func (s *Server) watchAgents(ctx context.Context) {
 		s.watch.seen[n] = start
 	}
 	s.watch.active = true
+	s.watch.term++
+	term := s.watch.term
 	s.watch.mu.Unlock()
 	defer func() {
 		s.watch.mu.Lock()
-		s.watch.active = false
+		if s.watch.term == term { // not a newer term's watch
+			s.watch.active = false
+		}
 		s.watch.mu.Unlock()
 	}()
 	tick := time.NewTicker(min(max(live.Timeout/5, 5*time.Millisecond), time.Second))
