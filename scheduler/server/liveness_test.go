@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -94,4 +96,30 @@ func TestFSMAgentRecords(t *testing.T) {
 	assert.Equal(t, node, ran)
 	_, ok = back.RanOn("j", 1)
 	assert.False(t, ok)
+}
+
+// TestAgentWatchTerms: the watch of a leadership that ends after the next
+// one's began (a quick re-election) leaves the new one serving agents.
+func TestAgentWatchTerms(t *testing.T) {
+	s := &Server{cfg: Config{Clock: func() int64 { return 1 }}, fsm: NewFSM(), log: slog.New(slog.DiscardHandler)}
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	done1 := make(chan struct{})
+	go func() { s.watchAgents(ctx1); close(done1) }()
+	require.Eventually(t, s.watch.isActive, time.Second, time.Millisecond)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	s.watch.mu.Lock()
+	before := s.watch.term
+	s.watch.mu.Unlock()
+	go s.watchAgents(ctx2)
+	require.Eventually(t, func() bool {
+		s.watch.mu.Lock()
+		defer s.watch.mu.Unlock()
+		return s.watch.term == before+1
+	}, time.Second, time.Millisecond)
+	cancel1()
+	<-done1
+	assert.True(t, s.watch.isActive(), "the newer watch still serves agents")
+	cancel2()
+	require.Eventually(t, func() bool { return !s.watch.isActive() }, time.Second, time.Millisecond)
 }
