@@ -116,6 +116,13 @@ func (m *Machine) Refreeze(f *Frozen) {
 		}
 	}
 	f.jpos = m.jlogBase + uint64(len(m.jlog))
+	if f == m.planner {
+		// The machine's own copy has read the log: let it go, and the
+		// pruned records it names with it. Another copy of the same
+		// machine that had not read it copies every job at its next
+		// Refreeze (the same state, at the cost of a Freeze).
+		m.trimLog(0)
+	}
 }
 
 // copyOf finds f's copy of a record, nil when it has none.
