@@ -229,6 +229,13 @@ type cluster struct {
 // every one answers its health check.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	return newClusterWith(t, n, nil)
+}
+
+// newClusterWith is newCluster with prepare called on each server's data
+// dir (made, empty) before it starts.
+func newClusterWith(t *testing.T, n int, prepare func(i int, dataDir string)) *cluster {
+	t.Helper()
 	needBinary(t)
 	dir := t.TempDir()
 	fleet := filepath.Join(dir, "fleet.yaml")
@@ -264,7 +271,13 @@ func newCluster(t *testing.T, n int) *cluster {
 		c.srvs = append(c.srvs, s)
 	}
 	t.Cleanup(c.stop)
-	for _, s := range c.srvs {
+	for i, s := range c.srvs {
+		if prepare != nil {
+			if err := os.MkdirAll(s.dataDir(), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			prepare(i, s.dataDir())
+		}
 		if err := s.start(); err != nil {
 			t.Fatal(err)
 		}
@@ -281,6 +294,16 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// dataDir is the server's --data-dir.
+func (s *srv) dataDir() string {
+	for i, a := range s.args {
+		if a == "--data-dir" {
+			return s.args[i+1]
+		}
+	}
+	return ""
 }
 
 // start runs the server process on its data dir.
@@ -326,7 +349,15 @@ func (s *srv) kill() {
 func (s *srv) running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cmd != nil
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false // it exited on its own
+	default:
+		return true
+	}
 }
 
 // pause stops (true) or continues (false) the process.

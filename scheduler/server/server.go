@@ -195,7 +195,9 @@ func (s *Server) open() error {
 			}
 		}
 	}
-	r, err := raft.NewRaft(rc, s.fsm, w, w, snaps, t)
+	// walheal.go: the log opens again after a failed append (a full disk).
+	store := &healingLog{dir: walDir, logger: hl.Named("wal"), log: s.log, w: &s.wal, meta: &s.meta}
+	r, err := raft.NewRaft(rc, s.fsm, store, store, snaps, t)
 	if err != nil {
 		return fmt.Errorf("server: start raft: %w", err)
 	}
@@ -280,9 +282,12 @@ func (s *Server) apply(ctx context.Context, entry []byte) (ApplyResult, error) {
 // returns the state machine's result. A command the machine refuses
 // returns its error, and changed nothing on any server.
 func (s *Server) Apply(ctx context.Context, cmd state.Command) (state.Result, error) {
-	entry, err := encodeCommand(cmd)
+	entry, dec, err := encodeOwned(cmd)
 	if err != nil {
 		return state.Result{}, err
+	}
+	if dec != nil { // applied here without decoding (owned.go)
+		defer s.fsm.owned.add(entry, dec)()
 	}
 	res, err := s.apply(ctx, entry)
 	if err != nil {
