@@ -31,6 +31,19 @@ func Encode(cmd Command) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	if p, ok := cmd.(ApplyPlan); ok { // the bulk of the log (encode_plan.go)
+		b, err := appendPlan(make([]byte, 0, planSize(&p)), &p)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", cmd.Type(), err)
+		}
+		return b, nil
+	}
+	return encodeJSON(cmd)
+}
+
+// encodeJSON is Encode through encoding/json's reflection, for any command
+// (cmd is not a pointer).
+func encodeJSON(cmd Command) ([]byte, error) {
 	body, err := marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", cmd.Type(), err)
@@ -52,6 +65,14 @@ func Encode(cmd Command) ([]byte, error) {
 // included), a value of the wrong type or trailing data is an error that
 // names the field.
 func Decode(data []byte) (Command, error) {
+	if p, ok := decodePlan(data); ok { // a plan in canonical form (decode_plan.go)
+		return p, nil
+	}
+	return decodeStrict(data)
+}
+
+// decodeStrict is Decode for any document, canonical or not.
+func decodeStrict(data []byte) (Command, error) {
 	var head struct {
 		V    *int    `json:"v"`
 		Type *string `json:"type"`

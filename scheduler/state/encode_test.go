@@ -208,6 +208,16 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The plan's fast path (decode_plan.go) takes canonical bytes only,
+		// and reads them as the strict decoder does.
+		if p, ok := decodePlan(data); ok {
+			strict, err := decodeStrict(data)
+			require.NoError(t, err, "the fast path took what the strict decoder refuses")
+			require.Equal(t, strict, Command(p))
+			enc, err := Encode(p)
+			require.NoError(t, err)
+			require.Equal(t, string(data), string(enc), "the fast path took bytes that are not canonical")
+		}
 		cmd, err := Decode(data)
 		if err != nil {
 			return
