@@ -36,6 +36,9 @@ type FSM struct {
 	// changed is signalled (without blocking) when a command changed
 	// something a scheduling pass should look at again.
 	changed chan struct{}
+
+	// owned are the entries this server wrote, decoded (owned.go).
+	owned ownedEntries
 }
 
 // ApplyResult is what FSM.Apply returns for an entry: one result per
@@ -91,9 +94,12 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 	kind, body := data[0], data[1:]
 	switch kind {
 	case entryCommand:
-		cmd, err := state.Decode(body)
-		if err != nil {
-			return ApplyResult{Err: fmt.Errorf("decode log entry: %w", err)}, false
+		cmd, ok := f.owned.get(data)
+		if !ok {
+			var err error
+			if cmd, err = state.Decode(body); err != nil {
+				return ApplyResult{Err: fmt.Errorf("decode log entry: %w", err)}, false
+			}
 		}
 		r, err := f.m.Apply(cmd)
 		if err != nil {

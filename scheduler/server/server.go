@@ -282,9 +282,12 @@ func (s *Server) apply(ctx context.Context, entry []byte) (ApplyResult, error) {
 // returns the state machine's result. A command the machine refuses
 // returns its error, and changed nothing on any server.
 func (s *Server) Apply(ctx context.Context, cmd state.Command) (state.Result, error) {
-	entry, err := encodeCommand(cmd)
+	entry, dec, err := encodeOwned(cmd)
 	if err != nil {
 		return state.Result{}, err
+	}
+	if dec != nil { // applied here without decoding (owned.go)
+		defer s.fsm.owned.add(entry, dec)()
 	}
 	res, err := s.apply(ctx, entry)
 	if err != nil {
