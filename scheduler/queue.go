@@ -727,12 +727,18 @@ func (s *pass) quotaAfter(ti int, as []Assign) quotaVerdict {
 // start commits a placement: the tenant is charged, the job is live and
 // the plan places it.
 func (s *pass) start(ti int, j *Job, as []Assign) {
-	lj := &liveJob{job: j, tenant: ti, started: s.in.Now, end: endOf(s.in.Now, j.Walltime),
-		assigns: slices.Clone(as), alive: make([]bool, len(as)), tasks: make([]int, len(as)), nAlive: len(as)}
+	var lj *liveJob
+	if s.st != nil {
+		lj = s.st.spareJob() // given back when the pass ends (restore)
+	} else {
+		lj = &liveJob{}
+	}
+	*lj = liveJob{job: j, tenant: ti, started: s.in.Now, end: endOf(s.in.Now, j.Walltime),
+		assigns: append(lj.assigns[:0], as...), alive: lj.alive[:0], tasks: lj.tasks[:0], nAlive: len(as)}
 	jp := JobPlacement{Job: j.ID, Tasks: make([]TaskPlacement, len(as))}
 	t := &s.l.tenants[ti]
 	for k := range as {
-		lj.tasks[k], lj.alive[k] = k, true
+		lj.tasks, lj.alive = append(lj.tasks, k), append(lj.alive, true)
 		t.used.add(amountOf(&as[k]))
 		jp.Tasks[k] = s.c.Placement(k, as[k])
 	}

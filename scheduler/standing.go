@@ -55,6 +55,7 @@ type Standing struct {
 	// outcomes, cleared after the pass.
 	passL ledger
 	outs  [][]*Unplaced
+	p     pass
 }
 
 // readyPart is the capacity and free amounts of the ready nodes (or of one
@@ -176,13 +177,7 @@ func (st *Standing) Run(c *Cluster, rj *RunningJob) {
 		st.refuse(fmt.Errorf("pass: field running: job %s: %w", j.ID, err))
 		return
 	}
-	var lj *liveJob
-	if n := len(st.spare); n > 0 {
-		lj = st.spare[n-1]
-		st.spare = st.spare[:n-1]
-	} else {
-		lj = &liveJob{}
-	}
+	lj := st.spareJob()
 	*lj = liveJob{job: j, tenant: st.tenantOf(j.Tenant), started: rj.Started, end: endOf(rj.Started, j.Walltime),
 		running: true, tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0], slot: len(st.live)}
 	t := &st.l.tenants[lj.tenant]
@@ -235,6 +230,19 @@ func (st *Standing) Stop(id string) {
 	*lj = liveJob{tasks: lj.tasks[:0:cap(lj.tasks)], assigns: lj.assigns[:0:cap(lj.assigns)], alive: lj.alive[:0:cap(lj.alive)]}
 	st.spare = append(st.spare, lj)
 	st.count(ti, -1)
+}
+
+// spareJob returns a stopped entry to reuse (its buffers empty, their
+// capacity kept), or a new one.
+func (st *Standing) spareJob() *liveJob {
+	n := len(st.spare)
+	if n == 0 {
+		return &liveJob{}
+	}
+	lj := st.spare[n-1]
+	st.spare[n-1] = nil
+	st.spare = st.spare[:n-1]
+	return lj
 }
 
 // Queue records a pending job (as Pass.Pending lists it). The job is read
@@ -318,11 +326,17 @@ func (st *Standing) hold(c *Cluster, a *Assign, sign int64) {
 // grow sizes the per-node sums for c's nodes (ids only grow).
 func (st *Standing) grow(c *Cluster) {
 	h := &st.held
+	more := len(c.nodes) - len(h.cpu)
+	h.cpu, h.mem = slices.Grow(h.cpu, more), slices.Grow(h.mem, more)
+	h.gpuOff, h.tags = slices.Grow(h.gpuOff, more), slices.Grow(h.tags, more*numTags)
+	h.gpu = slices.Grow(h.gpu, len(c.gpuFree)-len(h.gpu))
+	st.isDirty, st.contrib = slices.Grow(st.isDirty, more), slices.Grow(st.contrib, more)
 	for n := len(h.cpu); n < len(c.nodes); n++ {
 		r := &c.nodes[n]
 		h.cpu = append(h.cpu, 0)
 		h.mem = append(h.mem, 0)
 		h.gpuOff = append(h.gpuOff, int32(len(h.gpu)))
+		// append(s, make(...)...) extends s in place: no allocation.
 		h.gpu = append(h.gpu, make([]int64, r.gpuN)...)
 		h.tags = append(h.tags, make([]int32, numTags)...)
 		st.isDirty = append(st.isDirty, false)
@@ -449,7 +463,11 @@ func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
 		}
 		t.out = o[:len(t.queue)]
 	}
-	return &pass{c: c, in: in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st}, nil
+	// The pass itself and its undo log are reused from pass to pass.
+	s := &st.p
+	*s = pass{c: c, in: in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st,
+		undo: s.undo[:0], buf: s.buf[:0], touched: s.touched[:0]}
+	return s, nil
 }
 
 // restore undoes what a pass on a kept set-up changed of it: the running
@@ -468,6 +486,12 @@ func (s *pass) restore() {
 		t := &s.l.tenants[i]
 		clear(t.out[:t.pos])
 	}
+	// The jobs the pass started: their entries are reused.
+	for _, lj := range s.live[s.nRun:] {
+		*lj = liveJob{tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0]}
+		s.st.spare = append(s.st.spare, lj)
+	}
+	clear(s.live[s.nRun:cap(s.live)])
 }
 
 // touch records that the pass changed a running job's live copy, so that

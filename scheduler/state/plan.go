@@ -478,6 +478,9 @@ func (op *placeOp) exactGang() bool {
 // with skip set left out) into a job's live tasks (sorted by task, none of
 // the new tasks among them), in one pass.
 func mergeTasks(live, add []scheduler.TaskPlacement, skip []bool) []scheduler.TaskPlacement {
+	if len(live) == 0 && !slices.Contains(skip, true) {
+		return add // a job starting: its placements, already the plan's own copy
+	}
 	out := make([]scheduler.TaskPlacement, 0, len(live)+len(add))
 	i := 0
 	for k := range add {
