@@ -61,7 +61,7 @@ func AgentDoorbellPath(node string) string { return "/v1/agent/" + url.PathEscap
 // routeAgents registers the agents' endpoints and the job logs proxy, and
 // gives the server its doorbell to the agents.
 func (h *handler) routeAgents() {
-	h.s.SetDoorbell(ringAgent)
+	h.s.SetDoorbell(h.ringAgent)
 	h.route("POST /v1/agents/register", h.registerAgent, write)
 	h.route("POST /v1/agents/{node}/heartbeat", h.heartbeat, write)
 	h.route("GET /v1/jobs/{id}/logs", h.jobLogs, read)
@@ -171,8 +171,8 @@ func (h *handler) jobLogs(w http.ResponseWriter, r *http.Request) {
 
 // ringAgent tells a node's agent to heartbeat now. Best effort: a ring
 // that fails is made up by the agent's next heartbeat.
-func ringAgent(node, addr string) {
-	cl, err := NewClient(addr)
+func (h *handler) ringAgent(node, addr string) {
+	cl, err := h.agentClient(addr) // TLS to an https:// agent (auth.go)
 	if err != nil {
 		return
 	}
