@@ -275,6 +275,13 @@ func (r *run) do(rng *rand.Rand, in Input) (Output, string) {
 		if ctx.Err() != nil {
 			return Output{Result: ResUnknown, Status: err.Error()}, ""
 		}
+		if (in.Kind == OpFinish || in.Kind == OpSetNode) && !notSent(err) {
+			// The attempt may still take effect later (a paused server
+			// holding it, a forward in flight): a retry could be followed
+			// by this one, out of order. Submits carry a request id, and a
+			// late cancel or a late read changes nothing, so those retry.
+			return Output{Result: ResUnknown, Status: err.Error()}, ""
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -292,6 +299,18 @@ func listStatus(ctx context.Context, cl *api.Client, id string) (string, error) 
 		}
 	}
 	return "", &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound}
+}
+
+// notSent says whether a failed request surely did nothing: it never
+// reached a server, or a server turned it away unread (the rate limit).
+func notSent(err error) bool {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusTooManyRequests
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "connect: connection refused") || strings.Contains(msg, "connect: no route to host") ||
+		strings.Contains(msg, "connect: network is unreachable")
 }
 
 // jobSpec is a random job: whole GPUs or a share, a gang of one or two, a
