@@ -27,7 +27,7 @@ import (
 var (
 	long   = flag.Bool("chaos.long", false, "the long run: 20 seeds of 10,000 operations (make chaos)")
 	seeds  = flag.Int("chaos.seeds", 0, "number of seeds (default 3, 20 with -chaos.long)")
-	ops    = flag.Int("chaos.ops", 0, "operations per seed (default: as many as 20 s allow; 10,000 and at least 60 s with -chaos.long)")
+	ops    = flag.Int("chaos.ops", 0, "operations per seed (default: as many as 15 s allow; 10,000 and at least 60 s with -chaos.long)")
 	first  = flag.Uint64("chaos.seed", 1, "the first seed")
 	outDir = flag.String("chaos.out", "", "where a failing seed's history (porcupine HTML) goes (default: the temp dir)")
 )
@@ -52,7 +52,7 @@ type runConfig struct {
 // three servers, even seeds five.
 func TestChaos(t *testing.T) {
 	needBinary(t)
-	n, perSeed, minTime, maxTime := 3, 100000, 0*time.Second, 20*time.Second
+	n, perSeed, minTime, maxTime := 3, 100000, 0*time.Second, 15*time.Second
 	if *long {
 		n, perSeed, minTime, maxTime = 20, 10000, 60*time.Second, 30*time.Minute
 	}
