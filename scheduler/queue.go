@@ -83,27 +83,22 @@ const (
 )
 
 func (l *Limits) withDefaults() (Limits, error) {
-	out := *l
-	for _, f := range []struct {
-		name string
-		v    *int
-		def  int
-	}{
-		{"decisions", &out.Decisions, DefaultDecisions},
-		{"explain", &out.Explain, DefaultExplain},
-		{"reservations", &out.Reservations, DefaultReservations},
-		{"backfill_depth", &out.BackfillDepth, DefaultBackfillDepth},
-		{"shadow_walk", &out.ShadowWalk, DefaultShadowWalk},
-		{"shadow_fits", &out.ShadowFits, DefaultShadowFits},
-		{"preemptions", &out.Preemptions, DefaultPreemptions},
-	} {
+	// Values, not pointers into out: out then stays off the heap (a pass
+	// sets its limits up each time).
+	names := [...]string{"decisions", "explain", "reservations", "backfill_depth", "shadow_walk", "shadow_fits", "preemptions"}
+	defs := [...]int{DefaultDecisions, DefaultExplain, DefaultReservations, DefaultBackfillDepth, DefaultShadowWalk, DefaultShadowFits, DefaultPreemptions}
+	v := [...]int{l.Decisions, l.Explain, l.Reservations, l.BackfillDepth, l.ShadowWalk, l.ShadowFits, l.Preemptions}
+	for i := range v {
 		switch {
-		case *f.v < 0:
-			return out, fmt.Errorf("pass: field limits.%s: want >= 0 (0 takes the default), got %d", f.name, *f.v)
-		case *f.v == 0:
-			*f.v = f.def
+		case v[i] < 0:
+			return *l, fmt.Errorf("pass: field limits.%s: want >= 0 (0 takes the default), got %d", names[i], v[i])
+		case v[i] == 0:
+			v[i] = defs[i]
 		}
 	}
+	out := *l
+	out.Decisions, out.Explain, out.Reservations, out.BackfillDepth = v[0], v[1], v[2], v[3]
+	out.ShadowWalk, out.ShadowFits, out.Preemptions = v[4], v[5], v[6]
 	return out, nil
 }
 

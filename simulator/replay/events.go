@@ -1,7 +1,5 @@
 package replay
 
-import "container/heap"
-
 // phase orders the events of one instant: completions free capacity first,
 // node events change it next, then expired budgets leave the queue (before
 // the pass, so a budget that ends when GPUs free up still sends its job to
@@ -30,11 +28,11 @@ type item struct {
 	scale uint8  // a scaler event (job is the cloud node's index)
 }
 
-// events is a min-heap on (at, phase, seq).
+// events is a min-heap on (at, phase, seq), kept by queue without
+// container/heap, whose interface would box every item pushed and popped.
 type events []item
 
-func (h events) Len() int { return len(h) }
-func (h events) Less(i, j int) bool {
+func (h events) less(i, j int) bool {
 	a, b := &h[i], &h[j]
 	if a.at != b.at {
 		return a.at < b.at
@@ -44,13 +42,36 @@ func (h events) Less(i, j int) bool {
 	}
 	return a.seq < b.seq
 }
-func (h events) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *events) Push(x any)   { *h = append(*h, x.(item)) }
-func (h *events) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
+
+// up moves item i towards the root while it is less than its parent.
+func (h events) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+// down moves item i towards the leaves while a child is less than it.
+func (h events) down(i int) {
+	n := len(h)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			return
+		}
+		if r := c + 1; r < n && h.less(r, c) {
+			c = r
+		}
+		if !h.less(c, i) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 // queue wraps the heap with a sequence counter.
@@ -62,10 +83,20 @@ type queue struct {
 func (q *queue) push(it item) {
 	it.seq = q.seq
 	q.seq++
-	heap.Push(&q.h, it)
+	q.h = append(q.h, it)
+	q.h.up(len(q.h) - 1)
 }
 
-func (q *queue) pop() item { return heap.Pop(&q.h).(item) }
+// pop takes the earliest event; the order is total (seq is unique), so it
+// is the order any heap gives.
+func (q *queue) pop() item {
+	n := len(q.h) - 1
+	it := q.h[0]
+	q.h[0] = q.h[n]
+	q.h = q.h[:n]
+	q.h.down(0)
+	return it
+}
 
 func (q *queue) empty() bool { return len(q.h) == 0 }
 

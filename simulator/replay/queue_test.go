@@ -1,0 +1,39 @@
+package replay
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestQueueOrder pushes and pops events in random interleavings and checks
+// that each pop is the earliest event left by (at, phase, push order), as
+// a sort of everything pushed says.
+func TestQueueOrder(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		var q queue
+		var left []item // what the queue should hold, with seq as pushed
+		for step := range 500 {
+			if rng.IntN(3) > 0 || len(left) == 0 {
+				it := item{at: int64(rng.IntN(20)), phase: phase(rng.IntN(4)), job: int32(step)}
+				q.push(it)
+				it.seq = q.seq - 1
+				left = append(left, it)
+				continue
+			}
+			slices.SortFunc(left, func(a, b item) int {
+				return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.phase, b.phase), cmp.Compare(a.seq, b.seq))
+			})
+			at, ok := q.next()
+			require.True(t, ok)
+			require.Equal(t, left[0].at, at, "seed %d step %d", seed, step)
+			require.Equal(t, left[0], q.pop(), "seed %d step %d", seed, step)
+			left = left[1:]
+		}
+		require.Equal(t, len(left), len(q.h))
+	}
+}
