@@ -40,14 +40,18 @@ Their output is kept in --data-dir (read it with 'petite job logs'). Tasks
 run under a supervisor each and outlive the agent: an agent restarted on the
 same --data-dir adopts them. See docs/agent.md.`,
 		Example: examples(
-			"# a mock DGX H100 node of the demo fleet's cloud pool, against a dev server",
+			"# check a node's setup against the server (a mock DGX H100 of the demo fleet), changing nothing",
+			"petite agent --pool cloud-sh-ondemand --nvml-mock dgxh100 --name sh-h100-0001 --once",
+			"# run it: a mock DGX H100 node of the demo fleet's cloud pool, against a dev server",
 			"# petite agent --server http://127.0.0.1:4646 --pool cloud-sh-ondemand --nvml-mock dgxh100 --name sh-h100-0001 --data-dir /tmp/agent-1",
 			"# a real node",
 			"# petite agent --server http://10.0.0.1:4646 --pool hz-onprem --data-dir /var/lib/petite/agent",
 		),
-		Args: noArgs,
+		Args:        noArgs,
+		Annotations: map[string]string{needsServer: "registers with a server"},
 	}
 	fs := cmd.Flags()
+	once := fs.Bool("once", false, "check the node's setup and exit: what registering would find (its state, its tasks, or why it is refused), changing nothing")
 	srv := fs.String("server", "", "the servers' API addresses, commas between them (default: $PETITE_ADDR, else "+defaultAddr+")")
 	addClientAuthFlags(fs, srv) // --tls-ca, --tls-cert, --tls-key, --token (tls.go)
 	pool := fs.String("pool", "", "the node's pool (required)")
@@ -99,6 +103,9 @@ same --data-dir adopts them. See docs/agent.md.`,
 		if err != nil {
 			return err
 		}
+		if *once {
+			return registerOnce(cmd, servers, server.AgentRegistration{Node: reg.Node, Devices: reg.Devices, Check: true})
+		}
 		if *dataDir == "" {
 			if *dataDir, err = stateDir(node); err != nil {
 				return err
@@ -146,6 +153,30 @@ same --data-dir adopts them. See docs/agent.md.`,
 	}
 	cmd.AddCommand(agentSuperviseCommand())
 	return cmd
+}
+
+// registerOnce asks the first server that answers what registering the
+// node would find, and prints it: a check that changes nothing.
+func registerOnce(cmd *cobra.Command, servers []*api.Client, reg server.AgentRegistration) error {
+	var err error
+	for _, cl := range servers {
+		ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+		var ans api.AgentAnswer
+		ans, err = cl.RegisterAgent(ctx, reg)
+		cancel()
+		if err != nil {
+			err = clientError(cl, err)
+			continue
+		}
+		model := "no GPU"
+		if len(reg.Node.GPUs) > 0 {
+			model = reg.Node.GPUs[0].Model
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "node %s (%d GPU devices, %s; pool %s) can register with %s: now %s, %d task(s) placed on it; disconnect window %s\n",
+			reg.Node.Name, len(reg.Devices), model, reg.Node.Pool, cl.Base, ans.NodeState, len(ans.Tasks), time.Duration(ans.WindowMS)*time.Millisecond)
+		return nil
+	}
+	return err
 }
 
 // agentServers returns a client of each server --server lists (commas

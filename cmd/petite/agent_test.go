@@ -87,6 +87,19 @@ func TestAgentCommand(t *testing.T) {
 	assert.Contains(t, stderr, "has not been placed")
 	code, _, stderr = petite(t, nil, "job", "logs")
 	assert.Equal(t, exitUsage, code, stderr)
+
+	// --once checks a node's setup and changes nothing.
+	code, stdout, stderr = petite(t, nil, "agent", "--pool", "lab", "--nvml-mock", "dgxh100", "--name", "gpu-2", "--once", "--cpu-milli", "1000", "--memory-mib", "1024")
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stdout, "node gpu-2 (8 GPU devices, H100; pool lab) can register with "+addr+": now unregistered, 0 task(s)")
+	_, err = cl.Node(context.Background(), "gpu-2")
+	assert.ErrorContains(t, err, "no node", "a check registers nothing")
+	code, _, stderr = petite(t, nil, "agent", "--pool", "lab", "--nvml-mock", "dgxa100", "--name", "gpu-1", "--once", "--cpu-milli", "1000", "--memory-mib", "1024")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, "device 0 is registered as H100, the agent found A100")
+	code, _, stderr = petite(t, nil, "agent", "--pool", "nowhere", "--nvml-mock", "dgxh100", "--name", "gpu-3", "--once", "--cpu-milli", "1000", "--memory-mib", "1024")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, `pool "nowhere" does not exist`)
 }
 
 // TestAgentUsage: the agent's usage errors exit 2 with one line.

@@ -116,6 +116,10 @@ type AgentRegistration struct {
 	Devices []string `json:"devices"`
 	// Addr is the agent's HTTP base URL, where the servers read task logs.
 	Addr string `json:"addr,omitempty"`
+	// Check asks what a registration would find, changing nothing: the
+	// node's state and tasks, or why it would be refused (`petite agent
+	// --once`).
+	Check bool `json:"check,omitempty"`
 }
 
 // Task states an agent reports.
@@ -271,6 +275,9 @@ func (s *Server) RegisterAgent(ctx context.Context, reg AgentRegistration) (Agen
 	if refused != "" {
 		return AgentAnswer{}, fmt.Errorf("%w: %s", ErrAgentRefused, refused)
 	}
+	if reg.Check {
+		return s.checkAgent(reg)
+	}
 	rec := AgentRecord{Node: n.Name, Addr: reg.Addr, Devices: reg.Devices}
 	if old, ok := s.fsm.Agent(n.Name); !ok || old.Addr != rec.Addr || !slices.Equal(old.Devices, rec.Devices) {
 		entry, err := marshalAgent(rec)
@@ -292,6 +299,34 @@ func (s *Server) RegisterAgent(ctx context.Context, reg AgentRegistration) (Agen
 		s.log.Info("agent registered", "node", n.Name, "command", cmd.Type())
 	}
 	return s.Heartbeat(ctx, n.Name, Heartbeat{})
+}
+
+// checkAgent answers a registration made to check a node's setup: what a
+// registration would find, changing nothing (no record, no node).
+func (s *Server) checkAgent(reg AgentRegistration) (AgentAnswer, error) {
+	live := s.liveness()
+	ans := AgentAnswer{NodeState: "unregistered", Tasks: []Assignment{}, IntervalMS: live.Interval.Milliseconds(), GraceMS: live.Grace.Milliseconds()}
+	var refused string
+	s.fsm.Read(func(m *state.Machine, recs map[string]JobRecord, index uint64) {
+		v := m.Cluster()
+		if id, ok := v.NodeByName(reg.Node.Name); ok {
+			ans.NodeState = v.Node(id).State.String()
+			ans.WindowMS = live.window(v.PoolOf(id)).Milliseconds()
+			ans.Tasks = append(ans.Tasks, s.placed.of(m, recs, index, reg.Node.Name)...)
+			return
+		}
+		for _, p := range v.Pools() {
+			if p.Name == reg.Node.Pool {
+				ans.WindowMS = live.window(p).Milliseconds()
+				return
+			}
+		}
+		refused = fmt.Sprintf("node %s: pool %q does not exist", reg.Node.Name, reg.Node.Pool)
+	})
+	if refused != "" {
+		return AgentAnswer{}, fmt.Errorf("%w: %s", ErrAgentRefused, refused)
+	}
+	return ans, nil
 }
 
 // Heartbeat takes an agent's report: the node is alive (a disconnected or
