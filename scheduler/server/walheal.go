@@ -31,8 +31,9 @@ type healingLog struct {
 }
 
 var (
-	_ raft.LogStore    = (*healingLog)(nil)
-	_ raft.StableStore = (*healingLog)(nil)
+	_ raft.LogStore          = (*healingLog)(nil)
+	_ raft.StableStore       = (*healingLog)(nil)
+	_ raft.MonotonicLogStore = (*healingLog)(nil)
 )
 
 func (h *healingLog) cur() *wal.WAL { return *h.w }
@@ -152,3 +153,9 @@ func (h *healingLog) GetUint64(k []byte) (v uint64, err error) {
 	err = h.read(func(w *wal.WAL) error { v, err = w.GetUint64(k); return err })
 	return v, err
 }
+
+// IsMonotonic implements raft.MonotonicLogStore, as raft-wal does: raft-wal
+// refuses a gap in the log, so after restoring a snapshot (a user restore,
+// or one installed from the leader) raft must clear the old log rather than
+// leave a gap before the next entry.
+func (h *healingLog) IsMonotonic() bool { return true }
