@@ -56,11 +56,23 @@ type Standing struct {
 	passL ledger
 	outs  [][]*Unplaced
 	p     pass
+
+	// emptyFit is the passes' count, per task shape, of the tasks the
+	// ready nodes would hold empty (see neverFits): it holds while no node
+	// becomes ready or stops being ready, no node registers and the
+	// cluster's label selectors stay the ones it was counted with (sel0,
+	// nsel).
+	emptyFit map[Shape]int
+	sel0     *selector
+	nsel     int
 }
 
 // readyPart is the capacity and free amounts of the ready nodes (or of one
-// node, zero when it is not ready).
-type readyPart struct{ cap, free amount }
+// node, zero when it is not ready; ready says which).
+type readyPart struct {
+	cap, free amount
+	ready     bool
+}
 
 // NewStanding returns an empty set-up: no tenants, no jobs.
 func NewStanding() *Standing {
@@ -373,13 +385,20 @@ func (st *Standing) sync(c *Cluster) error {
 			st.markDirty(n)
 		}
 	}
+	if st.c != c {
+		clear(st.emptyFit)
+	}
 	bad := NoNode
 	for _, n := range st.dirty {
 		st.isDirty[n] = false
 		p := &st.contrib[n]
 		st.ready.cap.sub(p.cap)
 		st.ready.free.sub(p.free)
+		was := p.ready
 		*p = c.readyPart(n)
+		if p.ready != was {
+			clear(st.emptyFit)
+		}
 		st.ready.cap.add(p.cap)
 		st.ready.free.add(p.free)
 		if (bad < 0 || n < bad) && st.held.over(c, n) {
@@ -407,7 +426,7 @@ func (c *Cluster) readyPart(n NodeID) readyPart {
 		g += int64(c.gpuCap[i])
 	}
 	return readyPart{cap: amount{gpu: g, cpu: r.cpuCap, mem: r.memCap},
-		free: amount{gpu: r.gpuFreeSum, cpu: r.cpuFree, mem: r.memFree}}
+		free: amount{gpu: r.gpuFreeSum, cpu: r.cpuFree, mem: r.memFree}, ready: true}
 }
 
 // ScheduleStanding runs one scheduling pass, as Schedule does, on a kept
@@ -463,10 +482,17 @@ func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
 		}
 		t.out = o[:len(t.queue)]
 	}
+	if st.emptyFit == nil {
+		st.emptyFit = map[Shape]int{}
+	}
+	if len(c.selectors) != st.nsel || &c.selectors[0] != st.sel0 {
+		clear(st.emptyFit) // shapes name selectors by index
+		st.nsel, st.sel0 = len(c.selectors), &c.selectors[0]
+	}
 	// The pass itself and its undo log are reused from pass to pass.
 	s := &st.p
 	*s = pass{c: c, in: in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st,
-		undo: s.undo[:0], buf: s.buf[:0], touched: s.touched[:0]}
+		undo: s.undo[:0], buf: s.buf[:0], touched: s.touched[:0], emptyFit: st.emptyFit}
 	return s, nil
 }
 
