@@ -73,13 +73,22 @@ func (f *FSM) noteRuns(cmd state.Command) {
 		if !ok {
 			continue
 		}
-		ran := make(map[int]string, len(rec.Ran)+len(jp.Tasks))
-		maps.Copy(ran, rec.Ran)
+		grown := false
 		for _, tp := range jp.Tasks {
-			ran[tp.Task] = tp.Node
+			if tp.Task < 0 {
+				continue
+			}
+			if tp.Task >= len(rec.Ran) {
+				// Once per job, mostly: a task placed again is written in
+				// place (the record's slice is the FSM's own).
+				rec.Ran = append(rec.Ran, make([]string, tp.Task+1-len(rec.Ran))...)
+				grown = true
+			}
+			rec.Ran[tp.Task] = tp.Node
 		}
-		rec.Ran = ran
-		f.jobs[jp.Job] = rec
+		if grown {
+			f.jobs[jp.Job] = rec
+		}
 	}
 }
 
@@ -87,8 +96,11 @@ func (f *FSM) noteRuns(cmd state.Command) {
 func (f *FSM) RanOn(job string, task int) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, ok := f.jobs[job].Ran[task]
-	return n, ok
+	ran := f.jobs[job].Ran
+	if task < 0 || task >= len(ran) || ran[task] == "" {
+		return "", false
+	}
+	return ran[task], true
 }
 
 // sameDevices says why a registered node and an agent's inventory differ,

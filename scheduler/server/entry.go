@@ -37,9 +37,9 @@ type JobRecord struct {
 	// submit retried with it (after a lost answer, a leader change) finds
 	// this job instead of making a second one.
 	RequestID string `json:"request_id,omitempty"`
-	// Ran is the node each task was last placed on (agents.go): where its
-	// logs are.
-	Ran map[int]string `json:"ran,omitempty"`
+	// Ran[i] is the node task i was last placed on, "" if never (agents.go):
+	// where its logs are.
+	Ran []string `json:"ran,omitempty"`
 }
 
 // DuplicateError is a submit refused because its client request id
