@@ -124,7 +124,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 // and every device, CPU and memory must have room.
 func (m *Machine) commit(op *placeOp, k int) error {
 	tp := &op.tasks[k]
-	id, _ := m.c.NodeByName(tp.Node)
+	id := op.as[k].Node // checkPlacements found the node
 	s, err := m.c.ShapeOf(&op.r.job.Task)
 	if err != nil {
 		return fmt.Errorf("place job %s task %d: %w", op.r.job.ID, tp.Task, err)
