@@ -147,6 +147,12 @@ func (m *Machine) commit(op *placeOp, k int) error {
 // devices; and resources that are exactly what the task asks for.
 func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, error) {
 	ops := make([]placeOp, 0, len(place))
+	// Every op's assignments and skip marks come from one slab each.
+	ntask := 0
+	for _, jp := range place {
+		ntask += len(jp.Tasks)
+	}
+	asSlab, skipSlab := make([]scheduler.Assign, ntask), make([]bool, ntask)
 	// A job placed twice: a map only for a big plan (most place a few jobs).
 	var seen map[*record]bool
 	if len(place) > 16 {
@@ -173,7 +179,9 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 		if seen != nil {
 			seen[r] = true
 		}
-		op := placeOp{r: r, tasks: cloneTasks(jp.Tasks), as: make([]scheduler.Assign, len(jp.Tasks)), skip: make([]bool, len(jp.Tasks))}
+		n := len(jp.Tasks)
+		op := placeOp{r: r, tasks: cloneTasks(jp.Tasks), as: asSlab[:n:n], skip: skipSlab[:n:n]}
+		asSlab, skipSlab = asSlab[n:], skipSlab[n:]
 		slices.SortFunc(op.tasks, func(a, b scheduler.TaskPlacement) int { return a.Task - b.Task })
 		for k := range op.tasks {
 			tp := &op.tasks[k]
