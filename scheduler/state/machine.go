@@ -648,6 +648,15 @@ func (m *Machine) unqueue(r *record) {
 	if !ok {
 		panic(fmt.Sprintf("state: job %s is not in the queue", r.job.ID))
 	}
-	m.pending = slices.Delete(m.pending, i, i+1)
+	if i < len(m.pending)/2 {
+		// Close the gap from the shorter side: jobs mostly leave from the
+		// front, and a plan placing the head of a long queue would move
+		// the rest of it once per job.
+		copy(m.pending[1:i+1], m.pending[:i])
+		m.pending[0] = nil
+		m.pending = m.pending[1:]
+	} else {
+		m.pending = slices.Delete(m.pending, i, i+1)
+	}
 	m.changed(r)
 }
