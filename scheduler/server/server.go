@@ -197,7 +197,14 @@ func (s *Server) open() error {
 	}
 	// walheal.go: the log opens again after a failed append (a full disk).
 	store := &healingLog{dir: walDir, logger: hl.Named("wal"), log: s.log, w: &s.wal, meta: &s.meta}
-	r, err := raft.NewRaft(rc, s.fsm, store, store, snaps, t)
+	// Raft reads each new entry back, on the leader to send it to the
+	// followers, on a follower to apply it: the last ones are kept in
+	// memory rather than read from the log's files.
+	logs, err := raft.NewLogCache(128, store)
+	if err != nil {
+		return fmt.Errorf("server: raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, s.fsm, logs, store, snaps, t)
 	if err != nil {
 		return fmt.Errorf("server: start raft: %w", err)
 	}
