@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -476,7 +477,10 @@ func compareKeys(x, y server.TaskKey) int {
 	case x.Task != y.Task:
 		return x.Task - y.Task
 	}
-	return x.Gen - y.Gen
+	if x.Gen != y.Gen {
+		return x.Gen - y.Gen
+	}
+	return cmp.Compare(x.Alloc, y.Alloc)
 }
 
 // Registration is what the agent registers.

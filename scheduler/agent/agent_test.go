@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -424,4 +425,63 @@ func TestAgentStartsWithoutWaitingForHeartbeat(t *testing.T) {
 		return true
 	}, waitFor, 10*time.Millisecond)
 	assert.Less(t, time.Since(begin), 2*time.Second, "a cancel reaches the agent at once")
+}
+
+// TestDuplicateExitReport: an exit report that reaches the leader again
+// (its answer was lost) after the service's replica was placed anew on the
+// same node ends nothing: the report names the placement it ran under.
+func TestDuplicateExitReport(t *testing.T) {
+	c := newCluster(t, 1, 1, fastLiveness)
+	cl := c.client(0)
+	ctx := context.Background()
+	_, nodes := fleet(1)
+	devs := make([]string, len(nodes[0].GPUs))
+	for i := range devs {
+		devs[i] = fmt.Sprintf("GPU-dup-%d", i)
+	}
+	_, err := cl.RegisterAgent(ctx, server.AgentRegistration{Node: nodes[0], Devices: devs})
+	require.NoError(t, err)
+	_, err = cl.Submit(ctx, []byte("id: svc\nkind: inference\ncount: 2\ntask:\n  gpus: 1\n  cpu_milli: 100\n  memory_mib: 100\n  command: [x]\n"))
+	require.NoError(t, err)
+	waitJob(t, cl, "svc", api.StatusRunning)
+	first := givenTask(t, cl, "svc", 0, nil)
+
+	exit := server.Heartbeat{Tasks: []server.TaskReport{{TaskKey: first, State: server.TaskExited, ExitCode: 1}}}
+	_, err = cl.Heartbeat(ctx, nodes[0].Name, exit)
+	require.NoError(t, err)
+	again := givenTask(t, cl, "svc", 0, &first)     // the replica placed anew, here
+	_, err = cl.Heartbeat(ctx, nodes[0].Name, exit) // the same report, once more
+	require.NoError(t, err)
+	ans, err := cl.Heartbeat(ctx, nodes[0].Name, server.Heartbeat{})
+	require.NoError(t, err)
+	assert.Contains(t, keys(ans.Tasks), again, "the new replica is not ended by the old run's report")
+}
+
+// givenTask waits until the node's agent is given task i of a job (another
+// run than not, when set) and returns its key.
+func givenTask(t *testing.T, cl *api.Client, job string, i int, not *server.TaskKey) server.TaskKey {
+	t.Helper()
+	var k server.TaskKey
+	require.Eventually(t, func() bool {
+		ans, err := cl.Heartbeat(context.Background(), "n0", server.Heartbeat{})
+		if err != nil {
+			return false
+		}
+		for _, a := range ans.Tasks {
+			if a.Job == job && a.Task == i && (not == nil || a.TaskKey != *not) {
+				k = a.TaskKey
+				return true
+			}
+		}
+		return false
+	}, waitFor, 10*time.Millisecond, "%s/%d never given", job, i)
+	return k
+}
+
+func keys(as []server.Assignment) []server.TaskKey {
+	out := make([]server.TaskKey, len(as))
+	for i, a := range as {
+		out[i] = a.TaskKey
+	}
+	return out
 }

@@ -78,18 +78,28 @@ func (f *FSM) noteRuns(cmd state.Command) {
 			if tp.Task < 0 {
 				continue
 			}
-			if tp.Task >= len(rec.Ran) {
+			if tp.Task >= len(rec.Ran) || tp.Task >= len(rec.RanAt) {
 				// Once per job, mostly: a task placed again is written in
-				// place (the record's slice is the FSM's own).
-				rec.Ran = append(rec.Ran, make([]string, tp.Task+1-len(rec.Ran))...)
+				// place (the record's slices are the FSM's own).
+				rec.Ran = append(rec.Ran, make([]string, max(tp.Task+1-len(rec.Ran), 0))...)
+				rec.RanAt = append(rec.RanAt, make([]uint64, max(tp.Task+1-len(rec.RanAt), 0))...)
 				grown = true
 			}
-			rec.Ran[tp.Task] = tp.Node
+			rec.Ran[tp.Task], rec.RanAt[tp.Task] = tp.Node, f.index
 		}
 		if grown {
 			f.jobs[jp.Job] = rec
 		}
 	}
+}
+
+// placedAt is the raft index of the plan that last placed a task, 0 when
+// unknown (a job without the daemon's record).
+func (r JobRecord) placedAt(task int) uint64 {
+	if task < 0 || task >= len(r.RanAt) {
+		return 0
+	}
+	return r.RanAt[task]
 }
 
 // RanOn returns the node a job's task was last placed on.

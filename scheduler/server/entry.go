@@ -40,6 +40,9 @@ type JobRecord struct {
 	// Ran[i] is the node task i was last placed on, "" if never (agents.go):
 	// where its logs are.
 	Ran []string `json:"ran,omitempty"`
+	// RanAt[i] is the raft index of the plan that placed task i last: the
+	// run's Alloc in the agent protocol (liveness.go).
+	RanAt []uint64 `json:"ran_at,omitempty"`
 }
 
 // DuplicateError is a submit refused because its client request id

@@ -133,6 +133,7 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 			}
 			out.Results[i] = r
 			f.forget(cmd, r)
+			f.noteRuns(cmd)
 			signal = signal || wakes(cmd, r)
 		}
 		return out, signal

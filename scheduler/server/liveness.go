@@ -130,17 +130,20 @@ const (
 	TaskStopped  = "stopped"  // ended by the agent (a stop order, its lease): no finish
 )
 
-// TaskKey names one run of a task: a job's task index and the job's
-// requeue count when it was placed (a requeued gang placed on the same
-// node again is a new run).
+// TaskKey names one run of a task: a job's task index, the job's requeue
+// count when it was placed, and the raft index of the plan that placed it
+// (Alloc): a task placed again, even on the same node and with the same
+// requeue count (a service's replica), is a new run, and a report of an
+// old run never ends a new one.
 type TaskKey struct {
-	Job  string `json:"job"`
-	Task int    `json:"task"`
-	Gen  int    `json:"gen"`
+	Job   string `json:"job"`
+	Task  int    `json:"task"`
+	Gen   int    `json:"gen"`
+	Alloc uint64 `json:"alloc,omitempty"`
 }
 
-// String is job/task.gen.
-func (k TaskKey) String() string { return fmt.Sprintf("%s/%d.%d", k.Job, k.Task, k.Gen) }
+// String is job/task.gen@alloc.
+func (k TaskKey) String() string { return fmt.Sprintf("%s/%d.%d@%d", k.Job, k.Task, k.Gen, k.Alloc) }
 
 // TaskReport is one task an agent holds.
 type TaskReport struct {
@@ -348,7 +351,7 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 	var cmds []state.Command
 	var acked []TaskKey
 	var nodeState scheduler.NodeState
-	s.fsm.Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) {
+	s.fsm.Read(func(m *state.Machine, recs map[string]JobRecord, _ uint64) {
 		id, ok := m.Cluster().NodeByName(node)
 		if !ok {
 			return
@@ -362,7 +365,7 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 				continue
 			}
 			acked = append(acked, t.TaskKey)
-			if t.State == TaskExited && placedHere(m, t.TaskKey, node) {
+			if t.State == TaskExited && placedHere(m, recs, t.TaskKey, node) {
 				cmds = append(cmds, state.Finish{Job: t.Job, Tasks: []int{t.Task}, Failed: t.ExitCode != 0, At: now})
 			}
 		}
@@ -441,7 +444,7 @@ func (p *placements) of(m *state.Machine, recs map[string]JobRecord, index uint6
 			cmd := recs[rj.Job.ID].Command
 			for _, tp := range rj.Tasks {
 				p.byNode[tp.Node] = append(p.byNode[tp.Node], Assignment{
-					TaskKey: TaskKey{Job: rj.Job.ID, Task: tp.Task, Gen: info.Requeues},
+					TaskKey: TaskKey{Job: rj.Job.ID, Task: tp.Task, Gen: info.Requeues, Alloc: recs[rj.Job.ID].placedAt(tp.Task)},
 					GPUs:    tp.GPUs, Command: cmd,
 				})
 			}
@@ -461,9 +464,9 @@ func (p *placements) all(m *state.Machine, recs map[string]JobRecord, index uint
 
 // placedHere says whether the committed state places this run of a task
 // on the node.
-func placedHere(m *state.Machine, k TaskKey, node string) bool {
+func placedHere(m *state.Machine, recs map[string]JobRecord, k TaskKey, node string) bool {
 	info, ok := m.Job(k.Job)
-	if !ok || info.Status != state.Running || info.Requeues != k.Gen {
+	if !ok || info.Status != state.Running || info.Requeues != k.Gen || recs[k.Job].placedAt(k.Task) != k.Alloc {
 		return false
 	}
 	for _, tp := range info.Tasks {

@@ -82,6 +82,15 @@ func TestFSMAgentRecords(t *testing.T) {
 	require.NoError(t, h.cmd(state.ApplyPlan{Place: []scheduler.JobPlacement{{Job: "j", Tasks: []scheduler.TaskPlacement{
 		{Node: node, GPUs: []int{1}, GPUMilli: 1000, CPUMilli: 100, MemoryMiB: 100}}}}, At: 2}).Err)
 	require.NoError(t, h.cmd(state.Finish{Job: "j", At: 3}).Err)
+	placedAt := h.index - 1 // the plan's entry, before the finish
+	// A plan inside a batch entry is noted too.
+	se, err = encodeSubmit(state.Submit{Job: job("k", 1), At: 4}, JobRecord{Command: []string{"true"}})
+	require.NoError(t, err)
+	require.NoError(t, h.apply(se).Err)
+	be, err := encodeBatch([]state.Command{state.ApplyPlan{Place: []scheduler.JobPlacement{{Job: "k", Tasks: []scheduler.TaskPlacement{
+		{Node: node, GPUs: []int{2}, GPUMilli: 1000, CPUMilli: 100, MemoryMiB: 100}}}}, At: 5}})
+	require.NoError(t, err)
+	require.NoError(t, h.apply(be).Err)
 
 	snap, err := h.f.Snapshot()
 	require.NoError(t, err)
@@ -96,6 +105,13 @@ func TestFSMAgentRecords(t *testing.T) {
 	assert.Equal(t, node, ran)
 	_, ok = back.RanOn("j", 1)
 	assert.False(t, ok)
+	back.Read(func(_ *state.Machine, recs map[string]JobRecord, _ uint64) {
+		assert.Equal(t, placedAt, recs["j"].placedAt(0), "the run's alloc is the plan's raft index")
+		assert.Equal(t, h.index, recs["k"].placedAt(0), "a plan in a batch entry")
+	})
+	ran, ok = back.RanOn("k", 0)
+	assert.True(t, ok)
+	assert.Equal(t, node, ran)
 }
 
 // TestAgentWatchTerms: the watch of a leadership that ends after the next
