@@ -56,6 +56,8 @@ same --data-dir adopts them. See docs/agent.md.`,
 	addClientAuthFlags(fs, srv) // --tls-ca, --tls-cert, --tls-key, --token (tls.go)
 	pool := fs.String("pool", "", "the node's pool (required)")
 	rack := fs.String("rack", "", "the node's rack")
+	var labels []string
+	fs.StringArrayVar(&labels, "label", nil, "KEY=VALUE: a label of the node, for job constraints (repeat)")
 	dataDir := fs.String("data-dir", "", "where task logs and state are kept (default: $XDG_STATE_HOME/petite/agent/NODE)")
 	httpAddr := fs.String("http", "127.0.0.1:4648", "address of the agent's API, where servers read task logs (port 0 picks one)")
 	advertise := fs.String("advertise", "", "the URL servers reach the agent's API at (default: http:// and --http's address)")
@@ -91,6 +93,16 @@ same --data-dir adopts them. See docs/agent.md.`,
 			return fmt.Errorf("read the GPUs: %w", err)
 		}
 		spec := nvml.NodeSpec{Name: node, Pool: *pool, Rack: *rack, CPUMilli: *cpu, MemoryMiB: *mem}
+		for _, l := range labels {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || k == "" {
+				return usageErr("--label: want KEY=VALUE, got %q", l)
+			}
+			if spec.Labels == nil {
+				spec.Labels = map[string]string{}
+			}
+			spec.Labels[k] = v
+		}
 		if spec.CPUMilli == 0 {
 			spec.CPUMilli = int64(runtime.NumCPU()) * 1000
 		}

@@ -50,7 +50,7 @@ func TestAgentCommand(t *testing.T) {
 	data := filepath.Join(dir, "agent")
 	go func() {
 		done <- run(ctx, []string{"agent", "--server", addr, "--pool", "lab", "--nvml-mock", "dgxh100", "--name", "gpu-1",
-			"--data-dir", data, "--http", "127.0.0.1:0", "--cpu-milli", "64000", "--memory-mib", "262144", "--log-level", "warn"}, strings.NewReader(""), &out, &errb)
+			"--data-dir", data, "--http", "127.0.0.1:0", "--cpu-milli", "64000", "--memory-mib", "262144", "--log-level", "warn", "--label", "zone=z9"}, strings.NewReader(""), &out, &errb)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -66,6 +66,7 @@ func TestAgentCommand(t *testing.T) {
 
 	spec := filepath.Join(dir, "hello.yaml")
 	require.NoError(t, os.WriteFile(spec, []byte("name: hello\ntask:\n  gpus: 2\n  models: [H100]\n  cpu_milli: 1000\n  memory_mib: 1024\n"+
+		"  constraints: [{key: zone, op: in, values: [z9]}]\n"+
 		"  command: [sh, -c, 'echo \"hello from $PETITE_NODE, GPUs $CUDA_VISIBLE_DEVICES\"; echo warn >&2']\n"), 0o644))
 	code, stdout, stderr := petite(t, nil, "job", "run", spec, "--json")
 	require.Equal(t, exitOK, code, stderr)
@@ -112,6 +113,7 @@ func TestAgentUsage(t *testing.T) {
 		{[]string{"agent", "--pool", "lab", "--nvml-mock", "dgx9"}, `unknown mock "dgx9"`},
 		{[]string{"agent", "--pool", "lab", "--log-level", "loud"}, "--log-level"},
 		{[]string{"agent", "supervise"}, "supervise takes a task directory"},
+		{[]string{"agent", "--pool", "lab", "--nvml-mock", "dgxh100", "--label", "zone"}, "--label: want KEY=VALUE"},
 	} {
 		code, _, stderr := petite(t, nil, tt.args...)
 		assert.Equal(t, exitUsage, code, "%v: %s", tt.args, stderr)

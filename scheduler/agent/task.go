@@ -100,6 +100,9 @@ func start(data string, sup []string, a server.Assignment, node string) (*task, 
 	spec := taskSpec{Argv: a.Command, Env: []string{
 		"CUDA_VISIBLE_DEVICES=" + devs, "NVIDIA_VISIBLE_DEVICES=" + devs,
 		"PETITE_JOB=" + a.Job, "PETITE_TASK=" + strconv.Itoa(a.Task), "PETITE_NODE=" + node,
+		// Above 0 the job ran before (preempted, drained, its node lost):
+		// training resumes from its checkpoint.
+		"PETITE_REQUEUES=" + strconv.Itoa(a.Gen),
 	}, Lease: filepath.Join(data, fileLease)}
 	if err := writeJSON(filepath.Join(t.dir, fileSpec), spec); err != nil {
 		return nil, err
