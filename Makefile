@@ -14,11 +14,11 @@ build:
 ## test: the whole suite, as CI runs it, then the race detector over the
 ## code that runs goroutines (the sweeps' workers, the CLI driving them, a
 ## pass planning on frozen state while the machine applies, the raft servers
-## and their HTTP API, the NVML mocks read concurrently).
+## and their HTTP API, the node agents, the NVML mocks read concurrently).
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
-	$(GO) test -race -count=1 -timeout 20m ./simulator/... ./cmd/... ./scheduler/state/ ./scheduler/server/ ./scheduler/api/ ./nvml/
+	$(GO) test -race -count=1 -timeout 20m ./simulator/... ./cmd/... ./scheduler/state/ ./scheduler/server/ ./scheduler/api/ ./scheduler/agent/ ./nvml/
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
