@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"petite/nvml"
 	"petite/scheduler/api"
 	"petite/scheduler/server"
 )
@@ -484,4 +485,28 @@ func keys(as []server.Assignment) []server.TaskKey {
 		out[i] = a.TaskKey
 	}
 	return out
+}
+
+// TestAgentMIG: a node whose GPUs are in MIG mode registers one device per
+// MIG instance, and a task placed on an instance sees its MIG UUID.
+func TestAgentMIG(t *testing.T) {
+	c := newCluster(t, 1, 1, fastLiveness)
+	a := c.startMockAgent("mig-0", "", 0, "dgxh100", nvml.MockConfig{Node: "mig-0", MIGAll: []string{"3g.40gb", "2g.20gb", "2g.20gb"}})
+	cl := c.client(0)
+	ctx := context.Background()
+	waitNode(t, cl, "mig-0", "ready")
+	n, err := cl.Node(ctx, "mig-0")
+	require.NoError(t, err)
+	assert.Equal(t, 24, n.GPUs, "3 MIG instances on each of 8 GPUs")
+	// The fleet's node of whole GPUs drains: the share goes to an instance.
+	_, err = cl.SetNodeState(ctx, "n0", "draining")
+	require.NoError(t, err)
+	_, err = cl.Submit(ctx, []byte("id: mig\ncount: 1\ntask:\n  gpus: 1\n  gpu_milli: 428\n  cpu_milli: 100\n  memory_mib: 100\n  command: [sh, -c, 'echo $CUDA_VISIBLE_DEVICES']\n"))
+	require.NoError(t, err)
+	waitJob(t, cl, "mig", api.StatusSucceeded)
+	out, err := os.ReadFile(filepath.Join(runDir(t, a, "mig", 0), fileStdout))
+	require.NoError(t, err)
+	dev := strings.TrimSpace(string(out))
+	assert.True(t, strings.HasPrefix(dev, "MIG-"), dev)
+	assert.Contains(t, a.Registration().Devices, dev)
 }

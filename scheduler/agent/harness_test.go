@@ -196,12 +196,18 @@ type testAgent struct {
 // startAgent starts an agent of a mock DGX H100 named node, whose data is
 // in dir (a new temp dir when empty), talking to server i.
 func (c *cluster) startAgent(node, dir string, i int) *testAgent {
+	c.t.Helper()
+	return c.startMockAgent(node, dir, i, "dgxh100", nvml.MockConfig{Node: node})
+}
+
+// startMockAgent starts an agent of the named mock, shaped by mc.
+func (c *cluster) startMockAgent(node, dir string, i int, mock string, mc nvml.MockConfig) *testAgent {
 	t := c.t
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	m, err := nvml.OpenMock("dgxh100", nvml.MockConfig{Node: node})
+	m, err := nvml.OpenMock(mock, mc)
 	require.NoError(t, err)
 	inv, err := m.Inventory()
 	require.NoError(t, err)
