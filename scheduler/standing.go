@@ -173,7 +173,12 @@ func (st *Standing) nameOrder() []int {
 // in place of what was recorded of it before. The job and its placements
 // are copied into the Standing's own buffers; c maps the placements to
 // nodes.
-func (st *Standing) Run(c *Cluster, rj *RunningJob) {
+func (st *Standing) Run(c *Cluster, rj *RunningJob) { st.RunAssigned(c, rj, nil) }
+
+// RunAssigned is Run with the tasks' assignments already worked out
+// (Cluster.AssignOf of each of rj.Tasks, index for index), as the state
+// machine keeps them; nil, or a list of another length, works them out.
+func (st *Standing) RunAssigned(c *Cluster, rj *RunningJob, as []Assign) {
 	if rj == nil || rj.Job == nil {
 		st.refuse(fmt.Errorf("pass: field running: want a job"))
 		return
@@ -193,9 +198,12 @@ func (st *Standing) Run(c *Cluster, rj *RunningJob) {
 	*lj = liveJob{job: j, tenant: st.tenantOf(j.Tenant), started: rj.Started, end: endOf(rj.Started, j.Walltime),
 		running: true, tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0], slot: len(st.live)}
 	t := &st.l.tenants[lj.tenant]
-	for _, tp := range rj.Tasks {
-		a, err := c.AssignOf(tp, sh.Tag)
-		if err != nil {
+	known := len(as) == len(rj.Tasks)
+	for i, tp := range rj.Tasks {
+		var a Assign
+		if known {
+			a = as[i]
+		} else if a, err = c.AssignOf(tp, sh.Tag); err != nil {
 			st.refuse(fmt.Errorf("pass: field running: job %s: %w", j.ID, err))
 			continue
 		}

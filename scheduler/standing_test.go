@@ -181,7 +181,11 @@ func (m *stModel) step(t *testing.T, rng *rand.Rand, pol *Policy, phantom *strin
 			delete(m.pending, j.ID)
 			st.Unqueue(j)
 			m.running[j.ID], m.assigns[j.ID] = rj, as
-			st.Run(c, rj)
+			if rng.IntN(2) == 0 {
+				st.RunAssigned(c, rj, as) // as the state machine hands them over
+			} else {
+				st.Run(c, rj)
+			}
 			break
 		}
 	case k < 13, m.ownTenants && k < 17: // finish a running job, or requeue it
@@ -291,7 +295,7 @@ func (m *stModel) apply(t *testing.T, p Plan) {
 		}
 		m.running[jp.Job] = rj2
 		m.assigns[jp.Job] = as2
-		m.st.Run(m.c, m.running[jp.Job])
+		m.st.RunAssigned(m.c, m.running[jp.Job], as2)
 	}
 }
 

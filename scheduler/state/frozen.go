@@ -144,7 +144,7 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 		fj.ver = r.ver
 		fj.copyRun(r)
 		f.stale = true
-		f.st.Run(c, &fj.run)
+		f.st.RunAssigned(c, &fj.run, r.as)
 		return
 	case fj != nil:
 		f.drop(fj)
@@ -179,7 +179,7 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 	fj.slot = len(f.runs)
 	f.runs = append(f.runs, fj)
 	f.stale = true
-	f.st.Run(c, &fj.run)
+	f.st.RunAssigned(c, &fj.run, r.as)
 }
 
 // drop takes a job's copy out of the queue or the running jobs.

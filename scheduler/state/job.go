@@ -116,6 +116,10 @@ type record struct {
 	inView bool
 	// fz is a Frozen's copy of the job, a cache (see Frozen.copyOf).
 	fz *frozenJob
+	// as holds the cluster assignments of run.Tasks, index for index, as
+	// the plan that started the job worked them out; nil (or of another
+	// length) when not kept, and they are worked out again (assignAt).
+	as []scheduler.Assign
 }
 
 func (r *record) info() JobInfo {

@@ -531,9 +531,13 @@ func (m *Machine) checkEviction(r *record, tasks []int) error {
 	return m.checkTasks(r, tasks)
 }
 
-// assignOf is the cluster assignment of a live task.
-func (m *Machine) assignOf(r *record, tp scheduler.TaskPlacement) scheduler.Assign {
-	a, err := m.c.AssignOf(tp, r.tag)
+// assignAt is the cluster assignment of the live task at index i of
+// r.run.Tasks: kept from the plan that placed it when r.as holds them.
+func (m *Machine) assignAt(r *record, i int) scheduler.Assign {
+	if len(r.as) == len(r.run.Tasks) {
+		return r.as[i]
+	}
+	a, err := m.c.AssignOf(r.run.Tasks[i], r.tag)
 	if err != nil {
 		panic(fmt.Sprintf("state: job %s: live task does not map to the cluster: %v", r.job.ID, err))
 	}
@@ -543,8 +547,13 @@ func (m *Machine) assignOf(r *record, tp scheduler.TaskPlacement) scheduler.Assi
 // releaseTask gives a live task's resources back and forgets the task.
 func (m *Machine) releaseTask(r *record, t int) {
 	i := r.live(t)
-	if err := m.c.Release(m.assignOf(r, r.run.Tasks[i])); err != nil {
+	if err := m.c.Release(m.assignAt(r, i)); err != nil {
 		panic(fmt.Sprintf("state: job %s task %d: %v", r.job.ID, t, err))
+	}
+	if len(r.as) == len(r.run.Tasks) {
+		r.as = slices.Delete(r.as, i, i+1)
+	} else {
+		r.as = nil
 	}
 	r.run.Tasks = slices.Delete(r.run.Tasks, i, i+1)
 	m.changed(r)
@@ -575,12 +584,13 @@ func (m *Machine) releaseTasks(r *record, tasks []int) {
 	set.reset(r.job.Count)
 	for _, t := range tasks {
 		set.add(t)
-		if err := m.c.Release(m.assignOf(r, r.run.Tasks[r.live(t)])); err != nil {
+		if err := m.c.Release(m.assignAt(r, r.live(t))); err != nil {
 			panic(fmt.Sprintf("state: job %s task %d: %v", r.job.ID, t, err))
 		}
 	}
 	m.work += uint64(len(tasks) + len(r.run.Tasks))
 	r.run.Tasks = slices.DeleteFunc(r.run.Tasks, func(tp scheduler.TaskPlacement) bool { return set.has(tp.Task) })
+	r.as = nil
 	m.changed(r)
 }
 

@@ -57,7 +57,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 	}
 	for _, e := range evict {
 		for _, t := range e.tasks {
-			a := m.assignOf(e.r, e.r.run.Tasks[e.r.live(t)])
+			a := m.assignAt(e.r, e.r.live(t))
 			if err := m.c.Release(a); err != nil {
 				rollback()
 				return fmt.Errorf("evict job %s task %d: %w", e.r.job.ID, t, err)
@@ -82,7 +82,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 	// The cluster took it all: update the job table.
 	for _, e := range evict {
 		if e.r.job.Kind == scheduler.Training || len(e.tasks) == len(e.r.run.Tasks) {
-			e.r.run.Tasks = nil
+			e.r.run.Tasks, e.r.as = nil, nil
 			if e.r.job.Kind == scheduler.Training {
 				e.r.done = nil
 			}
@@ -98,6 +98,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 			}
 			m.work += uint64(len(e.tasks) + len(e.r.run.Tasks))
 			e.r.run.Tasks = slices.DeleteFunc(e.r.run.Tasks, func(tp scheduler.TaskPlacement) bool { return set.has(tp.Task) })
+			e.r.as = nil
 			m.changed(e.r)
 			res.Degraded = append(res.Degraded, e.r.job.ID)
 		}
@@ -108,7 +109,12 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 		if !slices.Contains(op.skip, false) {
 			continue
 		}
+		starting := len(op.r.run.Tasks) == 0 && !slices.Contains(op.skip, true)
 		op.r.run.Tasks = mergeTasks(op.r.run.Tasks, op.tasks, op.skip)
+		op.r.as = nil
+		if starting {
+			op.r.as = op.as // the tasks are op.tasks: keep their assignments
+		}
 		m.changed(op.r)
 		m.work += uint64(len(op.skip) + len(op.r.run.Tasks))
 		res.Changed = true

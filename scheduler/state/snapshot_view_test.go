@@ -372,6 +372,16 @@ func TestRefreezeMatchesScratch(t *testing.T) {
 				}
 				g.m.Refreeze(f)
 				require.Equal(t, machineDump(g.m), frozenDump(f), "step %d", step)
+				for _, r := range g.m.jobs {
+					// The assignments a record keeps are those of its tasks.
+					if len(r.as) == len(r.run.Tasks) {
+						for i, tp := range r.run.Tasks {
+							a, err := g.m.c.AssignOf(tp, r.tag)
+							require.NoError(t, err)
+							require.Equal(t, a, r.as[i], "step %d: job %s task %d", step, r.job.ID, tp.Task)
+						}
+					}
+				}
 				pol, err := g.m.Cluster().NewPolicy([]string{"best-fit", "fgd"}[step%2], scheduler.Options{})
 				require.NoError(t, err)
 				pass := func() scheduler.Pass {
