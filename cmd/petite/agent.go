@@ -63,6 +63,7 @@ same --data-dir adopts them. See docs/agent.md.`,
 	advertise := fs.String("advertise", "", "the URL servers reach the agent's API at (default: http:// and --http's address)")
 	cpu := fs.Int64("cpu-milli", 0, "allocatable CPU in milli-cores (default: this machine's)")
 	mem := fs.Int64("memory-mib", 0, "allocatable memory in MiB (default: this machine's)")
+	keepLogs := fs.Duration("keep-logs", 7*24*time.Hour, "how long an ended task's directory and logs are kept once the servers took its end (0: for ever)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	nf := addNVMLFlags(fs)
 	fs.StringVar(&nf.node, "name", "", "the node's name (as --node)")
@@ -142,7 +143,7 @@ same --data-dir adopts them. See docs/agent.md.`,
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 		a, err := agent.New(agent.Config{
-			Servers: servers, DataDir: *dataDir, Supervisor: []string{exe, "agent", "supervise"}, Logger: log,
+			Servers: servers, DataDir: *dataDir, KeepLogs: keepFor(*keepLogs), Supervisor: []string{exe, "agent", "supervise"}, Logger: log,
 			Registration: server.AgentRegistration{Node: reg.Node, Devices: reg.Devices, Addr: url},
 		})
 		if err != nil {
@@ -215,6 +216,14 @@ func agentServers(srv *string) ([]*api.Client, error) {
 		out = append(out, cl)
 	}
 	return out, nil
+}
+
+// keepFor maps --keep-logs to agent.Config.KeepLogs: 0 keeps for ever.
+func keepFor(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 func modelOf(reg nvml.Registration) string {

@@ -48,6 +48,10 @@ type Config struct {
 	// task's devices and a service's replica is placed again at once, so a
 	// command that cannot start would otherwise loop as fast as heartbeats.
 	CrashBackoff time.Duration
+	// KeepLogs is how long the directory of a run the servers took (its
+	// logs too) is kept before the agent removes it (default a week;
+	// negative keeps them all).
+	KeepLogs time.Duration
 	// Logger receives the agent's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -113,6 +117,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.CrashBackoff <= 0 {
 		cfg.CrashBackoff = 2 * time.Second
 	}
+	if cfg.KeepLogs == 0 {
+		cfg.KeepLogs = 7 * 24 * time.Hour
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tasks"), 0o755); err != nil {
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
@@ -158,9 +165,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeTasks()
 
 	registered := false
-	var next time.Time // when the next call is due
+	var next time.Time      // when the next call is due
+	var nextPrune time.Time // when old runs are next removed
 	for {
 		now := time.Now()
+		if a.cfg.KeepLogs > 0 && !now.Before(nextPrune) {
+			if n := prune(a.cfg.DataDir, a.cfg.KeepLogs, now); n > 0 {
+				a.log.Info("removed old task runs", "runs", n, "older than", a.cfg.KeepLogs)
+			}
+			nextPrune = now.Add(time.Hour)
+		}
 		switch {
 		case !registered && !now.Before(next):
 			err := a.register(ctx)

@@ -158,3 +158,34 @@ func TestTaskDirStaysInside(t *testing.T) {
 	}
 	assert.Contains(t, seen, "train-llm-1a2b3c", "a plain ID is its own name")
 }
+
+// TestPrune: only runs the servers took long enough ago go, with their
+// job's directory once empty.
+func TestPrune(t *testing.T) {
+	data := t.TempDir()
+	now := time.Now()
+	mk := func(job, run string, acked time.Duration) string {
+		dir := filepath.Join(data, "tasks", job, run)
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fileStdout), []byte("log"), 0o644))
+		if acked > 0 {
+			p := filepath.Join(dir, fileAcked)
+			require.NoError(t, os.WriteFile(p, nil, 0o644))
+			require.NoError(t, os.Chtimes(p, now.Add(-acked), now.Add(-acked)))
+		}
+		return dir
+	}
+	old := mk("a", "0-0", 10*24*time.Hour)
+	recent := mk("b", "0-0", time.Hour)
+	unacked := mk("c", "0-0", 0)
+	oldToo := mk("b", "1-0", 9*24*time.Hour)
+	assert.Equal(t, 2, prune(data, 7*24*time.Hour, now))
+	for dir, kept := range map[string]bool{old: false, recent: true, unacked: true, oldToo: false} {
+		_, err := os.Stat(dir)
+		assert.Equal(t, kept, err == nil, dir)
+	}
+	_, err := os.Stat(filepath.Join(data, "tasks", "a"))
+	assert.True(t, os.IsNotExist(err), "an emptied job directory goes")
+	_, err = os.Stat(filepath.Join(data, "tasks", "b"))
+	assert.NoError(t, err, "a job directory with a run left stays")
+}
