@@ -72,7 +72,7 @@ func TestChaos(t *testing.T) {
 }
 
 // faultKinds are what the nemesis does, one at a time.
-var faultKinds = []string{"partition-leader", "isolate-minority", "kill-leader", "pause-server"}
+var faultKinds = []string{"partition-leader", "isolate-minority", "kill-leader", "pause-server", "kill-agent", "cut-agent"}
 
 // run is the state of one seed's run.
 type run struct {
@@ -100,7 +100,20 @@ func (r *run) record(op porcupine.Operation) {
 }
 
 func runChaos(t *testing.T, cfg runConfig) {
-	c := newCluster(t, cfg.servers)
+	hb := filepath.Join(t.TempDir(), "petite.yaml")
+	if err := os.WriteFile(hb, []byte(heartbeatConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newClusterOpts(t, cfg.servers, clusterOpts{args: []string{"--config", hb}})
+	if c.lab.ok {
+		// Two mock DGX H100 nodes with agents; their jobs (no command) are
+		// placeholders the agents hold. The node operations stay on the
+		// nodes without agents, whose state only clients change.
+		c.startAgent(t, 0, "ag-0")
+		c.startAgent(t, 1, "ag-1")
+	} else {
+		t.Log("chaos: agents skipped: cutting an agent off needs network namespaces")
+	}
 	r := &run{t: t, cfg: cfg, c: c, start: time.Now(), faults: map[string]int{}}
 	nodes := []string{"h100-0000", "h100-0001", "a10-0000"}
 
@@ -347,6 +360,9 @@ func (r *run) nemesis(rng *rand.Rand, stop <-chan struct{}) {
 		if !c.lab.ok && (kind == "partition-leader" || kind == "isolate-minority") {
 			kind = []string{"kill-leader", "pause-server"}[rng.IntN(2)]
 		}
+		if len(c.agents) == 0 && (kind == "kill-agent" || kind == "cut-agent") {
+			kind = "pause-server"
+		}
 		l := c.leader()
 		if l < 0 {
 			l = rng.IntN(len(c.srvs))
@@ -361,6 +377,15 @@ func (r *run) nemesis(rng *rand.Rand, stop <-chan struct{}) {
 			}
 		case "kill-leader":
 			c.srvs[l].kill()
+		case "kill-agent":
+			c.agents[rng.IntN(len(c.agents))].kill()
+		case "cut-agent":
+			k := rng.IntN(len(c.agents))
+			if err := c.lab.cut(10+k, true); err != nil {
+				r.t.Errorf("nemesis: %v", err)
+			} else {
+				c.agents[k].isolated = true
+			}
 		case "pause-server":
 			if rng.IntN(2) == 0 {
 				l = rng.IntN(len(c.srvs))

@@ -223,6 +223,8 @@ type cluster struct {
 	t    *testing.T
 	lab  *netLab
 	srvs []*srv
+	// agents run in namespace slots 10, 11, ... (agent_test.go).
+	agents []*srv
 }
 
 // newCluster starts n servers bootstrapping one cluster and waits until
@@ -236,10 +238,27 @@ func newCluster(t *testing.T, n int) *cluster {
 // dir (made, empty) before it starts.
 func newClusterWith(t *testing.T, n int, prepare func(i int, dataDir string)) *cluster {
 	t.Helper()
+	return newClusterOpts(t, n, clusterOpts{prepare: prepare})
+}
+
+// clusterOpts shape a cluster: a hook on each data dir, another fleet,
+// more server flags.
+type clusterOpts struct {
+	prepare func(i int, dataDir string)
+	fleet   string
+	args    []string
+}
+
+func newClusterOpts(t *testing.T, n int, o clusterOpts) *cluster {
+	t.Helper()
+	prepare := o.prepare
 	needBinary(t)
 	dir := t.TempDir()
 	fleet := filepath.Join(dir, "fleet.yaml")
-	if err := os.WriteFile(fleet, []byte(fleetYAML), 0o644); err != nil {
+	if o.fleet == "" {
+		o.fleet = fleetYAML
+	}
+	if err := os.WriteFile(fleet, []byte(o.fleet), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := &cluster{t: t, lab: newNetLab(t)}
@@ -262,6 +281,7 @@ func newClusterWith(t *testing.T, n int, prepare func(i int, dataDir string)) *c
 		s.args = append([]string{"server", "--id", s.id, "--data-dir", filepath.Join(dir, s.id),
 			"--raft-addr", raft[i], "--http", https[i], "--bootstrap", "--fleet", fleet,
 			"--policy", "best-fit", "--log-level", "warn"}, peers...)
+		s.args = append(s.args, o.args...)
 		if c.lab.ok {
 			// Off loopback the API would be open to anyone: the harness's
 			// namespaces are reachable from this machine only.
@@ -396,6 +416,19 @@ func (c *cluster) heal() {
 		s.pause(false)
 		if !s.running() {
 			if err := s.start(); err != nil {
+				c.t.Errorf("heal: %v", err)
+			}
+		}
+	}
+	for k, a := range c.agents {
+		if a.isolated {
+			if err := c.lab.cut(10+k, false); err != nil {
+				c.t.Errorf("heal: %v", err)
+			}
+			a.isolated = false
+		}
+		if !a.running() {
+			if err := a.start(); err != nil {
 				c.t.Errorf("heal: %v", err)
 			}
 		}
