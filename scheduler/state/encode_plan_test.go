@@ -286,3 +286,36 @@ func BenchmarkPlanCodec(b *testing.B) {
 	run("decode", func() error { _, err := Decode(raw); return err })
 	run("decode-strict", func() error { _, err := decodeStrict(raw); return err })
 }
+
+// FuzzDecodePlan feeds the plan's fast path arbitrary bytes: what it takes
+// must be canonical (Encode writes those very bytes) and read as the
+// strict decoder reads it; Decode must answer as the strict decoder does.
+func FuzzDecodePlan(f *testing.F) {
+	for _, p := range planCases() {
+		b, err := Encode(p)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "entries", "*.json"))
+	require.NoError(f, err)
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		strict, strictErr := decodeStrict(data)
+		if p, ok := decodePlan(data); ok {
+			require.NoError(t, strictErr, "the fast path took what the strict decoder refuses")
+			require.Equal(t, strict, Command(p))
+			enc, err := Encode(p)
+			require.NoError(t, err)
+			require.Equal(t, string(data), string(enc), "the fast path took bytes that are not canonical")
+		}
+		got, err := Decode(data)
+		require.Equal(t, strict, got)
+		if strictErr != nil {
+			require.EqualError(t, err, strictErr.Error())
+		}
+	})
+}
