@@ -101,8 +101,14 @@ func (m *Machine) Refreeze(f *Frozen) {
 		for _, r := range m.pending {
 			f.update(c, r)
 		}
-		m.runningView()
-		for _, r := range m.viewRec {
+		var run []*record
+		for _, r := range m.jobs {
+			if r.status == Running {
+				run = append(run, r)
+			}
+		}
+		slices.SortFunc(run, func(a, b *record) int { return strings.Compare(a.job.ID, b.job.ID) })
+		for _, r := range run {
 			f.update(c, r)
 		}
 	} else {

@@ -174,6 +174,19 @@ func (m *Machine) Pending() []*scheduler.Job {
 // are the machine's own: read-only, valid until the next Apply.
 func (m *Machine) Running() []*scheduler.RunningJob { return slices.Clone(m.runningView()) }
 
+// dropView forgets the running view; runningView builds it again.
+func (m *Machine) dropView() {
+	for _, l := range [][]*record{m.viewRec, m.viewAdd} {
+		for _, r := range l {
+			r.inView = false
+		}
+		clear(l)
+	}
+	clear(m.view)
+	m.viewRec, m.viewAdd, m.view = m.viewRec[:0], m.viewAdd[:0], m.view[:0]
+	m.viewOn, m.dirty = false, false
+}
+
 // runningView is the machine's own sorted view of the running jobs, built
 // when first needed and then kept as jobs start and stop.
 func (m *Machine) runningView() []*scheduler.RunningJob {
@@ -631,6 +644,11 @@ func (m *Machine) start(r *record, at int64, res *Result) {
 		if !r.inView {
 			r.inView = true
 			m.viewAdd = append(m.viewAdd, r)
+		}
+		if len(m.viewAdd) > len(m.viewRec)+1024 {
+			// Nobody read the view for long: drop it rather than keep
+			// every job started since (built again when next read).
+			m.dropView()
 		}
 	}
 	m.changed(r)
