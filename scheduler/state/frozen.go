@@ -32,12 +32,12 @@ type Frozen struct {
 	src  *Machine
 	jpos uint64
 	tver uint64
-	// The queue and the running jobs: own copies of the placements (the
-	// jobs themselves are shared: the machine never writes a job after its
-	// submission, and a pass only reads them).
-	// jobs finds a record's copy (a record caches its copy in fz too, for
-	// the one Frozen most often refrozen from it: gen tells a cache from
-	// an earlier copy of f). runs lists the running copies in no order
+	// The queue and the running jobs, with their own copies of the
+	// placements (the jobs themselves are shared: the machine never writes
+	// a job after its submission, and a pass only reads them). jobs finds
+	// a record's copy; a record caches its copy in fz too, for the Frozen
+	// last refrozen from it (gen tells that cache from one made for an
+	// earlier copy of f). runs lists the running copies in no order
 	// (frozenJob.slot indexes it).
 	jobs    map[*record]*frozenJob
 	gen     uint64
@@ -53,7 +53,7 @@ type Frozen struct {
 
 // frozenJob is a Frozen's copy of one queued or running job.
 type frozenJob struct {
-	rec    *record // the machine's record it copies, for identity only
+	rec    *record // the machine's record it copies: only its job is read
 	owner  *Frozen
 	gen    uint64 // owner.gen when made
 	slot   int    // index in owner.runs while running
