@@ -53,7 +53,7 @@ type Frozen struct {
 
 // frozenJob is a Frozen's copy of one queued or running job.
 type frozenJob struct {
-	rec    *record // the machine's record it copies: only its job is read
+	rec    *record // the record it copies: read in Refreeze, later only its job
 	owner  *Frozen
 	gen    uint64 // owner.gen when made
 	slot   int    // index in owner.runs while running
