@@ -297,10 +297,10 @@ func (m *Machine) registerNode(c RegisterNode, res *Result) error {
 	if !n.State.Valid() {
 		return fmt.Errorf("node %s: field state: unknown node state %d", n.Name, n.State)
 	}
-	if n.Pool == "" && len(m.c.Pools()) == 0 {
+	if n.Pool == "" && !slices.ContainsFunc(m.c.Pools(), func(p scheduler.Pool) bool { return p.Name == "default" }) {
 		// The cluster adds its implicit default pool before it checks the
 		// rest of the node; check on a scratch cluster first, so that a
-		// rejected node leaves no pool behind.
+		// rejected node leaves no pool behind (with other pools or none).
 		scratch, _ := scheduler.NewCluster(nil, nil)
 		if _, err := scratch.AddNode(cloneNode(n)); err != nil {
 			return err
