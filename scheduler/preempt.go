@@ -480,11 +480,13 @@ func (s *pass) evictAndPlace(ti int, j *Job, chosen []int32) (bool, error) {
 			am.add(amountOf(a))
 		})
 		s.l.tenants[u.lj.tenant].used.sub(am)
+		s.l.moved = append(s.l.moved, u.lj.tenant)
 		freed = append(freed, am)
 	}
 	undo := func() {
 		for i, id := range chosen {
 			s.l.tenants[v.units[id].lj.tenant].used.add(freed[i])
+			s.l.moved = append(s.l.moved, v.units[id].lj.tenant)
 		}
 		s.rollback(mark)
 	}

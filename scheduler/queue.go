@@ -541,11 +541,19 @@ func (s *pass) rollback(mark int) {
 // run takes the queues in fair-share order until they are spent.
 func (s *pass) run() error {
 	decisions := 0
+	s.l.order()
 	for {
-		ti := s.l.next()
+		// The tenant that took the last turn, and any whose holdings that
+		// turn changed, take their place again.
+		for _, k := range s.l.moved {
+			s.l.fix(k)
+		}
+		s.l.moved = s.l.moved[:0]
+		ti := s.l.pick()
 		if ti < 0 {
 			return nil
 		}
+		s.l.moved = append(s.l.moved, ti)
 		t := &s.l.tenants[ti]
 		if t.backfill && t.depth >= s.lim.BackfillDepth {
 			t.done = true

@@ -100,6 +100,14 @@ type ledger struct {
 	byName  map[string]int
 	cap     amount // capacity of the ready nodes
 	free    amount // free on the ready nodes, kept current by the pass
+	// turn orders the tenants with jobs left for pick, a heap on (share,
+	// name): key caches each tenant's share and at its place in turn (-1
+	// when out). moved lists the tenants whose holdings a step changed
+	// other than the one that took it (preemption's victims).
+	turn  []int32
+	at    []int32
+	key   []float64
+	moved []int
 }
 
 // newLedger registers the tenants given (validated, names unique) in name
@@ -222,4 +230,119 @@ func (l *ledger) next() int {
 		}
 	}
 	return best
+}
+
+// active reports whether tenant i has jobs left this pass.
+func (l *ledger) active(i int) bool {
+	t := &l.tenants[i]
+	return !t.done && t.pos < len(t.queue)
+}
+
+// order sets up the turns: every tenant with jobs left, by share and name.
+// It costs O(tenants); each turn then costs O(log tenants), where next
+// costs O(tenants) a decision (a fifo-skip queue has a tenant per job).
+func (l *ledger) order() {
+	n := len(l.tenants)
+	l.turn = l.turn[:0]
+	l.at = slices.Grow(l.at[:0], n)[:n]
+	l.key = slices.Grow(l.key[:0], n)[:n]
+	for i := range n {
+		l.at[i] = -1
+		if l.active(i) {
+			l.key[i] = l.share(i)
+			l.at[i] = int32(len(l.turn))
+			l.turn = append(l.turn, int32(i))
+		}
+	}
+	for k := len(l.turn)/2 - 1; k >= 0; k-- {
+		l.down(k)
+	}
+	l.moved = l.moved[:0]
+}
+
+// pick is next through the turns: the tenant of smallest share among
+// those with jobs left, by name on a tie; -1 when none is left. The
+// shares are those order or fix last worked out.
+func (l *ledger) pick() int {
+	for len(l.turn) > 0 {
+		i := int(l.turn[0])
+		if l.active(i) {
+			return i
+		}
+		l.drop(i)
+	}
+	return -1
+}
+
+// fix takes tenant i's share and whether it has jobs left again, after a
+// step changed them.
+func (l *ledger) fix(i int) {
+	k := int(l.at[i])
+	if !l.active(i) {
+		if k >= 0 {
+			l.drop(i)
+		}
+		return
+	}
+	l.key[i] = l.share(i)
+	if k < 0 {
+		k = len(l.turn)
+		l.at[i] = int32(k)
+		l.turn = append(l.turn, int32(i))
+	}
+	l.up(k)
+	l.down(int(l.at[i]))
+}
+
+// drop takes tenant i out of the turns.
+func (l *ledger) drop(i int) {
+	k, last := int(l.at[i]), len(l.turn)-1
+	l.swap(k, last)
+	l.turn = l.turn[:last]
+	l.at[i] = -1
+	if k < last {
+		l.up(k)
+		l.down(int(l.at[l.turn[k]]))
+	}
+}
+
+func (l *ledger) before(a, b int) bool {
+	i, j := l.turn[a], l.turn[b]
+	if l.key[i] != l.key[j] {
+		return l.key[i] < l.key[j]
+	}
+	return l.tenants[i].Name < l.tenants[j].Name
+}
+
+func (l *ledger) swap(a, b int) {
+	l.turn[a], l.turn[b] = l.turn[b], l.turn[a]
+	l.at[l.turn[a]], l.at[l.turn[b]] = int32(a), int32(b)
+}
+
+func (l *ledger) up(k int) {
+	for k > 0 {
+		p := (k - 1) / 2
+		if !l.before(k, p) {
+			return
+		}
+		l.swap(k, p)
+		k = p
+	}
+}
+
+func (l *ledger) down(k int) {
+	for n := len(l.turn); ; {
+		c := 2*k + 1
+		if c >= n {
+			return
+		}
+		if r := c + 1; r < n && l.before(r, c) {
+			c = r
+		}
+		if !l.before(c, k) {
+			return
+		}
+		l.swap(k, c)
+		k = c
+	}
 }
