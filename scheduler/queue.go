@@ -736,8 +736,12 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 	} else {
 		lj = &liveJob{}
 	}
+	n := len(as)
+	if cap(lj.tasks) < n || cap(lj.alive) < n || cap(lj.assigns) < n {
+		lj.tasks, lj.alive, lj.assigns = make([]int, 0, n), make([]bool, 0, n), make([]Assign, 0, n)
+	}
 	*lj = liveJob{job: j, tenant: ti, started: s.in.Now, end: endOf(s.in.Now, j.Walltime),
-		assigns: append(lj.assigns[:0], as...), alive: lj.alive[:0], tasks: lj.tasks[:0], nAlive: len(as)}
+		assigns: append(lj.assigns[:0], as...), alive: lj.alive[:0], tasks: lj.tasks[:0], nAlive: n}
 	jp := JobPlacement{Job: j.ID, Tasks: make([]TaskPlacement, len(as))}
 	t := &s.l.tenants[ti]
 	for k := range as {
