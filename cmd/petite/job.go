@@ -359,7 +359,7 @@ func printJob(w io.Writer, j api.Job) error {
 	}
 	fmt.Fprintln(w)
 	if len(j.Command) > 0 {
-		fmt.Fprintf(w, "  command: %s\n", strings.Join(j.Command, " "))
+		fmt.Fprintf(w, "  command: %s\n", commandLine(j.Command))
 	}
 	printTasks(w, j.Tasks)
 	if len(j.Done) > 0 {
@@ -471,4 +471,18 @@ func maxArgs(n int, msg string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// commandLine shows a task's argv on one line: an argument that is a
+// script of several lines shows its first line and how many follow.
+func commandLine(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		a = strings.TrimRight(a, "\n")
+		if first, _, ok := strings.Cut(a, "\n"); ok {
+			a = fmt.Sprintf("%s ... (%d more lines)", first, strings.Count(a, "\n"))
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }

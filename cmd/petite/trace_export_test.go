@@ -90,9 +90,14 @@ func sleepSpecs(t *testing.T, repo string) {
 		b, err := os.ReadFile(filepath.Join(repo, "examples", name))
 		require.NoError(t, err)
 		var out []string
+		inCommand := false
 		for _, l := range strings.Split(string(b), "\n") {
+			if inCommand && strings.HasPrefix(l, "    ") {
+				continue // the rest of a block-style command
+			}
+			inCommand = false
 			if strings.HasPrefix(strings.TrimSpace(l), "command:") {
-				l = "  command: [sleep, \"600\"]"
+				l, inCommand = "  command: [sleep, \"600\"]", true
 			}
 			out = append(out, l)
 		}
