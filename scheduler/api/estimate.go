@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"petite/scheduler"
 	"petite/scheduler/server"
 	"petite/scheduler/state"
 	"petite/simulator/replay"
@@ -41,6 +42,10 @@ type estimates struct {
 // lock.
 func (h *handler) estimate(ctx context.Context, j *Job) {
 	if j.Status != StatusQueued {
+		return
+	}
+	if j.Pending != nil && j.Pending.Why == scheduler.WhyNever {
+		j.EstimateNote = "never starts: " + scheduler.WhyNever
 		return
 	}
 	e := &h.est

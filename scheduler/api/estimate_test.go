@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"petite/scheduler"
 	"petite/simulator/replay"
 )
 
@@ -44,6 +45,17 @@ func TestEstimatedStart(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, time.Unix(run.Started+3600+600, 0).UTC().Format(time.RFC3339), j.EstimatedStart)
 	assert.Contains(t, j.EstimateNote, "1 job(s) without a walltime assumed to run 1h0m0s")
+
+	// A gang larger than the fleet never starts: the estimate says so
+	// rather than blaming the replay's horizon.
+	_, err = cl.Submit(ctx, spec("huge", 4096, 8))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err = cl.Job(ctx, "huge", false)
+		return err == nil && j.Pending != nil && j.Pending.Why == scheduler.WhyNever
+	}, 30*time.Second, 20*time.Millisecond)
+	assert.Empty(t, j.EstimatedStart)
+	assert.Equal(t, "never starts: "+scheduler.WhyNever, j.EstimateNote)
 }
 
 // The daemon's GET /v1/snapshot starts a replay (sim run --from-snapshot):
