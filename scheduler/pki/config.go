@@ -59,16 +59,9 @@ func (f Files) pair() (tls.Certificate, Identity, error) {
 // CA when given. A request without one can only reach the open endpoints
 // (health): the API's middleware asks for a certificate everywhere else.
 func (f Files) ServerConfig() (*tls.Config, error) {
-	pool, err := f.pool()
+	pool, pair, err := f.serverPair("a server")
 	if err != nil {
 		return nil, err
-	}
-	pair, id, err := f.pair()
-	if err != nil {
-		return nil, err
-	}
-	if id.Role != RoleServer {
-		return nil, fmt.Errorf("%s names %s: a server needs a server certificate", f.Cert, id)
 	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -102,16 +95,9 @@ func (f Files) ClientConfig() (*tls.Config, error) {
 // the role server. A client's or an agent's certificate, valid as it may
 // be, is refused in the handshake.
 func (f Files) PeerConfig() (*tls.Config, error) {
-	pool, err := f.pool()
+	pool, pair, err := f.serverPair("raft")
 	if err != nil {
 		return nil, err
-	}
-	pair, id, err := f.pair()
-	if err != nil {
-		return nil, err
-	}
-	if id.Role != RoleServer {
-		return nil, fmt.Errorf("%s names %s: raft needs a server certificate", f.Cert, id)
 	}
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
@@ -173,4 +159,21 @@ func (f Files) ServersOnlyConfig() (*tls.Config, error) {
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		VerifyConnection: RequireRole(RoleServer),
 	}, nil
+}
+
+// serverPair reads the CA and this server's own pair, which must name the
+// role server; who says who needs it, for the error.
+func (f Files) serverPair(who string) (*x509.CertPool, tls.Certificate, error) {
+	pool, err := f.pool()
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	pair, id, err := f.pair()
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	if id.Role != RoleServer {
+		return nil, tls.Certificate{}, fmt.Errorf("%s names %s: %s needs a server certificate", f.Cert, id, who)
+	}
+	return pool, pair, nil
 }
