@@ -75,7 +75,8 @@ type Agent struct {
 	mu        sync.Mutex
 	current   int // the server called (an index into Servers)
 	tasks     map[server.TaskKey]*task
-	crashes   map[jobTask]int // consecutive crashes of a task here
+	crashes   map[jobTask]int         // consecutive crashes of a task here
+	refused   map[server.TaskKey]bool // task entries refused (checkKey), logged once
 	interval  time.Duration
 	window    time.Duration
 	grace     time.Duration
@@ -126,7 +127,7 @@ func New(cfg Config) (*Agent, error) {
 	d := server.DefaultLiveness
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Registration.Node.Name), node: cfg.Registration.Node.Name,
-		wake: make(chan struct{}, 1), tasks: map[server.TaskKey]*task{}, crashes: map[jobTask]int{},
+		wake: make(chan struct{}, 1), tasks: map[server.TaskKey]*task{}, crashes: map[jobTask]int{}, refused: map[server.TaskKey]bool{},
 		interval: d.Interval, window: d.Window, grace: d.Grace,
 	}, nil
 }
@@ -365,6 +366,13 @@ func (a *Agent) apply(ans server.AgentAnswer, sent time.Time) {
 	for _, as := range ans.Tasks {
 		given[as.TaskKey] = true
 		if _, ok := a.tasks[as.TaskKey]; ok {
+			continue
+		}
+		if err := checkKey(as.TaskKey); err != nil {
+			if !a.refused[as.TaskKey] {
+				a.refused[as.TaskKey] = true // said once, not at every heartbeat
+				a.log.Error("refused task", "err", err)
+			}
 			continue
 		}
 		t, err := start(a.cfg.DataDir, a.cfg.Supervisor, as, a.node)

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"petite/scheduler/api"
+	"petite/scheduler/server"
 )
 
 // maxLog caps what one logs request returns: the log's last bytes.
@@ -85,6 +86,10 @@ func (l *API) serve(w http.ResponseWriter, r *http.Request) {
 	task, err := strconv.Atoi(q.Get("task"))
 	if job == "" || err != nil || task < 0 {
 		httpErr(w, http.StatusBadRequest, api.CodeBadRequest, "want job=ID&task=N")
+		return
+	}
+	if err := checkKey(server.TaskKey{Job: job, Task: task}); err != nil {
+		httpErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 		return
 	}
 	stream := q.Get("stream")

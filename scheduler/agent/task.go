@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,7 +52,9 @@ func taskDir(data string, k server.TaskKey) string {
 	base := filepath.Join(data, "tasks", jobDir(k.Job), fmt.Sprintf("%d-%d", k.Task, k.Gen))
 	dir := base
 	for n := 1; ; n++ {
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		// Any error but "exists" ends the search (a name too long would
+		// loop for ever): making the directory then says what is wrong.
+		if _, err := os.Stat(dir); err != nil {
 			return dir
 		}
 		dir = fmt.Sprintf("%s-%d", base, n)
@@ -79,9 +80,40 @@ func jobDir(id string) string {
 	return fmt.Sprintf("~%x", id)
 }
 
+// maxJobID bounds a job ID the agent accepts, as the API does.
+const maxJobID = 128
+
+// checkKey refuses a task entry that names no sound run, whatever the
+// servers checked (defence in depth: an answer may come from an older or
+// a faulty server): a job ID that is not a plain name (letters, digits,
+// '.', '_', '-', starting with a letter or digit, at most maxJobID bytes)
+// or a negative task index or gen.
+func checkKey(k server.TaskKey) error {
+	if k.Job == "" || len(k.Job) > maxJobID || jobDir(k.Job) != k.Job || !isAlnum(k.Job[0]) {
+		return fmt.Errorf("job ID %q: want up to %d letters, digits, '.', '_' or '-', starting with a letter or digit", clip(k.Job), maxJobID)
+	}
+	if k.Task < 0 || k.Gen < 0 {
+		return fmt.Errorf("job %s: task index %d, gen %d: want both 0 or above", k.Job, k.Task, k.Gen)
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+
+// clip shortens a hostile value for a log line.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
 // start runs an assignment under a supervisor (argv prefix sup, the
 // directory appended).
 func start(data string, sup []string, a server.Assignment, node string) (*task, error) {
+	if err := checkKey(a.TaskKey); err != nil {
+		return nil, fmt.Errorf("refused task: %w", err)
+	}
 	t := &task{key: a.TaskKey, dir: taskDir(data, a.TaskKey), state: server.TaskRunning, started: time.Now()}
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("task %s: %w", a.TaskKey, err)
