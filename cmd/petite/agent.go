@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -151,7 +150,7 @@ same --data-dir adopts them. See docs/agent.md.`,
 		}
 		var logs agent.API
 		logs.Add(a)
-		hs := &http.Server{Handler: logs.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		hs := logs.Server(api.DefaultTimeouts) // as the servers' API: slow or idle clients are cut off
 		go func() { _ = hs.Serve(ln) }()
 		defer hs.Close()
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,7 +44,7 @@ func startDevAgents(ctx context.Context, d *api.Daemon, cfg server.Config) (stop
 		return done
 	}
 	var logs agent.API
-	hs := &http.Server{Handler: logs.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := logs.Server(api.DefaultTimeouts) // as the servers' API: slow or idle clients are cut off
 	go func() { _ = hs.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
 	byName := make(map[string]scheduler.Node, len(cfg.Nodes))

@@ -51,6 +51,13 @@ func (l *API) Handler() http.Handler {
 	return mux
 }
 
+// Server returns an HTTP server of the agents' API with the timeouts t
+// (api.DefaultTimeouts, the API server's): a client that sends its request
+// slowly, or holds an idle connection, is cut off.
+func (l *API) Server(t api.Timeouts) *http.Server {
+	return t.Apply(&http.Server{Handler: l.Handler()})
+}
+
 func httpErr(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
