@@ -287,15 +287,21 @@ func jobLogsCommand(addr *string) *cobra.Command {
 		Example: examples(
 			"petite job logs train-llm",
 			"petite job logs train-llm --task 1 --stderr --tail 4096",
+			"petite job logs train-llm --follow",
 		),
 		Args: exactArgs(1, "logs takes one job ID"),
 	}
 	task := cmd.Flags().Int("task", 0, "the task's index in its job")
 	stderr := cmd.Flags().Bool("stderr", false, "print the task's standard error instead of its output")
 	tail := cmd.Flags().Int64("tail", 0, "print only the last BYTES of the log")
+	follow := cmd.Flags().BoolP("follow", "f", false, "keep printing the log as it grows until the job ends")
+	every := cmd.Flags().Duration("poll", 500*time.Millisecond, "with --follow, how often to ask for more")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *task < 0 || *tail < 0 {
 			return usageErr("--task and --tail take 0 or more")
+		}
+		if *every <= 0 {
+			return usageErr("--poll takes a duration above 0")
 		}
 		cl, err := clientFor(addr)
 		if err != nil {
@@ -311,9 +317,15 @@ func jobLogsCommand(addr *string) *cobra.Command {
 		if *stderr {
 			q.Stream = api.StreamStderr
 		}
+		if *follow && *tail == 0 {
+			return followLogs(cmd, cl, j, q, cmd.OutOrStdout(), false, *every)
+		}
 		w := &countingWriter{w: cmd.OutOrStdout()}
 		if err := cl.Logs(ctx, j.ID, q, w); err != nil {
 			return clientError(cl, err)
+		}
+		if *follow {
+			return followLogs(cmd, cl, j, q, cmd.OutOrStdout(), true, *every)
 		}
 		if w.n == 0 {
 			// Say so on stderr: an empty log is not a hung command.
@@ -323,6 +335,60 @@ func jobLogsCommand(addr *string) *cobra.Command {
 	}
 	return cmd
 }
+
+// followLogs prints a task's log and what it writes next, asking every
+// interval from the byte where the output so far ends, until the job has
+// ended; the read after that prints what the task wrote last. With a
+// tail, the output starts with the tail printed already (w), the rest of
+// the log skipped.
+func followLogs(cmd *cobra.Command, cl *api.Client, j api.Job, q api.LogsQuery, w io.Writer, skip bool, every time.Duration) error {
+	ctx := cmd.Context()
+	q.Tail, q.FromOffset = 0, true
+	// drain reads from offset on, a capped answer at a time, into out.
+	drain := func(offset int64, out io.Writer) (int64, error) {
+		for {
+			q.Offset = offset
+			c := &countingWriter{w: out}
+			if err := cl.Logs(ctx, j.ID, q, c); err != nil {
+				var ae *api.Error
+				if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
+					return offset, nil // not placed yet: wait on
+				}
+				return offset, clientError(cl, err)
+			}
+			if c.n == 0 {
+				return offset, nil
+			}
+			offset += c.n
+		}
+	}
+	var offset int64
+	if skip {
+		var err error
+		if offset, err = drain(0, io.Discard); err != nil {
+			return err
+		}
+	}
+	for {
+		got, err := cl.Job(ctx, j.ID, true)
+		if err != nil {
+			return clientError(cl, err)
+		}
+		ended := got.Status != api.StatusQueued && got.Status != api.StatusRunning
+		if offset, err = drain(offset, w); err != nil {
+			return err
+		}
+		if ended {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
 
 // countingWriter counts what passes through it.
 type countingWriter struct {

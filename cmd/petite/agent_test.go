@@ -89,6 +89,27 @@ func TestAgentCommand(t *testing.T) {
 	code, _, stderr = petite(t, nil, "job", "logs")
 	assert.Equal(t, exitUsage, code, stderr)
 
+	// --follow prints the log as it grows, each line once, and returns
+	// when the job has ended, with the last lines.
+	slow := filepath.Join(dir, "slow.yaml")
+	require.NoError(t, os.WriteFile(slow, []byte("name: slow\ntask:\n  gpus: 1\n  models: [H100]\n  cpu_milli: 1000\n  memory_mib: 1024\n"+
+		"  command: [sh, -c, 'for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done']\n"), 0o644))
+	code, stdout, stderr = petite(t, nil, "job", "run", slow, "--json")
+	require.Equal(t, exitOK, code, stderr)
+	var sj api.Job
+	require.NoError(t, json.Unmarshal([]byte(stdout), &sj))
+	code, stdout, stderr = petite(t, nil, "job", "logs", sj.ID, "--follow", "--poll", "50ms")
+	require.Equal(t, exitOK, code, stderr)
+	assert.Equal(t, "line 1\nline 2\nline 3\nline 4\nline 5\n", stdout)
+	got, err := cl.Job(context.Background(), sj.ID, false)
+	require.NoError(t, err)
+	assert.Equal(t, api.StatusSucceeded, got.Status, "--follow returned once the job ended")
+	code, stdout, stderr = petite(t, nil, "job", "logs", sj.ID, "-f", "--tail", "7")
+	require.Equal(t, exitOK, code, stderr)
+	assert.Equal(t, "line 5\n", stdout, "a tail, and nothing after it of a job ended")
+	code, _, stderr = petite(t, nil, "job", "logs", sj.ID, "-f", "--poll", "0s")
+	assert.Equal(t, exitUsage, code, stderr)
+
 	// --once checks a node's setup and changes nothing.
 	code, stdout, stderr = petite(t, nil, "agent", "--pool", "lab", "--nvml-mock", "dgxh100", "--name", "gpu-2", "--once", "--cpu-milli", "1000", "--memory-mib", "1024")
 	require.Equal(t, exitOK, code, stderr)

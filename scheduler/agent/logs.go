@@ -18,7 +18,7 @@ const maxLog = 8 << 20
 
 // API is the agents' HTTP API, which the servers call:
 //
-//   - GET /v1/agent/{node}/logs?job=&task=&stream=&tail= answers a task's
+//   - GET /v1/agent/{node}/logs?job=&task=&stream=&tail=&offset= answers a task's
 //     log from the node's data dir (the latest run of the task kept there);
 //   - POST /v1/agent/{node}/doorbell: the node's tasks changed, heartbeat
 //     now (the answer says what changed).
@@ -113,6 +113,13 @@ func (l *API) serve(w http.ResponseWriter, r *http.Request) {
 	if tail <= 0 || tail > maxLog {
 		tail = maxLog
 	}
+	// offset, when given, reads from that byte on instead of the tail:
+	// what a follower has not seen yet (at most maxLog of it).
+	offset, err := strconv.ParseInt(q.Get("offset"), 10, 64)
+	if q.Get("offset") != "" && (err != nil || offset < 0) {
+		httpErr(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("offset: want a byte count, got %q", q.Get("offset")))
+		return
+	}
 	dir, ok := latestRun(a.cfg.DataDir, job, task)
 	if !ok {
 		// Placed, not started yet (or never: its job ended first): an
@@ -127,7 +134,16 @@ func (l *API) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > tail {
+	switch st, err := f.Stat(); {
+	case err != nil:
+	case q.Has("offset"):
+		if offset >= st.Size() {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			return // nothing new
+		}
+		_, _ = f.Seek(offset, io.SeekStart)
+		tail = maxLog
+	case st.Size() > tail:
 		_, _ = f.Seek(st.Size()-tail, io.SeekStart)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -31,7 +31,7 @@ const (
 )
 
 // AgentLogsPath is the path under an agent's base URL where it serves a
-// task's log: {base}/v1/agent/{node}/logs?job=&task=&stream=&tail=.
+// task's log: {base}/v1/agent/{node}/logs?job=&task=&stream=&tail=&offset=.
 func AgentLogsPath(node string) string { return "/v1/agent/" + url.PathEscape(node) + "/logs" }
 
 // LogsQuery selects a task's log.
@@ -40,6 +40,12 @@ type LogsQuery struct {
 	Stream string // stdout (default) or stderr
 	// Tail, when positive, keeps only the log's last Tail bytes.
 	Tail int64
+	// Offset, when positive (or FromOffset), reads the log from that byte
+	// on, at most the agent's cap (8 MiB) of it, Tail ignored: what a
+	// follower has not seen yet.
+	Offset int64
+	// FromOffset reads from Offset even when it is 0 (the log's start).
+	FromOffset bool
 }
 
 func (q LogsQuery) values() url.Values {
@@ -50,6 +56,9 @@ func (q LogsQuery) values() url.Values {
 	}
 	if q.Tail > 0 {
 		v.Set("tail", strconv.FormatInt(q.Tail, 10))
+	}
+	if q.Offset > 0 || q.FromOffset {
+		v.Set("offset", strconv.FormatInt(q.Offset, 10))
 	}
 	return v
 }
@@ -124,6 +133,14 @@ func (h *handler) jobLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		q.Tail = n
+	}
+	if t := r.URL.Query().Get("offset"); t != "" {
+		n, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || n < 0 {
+			writeErr(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Field: "offset", Message: fmt.Sprintf("offset: want a byte count, got %q", t)})
+			return
+		}
+		q.Offset, q.FromOffset = n, true
 	}
 	if q.Stream != "" && q.Stream != StreamStdout && q.Stream != StreamStderr {
 		writeErr(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Field: "stream", Message: fmt.Sprintf("stream: want stdout or stderr, got %q", q.Stream)})
