@@ -389,7 +389,6 @@ func followLogs(cmd *cobra.Command, cl *api.Client, j api.Job, q api.LogsQuery, 
 	}
 }
 
-
 // countingWriter counts what passes through it.
 type countingWriter struct {
 	w io.Writer
