@@ -144,6 +144,7 @@ same --data-dir adopts them. See docs/agent.md.`,
 		a, err := agent.New(agent.Config{
 			Servers: servers, DataDir: *dataDir, KeepLogs: keepFor(*keepLogs), Supervisor: []string{exe, "agent", "supervise"}, Logger: log,
 			Registration: server.AgentRegistration{Node: reg.Node, Devices: reg.Devices, Addr: url},
+			Health:       agent.SourceHealth(src, reg.Devices), // XID errors, in every heartbeat
 		})
 		if err != nil {
 			return err
@@ -399,4 +400,21 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// printUnhealthy lists, under the nodes' table, the GPUs their agents
+// report unhealthy, with NVML's XID errors.
+func printUnhealthy(w io.Writer, nodes []api.Node) error {
+	for _, n := range nodes {
+		for _, h := range n.Unhealthy {
+			xids := make([]string, len(h.XIDs))
+			for i, x := range h.XIDs {
+				xids[i] = strconv.FormatUint(x, 10)
+			}
+			if _, err := fmt.Fprintf(w, "node %s: GPU %d (%s) unhealthy, XID %s\n", n.Name, h.GPU, orDash(h.UUID), strings.Join(xids, ", ")); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

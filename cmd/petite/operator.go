@@ -97,7 +97,10 @@ func printNodes(w io.Writer, nodes []api.Node) error {
 			float64(n.GPUMilliFree)/1000, n.GPUs, float64(n.CPUMilliFree)/1000, float64(n.CPUMilliCap)/1000,
 			n.MemMiBFree>>10, n.MemMiBCap>>10)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printUnhealthy(w, nodes) // agent.go
 }
 
 func poolCommand() *cobra.Command {

@@ -54,6 +54,10 @@ type Config struct {
 	KeepLogs time.Duration
 	// Logger receives the agent's logs; nil discards them.
 	Logger *slog.Logger
+	// Health, when set, reports the node's unhealthy GPUs (SourceHealth:
+	// NVML's XID errors); each registration and heartbeat carries them,
+	// read at most once a second. A read that fails keeps the last report.
+	Health func() ([]server.GPUHealth, error)
 }
 
 // crashWindow: a run that fails sooner than this after its start crashed.
@@ -72,11 +76,15 @@ type Agent struct {
 	node string
 	wake chan struct{}
 
-	mu        sync.Mutex
-	current   int // the server called (an index into Servers)
-	tasks     map[server.TaskKey]*task
-	crashes   map[jobTask]int         // consecutive crashes of a task here
-	refused   map[server.TaskKey]bool // task entries refused (checkKey), logged once
+	mu      sync.Mutex
+	current int // the server called (an index into Servers)
+	tasks   map[server.TaskKey]*task
+	crashes map[jobTask]int         // consecutive crashes of a task here
+	refused map[server.TaskKey]bool // task entries refused (checkKey), logged once
+
+	healthMu  sync.Mutex
+	healthAt  time.Time          // when Config.Health was last read
+	unhealthy []server.GPUHealth // what it said
 	interval  time.Duration
 	window    time.Duration
 	grace     time.Duration
@@ -259,7 +267,9 @@ var errRefused = errors.New("agent: registration refused")
 
 func (a *Agent) register(ctx context.Context) error {
 	sent := time.Now()
-	ans, err := a.server().RegisterAgent(ctx, a.cfg.Registration)
+	reg := a.cfg.Registration
+	reg.Unhealthy = a.health()
+	ans, err := a.server().RegisterAgent(ctx, reg)
 	if err != nil {
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == api.CodeRefused {
@@ -291,6 +301,7 @@ func (a *Agent) beat(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	slices.SortFunc(hb.Tasks, func(x, y server.TaskReport) int { return compareKeys(x.TaskKey, y.TaskKey) })
+	hb.Unhealthy = a.health()
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, a.callTimeout())
 	defer cancel()

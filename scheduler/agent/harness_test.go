@@ -191,6 +191,7 @@ type testAgent struct {
 	cancel context.CancelFunc
 	done   chan error
 	logs   *httptest.Server
+	mock   *nvml.Mock // its GPUs: XID errors are injected here
 }
 
 // startAgent starts an agent of a mock DGX H100 named node, whose data is
@@ -213,7 +214,7 @@ func (c *cluster) startMockAgent(node, dir string, i int, mock string, mc nvml.M
 	require.NoError(t, err)
 	reg, err := inv.Register(nvml.NodeSpec{Name: node, Pool: "lab", CPUMilli: 64000, MemoryMiB: 512 << 10})
 	require.NoError(t, err)
-	ta := &testAgent{dir: dir, link: &cuttable{}, done: make(chan error, 1)}
+	ta := &testAgent{dir: dir, link: &cuttable{}, done: make(chan error, 1), mock: m}
 	var logs API
 	ta.logs = httptest.NewServer(logs.Handler())
 	t.Cleanup(ta.logs.Close)
@@ -232,6 +233,7 @@ func (c *cluster) startMockAgent(node, dir string, i int, mock string, mc nvml.M
 	a, err := New(Config{
 		Servers: servers, DataDir: dir, CrashBackoff: 100 * time.Millisecond, Supervisor: []string{exe, "supervise"},
 		Registration: server.AgentRegistration{Node: reg.Node, Devices: reg.Devices, Addr: ta.logs.URL},
+		Health:       SourceHealth(m, reg.Devices),
 	})
 	require.NoError(t, err)
 	logs.Add(a)

@@ -22,6 +22,8 @@ type (
 	Heartbeat = server.Heartbeat
 	// AgentAnswer answers both.
 	AgentAnswer = server.AgentAnswer
+	// GPUHealth is a GPU its agent reports unhealthy (Node.Unhealthy).
+	GPUHealth = server.GPUHealth
 )
 
 // Log streams of a task.
@@ -215,4 +217,13 @@ func (c *Client) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 // w is written only once, with the whole answer.
 func (c *Client) Logs(ctx context.Context, job string, q LogsQuery, w io.Writer) error {
 	return c.doRetry(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(job)+"/logs?"+q.values().Encode(), nil, nil, w, unanswered)
+}
+
+// withHealth adds to a node the GPUs its agent reports unhealthy (the
+// replicated agent record).
+func (h *handler) withHealth(n Node) Node {
+	if rec, ok := h.s.FSM().Agent(n.Name); ok {
+		n.Unhealthy = rec.Unhealthy
+	}
+	return n
 }

@@ -503,6 +503,9 @@ func (h *handler) listNodes(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	})
+	for i := range out.Nodes {
+		out.Nodes[i] = h.withHealth(out.Nodes[i]) // agent.go
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -520,6 +523,7 @@ func (h *handler) getNode(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no node %q", name)})
 		return
 	}
+	out = h.withHealth(out) // agent.go
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -145,6 +145,8 @@ type Node struct {
 	CPUMilliCap  int64  `json:"cpu_milli_cap"`
 	MemMiBFree   int64  `json:"memory_mib_free"`
 	MemMiBCap    int64  `json:"memory_mib_cap"`
+	// Unhealthy are the GPUs the node's agent reports unhealthy (XID).
+	Unhealthy []GPUHealth `json:"unhealthy,omitempty"`
 }
 
 // NodeList is the body of GET /v1/nodes.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -27,6 +28,54 @@ type AgentRecord struct {
 	// Devices[i] is the UUID of the node's device i ("GPU-..." or
 	// "MIG-..."): what a task's CUDA_VISIBLE_DEVICES is set to.
 	Devices []string `json:"devices,omitempty"`
+	// Unhealthy are the node's GPUs its agent last reported unhealthy (an
+	// XID error that points at the hardware), by index; none when all are
+	// well or the agent cannot tell.
+	Unhealthy []GPUHealth `json:"unhealthy,omitempty"`
+}
+
+// GPUHealth is a GPU an agent reports unhealthy: its index on the node,
+// its UUID and the XID errors NVML gave (the latest, at most maxXIDs).
+type GPUHealth struct {
+	GPU  int      `json:"gpu"`
+	UUID string   `json:"uuid,omitempty"`
+	XIDs []uint64 `json:"xids,omitempty"`
+}
+
+// maxXIDs bounds the XIDs kept per GPU in an agent record (nvml.MaxXIDs).
+const maxXIDs = 32
+
+// checkHealth refuses a health report that names no GPU of the node, or
+// one twice, and keeps each GPU's latest maxXIDs errors.
+func checkHealth(rec AgentRecord, hs []GPUHealth) ([]GPUHealth, error) {
+	if len(hs) == 0 {
+		return nil, nil
+	}
+	out := make([]GPUHealth, 0, len(hs))
+	seen := map[int]bool{}
+	for i, h := range hs {
+		if h.GPU < 0 || h.GPU >= len(rec.Devices) {
+			return nil, fmt.Errorf("unhealthy[%d].gpu: %d: the node has %d devices", i, h.GPU, len(rec.Devices))
+		}
+		if seen[h.GPU] {
+			return nil, fmt.Errorf("unhealthy[%d].gpu: %d named twice", i, h.GPU)
+		}
+		seen[h.GPU] = true
+		h.UUID = rec.Devices[h.GPU] // the record's, not what the report says
+		if len(h.XIDs) > maxXIDs {
+			h.XIDs = h.XIDs[len(h.XIDs)-maxXIDs:]
+		}
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b GPUHealth) int { return a.GPU - b.GPU })
+	return out, nil
+}
+
+// sameHealth says whether two health lists say the same.
+func sameHealth(a, b []GPUHealth) bool {
+	return slices.EqualFunc(a, b, func(x, y GPUHealth) bool {
+		return x.GPU == y.GPU && x.UUID == y.UUID && slices.Equal(x.XIDs, y.XIDs)
+	})
 }
 
 // applyAgent applies an agent record entry.
@@ -147,4 +196,27 @@ func marshalAgent(rec AgentRecord) ([]byte, error) {
 		return nil, fmt.Errorf("encode agent entry: %w", err)
 	}
 	return append([]byte{entryAgent}, b...), nil
+}
+
+// recordHealth commits the agent record anew when the GPUs its agent
+// reports unhealthy changed. A report naming no GPU of the node is
+// refused (the record keeps what it had).
+func (s *Server) recordHealth(ctx context.Context, rec AgentRecord, hs []GPUHealth) error {
+	hs, err := checkHealth(rec, hs)
+	if err != nil {
+		return fmt.Errorf("%w: node %s: %w", ErrAgentRefused, rec.Node, err)
+	}
+	if sameHealth(rec.Unhealthy, hs) {
+		return nil
+	}
+	rec.Unhealthy = hs
+	entry, err := marshalAgent(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := s.apply(ctx, entry); err != nil {
+		return fmt.Errorf("record GPU health of %s: %w", rec.Node, err)
+	}
+	s.log.Warn("GPU health changed", "node", rec.Node, "unhealthy", len(hs))
+	return nil
 }

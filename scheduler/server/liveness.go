@@ -120,6 +120,8 @@ type AgentRegistration struct {
 	// node's state and tasks, or why it would be refused (`petite agent
 	// --once`).
 	Check bool `json:"check,omitempty"`
+	// Unhealthy are the GPUs the agent finds unhealthy (as in Heartbeat).
+	Unhealthy []GPUHealth `json:"unhealthy,omitempty"`
 }
 
 // Task states an agent reports.
@@ -159,6 +161,9 @@ type TaskReport struct {
 // task exits.
 type Heartbeat struct {
 	Tasks []TaskReport `json:"tasks"`
+	// Unhealthy are the node's GPUs NVML reports unhealthy now: the
+	// servers record them in the agent record when they change.
+	Unhealthy []GPUHealth `json:"unhealthy,omitempty"`
 }
 
 // Assignment is a task the committed state places on the node.
@@ -282,6 +287,9 @@ func (s *Server) RegisterAgent(ctx context.Context, reg AgentRegistration) (Agen
 		return s.checkAgent(reg)
 	}
 	rec := AgentRecord{Node: n.Name, Addr: reg.Addr, Devices: reg.Devices}
+	if old, ok := s.fsm.Agent(n.Name); ok && slices.Equal(old.Devices, rec.Devices) {
+		rec.Unhealthy = old.Unhealthy // the heartbeat below updates it
+	}
 	if old, ok := s.fsm.Agent(n.Name); !ok || old.Addr != rec.Addr || !slices.Equal(old.Devices, rec.Devices) {
 		entry, err := marshalAgent(rec)
 		if err != nil {
@@ -301,7 +309,7 @@ func (s *Server) RegisterAgent(ctx context.Context, reg AgentRegistration) (Agen
 		}
 		s.log.Info("agent registered", "node", n.Name, "command", cmd.Type())
 	}
-	return s.Heartbeat(ctx, n.Name, Heartbeat{})
+	return s.Heartbeat(ctx, n.Name, Heartbeat{Unhealthy: reg.Unhealthy})
 }
 
 // checkAgent answers a registration made to check a node's setup: what a
@@ -347,6 +355,9 @@ func (s *Server) Heartbeat(ctx context.Context, node string, hb Heartbeat) (Agen
 	s.watch.heard(node, time.Now())
 	live := s.liveness()
 	now := s.Now()
+	if err := s.recordHealth(ctx, rec, hb.Unhealthy); err != nil {
+		return AgentAnswer{}, err
+	}
 
 	var cmds []state.Command
 	var acked []TaskKey
