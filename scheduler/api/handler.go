@@ -246,14 +246,15 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusServiceUnavailable, hl)
 }
 
-// specJob reads a job spec body into a job and its command.
-func specJob(w http.ResponseWriter, r *http.Request) (scheduler.Job, []string, bool) {
+// specJob reads a job spec body into a job and its command. A spec
+// without an ID gets one made from its name (newID); base is that name,
+// empty when the spec named the job.
+func specJob(w http.ResponseWriter, r *http.Request) (job scheduler.Job, command []string, base string, ok bool) {
 	b, ok := readBody(w, r)
 	if !ok {
-		return scheduler.Job{}, nil, false
+		return scheduler.Job{}, nil, "", false
 	}
 	spec, err := ParseJobSpec(bytes.NewReader(b), "")
-	var job scheduler.Job
 	if err == nil {
 		job, err = spec.Job()
 	}
@@ -264,12 +265,13 @@ func specJob(w http.ResponseWriter, r *http.Request) (scheduler.Job, []string, b
 			e.Field, e.Line = se.Field, se.Line
 		}
 		writeErr(w, e)
-		return scheduler.Job{}, nil, false
+		return scheduler.Job{}, nil, "", false
 	}
 	if job.ID == "" {
-		job.ID = newID(orElse(spec.Name, job.Kind.String()))
+		base = orElse(spec.Name, job.Kind.String())
+		job.ID = newID(base)
 	}
-	return job, spec.Task.Command, true
+	return job, spec.Task.Command, base, true
 }
 
 func orElse(a, b string) string {
@@ -279,10 +281,18 @@ func orElse(a, b string) string {
 	return b
 }
 
+// idRandom is where newID draws its suffixes (a test makes them collide).
+var idRandom io.Reader = rand.Reader
+
+// maxIDDraws bounds the suffixes a submit tries for a job it names: six
+// hex digits collide often enough on a busy cluster (thousands of jobs
+// make a repeat likely) that a taken one is drawn again, not refused.
+const maxIDDraws = 16
+
 // newID makes a job ID from a name and a random suffix.
 func newID(name string) string {
 	var b [3]byte
-	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported systems
+	_, _ = io.ReadFull(idRandom, b[:]) // crypto/rand never fails on supported systems
 	return name + "-" + hex.EncodeToString(b[:])
 }
 
@@ -291,7 +301,7 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	job, command, ok := specJob(w, r)
+	job, command, base, ok := specJob(w, r)
 	if !ok {
 		return
 	}
@@ -303,34 +313,48 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.replay(w, j)
 		return
 	}
-	var taken bool
-	h.s.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, _ uint64) {
-		_, taken = m.Job(job.ID)
-	})
-	if taken {
-		writeErr(w, &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "id", Message: fmt.Sprintf("job %s exists; choose another id or stop it and wait for it to be pruned", job.ID)})
-		return
-	}
-	if _, err := h.s.Submit(r.Context(), job, server.JobRecord{Command: command, RequestID: rid}); err != nil {
-		var dup *server.DuplicateError
-		if errors.As(err, &dup) {
-			h.replay(w, dup.Job)
+	// A name the server drew that is taken (checked here, or refused by
+	// the state machine when a submit got in first) is drawn again.
+	for draws := 1; ; draws++ {
+		retry := base != "" && draws < maxIDDraws
+		var taken bool
+		h.s.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, _ uint64) {
+			_, taken = m.Job(job.ID)
+		})
+		if taken && retry {
+			job.ID = newID(base)
+			continue
+		}
+		if taken {
+			writeErr(w, &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "id", Message: fmt.Sprintf("job %s exists; choose another id or stop it and wait for it to be pruned", job.ID)})
 			return
 		}
-		if strings.Contains(err.Error(), "already submitted") {
-			writeErr(w, &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "id", Message: err.Error()})
+		if _, err := h.s.Submit(r.Context(), job, server.JobRecord{Command: command, RequestID: rid}); err != nil {
+			var dup *server.DuplicateError
+			if errors.As(err, &dup) {
+				h.replay(w, dup.Job)
+				return
+			}
+			if strings.Contains(err.Error(), "already submitted") {
+				if retry {
+					job.ID = newID(base)
+					continue
+				}
+				writeErr(w, &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "id", Message: err.Error()})
+				return
+			}
+			writeErr(w, h.applyError(err))
 			return
 		}
-		writeErr(w, h.applyError(err))
+		writeJSON(w, http.StatusCreated, SubmitResponse{ID: job.ID, Status: StatusQueued})
 		return
 	}
-	writeJSON(w, http.StatusCreated, SubmitResponse{ID: job.ID, Status: StatusQueued})
 }
 
 // plan is the dry run: the job submitted to a copy of the live state and a
 // pass run on it. The live state is never touched.
 func (h *handler) plan(w http.ResponseWriter, r *http.Request) {
-	job, _, ok := specJob(w, r)
+	job, _, _, ok := specJob(w, r)
 	if !ok {
 		return
 	}
