@@ -173,6 +173,7 @@ func TestREADMECommands(t *testing.T) {
 		"make lint":       "runs gofmt and go vet, not petite",
 		"make bench":      "takes minutes and measures, not checks",
 		"make fuzz":       "takes FUZZTIME per fuzz target",
+		"make chaos":      "runs 20 seeds of the chaos harness, about 25 minutes",
 		"make frag-sweep": "needs the full openb trace outside the repository and takes minutes",
 	}
 	lines := readmeShellLines(string(readme))
