@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"context"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,8 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"petite/scheduler"
-	"petite/scheduler/api"
 	"petite/scheduler/server"
 )
 
@@ -21,8 +17,6 @@ import (
 // plain name ("../x", empty, a slash) or a negative task index or gen is
 // neither run nor reported, while a sound entry beside them runs.
 func TestAgentRefusesUnsafeTasks(t *testing.T) {
-	exe, err := os.Executable()
-	require.NoError(t, err)
 	bad := []server.TaskKey{
 		{Job: "../x"}, {Job: ""}, {Job: "a/b"}, {Job: ".."}, {Job: "-lead"}, {Job: "ok", Task: -1}, {Job: "ok", Gen: -2},
 		{Job: string(make([]byte, 200))},
@@ -32,21 +26,7 @@ func TestAgentRefusesUnsafeTasks(t *testing.T) {
 		fs.tasks = append(fs.tasks, server.Assignment{TaskKey: k, Command: []string{"sh", "-c", "sleep 30"}})
 	}
 	fs.tasks = append(fs.tasks, server.Assignment{TaskKey: server.TaskKey{Job: "good", Task: 2}})
-	srv := httptest.NewServer(fs.handler())
-	t.Cleanup(srv.Close)
-	cl, err := api.NewClient(srv.URL)
-	require.NoError(t, err)
-	data := t.TempDir()
-	t.Cleanup(func() { killTasks(data) })
-	a, err := New(Config{
-		Servers: []*api.Client{cl}, DataDir: data, Supervisor: []string{exe, "supervise"},
-		Registration: server.AgentRegistration{Node: scheduler.Node{Name: "n0"}},
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	a, data, _ := runAgent(t, fs, Config{})
 
 	require.Eventually(t, func() bool { return len(a.Tasks()) > 0 }, 5*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return fs.count() >= 3 }, 5*time.Second, 10*time.Millisecond)
@@ -55,6 +35,6 @@ func TestAgentRefusesUnsafeTasks(t *testing.T) {
 	assert.Equal(t, "good", tasks[0].Job)
 	runs, _ := filepath.Glob(filepath.Join(data, "tasks", "*"))
 	assert.Equal(t, []string{filepath.Join(data, "tasks", "good")}, runs, "no directory for a refused entry")
-	_, err = os.Stat(filepath.Join(filepath.Dir(data), "x"))
+	_, err := os.Stat(filepath.Join(filepath.Dir(data), "x"))
 	assert.True(t, os.IsNotExist(err))
 }

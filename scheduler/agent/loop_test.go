@@ -59,29 +59,40 @@ func (f *fakeServer) count() int {
 	return len(f.beats)
 }
 
-// TestHeartbeatInterval: the agent heartbeats at the interval the servers
-// set, not more often; a task's end is reported at once all the same.
-func TestHeartbeatInterval(t *testing.T) {
+// runAgent runs an agent of node n0 against fs, as petite runs it (the
+// test binary supervises its tasks, see TestMain), with cfg's other
+// settings; its data dir is new. It returns the agent, its data dir and
+// when it started; the agent stops and its tasks are killed when the test
+// ends.
+func runAgent(t *testing.T, fs *fakeServer, cfg Config) (*Agent, string, time.Time) {
+	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	fs := &fakeServer{interval: 3 * time.Second, tasks: []server.Assignment{
-		{TaskKey: server.TaskKey{Job: "j"}, Command: []string{"sh", "-c", "sleep 0.3"}},
-	}}
 	srv := httptest.NewServer(fs.handler())
 	t.Cleanup(srv.Close)
 	cl, err := api.NewClient(srv.URL)
 	require.NoError(t, err)
 	data := t.TempDir()
 	t.Cleanup(func() { killTasks(data) })
-	a, err := New(Config{
-		Servers: []*api.Client{cl}, DataDir: data, Supervisor: []string{exe, "supervise"},
-		Registration: server.AgentRegistration{Node: scheduler.Node{Name: "n0"}},
-	})
+	cfg.Servers, cfg.DataDir, cfg.Supervisor = []*api.Client{cl}, data, []string{exe, "supervise"}
+	cfg.Registration = server.AgentRegistration{Node: scheduler.Node{Name: "n0"}}
+	a, err := New(cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	started := time.Now()
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return a, data, started
+}
+
+// TestHeartbeatInterval: the agent heartbeats at the interval the servers
+// set, not more often; a task's end is reported at once all the same.
+func TestHeartbeatInterval(t *testing.T) {
+	fs := &fakeServer{interval: 3 * time.Second, tasks: []server.Assignment{
+		{TaskKey: server.TaskKey{Job: "j"}, Command: []string{"sh", "-c", "sleep 0.3"}},
+	}}
+	runAgent(t, fs, Config{})
 
 	// The task ends after 0.3 s: its end goes out at once, not at 3 s.
 	require.Eventually(t, func() bool {
@@ -103,25 +114,10 @@ func TestHeartbeatInterval(t *testing.T) {
 // backoff, not at once: a service whose command cannot start does not
 // loop as fast as heartbeats go.
 func TestCrashBackoff(t *testing.T) {
-	exe, err := os.Executable()
-	require.NoError(t, err)
 	fs := &fakeServer{interval: 100 * time.Millisecond, tasks: []server.Assignment{
 		{TaskKey: server.TaskKey{Job: "crash"}, Command: []string{"sh", "-c", "exit 1"}},
 	}}
-	srv := httptest.NewServer(fs.handler())
-	t.Cleanup(srv.Close)
-	cl, err := api.NewClient(srv.URL)
-	require.NoError(t, err)
-	a, err := New(Config{
-		Servers: []*api.Client{cl}, DataDir: t.TempDir(), Supervisor: []string{exe, "supervise"}, CrashBackoff: 800 * time.Millisecond,
-		Registration: server.AgentRegistration{Node: scheduler.Node{Name: "n0"}},
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	begin := time.Now()
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	_, _, begin := runAgent(t, fs, Config{CrashBackoff: 800 * time.Millisecond})
 	var reported time.Time
 	require.Eventually(t, func() bool {
 		fs.mu.Lock()
