@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -61,10 +62,11 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 }
 
 // noLeader says whether an answer is one every request is retried on: no
-// leader (an election), or over the rate limit. Neither served it.
+// leader (an election), over the rate limit, or too many writes in flight.
+// None of them served it.
 func noLeader(err error) bool {
 	var ae *Error
-	return errors.As(err, &ae) && (ae.Code == CodeNoLeader || ae.Code == CodeRateLimited)
+	return errors.As(err, &ae) && (ae.Code == CodeNoLeader || ae.Code == CodeRateLimited || ae.Code == CodeOverloaded)
 }
 
 // unanswered says whether a request may have been served without its
@@ -92,10 +94,17 @@ func (c *Client) doRetry(ctx context.Context, method, path string, body []byte, 
 		if err == nil || !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
+		// The server's Retry-After (a rate limit's refill, an overloaded
+		// leader) is waited for in full, but never past the deadline.
+		pause := wait
+		var ae *Error
+		if errors.As(err, &ae) && ae.RetryAfter > pause {
+			pause = min(ae.RetryAfter, time.Until(deadline))
+		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(wait):
+		case <-time.After(pause):
 		}
 		wait = min(wait*2, 500*time.Millisecond)
 	}
@@ -129,6 +138,7 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, hdr
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
 			eb.Error.Status = resp.StatusCode
+			eb.Error.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
 			return eb.Error
 		}
 		return &Error{Status: resp.StatusCode, Code: CodeInternal, Message: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))}
@@ -283,4 +293,14 @@ func (c *Client) RemovePeer(ctx context.Context, id string) ([]Peer, error) {
 // Snapshot writes the state machine's snapshot to w.
 func (c *Client) Snapshot(ctx context.Context, w io.Writer) error {
 	return c.do(ctx, http.MethodGet, "/v1/snapshot", nil, w)
+}
+
+// retryAfter reads a Retry-After header in its seconds form (RFC 9110
+// §10.2.3); a date, a negative or an absurd value reads as none.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 || n > 3600 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"petite/scheduler"
 	"petite/scheduler/state"
 )
@@ -27,6 +29,9 @@ type Error struct {
 	Line  int    `json:"line,omitempty"`
 	// Status is the HTTP status the error came with (not on the wire).
 	Status int `json:"-"`
+	// RetryAfter is the pause the answer's Retry-After header asked for
+	// (not in the body; zero when absent).
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Message + " (" + e.Code + ")" }
