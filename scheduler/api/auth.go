@@ -71,7 +71,9 @@ var Rules = []Rule{
 	{"POST /v1/agents/{node}/heartbeat", PermAgent},
 	{"GET /v1/jobs/{id}/logs", PermRead},
 	{"GET /metrics", PermRead},
-	{"GET /ui/", PermRead}, // the web page (web.go)
+	{"GET /ui/", PermRead},        // the web page (web.go); its cookie counts here only (web_login.go)
+	{"POST /ui/login", PermOpen},  // the page's sign-in form: it checks the token itself
+	{"POST /ui/logout", PermOpen}, // clears the page's cookie
 	{"GET /v1/operator/snapshot", PermAdmin},
 	{"POST /v1/operator/snapshot", PermAdmin},
 	{"GET /v1/history", PermRead},
@@ -127,7 +129,8 @@ type Principal struct {
 	Tenants []string `json:"tenants,omitempty"`
 	// Node is the node an agent may act for.
 	Node string `json:"node,omitempty"`
-	// Via is how it was authenticated: token, certificate or open.
+	// Via is how it was authenticated: token, certificate, open, or page
+	// cookie (a token kept by the web page's sign-in form).
 	Via string `json:"via"`
 	// Cert is the client certificate's identity when there was one.
 	Cert string `json:"cert,omitempty"`
@@ -217,7 +220,11 @@ func (h *handler) guard(pattern string, next http.Handler) http.Handler {
 			w = rec
 			defer func() { h.audit(rec, r, pattern, &p) }()
 		}
+		r, fromCookie := withUICookie(r, pattern)
 		p, e := h.authenticate(r)
+		if e == nil && fromCookie {
+			p.Via = viaCookie
+		}
 		if e == nil {
 			if !known {
 				h.log.Error("route without a permission rule: denied", "route", pattern)
@@ -227,6 +234,13 @@ func (h *handler) guard(pattern string, next http.Handler) http.Handler {
 			}
 		}
 		if e != nil {
+			if wantsPage(r, pattern) && (e.Status == http.StatusUnauthorized || fromCookie) {
+				if fromCookie {
+					e.Message = "Your token no longer works here (" + e.Message + "); sign in again."
+				}
+				h.loginPage(w, e.Status, e.Message)
+				return
+			}
 			if e.Status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="petite"`)
 			}

@@ -31,7 +31,8 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 
 // pageCSP allows the page's inline styles and nothing else: no script, no
 // image, font or style from anywhere.
-const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// Its one form, sign-out, posts to this server.
+const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // maxPageJobs bounds the jobs table; the map and the totals cover all.
 const maxPageJobs = 500
@@ -103,6 +104,9 @@ type pageData struct {
 	Stranded             float64
 	Queued, Running      int
 	Nodes                int
+	// SignedIn names the token of a person signed in with the page's
+	// form (web_login.go); empty otherwise.
+	SignedIn string
 }
 
 func fmtGPUs(v float64) string {
@@ -114,6 +118,7 @@ func fmtGPUs(v float64) string {
 // routeWeb serves the page at GET /ui/ (the mux redirects /ui there). Like the other reads it is served by the leader, whose last pass
 // knows why jobs wait; ?stale=true draws it from the server asked.
 func (h *handler) routeWeb() {
+	h.routeWebLogin()
 	strand := metrics.NewStrand() // used under the FSM's lock only
 	h.route("GET /ui/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/ui/" {
@@ -126,6 +131,9 @@ func (h *handler) routeWeb() {
 
 func (h *handler) page(w http.ResponseWriter, r *http.Request, strand *metrics.Strand) {
 	d := h.pageData(strand)
+	if p, ok := Caller(r); ok && p.Via == viaCookie {
+		d.SignedIn = p.Name
+	}
 	var b bytes.Buffer
 	if err := pageTemplate.Execute(&b, d); err != nil {
 		writeErr(w, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("render page: %v", err)})
