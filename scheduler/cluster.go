@@ -298,6 +298,10 @@ func (c *Cluster) Node(id NodeID) Node {
 	return n
 }
 
+// NodeGPUs returns a node's devices (read-only): Node(id).GPUs without
+// the copy of the node.
+func (c *Cluster) NodeGPUs(id NodeID) []GPU { return c.specs[id].GPUs }
+
 // NodeByName finds a node's id.
 func (c *Cluster) NodeByName(name string) (NodeID, bool) {
 	id, ok := c.byName[name]

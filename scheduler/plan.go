@@ -80,6 +80,12 @@ func (c *Cluster) AssignOf(tp TaskPlacement, tag int8) (Assign, error) {
 	if !ok {
 		return Assign{}, fmt.Errorf("placement of task %d: unknown node %q", tp.Task, tp.Node)
 	}
+	return c.AssignOn(n, &tp, tag)
+}
+
+// AssignOn is AssignOf for a placement whose node the caller has looked up
+// already: n is the node named by tp.Node.
+func (c *Cluster) AssignOn(n NodeID, tp *TaskPlacement, tag int8) (Assign, error) {
 	a := Assign{Node: n, Take: tp.GPUMilli, CPUMilli: tp.CPUMilli, MemMiB: tp.MemoryMiB, Tag: tag}
 	gpuN := int(c.nodes[n].gpuN)
 	for _, g := range tp.GPUs {

@@ -124,3 +124,53 @@ func BenchmarkApplyTaskList(b *testing.B) {
 		}
 	}
 }
+
+// planFleet is a machine with nodes of 8 GPUs and n one-task training jobs
+// pending, each asking for a tenth of a GPU, and the plans that place them
+// per jobs a plan (as bench.BenchmarkRaftCommit's batched entries do).
+func planFleet(tb testing.TB, nodes, n, per int) (*Machine, []ApplyPlan) {
+	tb.Helper()
+	m := New()
+	apply := func(c Command) {
+		_, err := m.Apply(c)
+		require.NoError(tb, err)
+	}
+	apply(RegisterPool{Pool: scheduler.Pool{Name: "p"}})
+	for i := range nodes {
+		apply(RegisterNode{Node: scheduler.Node{Name: fmt.Sprintf("n%04d", i), Pool: "p", CPUMilli: 1 << 20, MemoryMiB: 1 << 30, GPUs: gpus("H100", 8)}})
+	}
+	var plans []ApplyPlan
+	for i := range n {
+		id := fmt.Sprintf("r%06d", i)
+		apply(Submit{Job: scheduler.Job{ID: id, Count: 1, Task: scheduler.Task{GPUs: 1, GPUMilli: 100}}, At: 1})
+		if i%per == 0 {
+			plans = append(plans, ApplyPlan{At: 2})
+		}
+		p := &plans[len(plans)-1]
+		gpu := i / 10
+		p.Place = append(p.Place, scheduler.JobPlacement{Job: id, Tasks: []scheduler.TaskPlacement{
+			{Node: fmt.Sprintf("n%04d", gpu/8), GPUs: []int{gpu % 8}, GPUMilli: 100},
+		}})
+	}
+	return m, plans
+}
+
+// BenchmarkApplyPlan measures applying plans of 1,000 one-task placements
+// (the batched entry of bench.BenchmarkRaftCommit), and only that; one op
+// is one decision, so allocs/op is the allocations per placement.
+func BenchmarkApplyPlan(b *testing.B) {
+	const per, round = 1000, 20000
+	b.ReportAllocs()
+	for done := 0; done < b.N; {
+		b.StopTimer()
+		n := min(round, b.N-done)
+		m, plans := planFleet(b, 256, n, per)
+		b.StartTimer()
+		for _, p := range plans {
+			if _, err := m.Apply(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done += n
+	}
+}

@@ -108,6 +108,9 @@ type record struct {
 	ended    int64
 	requeues int
 	tag      int8 // the task's GPU tag, for AssignOf
+	// planGen is the generation of the last plan that named the job (see
+	// checkPlacements): a job named twice in one plan is refused.
+	planGen uint64
 	// ver counts the changes to status and run (see Machine.changed), so
 	// that a Frozen copies a job once however often the log names it.
 	ver uint64

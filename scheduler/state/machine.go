@@ -37,6 +37,10 @@ type Machine struct {
 	// without a clock.
 	sets [2]taskSet
 	work uint64
+	// planGen numbers the plans checked (see checkPlacements); undo is
+	// applyPlan's scratch log of the changes to roll back.
+	planGen uint64
+	undo    []undo
 	// jlog lists the jobs whose status or live tasks changed, in order;
 	// jlogBase is the position of jlog[0] in the whole history. A Frozen
 	// reads it from where it last stopped (see Refreeze); it is trimmed as

@@ -7,6 +7,12 @@ import (
 	"petite/scheduler"
 )
 
+// undo is one change a plan made to the cluster, to roll it back.
+type undo struct {
+	a       scheduler.Assign
+	release bool // true: undo by releasing, false: by committing again
+}
+
 // placeOp is one job's placements of a plan, checked.
 type placeOp struct {
 	r     *record
@@ -36,12 +42,10 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 		return err
 	}
 
-	// Change the cluster: release the evicted tasks, commit the new ones.
-	type undo struct {
-		a       scheduler.Assign
-		release bool // true: undo by releasing, false: by committing again
-	}
-	var log []undo
+	// Change the cluster: release the evicted tasks, commit the new ones,
+	// logging each change in the machine's reused undo log.
+	log := m.undo[:0]
+	defer func() { m.undo = log[:0] }()
 	rollback := func() {
 		for i := len(log) - 1; i >= 0; i-- {
 			var err error
@@ -67,11 +71,19 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 	}
 	for i := range ops {
 		op := &ops[i]
+		if !slices.Contains(op.skip, false) {
+			continue
+		}
+		s, err := m.c.ShapeOf(&op.r.job.Task)
+		if err != nil {
+			rollback()
+			return fmt.Errorf("place job %s: %w", op.r.job.ID, err)
+		}
 		for k := range op.tasks {
 			if op.skip[k] {
 				continue
 			}
-			if err := m.commit(op, k); err != nil {
+			if err := m.commit(op, k, &s); err != nil {
 				rollback()
 				return err
 			}
@@ -79,7 +91,11 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 		}
 	}
 
-	// The cluster took it all: update the job table.
+	// The cluster took it all: update the job table. The started jobs'
+	// ids go in one list sized for the plan.
+	if res.Started == nil && len(ops) > 0 {
+		res.Started = make([]string, 0, len(ops))
+	}
 	for _, e := range evict {
 		if e.r.job.Kind == scheduler.Training || len(e.tasks) == len(e.r.run.Tasks) {
 			e.r.run.Tasks, e.r.as = nil, nil
@@ -122,20 +138,20 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 			m.start(op.r, p.At, res)
 		}
 	}
+	if len(res.Started) == 0 {
+		res.Started = nil // none started: as Apply always reported it
+	}
 	return nil
 }
 
 // commit re-checks one placement against the state at hand and takes its
 // resources: the node must be ready and match the task (labels, model),
 // and every device, CPU and memory must have room.
-func (m *Machine) commit(op *placeOp, k int) error {
+// s is the shape of the job's task.
+func (m *Machine) commit(op *placeOp, k int, s *scheduler.Shape) error {
 	tp := &op.tasks[k]
 	id := op.as[k].Node // checkPlacements found the node
-	s, err := m.c.ShapeOf(&op.r.job.Task)
-	if err != nil {
-		return fmt.Errorf("place job %s task %d: %w", op.r.job.ID, tp.Task, err)
-	}
-	switch why := m.c.Why(id, &s); why {
+	switch why := m.c.Why(id, s); why {
 	case scheduler.ReasonNotReady:
 		return fmt.Errorf("place job %s task %d on %s: node is %s", op.r.job.ID, tp.Task, tp.Node, m.c.Node(id).State)
 	case scheduler.ReasonConstraint, scheduler.ReasonNoGPU, scheduler.ReasonModel:
@@ -153,23 +169,23 @@ func (m *Machine) commit(op *placeOp, k int) error {
 // devices; and resources that are exactly what the task asks for.
 func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, error) {
 	ops := make([]placeOp, 0, len(place))
-	// Every op's assignments and skip marks come from one slab each.
-	ntask := 0
+	// The plan's copies of the placements, their devices, assignments and
+	// skip marks come from one slab each: a plan allocates per plan, not
+	// per placement. A job that starts keeps its part of the slabs (its
+	// live tasks and their assignments), capacity capped so that nothing
+	// appends into a neighbour's part.
+	ntask, ngpu := 0, 0
 	for _, jp := range place {
 		ntask += len(jp.Tasks)
-	}
-	asSlab, skipSlab := make([]scheduler.Assign, ntask), make([]bool, ntask)
-	// A job placed twice: a map only for a big plan (most place a few jobs).
-	var seen map[*record]bool
-	if len(place) > 16 {
-		seen = make(map[*record]bool, len(place))
-	}
-	twice := func(r *record) bool {
-		if seen != nil {
-			return seen[r]
+		for k := range jp.Tasks {
+			ngpu += len(jp.Tasks[k].GPUs)
 		}
-		return slices.ContainsFunc(ops, func(op placeOp) bool { return op.r == r })
 	}
+	taskSlab, gpuSlab := make([]scheduler.TaskPlacement, ntask), make([]int, ngpu)
+	asSlab, skipSlab := make([]scheduler.Assign, ntask), make([]bool, ntask)
+	// A job placed twice: each record the plan names is marked with the
+	// plan's generation.
+	m.planGen++
 	for i, jp := range place {
 		r, ok := m.jobs[jp.Job]
 		switch {
@@ -177,28 +193,43 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 			return nil, fmt.Errorf("field place[%d].job: unknown job %q", i, jp.Job)
 		case r.status.Ended():
 			return nil, fmt.Errorf("field place[%d].job: job %s has ended (%s)", i, jp.Job, r.status)
-		case twice(r):
+		case r.planGen == m.planGen:
 			return nil, fmt.Errorf("field place[%d].job: job %s placed twice in one plan", i, jp.Job)
 		case len(jp.Tasks) == 0:
 			return nil, fmt.Errorf("field place[%d].tasks: job %s: no tasks", i, jp.Job)
 		}
-		if seen != nil {
-			seen[r] = true
-		}
+		r.planGen = m.planGen
 		n := len(jp.Tasks)
-		op := placeOp{r: r, tasks: cloneTasks(jp.Tasks), as: asSlab[:n:n], skip: skipSlab[:n:n]}
-		asSlab, skipSlab = asSlab[n:], skipSlab[n:]
-		slices.SortFunc(op.tasks, func(a, b scheduler.TaskPlacement) int { return a.Task - b.Task })
+		op := placeOp{r: r, tasks: taskSlab[:n:n], as: asSlab[:n:n], skip: skipSlab[:n:n]}
+		taskSlab, asSlab, skipSlab = taskSlab[n:], asSlab[n:], skipSlab[n:]
+		copy(op.tasks, jp.Tasks)
 		for k := range op.tasks {
 			tp := &op.tasks[k]
-			slices.Sort(tp.GPUs)
+			g := len(tp.GPUs)
+			if g == 0 {
+				tp.GPUs = tp.GPUs[:0:0] // nil stays nil, as slices.Clone keeps it
+				continue
+			}
+			tp.GPUs = gpuSlab[:g:g]
+			gpuSlab = gpuSlab[g:]
+			copy(tp.GPUs, jp.Tasks[k].GPUs)
+		}
+		if !slices.IsSortedFunc(op.tasks, byTask) {
+			slices.SortFunc(op.tasks, byTask)
+		}
+		for k := range op.tasks {
+			tp := &op.tasks[k]
+			if !slices.IsSorted(tp.GPUs) {
+				slices.Sort(tp.GPUs)
+			}
 			if k > 0 && op.tasks[k-1].Task == tp.Task {
 				return nil, fmt.Errorf("field place[%d].tasks: job %s: task %d placed twice", i, jp.Job, tp.Task)
 			}
-			if err := m.checkTask(r, tp); err != nil {
+			id, err := m.checkTask(r, tp)
+			if err != nil {
 				return nil, fmt.Errorf("field place[%d].tasks: job %s task %d: %w", i, jp.Job, tp.Task, err)
 			}
-			a, err := m.c.AssignOf(*tp, r.tag)
+			a, err := m.c.AssignOn(id, tp, r.tag)
 			if err != nil {
 				return nil, fmt.Errorf("field place[%d].tasks: job %s: %w", i, jp.Job, err)
 			}
@@ -209,20 +240,30 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 	return ops, nil
 }
 
+// byTask orders placements by task index.
+func byTask(a, b scheduler.TaskPlacement) int { return a.Task - b.Task }
+
 // checkTask checks that a placement gives a task exactly what it asks for.
 // A share of a GPU takes that share, or a whole MIG instance that holds it.
-func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) error {
+// It returns the node's id.
+func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) (scheduler.NodeID, error) {
 	t := &r.job.Task
 	if tp.Task < 0 || tp.Task >= r.job.Count {
-		return fmt.Errorf("field task: out of range 0..%d", r.job.Count-1)
+		return 0, fmt.Errorf("field task: out of range 0..%d", r.job.Count-1)
 	}
 	if r.isDone(tp.Task) {
-		return fmt.Errorf("field task: the task is done")
+		return 0, fmt.Errorf("field task: the task is done")
 	}
 	id, ok := m.c.NodeByName(tp.Node)
 	if !ok {
-		return fmt.Errorf("field node: unknown node %q", tp.Node)
+		return 0, fmt.Errorf("field node: unknown node %q", tp.Node)
 	}
+	return id, m.checkShare(t, id, tp)
+}
+
+// checkShare checks the resources of a placement on node id against the
+// task's.
+func (m *Machine) checkShare(t *scheduler.Task, id scheduler.NodeID, tp *scheduler.TaskPlacement) error {
 	switch {
 	case tp.CPUMilli != t.CPUMilli:
 		return fmt.Errorf("field cpu_milli: want the task's %d, got %d", t.CPUMilli, tp.CPUMilli)
@@ -235,7 +276,7 @@ func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) error {
 	case t.GPUs == 0:
 		return nil
 	}
-	gpus := m.c.Node(id).GPUs
+	gpus := m.c.NodeGPUs(id)
 	for _, g := range tp.GPUs {
 		if g < 0 || g >= len(gpus) {
 			return fmt.Errorf("field gpus: node %s has no GPU %d", tp.Node, g)

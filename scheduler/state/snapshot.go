@@ -159,10 +159,10 @@ func (m *Machine) restoreJob(ji *JobInfo, seqs map[uint64]string) error {
 	}
 	for k := range ji.Tasks {
 		tp := ji.Tasks[k]
-		if err := m.checkTask(r, &tp); err != nil {
+		nid, err := m.checkTask(r, &tp)
+		if err != nil {
 			return fmt.Errorf("job %s: field tasks[%d]: %w", id, k, err)
 		}
-		nid, _ := m.c.NodeByName(tp.Node)
 		if st := m.c.Node(nid).State; st == scheduler.NodeDown || st == scheduler.NodeRetired {
 			return fmt.Errorf("job %s: field tasks[%d]: runs on %s, which is %s", id, k, tp.Node, st)
 		}
