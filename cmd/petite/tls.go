@@ -3,11 +3,14 @@ package main
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -269,7 +272,42 @@ func (s *serverSecurity) setup(cmd *cobra.Command, cfg *server.Config, httpAddr 
 		}
 		sec.Audit, closer = api.NewAuditLogger(f), func() { f.Close() }
 	}
+	stopReload := s.reloadOnHangup(cfg.Logger, sec)
+	closer = func(c func()) func() { return func() { stopReload(); c() } }(closer)
 	return []api.Option{api.WithSecurity(sec)}, closer, nil
+}
+
+// reloadOnHangup reads the token file again on each SIGHUP, so a token is
+// revoked or added without a restart; a file with an error is refused with
+// a log line and the tokens in use stay. A server without a token file
+// logs that it has nothing to reload (rather than die of the signal, as a
+// process that does not catch it would). The returned function stops it.
+func (s *serverSecurity) reloadOnHangup(log *slog.Logger, sec *api.Security) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if sec.Tokens == nil {
+					log.Info("SIGHUP: no token file to reload")
+					continue
+				}
+				if err := sec.Tokens.Reload(s.tokens); err != nil {
+					log.Error("SIGHUP: tokens not reloaded; the ones in use stay", "err", err)
+					continue
+				}
+				log.Info("SIGHUP: tokens reloaded", "file", s.tokens, "tokens", sec.Tokens.Len())
+				if sec.Audit != nil {
+					sec.Audit.Info("tokens reloaded", "file", s.tokens, "tokens", sec.Tokens.Len())
+				}
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); close(done) }
 }
 
 // describe says, for the server's first lines, who may use the API.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,6 +123,26 @@ func TestServerWithTLSAndTokens(t *testing.T) {
 	assert.Contains(t, string(b), `"route":"POST /v1/nodes/{name}/state"`)
 	assert.Contains(t, string(b), `"cert":"spiffe://petite/client/alice"`)
 	assert.NotContains(t, string(b), admin)
+
+	// SIGHUP reloads the token file: ops revoked, a reader added, and no
+	// restart.
+	reader, rsum, err := api.NewToken()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(tokens, []byte("tokens:\n  - name: rd\n    role: reader\n    sha256: "+rsum+"\n"), 0o600))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		code, _, _ := petite(t, nil, "pool", "list", "--address", addr, "--token", reader)
+		return code == exitOK
+	}, 10*time.Second, 20*time.Millisecond, "the reader's token works after SIGHUP")
+	code, _, errOut = petite(t, nil, "pool", "list", "--address", addr, "--token", admin)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "unknown token", "ops's token is revoked")
+	// A broken file is refused: the tokens in use stay.
+	require.NoError(t, os.WriteFile(tokens, []byte("tokens:\n  - name: rd\n    role: boss\n"), 0o600))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	time.Sleep(200 * time.Millisecond)
+	code, _, errOut = petite(t, nil, "pool", "list", "--address", addr, "--token", reader)
+	assert.Equal(t, exitOK, code, errOut)
 }
 
 // Without tokens or TLS a server listens on loopback only, unless told

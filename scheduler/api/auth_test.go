@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -338,4 +339,52 @@ func TestParseTokensErrors(t *testing.T) {
 	assert.True(t, strings.HasPrefix(tok, "ptk_"))
 	assert.Equal(t, HashToken(tok), h)
 	assert.False(t, slices.Contains([]string{h}, tok))
+}
+
+// Reload swaps the tokens while lookups run; a bad file changes nothing.
+func TestTokensReload(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/tokens.yaml"
+	a, asum, err := NewToken()
+	require.NoError(t, err)
+	b, bsum, err := NewToken()
+	require.NoError(t, err)
+	write := func(body string) { require.NoError(t, os.WriteFile(path, []byte(body), 0o600)) }
+	write("tokens:\n  - name: a\n    role: admin\n    sha256: " + asum + "\n")
+	ts, err := LoadTokens(path)
+	require.NoError(t, err)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // lookups under the race detector while the file is reloaded
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				ts.Lookup(a)
+				ts.Len()
+			}
+		}
+	}()
+	write("tokens:\n  - name: b\n    role: reader\n    sha256: " + bsum + "\n  - name: a\n    role: reader\n    sha256: " + asum + "\n")
+	require.NoError(t, ts.Reload(path))
+	got, ok := ts.Lookup(a)
+	require.True(t, ok)
+	assert.Equal(t, RoleReader, got.Role, "a's role came from the new file")
+	_, ok = ts.Lookup(b)
+	assert.True(t, ok)
+	assert.Equal(t, 2, ts.Len())
+
+	write("tokens:\n  - name: b\n    role: boss\n    sha256: " + bsum + "\n")
+	err = ts.Reload(path)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tokens.yaml:2: tokens[0].role")
+	_, ok = ts.Lookup(a)
+	assert.True(t, ok, "a bad file leaves the tokens in use")
+	assert.Equal(t, 2, ts.Len())
+	close(stop)
+	wg.Wait()
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 
@@ -53,9 +54,28 @@ type Token struct {
 	hash []byte
 }
 
-// Tokens are the tokens a server accepts.
+// Tokens are the tokens a server accepts. Reload replaces them while
+// requests are served (a token revoked or added without a restart).
 type Tokens struct {
-	list []Token
+	list atomic.Pointer[[]Token]
+}
+
+func newTokens(list []Token) *Tokens {
+	ts := &Tokens{}
+	ts.list.Store(&list)
+	return ts
+}
+
+// Reload reads the token file again and, if it is valid, serves its tokens
+// from the next request on; a file with an error changes nothing and the
+// error says why (file, line, field).
+func (ts *Tokens) Reload(path string) error {
+	nt, err := LoadTokens(path)
+	if err != nil {
+		return err
+	}
+	ts.list.Store(nt.list.Load())
+	return nil
 }
 
 type tokenFile struct {
@@ -116,7 +136,7 @@ func ParseTokens(b []byte, name string) (*Tokens, error) {
 		}
 		names[t.Name], hashes[t.SHA256] = true, true
 	}
-	return &Tokens{list: f.Tokens}, nil
+	return newTokens(f.Tokens), nil
 }
 
 // entryLines returns the line of each entry of the tokens list.
@@ -169,20 +189,21 @@ func (t *Token) check() error {
 // early exit says how much of a guess matched.
 func (ts *Tokens) Lookup(token string) (Token, bool) {
 	sum := sha256.Sum256([]byte(token))
+	list := *ts.list.Load()
 	found := -1
-	for i := range ts.list {
-		if subtle.ConstantTimeCompare(sum[:], ts.list[i].hash) == 1 {
+	for i := range list {
+		if subtle.ConstantTimeCompare(sum[:], list[i].hash) == 1 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return Token{}, false
 	}
-	return ts.list[found], true
+	return list[found], true
 }
 
 // Len is the number of tokens.
-func (ts *Tokens) Len() int { return len(ts.list) }
+func (ts *Tokens) Len() int { return len(*ts.list.Load()) }
 
 // tokenPrefix marks petite's tokens, so a secret scanner can find one
 // pasted where it should not be.

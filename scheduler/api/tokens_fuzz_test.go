@@ -23,13 +23,13 @@ func FuzzParseTokens(f *testing.F) {
 			}
 			return
 		}
-		for _, tok := range ts.list {
+		for _, tok := range *ts.list.Load() {
 			if tok.Name == "" || !slices.Contains(TokenRoles, tok.Role) || len(tok.SHA256) != 64 {
 				t.Fatalf("accepted %+v", tok)
 			}
 		}
 		if _, ok := ts.Lookup("not a token of the file " + string(b)); ok && ts.Len() > 0 {
-			for _, tok := range ts.list {
+			for _, tok := range *ts.list.Load() {
 				if tok.SHA256 == HashToken("not a token of the file "+string(b)) {
 					return // the fuzzer found the hash of its own input: fine
 				}
