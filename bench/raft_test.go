@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -116,7 +120,60 @@ func BenchmarkRaftCommit(b *testing.B) {
 	}
 }
 
-var raftShapes = flag.String("raft.shapes", "", "more BenchmarkRaftCommit runs, comma-separated PER:IN-FLIGHT (placements per log entry, entries in flight), e.g. 250:2,1000:1")
+var (
+	raftShapes  = flag.String("raft.shapes", "", "more BenchmarkRaftCommit runs, comma-separated PER:IN-FLIGHT (placements per log entry, entries in flight), e.g. 250:2,1000:1")
+	raftCPUProf = flag.String("raft.cpuprofile", "", "BenchmarkRaftCommit: write a CPU profile of each round's timed part to `PREFIX`-N.pprof (go tool pprof takes them all)")
+	raftTrace   = flag.String("raft.trace", "", "BenchmarkRaftCommit: write an execution trace of the second round's timed part to `FILE`")
+	raftMemProf = flag.String("raft.memprofile", "", "BenchmarkRaftCommit: write the heap profile before and after each round's timed part to `PREFIX`-N-{0,1}.pprof (go tool pprof -diff_base 0 1: what it allocated)")
+)
+
+// raftProfile starts the profiles -raft.cpuprofile and -raft.trace ask for
+// over one round's timed part, so that they hold none of the setup
+// between rounds; the returned func stops them.
+func raftProfile(b *testing.B, name string, round int) (stop func()) {
+	var stops []func()
+	tag := strings.NewReplacer("/", "_", "=", "").Replace(name)
+	if *raftCPUProf != "" {
+		f, err := os.Create(fmt.Sprintf("%s-%s-%d.pprof", *raftCPUProf, tag, round))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if *raftTrace != "" && round == 1 {
+		f, err := os.Create(fmt.Sprintf("%s-%s", *raftTrace, tag))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	if *raftMemProf != "" {
+		heap := func(i int) {
+			f, err := os.Create(fmt.Sprintf("%s-%s-%d-%d.pprof", *raftMemProf, tag, round, i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			runtime.GC() // the profile is as of the last collection
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		heap(0)
+		stops = append(stops, func() { heap(1) })
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+}
 
 func benchRaftCommit(b *testing.B, perEntry, inFlight int) {
 	pools := []scheduler.Pool{{Name: "p", Kind: scheduler.PoolOnPrem}}
@@ -135,12 +192,21 @@ func benchRaftCommit(b *testing.B, perEntry, inFlight int) {
 	var latMu sync.Mutex
 	done, round := 0, 0
 	var cpu float64 // process CPU time while timed: all three servers
+	var ms runtime.MemStats
+	var gcs uint32 // garbage collections while timed
+	nEntries := 0
 	b.ResetTimer()
 	for done < b.N {
 		n := min(raftRound, b.N-done)
 		b.StopTimer()
 		ids := submitRound(b, leader, round, n)
 		entries := planEntries(ids, perEntry)
+		// The followers apply the submits before the clock starts: their
+		// work is the setup's, not the plans'.
+		caughtUp(b, leader, servers)
+		runtime.ReadMemStats(&ms)
+		gcs -= ms.NumGC
+		prof := raftProfile(b, b.Name(), round)
 		cpu -= raftCPU()
 		b.StartTimer()
 		work := make(chan state.ApplyPlan)
@@ -170,6 +236,10 @@ func benchRaftCommit(b *testing.B, perEntry, inFlight int) {
 		b.StopTimer()
 		caughtUp(b, leader, servers)
 		cpu += raftCPU()
+		prof()
+		runtime.ReadMemStats(&ms)
+		gcs += ms.NumGC
+		nEntries += len(entries)
 		finishRound(b, leader, ids, int64(round))
 		b.StartTimer()
 		done += n
@@ -180,6 +250,7 @@ func benchRaftCommit(b *testing.B, perEntry, inFlight int) {
 	// CPU per decision does not swing with the machine's load as the
 	// wall-clock figures do: it is what a quieter machine would go faster by.
 	b.ReportMetric(cpu*1e6/float64(b.N), "cpu-us/decision")
+	b.ReportMetric(float64(gcs)/float64(nEntries), "gc/entry")
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
