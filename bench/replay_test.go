@@ -16,18 +16,18 @@ import (
 )
 
 var (
-	// The full 1,000,000 jobs take about 16 CPU-seconds a policy and 1.5 GiB
-	// (bench/README.md, Replay), so `make bench` replays a slice;
+	// The full 1,000,000 jobs take several CPU-seconds a policy (bench/README.md,
+	// Replay), so `make bench` replays a slice;
 	// -replay.jobs 1000000 runs the full size.
 	replayJobs      = flag.Int("replay.jobs", 10_000, "jobs replayed by BenchmarkReplay1MJobs (1000000 for the full size)")
 	replayNaiveJobs = flag.Int("replay.naive-jobs", 2_000, "jobs replayed by the naive once-a-second baseline (over its first simulated hour)")
 	replayLoad      = flag.Float64("replay.load", 0.8, "offered GPU load of the replay workload, as a share of the fleet's GPUs")
 )
 
-// replayWorkload is n jobs of `trace gen`'s default spec (diurnal arrivals,
+// replaySpec is n jobs of `trace gen`'s default spec (diurnal arrivals,
 // lognormal run times around half an hour, shares, whole GPUs and gangs),
 // its rate set so that the offered GPU demand is load × gpus.
-func replayWorkload(tb testing.TB, n int, gpus, load float64) []replay.Job {
+func replaySpec(n int, gpus, load float64) traces.Spec {
 	spec := traces.DefaultSpec()
 	spec.Jobs, spec.Seed = n, 1
 	// Mean GPUs per job over the mix, mean run time of the clamped lognormal
@@ -41,23 +41,17 @@ func replayWorkload(tb testing.TB, n int, gpus, load float64) []replay.Job {
 	}
 	meanH := math.Exp(spec.Duration.Mu+spec.Duration.Sigma*spec.Duration.Sigma/2) / 3600
 	spec.Arrival.RatePerHour = load * gpus / (g / w * meanH)
+	return spec
+}
+
+// replaySource streams the workload of spec, generated as the replay pulls
+// it: the run never holds the whole of it.
+func replaySource(tb testing.TB, spec traces.Spec) replay.Source {
 	gen, err := traces.NewGenerator(spec)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	src := make([]traces.Job, 0, n)
-	for range n {
-		j, err := gen.Next()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		src = append(src, j)
-	}
-	jobs, err := replay.FromTrace(src, "trace gen", 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return jobs
+	return replay.TraceSource(gen.Next, "trace gen", 0)
 }
 
 // cpuTime is the CPU time the process has used, user and system, in seconds.
@@ -112,9 +106,13 @@ func peakHeap() (stop func() uint64) {
 func BenchmarkReplay1MJobs(b *testing.B) {
 	pools, nodes := fleet10k()
 	gpus := float64(len(nodes) * 8)
-	jobs := replayWorkload(b, *replayJobs, gpus, *replayLoad)
-	if len(jobs) < 1_000_000 {
-		b.Logf("a slice of %d jobs; -replay.jobs 1000000 replays the full workload", len(jobs))
+	spec := replaySpec(*replayJobs, gpus, *replayLoad)
+	if spec.Jobs < 1_000_000 {
+		b.Logf("a slice of %d jobs; -replay.jobs 1000000 replays the full workload", spec.Jobs)
+	}
+	first, err := replaySource(b, spec).Next()
+	if err != nil {
+		b.Fatal(err)
 	}
 	for _, c := range []struct {
 		name   string
@@ -123,15 +121,17 @@ func BenchmarkReplay1MJobs(b *testing.B) {
 		every  int64
 		hour   bool
 	}{
-		{"best-fit", "best-fit", len(jobs), 0, false},
-		{"fgd", "fgd", len(jobs), 0, false},
-		{"slice-events", "best-fit", min(*replayNaiveJobs, len(jobs)), 0, true},
-		{"slice-naive-1s", "best-fit", min(*replayNaiveJobs, len(jobs)), replay.Second, true},
+		{"best-fit", "best-fit", spec.Jobs, 0, false},
+		{"fgd", "fgd", spec.Jobs, 0, false},
+		{"slice-events", "best-fit", min(*replayNaiveJobs, spec.Jobs), 0, true},
+		{"slice-naive-1s", "best-fit", min(*replayNaiveJobs, spec.Jobs), replay.Second, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			cfg := replay.Config{Pools: pools, Nodes: nodes, Jobs: jobs[:c.n], Policy: c.policy, Seed: 1, PassEvery: c.every}
+			sp := spec
+			sp.Jobs = c.n
+			cfg := replay.Config{Pools: pools, Nodes: nodes, Policy: c.policy, Seed: 1, PassEvery: c.every, NoRecords: true}
 			if c.hour {
-				cfg.Horizon = jobs[0].Submit + replay.Hour
+				cfg.Horizon = first.Submit + replay.Hour
 			}
 			runtime.GC()
 			stop := peakHeap()
@@ -139,6 +139,9 @@ func BenchmarkReplay1MJobs(b *testing.B) {
 			b.ResetTimer()
 			var res *replay.Result
 			for b.Loop() {
+				// The workload is generated as the run pulls it, and its
+				// generation is timed with the run.
+				cfg.Source = replaySource(b, sp)
 				var err error
 				if res, err = replay.Run(context.Background(), cfg); err != nil {
 					b.Fatal(err)

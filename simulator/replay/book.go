@@ -27,9 +27,12 @@ func (e *engine) priceEvent(i int, t int64) {
 	}
 	e.billTo(e.poolIdx[pe.Pool], t) // a reservation at the old price up to now
 	cloud := pe.Pool == e.cloudAt
-	for k := range e.jobs {
-		j := &e.jobs[k]
-		r := &e.recs[k]
+	for _, sl := range e.slot { // the live jobs, in job order, as the sums always went
+		if sl < 0 {
+			continue
+		}
+		j := &e.live[sl]
+		r := &j.rec
 		switch {
 		case j.status == stRunning && slices.ContainsFunc(j.shares, func(p PoolGPUs) bool { return p.Pool == pe.Pool }):
 			r.Cost += e.runCost(j, t) // at the prices until now
@@ -59,13 +62,13 @@ func (e *engine) requeued(ids []string, t int64) error {
 		if err != nil {
 			return err
 		}
-		j := &e.jobs[k]
+		j := e.job(k)
 		if j.status != stRunning {
 			return fmt.Errorf("replay: job %s requeued but not running", j.src.Job.ID)
 		}
 		ran := t - j.runStart
 		e.closeRun(k, t)
-		r := &e.recs[k]
+		r := &j.rec
 		r.Preemptions++
 		if j.src.Job.Kind == scheduler.Training {
 			useful := max(0, ran-j.overhead)
@@ -93,7 +96,7 @@ func (e *engine) requeued(ids []string, t int64) error {
 // setStatus moves job k to st, keeping the counts of queued and running
 // jobs, pending GPUs and GPUs in the burst cloud.
 func (e *engine) setStatus(k int, st status) {
-	j := &e.jobs[k]
+	j := e.job(k)
 	e.count(j.status, -1, j.gpus) // leave the old status first, always
 	e.count(st, 1, j.gpus)
 	j.status = st
@@ -113,8 +116,8 @@ func (e *engine) count(s status, sign int, gpus float64) {
 
 // closeRun books the owned run of job k that ends at t.
 func (e *engine) closeRun(k int, t int64) {
-	j := &e.jobs[k]
-	r := &e.recs[k]
+	j := e.job(k)
+	r := &j.rec
 	d := t - j.runStart
 	r.GPUHours += j.gpus * hours(d)
 	r.Cost += e.runCost(j, t)

@@ -12,7 +12,10 @@ import (
 // expire applies the end of job k's waiting budget: a job still queued
 // leaves for the cloud (or for its Star-Wait stint).
 func (e *engine) expire(k int, t int64) (bool, error) {
-	j := &e.jobs[k]
+	if !e.isLive(k) {
+		return false, nil
+	}
+	j := e.job(k)
 	if j.status != stQueued {
 		return false, nil
 	}
@@ -26,7 +29,7 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 		e.setStatus(k, stStint)
 		back := t + e.cloudDelay() + w.L
 		j.stintCost, j.stintEnd = e.cloud*j.gpus*hours(w.L), back
-		e.recs[k].State = "cloud"
+		j.rec.State = "cloud"
 		e.emit(Event{At: t, Kind: EventStint, Job: k, ID: j.src.Job.ID})
 		e.q.push(item{at: back, phase: phaseReturn, job: int32(k)})
 		return true, nil
@@ -36,7 +39,7 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	e.setStatus(k, stCloud)
 	start := t + e.cloudDelay()
 	j.runStart = start
-	r := &e.recs[k]
+	r := &j.rec
 	r.Start, r.Where, r.State, r.Pool = start, "cloud", "cloud", e.cloudAt
 	d := j.src.Duration
 	r.GPUHours += j.gpus * hours(d)
@@ -59,14 +62,15 @@ func (e *engine) cloudDelay() int64 {
 // comeBack resubmits a job back from its Star-Wait stint, under a new id,
 // with its second budget.
 func (e *engine) comeBack(k int, t int64) error {
-	j := &e.jobs[k]
+	j := e.job(k)
 	j.returned = true
+	e.renumber(k)
 	if _, err := e.m.Apply(state.Submit{Job: e.coreJob(k, t), At: seconds(t)}); err != nil {
 		return fmt.Errorf("replay: resubmit %s: %w", j.src.Job.ID, err)
 	}
 	e.setStatus(k, stQueued)
-	e.recs[k].State = "queued"
+	j.rec.State = "queued"
 	e.emit(Event{At: t, Kind: EventReturn, Job: k, ID: j.src.Job.ID})
-	e.q.push(item{at: t + e.cfg.Burst.Wait.returnBudget(j.src, j.gpus, t), phase: phaseExpire, job: int32(k)})
+	e.q.push(item{at: t + e.cfg.Burst.Wait.returnBudget(&j.src, j.gpus, t), phase: phaseExpire, job: int32(k)})
 	return nil
 }

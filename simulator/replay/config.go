@@ -20,8 +20,19 @@ type Config struct {
 	Pools []scheduler.Pool
 	Nodes []scheduler.Node
 	// Jobs are the workload, in any order: the engine numbers them in
-	// submission order (slice order among equal submit times).
+	// submission order (slice order among equal submit times), and checks
+	// them all before the run.
 	Jobs []Job
+	// Source, instead of Jobs, streams the workload in submission order:
+	// the run pulls each job as the clock reaches it and holds only the
+	// live ones (and Result.Jobs, unless NoRecords). A job is checked when
+	// pulled, so a bad one ends the run there. Series and the burst method
+	// need Jobs.
+	Source Source
+	// NoRecords leaves Result.Jobs nil: the summary is computed all the
+	// same, from a few figures a job, which is what a replay of millions
+	// of jobs can afford.
+	NoRecords bool
 	// Tenants are given to the state machine before any job: quotas and
 	// fair-share weights (a run from a snapshot carries the daemon's).
 	Tenants []scheduler.Tenant
@@ -74,7 +85,8 @@ type Config struct {
 	// GPUs each held per pool (memory per run; off for large replays).
 	RecordRuns bool
 	// Progress, when set, is told how many jobs have arrived out of all,
-	// every 1,024 arrivals and once at the end (a progress bar's feed).
+	// every 1,024 arrivals and once at the end (a progress bar's feed);
+	// all is 0 while a Source has more to hand out.
 	Progress func(arrived, total int)
 	// Observe, when set, is called for every event the replay records, in
 	// order: the event log that the summary reconciles with.

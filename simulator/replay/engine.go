@@ -27,28 +27,6 @@ const (
 	stDone                  // ended
 )
 
-// jobState is the engine's book on one job.
-type jobState struct {
-	src      *Job
-	gpus     float64 // GPUs the job holds while running (all tasks)
-	status   status
-	epoch    uint32     // moves on at every requeue, so older finishes go stale
-	work     int64      // training work left (nanoseconds)
-	done     int64      // training work saved by checkpoints
-	runStart int64      // start of the current owned run
-	overhead int64      // restart time at the head of the current run
-	shares   []PoolGPUs // the GPUs of the current owned run, by pool
-	costFrom int64      // the run's cost is booked up to here
-	// Star-Wait's stint: its cost so far (paid if the job then runs on
-	// owned nodes) and its end.
-	stintCost float64
-	stintEnd  int64
-	started   bool   // a service's lifetime runs from its first start
-	returned  bool   // back from a Star-Wait stint (its machine id changed)
-	gen       uint16 // resubmissions by a move (its machine id changed)
-	stale     bool   // runs under older constraints than engine.cons: resubmitted at its next requeue
-}
-
 // engine is one replay in progress.
 type engine struct {
 	cfg        *Config
@@ -56,19 +34,28 @@ type engine struct {
 	pol        *scheduler.Policy
 	rng        *rand.Rand
 	q          queue
-	jobs       []jobState
+	live       []jobState // the live jobs' books (jobs.go), reused
+	free       []int32    // books of live free for reuse
+	slot       []int32    // job number → its book in live, -1 when not live
+	figs       []figs     // job number → its figures, every job pulled
 	recs       []JobRecord
-	order      []int // job numbers in submission order
-	width      int   // digits of the machine ids
+	keep       bool // recs are kept (not Config.NoRecords)
+	tenants    []string
+	tenantIdx  map[string]int32
+	feed       feed
+	arrived    int   // jobs arrived: the next to arrive is job arrived
+	order      []int // Config.Jobs's job numbers in submission order
+	fits       *fitCache
+	width      int // digits of the machine ids
 	price      map[string]float64
 	poolOf     map[string]string // node name → pool name
 	kind       map[string]scheduler.PoolKind
 	normCPU    int64 // under bursting, every owned node's CPU and memory
 	normMem    int64
-	added      float64 // GPU-hours of capacity added within the window
-	addedGPUs  float64 // GPUs added during the run
-	cloud      float64 // price per GPU-hour of the burst pool
-	cloudAt    string  // the burst pool's name
+	addedAt    []addedGPUs // capacity added during the run, its window share counted at the end
+	addedGPUs  float64     // GPUs added during the run
+	cloud      float64     // price per GPU-hour of the burst pool
+	cloudAt    string      // the burst pool's name
 	win        window
 	util       utilAcc
 	queued     int
@@ -122,7 +109,16 @@ func newEngine(cfg *Config) (*engine, error) {
 	if cfg.Scale != nil && cfg.Burst != nil {
 		return nil, errors.New("scale: the burst method's cloud is unlimited; pool scaling runs without it")
 	}
-	e := &engine{cfg: cfg, m: state.New(), price: map[string]float64{}, poolOf: map[string]string{}, log: cfg.Observe}
+	if cfg.Source != nil && len(cfg.Jobs) > 0 {
+		return nil, errors.New("workload: give the jobs as Config.Jobs or as a Source, not both")
+	}
+	if cfg.Source != nil && cfg.Burst != nil {
+		// a cloud run's utilisation is booked when it leaves, over the
+		// measurement window, whose end a stream knows only at its end
+		return nil, errors.New("workload: the burst method replays Config.Jobs, not a Source")
+	}
+	e := &engine{cfg: cfg, m: state.New(), price: map[string]float64{}, poolOf: map[string]string{}, log: cfg.Observe,
+		keep: !cfg.NoRecords, tenantIdx: map[string]int32{}}
 	e.rng = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed5eed5eed5eed))
 	if err := e.buildFleet(); err != nil {
 		return nil, err
@@ -177,18 +173,13 @@ func newEngine(cfg *Config) (*engine, error) {
 	if err := e.buildJobs(grown); err != nil {
 		return nil, err
 	}
-	if err := e.checkStart(); err != nil {
-		return nil, err
-	}
 	if cfg.SeriesStep > 0 {
+		if cfg.Source != nil {
+			return nil, errors.New("series: its stranded GPUs are measured against the whole workload's task mix; give the jobs as Config.Jobs, not a Source")
+		}
 		e.strand = newStranding(e)
 	}
 	e.bill = newBills(e)
-	w, err := newWindow(e)
-	if err != nil {
-		return nil, err
-	}
-	e.win = w
 	for i, ne := range cfg.NodeEvents {
 		if _, ok := e.poolOf[ne.Node]; !ok && !added[ne.Node] {
 			return nil, fmt.Errorf("node event %d: field node: unknown node %q", i, ne.Node)
@@ -292,9 +283,17 @@ func (e *engine) buildFleet() error {
 	return nil
 }
 
-// buildJobs numbers the jobs in submission order and checks each fits an
-// empty node.
+// buildJobs numbers the jobs of Config.Jobs in submission order and checks
+// each (all of them, before the run), or pulls a Source's first W + 1.
 func (e *engine) buildJobs(grown *scheduler.Cluster) error {
+	e.fits = newFitCache(grown)
+	if src := e.cfg.Source; src != nil {
+		e.feed = feed{src: src, tail: make([]int64, e.cfg.WarmupJobs+1)}
+		e.width = streamWidth
+		e.win.end = math.MaxInt64 // until the Source's last job is known
+		return e.fill(e.cfg.WarmupJobs + 1)
+	}
+	e.feed.done = true
 	n := len(e.cfg.Jobs)
 	e.order = make([]int, n)
 	for i := range e.order {
@@ -302,60 +301,96 @@ func (e *engine) buildJobs(grown *scheduler.Cluster) error {
 	}
 	slices.SortStableFunc(e.order, func(a, b int) int { return cmp.Compare(e.cfg.Jobs[a].Submit, e.cfg.Jobs[b].Submit) })
 	e.width = len(strconv.Itoa(max(n-1, 0)))
-	e.jobs = make([]jobState, n)
-	e.recs = make([]JobRecord, n)
-	fits := newFitCache(grown)
+	e.figs = make([]figs, 0, n)
+	e.slot = make([]int32, 0, n)
+	if e.keep {
+		e.recs = make([]JobRecord, 0, n)
+	}
+	gpus := make([]float64, n)
+	for k, i := range e.order {
+		g, err := e.check(k, &e.cfg.Jobs[i])
+		if err != nil {
+			return err
+		}
+		gpus[k] = g
+	}
 	for k, i := range e.order {
 		src := &e.cfg.Jobs[i]
-		where := src.Source
-		if where == "" {
-			where = "job " + src.Job.ID
+		if err := e.checkPlaced(src); err != nil {
+			return err
 		}
-		if src.Duration < 0 {
-			return fmt.Errorf("%s: field duration: %d ns is negative", where, src.Duration)
+		r := newRecord(k, src, gpus[k])
+		e.figs = append(e.figs, e.figsOf(&r))
+		e.slot = append(e.slot, -1)
+		if e.keep {
+			e.recs = append(e.recs, r)
 		}
-		j := &e.jobs[k]
-		j.src = src
-		if e.cfg.Burst != nil {
-			t := src.Job.Task
-			if src.Job.Count != 1 || t.GPUs < 1 || (t.GPUMilli != 0 && t.GPUMilli != 1000) {
-				return fmt.Errorf("%s: the burst method replays jobs of one task of whole GPUs (count 1, gpus ≥ 1); this one has count %d, gpus %d, gpu_milli %d", where, src.Job.Count, t.GPUs, t.GPUMilli)
-			}
-		}
-		job := e.coreJob(k, src.Submit)
-		if err := job.Validate(); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		ok, err := fits.fits(&job.Task)
-		if err != nil {
-			return fmt.Errorf("%s: field task: %w", where, err)
-		}
-		if !ok {
-			return fmt.Errorf("%s: a task of %d GPUs (%d milli each, %d milli-CPU, %d MiB) fits no empty node of the fleet", where, job.Task.GPUs, job.Task.GPUMilli, job.Task.CPUMilli, job.Task.MemoryMiB)
-		}
-		j.gpus = float64(job.GPUMilliTotal()) / 1000
-		j.work = src.Duration
-		e.recs[k] = JobRecord{Index: k, ID: src.Job.ID, Kind: src.Job.Kind.String(), Tenant: src.Job.Tenant,
-			GPUs: j.gpus, Submit: src.Submit, Start: -1, End: -1, Duration: src.Duration, State: "future"}
 	}
+	w, err := newWindow(e)
+	if err != nil {
+		return err
+	}
+	e.win = w
 	return nil
 }
 
-// coreJob is job k as the state machine gets it: its id is its number
-// (zero-padded, so the core's FIFO tie-break on ids keeps submission order).
-// Under the burst method every job is alike but for its GPUs: one tenant, no
-// priority, no CPU, memory, model or label demand.
+// streamWidth is the digits of a streamed workload's machine ids, whose
+// number of jobs is not known: ids of equal width sort as their numbers.
+const streamWidth = 12
+
+// check checks job k of the workload before it arrives and returns the
+// GPUs it holds while running.
+func (e *engine) check(k int, src *Job) (float64, error) {
+	where := where(src, k)
+	if src.Duration < 0 {
+		return 0, fmt.Errorf("%s: field duration: %d ns is negative", where, src.Duration)
+	}
+	if e.cfg.Burst != nil {
+		t := src.Job.Task
+		if src.Job.Count != 1 || t.GPUs < 1 || (t.GPUMilli != 0 && t.GPUMilli != 1000) {
+			return 0, fmt.Errorf("%s: the burst method replays jobs of one task of whole GPUs (count 1, gpus ≥ 1); this one has count %d, gpus %d, gpu_milli %d", where, src.Job.Count, t.GPUs, t.GPUMilli)
+		}
+	}
+	job := e.makeJob(src, e.baseID(k), src.Submit, nil)
+	if err := job.Validate(); err != nil {
+		return 0, fmt.Errorf("%s: %w", where, err)
+	}
+	ok, err := e.fits.fits(&job.Task)
+	if err != nil {
+		return 0, fmt.Errorf("%s: field task: %w", where, err)
+	}
+	if !ok {
+		return 0, fmt.Errorf("%s: a task of %d GPUs (%d milli each, %d milli-CPU, %d MiB) fits no empty node of the fleet", where, job.Task.GPUs, job.Task.GPUMilli, job.Task.CPUMilli, job.Task.MemoryMiB)
+	}
+	return float64(job.GPUMilliTotal()) / 1000, nil
+}
+
+// coreJob is live job k as the state machine gets it now, submitted at
+// at (see makeJob).
 func (e *engine) coreJob(k int, at int64) scheduler.Job {
-	src := &e.jobs[k].src.Job
-	j := *src
-	j.ID = e.machineID(k)
-	j.Walltime = (e.jobs[k].src.Duration + Second - 1) / Second
+	j := e.job(k)
+	var cons []scheduler.Constraint
 	if c, ok := e.cons[k]; ok {
-		j.Task.Constraints = c
+		cons = c
+	}
+	return e.makeJob(&j.src, j.id, at, cons)
+}
+
+// makeJob is a job of the workload as the state machine gets it: its id is
+// its number (zero-padded, so the core's FIFO tie-break on ids keeps
+// submission order), cons (when not nil) its constraints. Under the burst
+// method every job is alike but for its GPUs: one tenant, no priority, no
+// CPU, memory, model or label demand.
+func (e *engine) makeJob(src *Job, id string, at int64, cons []scheduler.Constraint) scheduler.Job {
+	j := src.Job
+	j.ID = id
+	j.Walltime = (src.Duration + Second - 1) / Second
+	if cons != nil {
+		j.Task.Constraints = cons
 	}
 	if e.cfg.Burst != nil {
 		j = scheduler.Job{ID: j.ID, Kind: scheduler.Training, Count: 1, Walltime: j.Walltime,
-			Task: scheduler.Task{GPUs: src.Task.GPUs, GPUMilli: 1000}}
+			Task: scheduler.Task{GPUs: src.Job.Task.GPUs, GPUMilli: 1000}}
 	}
 	if e.cfg.Queue == QueueFIFOSkip {
 		// A tenant per job, so that a blocked job blocks only itself; the
@@ -367,21 +402,32 @@ func (e *engine) coreJob(k int, at int64) scheduler.Job {
 	return j
 }
 
-func (e *engine) machineID(k int) string {
+// baseID is job k's first machine id: its number, zero-padded.
+func (e *engine) baseID(k int) string {
 	s := strconv.Itoa(k)
 	if pad := e.width - len(s); pad > 0 {
 		s = zeros[:pad] + s // one string, not one a digit
 	}
-	if g := e.jobs[k].gen; g > 0 {
+	return s
+}
+
+// renumber gives live job k its machine id after a resubmission.
+func (e *engine) renumber(k int) {
+	j := e.job(k)
+	s := e.baseID(k)
+	if g := j.gen; g > 0 {
 		s = "m" + strconv.Itoa(int(g)) + "." + s // after every first submission of its second
 	}
-	if e.jobs[k].returned {
+	if j.returned {
 		// resubmitted: a new id, after every first submission of the same
 		// second in the core's FIFO tie-break
 		s = "r" + s
 	}
-	return s
+	j.id = s
 }
+
+// machineID is live job k's id in the state machine.
+func (e *engine) machineID(k int) string { return e.job(k).id }
 
 // zeros pads machine ids (an int has at most 20 digits).
 const zeros = "00000000000000000000"
@@ -392,7 +438,7 @@ func (e *engine) number(id string) (int, error) {
 		_, id, _ = strings.Cut(rest, ".")
 	}
 	k, err := strconv.Atoi(id)
-	if err != nil || k < 0 || k >= len(e.jobs) {
+	if err != nil || !e.isLive(k) {
 		return 0, fmt.Errorf("replay: the state machine names job %q, which the replay did not submit", id)
 	}
 	return k, nil
@@ -404,7 +450,6 @@ func (e *engine) number(id string) (int, error) {
 // starts; a zero budget expires where it arrives) are applied in a further
 // step at that instant, after the pass.
 func (e *engine) run(ctx context.Context) error {
-	next := 0 // the next arrival, in submission order
 	var batch []item
 	var nextTick int64 // PassEvery's clock
 	ticking := false
@@ -420,8 +465,12 @@ func (e *engine) run(ctx context.Context) error {
 			}
 		}
 		t, ok := e.q.next()
-		if next < len(e.jobs) && (!ok || e.jobs[next].src.Submit < t) {
-			t, ok = e.jobs[next].src.Submit, true
+		nj, err := e.peek()
+		if err != nil {
+			return err
+		}
+		if nj != nil && (!ok || nj.Submit < t) {
+			t, ok = nj.Submit, true
 		}
 		tick := false
 		if every := e.cfg.PassEvery; ok && every > 0 {
@@ -461,14 +510,17 @@ func (e *engine) run(ctx context.Context) error {
 			}
 			changed = changed || c
 		}
-		for next < len(e.jobs) && e.jobs[next].src.Submit == t {
-			if err := e.arrive(next, t); err != nil {
+		for nj != nil && nj.Submit == t {
+			if err := e.arrive(e.arrived, nj, t); err != nil {
 				return err
 			}
-			next++
+			e.took()
 			changed = true
-			if e.cfg.Progress != nil && next%1024 == 0 {
-				e.cfg.Progress(next, len(e.jobs))
+			if e.cfg.Progress != nil && e.arrived%1024 == 0 {
+				e.cfg.Progress(e.arrived, e.total())
+			}
+			if nj, err = e.peek(); err != nil {
+				return err
 			}
 		}
 		for _, it := range batch[returns:] {
@@ -491,6 +543,9 @@ func (e *engine) run(ctx context.Context) error {
 			e.sc.observe(e, t)
 		}
 	}
+	if err := e.drain(); err != nil { // what the horizon left unsubmitted
+		return err
+	}
 	end := e.lastT
 	if e.cfg.Horizon > 0 {
 		end = e.cfg.Horizon
@@ -504,9 +559,18 @@ func (e *engine) run(ctx context.Context) error {
 	e.stopBills(end)
 	e.stop()
 	if e.cfg.Progress != nil {
-		e.cfg.Progress(next, len(e.jobs))
+		e.cfg.Progress(e.arrived, e.total())
 	}
 	return nil
+}
+
+// total is the number of jobs of the workload, 0 while a Source has not
+// handed out its last.
+func (e *engine) total() int {
+	if !e.feed.done {
+		return 0
+	}
+	return len(e.figs)
 }
 
 func (e *engine) emit(ev Event) {
@@ -515,20 +579,25 @@ func (e *engine) emit(ev Event) {
 	}
 }
 
-func (e *engine) arrive(k int, t int64) error {
-	j := &e.jobs[k]
+func (e *engine) arrive(k int, src *Job, t int64) error {
+	j := e.admit(k, src)
+	j.rec = newRecord(k, src, 0)
+	j.id = e.baseID(k)
 	job := e.coreJob(k, t)
+	j.gpus = float64(job.GPUMilliTotal()) / 1000
+	j.rec.GPUs = j.gpus
+	j.work = src.Duration
 	if _, err := e.m.Apply(state.Submit{Job: job, At: seconds(t)}); err != nil {
 		return fmt.Errorf("replay: submit %s: %w", j.src.Source, err)
 	}
 	e.setStatus(k, stQueued)
-	e.recs[k].State = "queued"
+	j.rec.State = "queued"
 	e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.src.Job.ID})
 	if len(j.src.Placed) > 0 {
 		return e.arrivePlaced(k, t)
 	}
 	if e.cfg.Burst != nil {
-		e.q.push(item{at: t + e.cfg.Burst.Wait.budget(j.src, j.gpus), phase: phaseExpire, job: int32(k)})
+		e.q.push(item{at: t + e.cfg.Burst.Wait.budget(&j.src, j.gpus), phase: phaseExpire, job: int32(k)})
 	}
 	return nil
 }
@@ -550,13 +619,17 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 		return e.expire(int(it.job), t)
 	}
 	k := int(it.job)
-	j := &e.jobs[k]
+	if !e.isLive(k) {
+		return false, nil // stale: the job ended since
+	}
+	j := e.job(k)
 	if it.cloud {
 		e.setStatus(k, stDone)
 		e.ended++
-		r := &e.recs[k]
+		r := &j.rec
 		r.End, r.State = t, "ended"
 		e.emit(Event{At: t, Kind: EventCloudEnd, Job: k, ID: j.src.Job.ID})
+		e.fold(k)
 		return false, nil
 	}
 	if it.epoch != j.epoch || j.status == stDone || j.status == stCloud {
@@ -575,9 +648,10 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	}
 	e.setStatus(k, stDone)
 	e.ended++
-	r := &e.recs[k]
+	r := &j.rec
 	r.End, r.State = t, "ended"
 	e.emit(Event{At: t, Kind: EventFinish, Job: k, ID: j.src.Job.ID})
+	e.fold(k)
 	e.prune(t)
 	return true, nil
 }
@@ -605,7 +679,7 @@ func (e *engine) nodeEvent(i int, t int64) (bool, error) {
 		gpus := float64(e.m.Cluster().Usage(id).GPUCap) / 1000
 		e.addedGPUs += gpus
 		e.reserveAdded(ne.Add.Pool, gpus, t)
-		e.added += gpus * e.win.overlap(t, e.win.end)
+		e.addedAt = append(e.addedAt, addedGPUs{t, gpus})
 		e.emit(Event{At: t, Kind: EventNode, Job: -1, ID: ne.Node, Node: ne.Node, State: "added"})
 	}
 	res, err := e.m.Apply(state.SetNodeState{Node: ne.Node, State: ne.State, At: seconds(t)})
@@ -634,7 +708,7 @@ func (e *engine) lost(res state.Result, t int64) error {
 			return err
 		}
 		e.topUp = true
-		e.emit(Event{At: t, Kind: EventDegrade, Job: k, ID: e.jobs[k].src.Job.ID})
+		e.emit(Event{At: t, Kind: EventDegrade, Job: k, ID: e.job(k).src.Job.ID})
 	}
 	return nil
 }
@@ -645,15 +719,23 @@ func (e *engine) stop() {
 	if e.cfg.Horizon == 0 {
 		return
 	}
-	for k := range e.jobs {
-		if e.jobs[k].status == stRunning {
-			e.closeRun(k, e.cfg.Horizon)
-			e.jobs[k].runStart = e.cfg.Horizon
-			if e.cfg.RecordRuns {
-				e.recs[k].Runs[len(e.recs[k].Runs)-1].End = -1 // still running
-			}
+	for k, s := range e.slot { // in job order, as the sums always went
+		if s < 0 || e.live[s].status != stRunning {
+			continue
+		}
+		j := &e.live[s]
+		e.closeRun(k, e.cfg.Horizon)
+		j.runStart = e.cfg.Horizon
+		if e.cfg.RecordRuns {
+			j.rec.Runs[len(j.rec.Runs)-1].End = -1 // still running
 		}
 	}
+}
+
+// addedGPUs is capacity added during the run: at, gpus.
+type addedGPUs struct {
+	at   int64
+	gpus float64
 }
 
 func nodeIDOf(n int) scheduler.NodeID { return scheduler.NodeID(n) }

@@ -1,11 +1,24 @@
 package replay
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"strconv"
 
 	"petite/simulator/workload"
 	"petite/traces"
 )
+
+// Source streams a workload to the engine (Config.Source): jobs in
+// submission order, pulled as the run reaches them, so that a run holds
+// only the jobs that have arrived and not ended (and a few ahead).
+type Source interface {
+	// Next returns the next job, or io.EOF after the last one. Jobs come in
+	// order of Submit; one earlier than the job before it ends the run with
+	// an error naming it.
+	Next() (Job, error)
+}
 
 // FromTrace converts the jobs of a trace, read by the traces package, into
 // the replay's jobs, through simulator/workload (one job per task group).
@@ -16,33 +29,84 @@ import (
 func FromTrace(src []traces.Job, name string, defaultDuration int64) ([]Job, error) {
 	out := make([]Job, 0, len(src))
 	for i := range src {
-		tj := &src[i]
-		where := fmt.Sprintf("%s: record %d (job %s)", name, i+1, tj.ID)
-		d := tj.Duration
-		var dur int64
-		switch {
-		case d >= 0:
-			v, err := FromSeconds(d)
-			if err != nil {
-				return nil, fmt.Errorf("%s: field duration: %w", where, err)
-			}
-			dur = v
-		case defaultDuration > 0:
-			dur = defaultDuration
-		default:
-			return nil, fmt.Errorf("%s: field duration: the trace gives none; pass a default duration to replay it", where)
-		}
-		sub, err := FromSeconds(max(tj.Submit, 0))
-		if err != nil {
-			return nil, fmt.Errorf("%s: field submit: %w", where, err)
-		}
-		jobs, err := workload.Job(tj)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		for _, j := range jobs {
-			out = append(out, Job{Job: j, Submit: sub, Duration: dur, Source: where})
+		var err error
+		if out, err = appendTraceJob(out, &src[i], i+1, name, defaultDuration); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// appendTraceJob converts trace job tj, record number rec of the trace,
+// and appends its jobs to out.
+func appendTraceJob(out []Job, tj *traces.Job, rec int, name string, defaultDuration int64) ([]Job, error) {
+	where := name + ": record " + strconv.Itoa(rec) + " (job " + tj.ID + ")"
+	d := tj.Duration
+	var dur int64
+	switch {
+	case d >= 0:
+		v, err := FromSeconds(d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: field duration: %w", where, err)
+		}
+		dur = v
+	case defaultDuration > 0:
+		dur = defaultDuration
+	default:
+		return nil, fmt.Errorf("%s: field duration: the trace gives none; pass a default duration to replay it", where)
+	}
+	sub, err := FromSeconds(max(tj.Submit, 0))
+	if err != nil {
+		return nil, fmt.Errorf("%s: field submit: %w", where, err)
+	}
+	jobs, err := workload.Job(tj)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	for _, j := range jobs {
+		out = append(out, Job{Job: j, Submit: sub, Duration: dur, Source: where})
+	}
+	return out, nil
+}
+
+// TraceSource streams the jobs of a trace read one at a time (a reader's
+// or a generator's Next, which returns io.EOF after the last), converted
+// as FromTrace converts them. The trace must come in submission order.
+func TraceSource(next func() (traces.Job, error), name string, defaultDuration int64) Source {
+	return &traceSource{next: next, name: name, def: defaultDuration}
+}
+
+type traceSource struct {
+	next func() (traces.Job, error)
+	name string
+	def  int64
+	rec  int
+	buf  []Job // the jobs of the last trace job; buf[at:] not handed out yet
+	at   int
+	err  error
+}
+
+func (s *traceSource) Next() (Job, error) {
+	for s.at == len(s.buf) {
+		if s.err != nil {
+			return Job{}, s.err
+		}
+		clear(s.buf)
+		s.buf, s.at = s.buf[:0], 0
+		tj, err := s.next()
+		if errors.Is(err, io.EOF) {
+			s.err = io.EOF
+			continue
+		}
+		s.rec++
+		if err != nil {
+			s.err = fmt.Errorf("%s: record %d: %w", s.name, s.rec, err)
+			continue
+		}
+		if s.buf, err = appendTraceJob(s.buf, &tj, s.rec, s.name, s.def); err != nil {
+			s.buf, s.err = s.buf[:0], err
+		}
+	}
+	s.at++
+	return s.buf[s.at-1], nil
 }

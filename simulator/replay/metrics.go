@@ -233,16 +233,16 @@ type cutAcc struct {
 	gpuHours, costs float64
 }
 
-func (c *cutAcc) add(r *JobRecord) {
+func (c *cutAcc) add(f *figs) {
 	c.jobs++
-	if d, ok := r.Wait(); ok {
+	if d, ok := f.wait(); ok {
 		c.waits = append(c.waits, hours(d))
 	}
-	if d, ok := r.JCT(); ok {
+	if d, ok := f.jct(); ok {
 		c.jcts = append(c.jcts, hours(d))
 	}
-	c.gpuHours += r.GPUHours
-	c.costs += r.Cost
+	c.gpuHours += f.gpuH
+	c.costs += f.cost
 }
 
 func cutsOf(m map[string]*cutAcc) map[string]Cut {
@@ -355,15 +355,24 @@ type window struct {
 	start, end  int64
 }
 
+// newWindow is the window of Config.Jobs, all known at the start.
 func newWindow(e *engine) (window, error) {
-	n, w := len(e.jobs), e.cfg.WarmupJobs
+	n, w := len(e.order), e.cfg.WarmupJobs
+	if err := checkWindow(n, w); err != nil {
+		return window{}, err
+	}
+	return window{first: w, last: min(n-w, n-1), start: e.upcoming(w).Submit, end: e.upcoming(n - w - 1).Submit}, nil
+}
+
+// checkWindow checks that n jobs leave a window with w warm-up jobs.
+func checkWindow(n, w int) error {
 	if n == 0 {
-		return window{}, fmt.Errorf("workload: no jobs")
+		return fmt.Errorf("workload: no jobs")
 	}
 	if n-w-1 < w {
-		return window{}, fmt.Errorf("workload: %d jobs leave no measurement window with %d warm-up jobs (need at least %d jobs)", n, w, 2*w+1)
+		return fmt.Errorf("workload: %d jobs leave no measurement window with %d warm-up jobs (need at least %d jobs)", n, w, 2*w+1)
 	}
-	return window{first: w, last: min(n-w, n-1), start: e.jobs[w].src.Submit, end: e.jobs[n-w-1].src.Submit}, nil
+	return nil
 }
 
 // overlap is the length of [a, b] within the window, in hours.
@@ -382,7 +391,16 @@ type utilAcc struct {
 }
 
 func (e *engine) result() *Result {
-	s := Summary{Total: len(e.recs), Passes: e.passes}
+	for k, sl := range e.slot { // the jobs still live at the end
+		if sl >= 0 {
+			j := &e.live[sl]
+			e.figs[k] = e.figsOf(&j.rec)
+			if e.keep {
+				e.recs[k] = j.rec
+			}
+		}
+	}
+	s := Summary{Total: len(e.figs), Passes: e.passes}
 	var milli int64
 	for n := range e.m.Cluster().NumNodes() {
 		milli += e.m.Cluster().Usage(nodeIDOf(n)).GPUCap
@@ -403,13 +421,19 @@ func (e *engine) result() *Result {
 		return c
 	}
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
-	for i := range e.recs {
-		r := &e.recs[i]
-		first = min(first, r.Submit)
-		switch r.State {
+	poolName := func(i int16) string {
+		if i < 0 {
+			return ""
+		}
+		return e.cfg.Pools[i].Name
+	}
+	for i := range e.figs {
+		r := &e.figs[i]
+		first = min(first, r.submit)
+		switch recStates[r.state] {
 		case "ended":
 			s.Ended++
-			last = max(last, r.End)
+			last = max(last, r.end)
 		case "running":
 			s.Running++
 		case "queued":
@@ -423,27 +447,27 @@ func (e *engine) result() *Result {
 			continue
 		}
 		s.Jobs++
-		cut(tenants, orDash(r.Tenant)).add(r)
-		cut(sizes, SizeBucket(r.GPUs)).add(r)
-		cut(pools, orDash(r.Pool)).add(r)
-		if r.Where == "cloud" {
+		cut(tenants, orDash(e.tenants[r.tenant])).add(r)
+		cut(sizes, sizeBuckets[r.size]).add(r)
+		cut(pools, orDash(poolName(r.pool))).add(r)
+		if r.cloud {
 			s.CloudJobs++
 		}
-		s.CloudCost += r.CloudCost // Star-Wait's paid stints of on-prem jobs too
-		if d, ok := r.Wait(); ok {
+		s.CloudCost += r.cloudCost // Star-Wait's paid stints of on-prem jobs too
+		if d, ok := r.wait(); ok {
 			waits = append(waits, hours(d))
 		}
-		if d, ok := r.JCT(); ok {
+		if d, ok := r.jct(); ok {
 			jcts = append(jcts, hours(d))
 		}
-		if x, ok := r.Slowdown(); ok {
+		if x, ok := r.slowdown(); ok {
 			slows = append(slows, x)
 		}
-		s.Preemptions += r.Preemptions
-		s.Restarts += r.Restarts
-		s.GPUHours += r.GPUHours
-		s.LostGPUHours += r.LostGPUHours
-		s.Cost += r.Cost
+		s.Preemptions += int(r.preempt)
+		s.Restarts += int(r.restarts)
+		s.GPUHours += r.gpuH
+		s.LostGPUHours += r.lostH
+		s.Cost += r.cost
 	}
 	s.WaitH, s.JCTH, s.Slowdown = statsOf(waits), statsOf(jcts), statsOf(slows)
 	s.ByTenant, s.BySize, s.ByPool = cutsOf(tenants), cutsOf(sizes), cutsOf(pools)
@@ -461,7 +485,11 @@ func (e *engine) result() *Result {
 		s.AvgCloudCost = s.CloudCost / T
 		// GPU-hours of owned capacity in the window: the GPUs there from
 		// the start over all of it, added ones from when they came.
-		if capH := (s.OwnedGPUs-e.addedGPUs)*T + e.added; capH > 0 {
+		added := 0.0
+		for _, a := range e.addedAt {
+			added += a.gpus * w.overlap(a.at, w.end)
+		}
+		if capH := (s.OwnedGPUs-e.addedGPUs)*T + added; capH > 0 {
 			s.ClusterUtilization = e.util.cluster / capH
 			s.SystemUtilization = e.util.system / capH
 		}

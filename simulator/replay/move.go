@@ -55,8 +55,11 @@ func (e *engine) moveEvent(i int, t int64) (bool, error) {
 	e.emit(Event{At: t, Kind: EventMove, Job: -1, ID: mv.Tenant, State: strings.Join(mv.Pools, ",")})
 	con := scheduler.Constraint{Key: "pool", Op: scheduler.OpIn, Values: slices.Clone(mv.Pools)}
 	changed := false
-	for k := range e.jobs {
-		j := &e.jobs[k]
+	for k, sl := range e.slot { // the live jobs, in job order
+		if sl < 0 {
+			continue
+		}
+		j := &e.live[sl]
 		if j.src.Job.Tenant != mv.Tenant || (j.status != stQueued && j.status != stRunning) {
 			continue
 		}
@@ -101,19 +104,20 @@ func (e *engine) constraintsOf(k int) []scheduler.Constraint {
 	if c, ok := e.cons[k]; ok {
 		return c
 	}
-	return e.jobs[k].src.Job.Task.Constraints
+	return e.job(k).src.Job.Task.Constraints
 }
 
 // resubmit cancels queued job k and submits it again with its
 // constraints (engine.cons), under its next id, as of its first
 // submission.
 func (e *engine) resubmit(k int, t int64) error {
-	j := &e.jobs[k]
+	j := e.job(k)
 	if _, err := e.m.Apply(state.Cancel{Job: e.machineID(k), At: seconds(t)}); err != nil {
 		return fmt.Errorf("replay: move %s: %w", j.src.Job.ID, err)
 	}
 	j.gen++
 	j.stale = false
+	e.renumber(k)
 	if _, err := e.m.Apply(state.Submit{Job: e.coreJob(k, j.src.Submit), At: seconds(j.src.Submit)}); err != nil {
 		return fmt.Errorf("replay: move %s: resubmit: %w", j.src.Job.ID, err)
 	}

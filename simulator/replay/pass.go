@@ -39,8 +39,8 @@ func (e *engine) pass(t int64) error {
 		if err != nil {
 			return err
 		}
-		if e.jobs[k].status != stQueued { // lost replicas of a running service put back
-			e.emit(Event{At: t, Kind: EventReplace, Job: k, ID: e.jobs[k].src.Job.ID, Node: jp.Tasks[0].Node})
+		if e.job(k).status != stQueued { // lost replicas of a running service put back
+			e.emit(Event{At: t, Kind: EventReplace, Job: k, ID: e.job(k).src.Job.ID, Node: jp.Tasks[0].Node})
 			continue
 		}
 		e.start(k, t, jp.Tasks)
@@ -56,8 +56,8 @@ func (e *engine) pass(t int64) error {
 // tasks, and schedules its end: a training job after its restart time and
 // remaining work, a service once, at its first start plus its duration.
 func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
-	j := &e.jobs[k]
-	r := &e.recs[k]
+	j := e.job(k)
+	r := &j.rec
 	node := tasks[0].Node
 	e.setStatus(k, stRunning)
 	j.runStart, j.costFrom = t, t

@@ -256,7 +256,7 @@ func (s *scaler) event(e *engine, it item, t int64) (bool, error) {
 			id, _ := e.m.Cluster().NodeByName(n.name)
 			gpus := float64(e.m.Cluster().Usage(id).GPUCap) / 1000
 			e.addedGPUs += gpus
-			e.added += gpus * e.win.overlap(t, e.win.end)
+			e.addedAt = append(e.addedAt, addedGPUs{t, gpus})
 		} else if _, err := e.m.Apply(state.SetNodeState{Node: n.name, State: scheduler.NodeReady, At: seconds(t)}); err != nil {
 			return false, fmt.Errorf("replay: scale %s: %w", n.name, err)
 		}
@@ -352,7 +352,7 @@ func (s *scaler) request(e *engine, t int64) error {
 		}
 		opts, err := s.options(j)
 		if err != nil {
-			return fmt.Errorf("replay: scale options of %s: %w", e.jobs[k].src.Job.ID, err)
+			return fmt.Errorf("replay: scale options of %s: %w", e.job(k).src.Job.ID, err)
 		}
 		for _, o := range opts {
 			pi := e.poolIdx[o.Pool]
@@ -428,7 +428,7 @@ func (s *scaler) stale(e *engine, it item) bool {
 	}
 	n := &s.nodes[it.job]
 	if it.scale == scReclaim {
-		return it.epoch != n.life || e.ended == len(e.jobs)
+		return it.epoch != n.life || (e.feed.done && e.ended == len(e.figs))
 	}
 	return it.epoch != n.epoch
 }

@@ -154,23 +154,18 @@ func (e *engine) registerTenants() error {
 	return nil
 }
 
-// checkStart checks the jobs that start placed and gives their records the
-// times before the run: the submission and first start they had.
-func (e *engine) checkStart() error {
-	for k := range e.jobs {
-		src := e.jobs[k].src
-		if src.Origin != 0 && src.Origin < src.Submit {
-			e.recs[k].Submit = src.Origin
-		}
-		if len(src.Placed) == 0 {
-			continue
-		}
-		if e.cfg.Burst != nil {
-			return fmt.Errorf("%s: field placed: the burst method starts from an empty cluster", src.Source)
-		}
-		if len(src.Placed) > src.Job.Count {
-			return fmt.Errorf("%s: field placed: %d placements for %d tasks", src.Source, len(src.Placed), src.Job.Count)
-		}
+// checkPlaced checks a job that starts placed (its record's times before
+// the run, the submission and first start it had, are newRecord's and
+// arrivePlaced's).
+func (e *engine) checkPlaced(src *Job) error {
+	if len(src.Placed) == 0 {
+		return nil
+	}
+	if e.cfg.Burst != nil {
+		return fmt.Errorf("%s: field placed: the burst method starts from an empty cluster", src.Source)
+	}
+	if len(src.Placed) > src.Job.Count {
+		return fmt.Errorf("%s: field placed: %d placements for %d tasks", src.Source, len(src.Placed), src.Job.Count)
 	}
 	return nil
 }
@@ -179,7 +174,7 @@ func (e *engine) checkStart() error {
 // holds at the run's start, through a plan of the state machine (which
 // checks them against the nodes as any plan).
 func (e *engine) arrivePlaced(k int, t int64) error {
-	j := &e.jobs[k]
+	j := e.job(k)
 	tasks := j.src.Placed
 	id := e.machineID(k)
 	// A plan places on ready nodes only; a node that keeps its work but
@@ -220,7 +215,7 @@ func (e *engine) arrivePlaced(k int, t int64) error {
 	}
 	e.start(k, t, tasks)
 	if s := j.src.PlacedSince; s != 0 && s < t {
-		e.recs[k].Start = s
+		j.rec.Start = s
 	}
 	if j.src.Job.Kind == scheduler.Inference && len(tasks) < j.src.Job.Count {
 		e.topUp = true // its missing replicas wait for the first pass

@@ -29,8 +29,9 @@ func newStranding(e *engine) *stranding {
 	}
 	counts := map[key]int{}
 	var order []key
-	for k := range e.jobs {
-		j := e.coreJob(k, e.jobs[k].src.Submit)
+	for _, i := range e.order {
+		src := &e.cfg.Jobs[i]
+		j := e.makeJob(src, "", src.Submit, nil)
 		t := &j.Task
 		kk := key{cpu: t.CPUMilli}
 		if t.GPUs > 0 {

@@ -1,0 +1,270 @@
+package replay
+
+// The engine's books on jobs: a slab of the live jobs (arrived, not
+// ended), compact figures of every job for the summary, and the feed that
+// pulls jobs from the workload a few ahead of the clock.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// jobState is the engine's book on one live job.
+type jobState struct {
+	src      Job
+	rec      JobRecord
+	id       string  // the state machine's id of the job, as submitted now
+	gpus     float64 // GPUs the job holds while running (all tasks)
+	status   status
+	epoch    uint32     // moves on at every requeue, so older finishes go stale
+	work     int64      // training work left (nanoseconds)
+	done     int64      // training work saved by checkpoints
+	runStart int64      // start of the current owned run
+	overhead int64      // restart time at the head of the current run
+	shares   []PoolGPUs // the GPUs of the current owned run, by pool
+	costFrom int64      // the run's cost is booked up to here
+	// Star-Wait's stint: its cost so far (paid if the job then runs on
+	// owned nodes) and its end.
+	stintCost float64
+	stintEnd  int64
+	started   bool   // a service's lifetime runs from its first start
+	returned  bool   // back from a Star-Wait stint (its machine id changed)
+	gen       uint16 // resubmissions by a move (its machine id changed)
+	stale     bool   // runs under older constraints than engine.cons: resubmitted at its next requeue
+}
+
+// figs is what the summary needs of one job: its record without the
+// strings (tenant, pool and size as small numbers). Every job has one,
+// from the moment it is pulled from the workload; a live job's is written
+// when it ends (or when the run stops).
+type figs struct {
+	submit, start, end, dur      int64
+	gpuH, lostH, cost, cloudCost float64
+	preempt, restarts            int32
+	tenant                       int32 // engine.tenants
+	pool                         int16 // fleet order; -1 for none
+	size                         uint8 // sizeBuckets
+	state                        uint8 // recStates
+	cloud                        bool  // Where is "cloud"
+}
+
+// recStates are JobRecord.State's values, numbered for figs.
+var recStates = [...]string{"future", "queued", "running", "cloud", "ended"}
+
+// sizeBuckets are SizeBucket's values, numbered for figs.
+var sizeBuckets = [...]string{"cpu", "share", "1", "2-4", "5-8", "9-64", ">64"}
+
+func indexOf(names []string, s string) uint8 {
+	for i, n := range names {
+		if n == s {
+			return uint8(i)
+		}
+	}
+	panic("replay: no index for " + s)
+}
+
+func (f *figs) wait() (int64, bool) { return f.start - f.submit, f.start >= 0 }
+func (f *figs) jct() (int64, bool)  { return f.end - f.submit, f.end >= 0 }
+
+// slowdown is JobRecord.Slowdown's figure.
+func (f *figs) slowdown() (float64, bool) {
+	jct, ok := f.jct()
+	if !ok {
+		return 0, false
+	}
+	return max(1, float64(jct)/float64(max(f.dur, slowdownFloor))), true
+}
+
+// figsOf writes the figures of record r.
+func (e *engine) figsOf(r *JobRecord) figs {
+	f := figs{submit: r.Submit, start: r.Start, end: r.End, dur: r.Duration,
+		gpuH: r.GPUHours, lostH: r.LostGPUHours, cost: r.Cost, cloudCost: r.CloudCost,
+		preempt: int32(r.Preemptions), restarts: int32(r.Restarts), pool: -1,
+		size: indexOf(sizeBuckets[:], SizeBucket(r.GPUs)), state: indexOf(recStates[:], r.State), cloud: r.Where == "cloud"}
+	t, ok := e.tenantIdx[r.Tenant]
+	if !ok {
+		t = int32(len(e.tenants))
+		e.tenants = append(e.tenants, r.Tenant)
+		e.tenantIdx[r.Tenant] = t
+	}
+	f.tenant = t
+	if r.Pool != "" {
+		f.pool = int16(e.poolIdx[r.Pool])
+	}
+	return f
+}
+
+// job is the book of live job k.
+func (e *engine) job(k int) *jobState { return &e.live[e.slot[k]] }
+
+// isLive says whether job k has arrived and not ended.
+func (e *engine) isLive(k int) bool { return k >= 0 && k < len(e.slot) && e.slot[k] >= 0 }
+
+// admit gives arriving job k a book, a copy of its source, and its record.
+func (e *engine) admit(k int, src *Job) *jobState {
+	var s int32
+	if n := len(e.free); n > 0 {
+		s = e.free[n-1]
+		e.free = e.free[:n-1]
+	} else {
+		s = int32(len(e.live))
+		e.live = append(e.live, jobState{})
+	}
+	e.slot[k] = s
+	j := &e.live[s]
+	shares := j.shares[:0]
+	*j = jobState{src: *src, shares: shares}
+	return j
+}
+
+// fold writes the figures (and the record, when kept) of job k, which
+// ended, and frees its book.
+func (e *engine) fold(k int) {
+	j := e.job(k)
+	e.figs[k] = e.figsOf(&j.rec)
+	if e.recs != nil {
+		e.recs[k] = j.rec
+	}
+	delete(e.cons, k)
+	shares := j.shares[:0]
+	*j = jobState{shares: shares}
+	e.free = append(e.free, e.slot[k])
+	e.slot[k] = -1
+}
+
+// newRecord is job k's record before it arrives.
+func newRecord(k int, src *Job, gpus float64) JobRecord {
+	r := JobRecord{Index: k, ID: src.Job.ID, Kind: src.Job.Kind.String(), Tenant: src.Job.Tenant,
+		GPUs: gpus, Submit: src.Submit, Start: -1, End: -1, Duration: src.Duration, State: "future"}
+	if src.Origin != 0 && src.Origin < src.Submit {
+		r.Submit = src.Origin
+	}
+	return r
+}
+
+// feed is the workload as the engine pulls it: all of Config.Jobs at the
+// start, or a Source's jobs kept W + 1 ahead of the arrivals, so that the
+// measurement window's start is known from the first arrival, and its end
+// is known (or still to come) whenever the books need it.
+type feed struct {
+	src   Source
+	ahead []Job // a Source's jobs pulled and not arrived, from head on
+	head  int
+	done  bool    // every job has been pulled
+	last  int64   // submit of the last job pulled
+	tail  []int64 // submits of the last W + 1 jobs pulled, by number mod W + 1
+}
+
+// upcoming is job k, pulled and not arrived.
+func (e *engine) upcoming(k int) *Job {
+	if e.feed.src == nil {
+		return &e.cfg.Jobs[e.order[k]]
+	}
+	return &e.feed.ahead[e.feed.head+k-e.arrived]
+}
+
+// peek is the next job to arrive, nil when none is left; it pulls from the
+// Source to keep W + 1 jobs ahead.
+func (e *engine) peek() (*Job, error) {
+	if err := e.fill(e.cfg.WarmupJobs + 1); err != nil {
+		return nil, err
+	}
+	if e.arrived == len(e.figs) {
+		return nil, nil
+	}
+	return e.upcoming(e.arrived), nil
+}
+
+// took notes the arrival of the job peek returned.
+func (e *engine) took() {
+	e.arrived++
+	if f := &e.feed; f.src != nil {
+		f.ahead[f.head] = Job{}
+		f.head++
+		if f.head == len(f.ahead) || (f.head >= 64 && f.head*2 >= len(f.ahead)) {
+			n := copy(f.ahead, f.ahead[f.head:])
+			clear(f.ahead[n:])
+			f.ahead, f.head = f.ahead[:n], 0
+		}
+	}
+}
+
+// fill pulls from the Source until n jobs are pulled and not arrived, or
+// the Source has no more; then the window's end is known.
+func (e *engine) fill(n int) error {
+	f := &e.feed
+	for !f.done && len(e.figs)-e.arrived < n {
+		j, err := f.src.Next()
+		if errors.Is(err, io.EOF) {
+			f.done = true
+			return e.closeWindow()
+		}
+		k := len(e.figs)
+		if err != nil {
+			return fmt.Errorf("workload: job %d: %w", k, err)
+		}
+		if k > 0 && j.Submit < f.last {
+			return fmt.Errorf("%s: field submit: %d ns is before the job before it (%d ns): a streamed workload comes in submission order", where(&j, k), j.Submit, f.last)
+		}
+		f.ahead = append(f.ahead, j)
+		if err := e.pull(k, &f.ahead[len(f.ahead)-1]); err != nil {
+			return err
+		}
+		f.last = j.Submit
+		if w := e.cfg.WarmupJobs; k == w {
+			e.win.start = j.Submit
+		}
+		f.tail[k%len(f.tail)] = j.Submit
+	}
+	return nil
+}
+
+// closeWindow sets the measurement window once a Source has handed out
+// its last job.
+func (e *engine) closeWindow() error {
+	n, w := len(e.figs), e.cfg.WarmupJobs
+	if err := checkWindow(n, w); err != nil {
+		return err
+	}
+	e.win.first, e.win.last = w, min(n-w, n-1)
+	e.win.end = e.feed.tail[(n-w-1)%len(e.feed.tail)]
+	return nil
+}
+
+// drain pulls what is left of a Source at the end of a run stopped by its
+// horizon: those jobs count as not submitted.
+func (e *engine) drain() error {
+	return e.fill(math.MaxInt)
+}
+
+// where names a job for errors.
+func where(src *Job, k int) string {
+	if src.Source != "" {
+		return src.Source
+	}
+	if src.Job.ID != "" {
+		return "job " + src.Job.ID
+	}
+	return fmt.Sprintf("job %d", k)
+}
+
+// pull checks job k, taken from the workload, and opens its figures (and
+// its record, when kept).
+func (e *engine) pull(k int, src *Job) error {
+	gpus, err := e.check(k, src)
+	if err != nil {
+		return err
+	}
+	if err := e.checkPlaced(src); err != nil {
+		return err
+	}
+	r := newRecord(k, src, gpus)
+	e.figs = append(e.figs, e.figsOf(&r))
+	e.slot = append(e.slot, -1)
+	if e.keep {
+		e.recs = append(e.recs, r)
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
+	"petite/traces"
+)
+
+// listSource hands out jobs in order, then err (io.EOF when nil). It notes
+// the most jobs it has handed out ahead of the arrivals seen by arrived.
+type listSource struct {
+	jobs    []Job
+	next    int
+	err     error
+	arrived *int
+	ahead   int
+}
+
+func (s *listSource) Next() (Job, error) {
+	if s.next == len(s.jobs) {
+		return Job{}, cmpErr(s.err)
+	}
+	s.next++
+	if s.arrived != nil {
+		s.ahead = max(s.ahead, s.next-*s.arrived)
+	}
+	return s.jobs[s.next-1], nil
+}
+
+func cmpErr(err error) error {
+	if err == nil {
+		return io.EOF
+	}
+	return err
+}
+
+// runBytes runs cfg and returns the result and the event log as JSON.
+func runBytes(t *testing.T, cfg Config) ([]byte, []byte, error) {
+	t.Helper()
+	log := collect(&cfg)
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := json.Marshal(res)
+	require.NoError(t, err)
+	l, err := json.Marshal(*log)
+	require.NoError(t, err)
+	return r, l, nil
+}
+
+// A streamed workload gives the bytes the same workload gives as a slice:
+// records, summary and event log, over the options that touch the books
+// (horizon, warm-up window, node events and added nodes, moves, queues,
+// preemption, checkpoints), and holds no more than W + 1 jobs ahead of the
+// arrivals.
+func TestSourceMatchesSlice(t *testing.T) {
+	add := gpuNode("n9", "onprem", 64000, 8)
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"best-fit", Config{Policy: "best-fit"}},
+		{"fgd backfill warm-up", Config{Policy: "fgd", Queue: QueueBackfill, WarmupJobs: 7}},
+		{"random fifo-skip", Config{Policy: "random", Queue: QueueFIFOSkip, Seed: 3}},
+		{"preempt checkpoints runs", Config{Preempt: true, Checkpoint: Checkpoint{Interval: 60 * Second, Restart: 5 * Second}, RecordRuns: true}},
+		{"horizon warm-up", Config{Horizon: 1500 * Second, WarmupJobs: 20}},
+		{"node events", Config{WarmupJobs: 2, NodeEvents: []NodeEvent{
+			{At: 300 * Second, Node: "n0", State: scheduler.NodeDown}, {At: 900 * Second, Node: "n0", State: scheduler.NodeReady},
+			{At: 400 * Second, Node: "n9", State: scheduler.NodeReady, Add: &add}}}},
+		{"move", Config{MoveEvents: []MoveEvent{{At: 600 * Second, Tenant: "b", Pools: []string{"onprem"}}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pools, nodes := ownedFleet(3, 8)
+			js := randomWorkload(11, 300)
+			slice := c.cfg
+			slice.Pools, slice.Nodes, slice.Jobs = pools, nodes, js
+			want, wantLog, err := runBytes(t, slice)
+			require.NoError(t, err)
+
+			stream := c.cfg
+			stream.Pools, stream.Nodes = pools, nodes
+			arrived := 0
+			src := &listSource{jobs: js, arrived: &arrived}
+			stream.Source = src
+			log := collect(&stream)
+			res, err := Run(context.Background(), stream)
+			require.NoError(t, err)
+			got, err := json.Marshal(res)
+			require.NoError(t, err)
+			gotLog, err := json.Marshal(*log)
+			require.NoError(t, err)
+			assert.Equal(t, string(want), string(got))
+			assert.Equal(t, string(wantLog), string(gotLog))
+			// arrivals counted from the log as it is written: the source was
+			// never more than W + 1 jobs ahead (the one being pulled included)
+			arrived = 0
+			src.next, src.ahead = 0, 0
+			stream.Observe = func(e Event) {
+				if e.Kind == EventArrive {
+					arrived++
+				}
+			}
+			_, err = Run(context.Background(), stream)
+			require.NoError(t, err)
+			if c.cfg.Horizon == 0 {
+				assert.LessOrEqual(t, src.ahead, c.cfg.WarmupJobs+2)
+			}
+
+			// without records: the same summary, no per-job list
+			stream.NoRecords, src.next = true, 0
+			res2, err := Run(context.Background(), stream)
+			require.NoError(t, err)
+			assert.Nil(t, res2.Jobs)
+			assert.Equal(t, res.Summary, res2.Summary)
+		})
+	}
+}
+
+// A `trace gen` workload streamed through TraceSource replays as FromTrace's
+// slice of it does.
+func TestTraceSourceMatchesFromTrace(t *testing.T) {
+	spec := traces.DefaultSpec()
+	spec.Jobs, spec.Seed, spec.Arrival.RatePerHour = 400, 4, 600
+	gen, err := traces.NewGenerator(spec)
+	require.NoError(t, err)
+	var all []traces.Job
+	for {
+		j, err := gen.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		all = append(all, j)
+	}
+	js, err := FromTrace(all, "gen.csv", 0)
+	require.NoError(t, err)
+	pools, nodes := ownedFleet(4, 8)
+	want, wantLog, err := runBytes(t, Config{Pools: pools, Nodes: nodes, Jobs: js, Policy: "fgd", WarmupJobs: 10})
+	require.NoError(t, err)
+	gen, err = traces.NewGenerator(spec)
+	require.NoError(t, err)
+	got, gotLog, err := runBytes(t, Config{Pools: pools, Nodes: nodes, Source: TraceSource(gen.Next, "gen.csv", 0), Policy: "fgd", WarmupJobs: 10})
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(got))
+	assert.Equal(t, string(wantLog), string(gotLog))
+}
+
+// A streamed workload must come in submission order (a slice is sorted; a
+// stream cannot be), and errors of the source or of a job surface where
+// they happen, naming the job.
+func TestSourceErrors(t *testing.T) {
+	pools, nodes := ownedFleet(2, 8)
+	js := jobsOf([]tj{{0, 10, 1}, {5, 10, 1}, {20, 10, 1}, {15, 10, 1}, {30, 10, 1}})
+	boom := errors.New("disk on fire")
+	big := jobsOf([]tj{{0, 10, 1}, {5, 10, 1}, {20, 10, 9}})
+	for _, c := range []struct {
+		name string
+		src  Source
+		cfg  Config
+		want []string
+		is   error
+	}{
+		{"out of order", &listSource{jobs: js}, Config{}, []string{"test job 3: field submit: 15000000000 ns is before the job before it (20000000000 ns)"}, nil},
+		{"source error", &listSource{jobs: js[:2], err: boom}, Config{}, []string{"workload: job 2: disk on fire"}, boom},
+		{"a job that fits nowhere", &listSource{jobs: big}, Config{}, []string{"test job 2: a task of 9 GPUs"}, nil},
+		{"no jobs", &listSource{}, Config{}, []string{"workload: no jobs"}, nil},
+		{"too few for the window", &listSource{jobs: js[:2]}, Config{WarmupJobs: 1}, []string{"workload: 2 jobs leave no measurement window with 1 warm-up jobs"}, nil},
+		{"series", &listSource{jobs: js[:2]}, Config{SeriesStep: Second}, []string{"series:", "give the jobs as Config.Jobs"}, nil},
+		{"burst", &listSource{jobs: js[:2]}, Config{Burst: &Burst{}}, []string{"the burst method replays Config.Jobs"}, nil},
+		{"both", &listSource{jobs: js[:2]}, Config{Jobs: js[:1]}, []string{"not both"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			cfg.Pools, cfg.Nodes, cfg.Source = pools, nodes, c.src
+			_, err := Run(context.Background(), cfg)
+			require.Error(t, err)
+			for _, w := range c.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			if c.is != nil {
+				assert.ErrorIs(t, err, c.is)
+			}
+		})
+	}
+}
+
+// TraceSource names the record a reader's error or a bad record comes from.
+func TestTraceSourceErrors(t *testing.T) {
+	boom := errors.New("bad quote")
+	n := 0
+	next := func() (traces.Job, error) {
+		n++
+		switch n {
+		case 1:
+			return traces.Job{ID: "a", Submit: 1, Duration: 5, Tasks: []traces.Task{{Count: 1, GPUs: 1, GPUMilli: 1000}}}, nil
+		case 2:
+			return traces.Job{}, boom
+		}
+		return traces.Job{}, io.EOF
+	}
+	src := TraceSource(next, "jobs.csv", 0)
+	j, err := src.Next()
+	require.NoError(t, err)
+	assert.Equal(t, "jobs.csv: record 1 (job a)", j.Source)
+	_, err = src.Next()
+	require.ErrorIs(t, err, boom)
+	assert.EqualError(t, err, "jobs.csv: record 2: bad quote")
+	_, err = src.Next()
+	require.ErrorIs(t, err, boom, "the error stays")
+
+	n = 0
+	next2 := func() (traces.Job, error) {
+		n++
+		if n == 1 {
+			return traces.Job{ID: "x", Submit: 1, Duration: -1, Tasks: []traces.Task{{Count: 1, GPUs: 1, GPUMilli: 1000}}}, nil
+		}
+		return traces.Job{}, io.EOF
+	}
+	_, err = TraceSource(next2, "jobs.csv", 0).Next()
+	assert.ErrorContains(t, err, "jobs.csv: record 1 (job x): field duration")
+	n = 0
+	j, err = TraceSource(next2, "jobs.csv", 30*Second).Next()
+	if assert.NoError(t, err) {
+		assert.Equal(t, 30*Second, j.Duration)
+	}
+	// several task groups of one record come out one after another
+	n = 0
+	next3 := func() (traces.Job, error) {
+		n++
+		if n <= 2 {
+			return traces.Job{ID: fmt.Sprint("g", n), Submit: int64(n), Duration: 5, Tasks: []traces.Task{
+				{Name: "ps", Count: 1, CPUMilli: 1000}, {Name: "w", Count: 2, GPUs: 1, GPUMilli: 1000}}}, nil
+		}
+		return traces.Job{}, io.EOF
+	}
+	src = TraceSource(next3, "t", 0)
+	var ids []string
+	for {
+		j, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		ids = append(ids, j.Job.ID)
+	}
+	assert.Equal(t, []string{"g1/ps", "g1/w", "g2/ps", "g2/w"}, ids)
+}
