@@ -105,7 +105,12 @@ type Job struct {
 	// its replicas that long from its first start.
 	Duration int64
 	// Source says where the job came from ("jobs.csv: job 17"), for errors.
-	Source string
+	// TraceSource leaves it empty and notes the trace, the record and its
+	// id instead, which the engine spells out only for an error.
+	Source  string
+	trace   string
+	traceID string
+	record  int
 	// Origin, when positive and before Submit, is when the job was really
 	// submitted: a job live in a snapshot arrives at the run's start, and
 	// its record counts wait and JCT from here.

@@ -351,9 +351,12 @@ func (e *engine) check(k int, src *Job) (float64, error) {
 			return 0, fmt.Errorf("%s: the burst method replays jobs of one task of whole GPUs (count 1, gpus ≥ 1); this one has count %d, gpus %d, gpu_milli %d", where, src.Job.Count, t.GPUs, t.GPUMilli)
 		}
 	}
-	job := e.makeJob(src, e.baseID(k), src.Submit, nil)
+	// checked under a stand-in id and tenant (only an error spells out the
+	// real ones: an id per job costs an allocation)
+	job := e.makeJob(src, "x", src.Submit, nil, false)
 	if err := job.Validate(); err != nil {
-		return 0, fmt.Errorf("%s: %w", where, err)
+		job = e.makeJob(src, e.baseID(k), src.Submit, nil, true)
+		return 0, fmt.Errorf("%s: %w", where, job.Validate())
 	}
 	ok, err := e.fits.fits(&job.Task)
 	if err != nil {
@@ -373,7 +376,7 @@ func (e *engine) coreJob(k int, at int64) scheduler.Job {
 	if c, ok := e.cons[k]; ok {
 		cons = c
 	}
-	return e.makeJob(&j.src, j.id, at, cons)
+	return e.makeJob(&j.src, j.id, at, cons, true)
 }
 
 // makeJob is a job of the workload as the state machine gets it: its id is
@@ -381,7 +384,7 @@ func (e *engine) coreJob(k int, at int64) scheduler.Job {
 // submission order), cons (when not nil) its constraints. Under the burst
 // method every job is alike but for its GPUs: one tenant, no priority, no
 // CPU, memory, model or label demand.
-func (e *engine) makeJob(src *Job, id string, at int64, cons []scheduler.Constraint) scheduler.Job {
+func (e *engine) makeJob(src *Job, id string, at int64, cons []scheduler.Constraint, tenant bool) scheduler.Job {
 	j := src.Job
 	j.ID = id
 	j.Walltime = (src.Duration + Second - 1) / Second
@@ -392,7 +395,7 @@ func (e *engine) makeJob(src *Job, id string, at int64, cons []scheduler.Constra
 		j = scheduler.Job{ID: j.ID, Kind: scheduler.Training, Count: 1, Walltime: j.Walltime,
 			Task: scheduler.Task{GPUs: src.Job.Task.GPUs, GPUMilli: 1000}}
 	}
-	if e.cfg.Queue == QueueFIFOSkip {
+	if e.cfg.Queue == QueueFIFOSkip && tenant {
 		// A tenant per job, so that a blocked job blocks only itself; the
 		// core takes tenants of equal share by name, so the name orders as
 		// the queue does: submission second (sign-flipped so that it sorts
@@ -404,11 +407,11 @@ func (e *engine) makeJob(src *Job, id string, at int64, cons []scheduler.Constra
 
 // baseID is job k's first machine id: its number, zero-padded.
 func (e *engine) baseID(k int) string {
-	s := strconv.Itoa(k)
-	if pad := e.width - len(s); pad > 0 {
-		s = zeros[:pad] + s // one string, not one a digit
-	}
-	return s
+	var b [40]byte
+	d := strconv.AppendInt(b[20:20], int64(k), 10)
+	n := max(e.width, len(d))
+	copy(b[20-(n-len(d)):20], zeros) // one string, not one a digit
+	return string(b[20-(n-len(d)) : 20+len(d)])
 }
 
 // renumber gives live job k its machine id after a resubmission.
@@ -588,7 +591,7 @@ func (e *engine) arrive(k int, src *Job, t int64) error {
 	j.rec.GPUs = j.gpus
 	j.work = src.Duration
 	if _, err := e.m.Apply(state.Submit{Job: job, At: seconds(t)}); err != nil {
-		return fmt.Errorf("replay: submit %s: %w", j.src.Source, err)
+		return fmt.Errorf("replay: submit %s: %w", where(&j.src, k), err)
 	}
 	e.setStatus(k, stQueued)
 	j.rec.State = "queued"

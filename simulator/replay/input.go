@@ -30,7 +30,7 @@ func FromTrace(src []traces.Job, name string, defaultDuration int64) ([]Job, err
 	out := make([]Job, 0, len(src))
 	for i := range src {
 		var err error
-		if out, err = appendTraceJob(out, &src[i], i+1, name, defaultDuration); err != nil {
+		if out, err = appendTraceJob(out, &src[i], i+1, name, defaultDuration, false); err != nil {
 			return nil, err
 		}
 	}
@@ -39,34 +39,45 @@ func FromTrace(src []traces.Job, name string, defaultDuration int64) ([]Job, err
 
 // appendTraceJob converts trace job tj, record number rec of the trace,
 // and appends its jobs to out.
-func appendTraceJob(out []Job, tj *traces.Job, rec int, name string, defaultDuration int64) ([]Job, error) {
-	where := name + ": record " + strconv.Itoa(rec) + " (job " + tj.ID + ")"
+// With lazy set, the jobs leave their Source to be spelled out on an error
+// from their record number.
+func appendTraceJob(out []Job, tj *traces.Job, rec int, name string, defaultDuration int64, lazy bool) ([]Job, error) {
+	where := func() string { return traceWhere(name, rec, tj.ID) }
 	d := tj.Duration
 	var dur int64
 	switch {
 	case d >= 0:
 		v, err := FromSeconds(d)
 		if err != nil {
-			return nil, fmt.Errorf("%s: field duration: %w", where, err)
+			return nil, fmt.Errorf("%s: field duration: %w", where(), err)
 		}
 		dur = v
 	case defaultDuration > 0:
 		dur = defaultDuration
 	default:
-		return nil, fmt.Errorf("%s: field duration: the trace gives none; pass a default duration to replay it", where)
+		return nil, fmt.Errorf("%s: field duration: the trace gives none; pass a default duration to replay it", where())
 	}
 	sub, err := FromSeconds(max(tj.Submit, 0))
 	if err != nil {
-		return nil, fmt.Errorf("%s: field submit: %w", where, err)
+		return nil, fmt.Errorf("%s: field submit: %w", where(), err)
 	}
 	jobs, err := workload.Job(tj)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", where(), err)
 	}
 	for _, j := range jobs {
-		out = append(out, Job{Job: j, Submit: sub, Duration: dur, Source: where})
+		if lazy {
+			out = append(out, Job{Job: j, Submit: sub, Duration: dur, trace: name, traceID: tj.ID, record: rec})
+		} else {
+			out = append(out, Job{Job: j, Submit: sub, Duration: dur, Source: where()})
+		}
 	}
 	return out, nil
+}
+
+// traceWhere names record rec of trace name, job id, for errors.
+func traceWhere(name string, rec int, id string) string {
+	return name + ": record " + strconv.Itoa(rec) + " (job " + id + ")"
 }
 
 // TraceSource streams the jobs of a trace read one at a time (a reader's
@@ -103,7 +114,7 @@ func (s *traceSource) Next() (Job, error) {
 			s.err = fmt.Errorf("%s: record %d: %w", s.name, s.rec, err)
 			continue
 		}
-		if s.buf, err = appendTraceJob(s.buf, &tj, s.rec, s.name, s.def); err != nil {
+		if s.buf, err = appendTraceJob(s.buf, &tj, s.rec, s.name, s.def, true); err != nil {
 			s.buf, s.err = s.buf[:0], err
 		}
 	}

@@ -244,6 +244,9 @@ func where(src *Job, k int) string {
 	if src.Source != "" {
 		return src.Source
 	}
+	if src.trace != "" {
+		return traceWhere(src.trace, src.record, src.traceID)
+	}
 	if src.Job.ID != "" {
 		return "job " + src.Job.ID
 	}

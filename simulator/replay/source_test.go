@@ -173,6 +173,17 @@ func TestSourceErrors(t *testing.T) {
 		{"out of order", &listSource{jobs: js}, Config{}, []string{"test job 3: field submit: 15000000000 ns is before the job before it (20000000000 ns)"}, nil},
 		{"source error", &listSource{jobs: js[:2], err: boom}, Config{}, []string{"workload: job 2: disk on fire"}, boom},
 		{"a job that fits nowhere", &listSource{jobs: big}, Config{}, []string{"test job 2: a task of 9 GPUs"}, nil},
+		{"a trace record that fits nowhere", TraceSource(func() func() (traces.Job, error) {
+			n := 0
+			return func() (traces.Job, error) {
+				n++
+				if n > 3 {
+					return traces.Job{}, io.EOF
+				}
+				return traces.Job{ID: fmt.Sprint("t/", n), Submit: int64(n), Duration: 5, Tasks: []traces.Task{
+					{Name: "ps", Count: 1, CPUMilli: 1000}, {Name: "w", Count: 1, GPUs: 3 * n, GPUMilli: 1000}}}, nil
+			}
+		}(), "t.csv", 0), Config{}, []string{"t.csv: record 3 (job t/3): a task of 9 GPUs"}, nil},
 		{"no jobs", &listSource{}, Config{}, []string{"workload: no jobs"}, nil},
 		{"too few for the window", &listSource{jobs: js[:2]}, Config{WarmupJobs: 1}, []string{"workload: 2 jobs leave no measurement window with 1 warm-up jobs"}, nil},
 		{"series", &listSource{jobs: js[:2]}, Config{SeriesStep: Second}, []string{"series:", "give the jobs as Config.Jobs"}, nil},
@@ -211,7 +222,7 @@ func TestTraceSourceErrors(t *testing.T) {
 	src := TraceSource(next, "jobs.csv", 0)
 	j, err := src.Next()
 	require.NoError(t, err)
-	assert.Equal(t, "jobs.csv: record 1 (job a)", j.Source)
+	assert.Equal(t, "jobs.csv: record 1 (job a)", where(&j, 0), "spelled out on an error only")
 	_, err = src.Next()
 	require.ErrorIs(t, err, boom)
 	assert.EqualError(t, err, "jobs.csv: record 2: bad quote")
@@ -254,4 +265,18 @@ func TestTraceSourceErrors(t *testing.T) {
 		ids = append(ids, j.Job.ID)
 	}
 	assert.Equal(t, []string{"g1/ps", "g1/w", "g2/ps", "g2/w"}, ids)
+}
+
+// A job the core refuses is checked under a stand-in id, and the error
+// then names it by its own id, as the state machine would know it.
+func TestBadJobNamedByItsID(t *testing.T) {
+	pools, nodes := ownedFleet(2, 8)
+	js := jobsOf([]tj{{0, 10, 1}, {5, 10, 2}})
+	js[1].Job.Task.GPUMilli = 500
+	for _, q := range []Queue{QueueFIFO, QueueFIFOSkip} {
+		_, err := Run(context.Background(), Config{Pools: pools, Nodes: nodes, Jobs: js, Queue: q})
+		assert.EqualError(t, err, "test job 1: job 1: field task.gpu_milli: a task of 2 GPUs takes whole GPUs (1000), got 500")
+		_, err = Run(context.Background(), Config{Pools: pools, Nodes: nodes, Source: &listSource{jobs: js}, Queue: q})
+		assert.EqualError(t, err, "test job 1: job 000000000001: field task.gpu_milli: a task of 2 GPUs takes whole GPUs (1000), got 500")
+	}
 }

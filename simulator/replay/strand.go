@@ -31,7 +31,7 @@ func newStranding(e *engine) *stranding {
 	var order []key
 	for _, i := range e.order {
 		src := &e.cfg.Jobs[i]
-		j := e.makeJob(src, "", src.Submit, nil)
+		j := e.makeJob(src, "", src.Submit, nil, false)
 		t := &j.Task
 		kk := key{cpu: t.CPUMilli}
 		if t.GPUs > 0 {
