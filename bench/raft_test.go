@@ -91,18 +91,20 @@ const (
 // replicated log: 3 servers on loopback with durable raft-wal stores; each
 // op is one task placed (a tenth of a GPU), committed by a quorum and
 // applied by the leader's state machine, which checks it against the
-// committed state. "batched" puts a pass's worth of placements (1,000) in
-// one plan, one log entry; "unbatched" one placement per entry, 64 entries
-// in flight. Between rounds that fill the fleet, the timer stops while the
+// committed state. "batched" is the shape the daemon's leader commits in:
+// plans of server.DefaultPlanEntry placements (1,000), one log entry each,
+// one entry in flight; "unbatched" one placement per entry, 64 entries in
+// flight. Between rounds that fill the fleet, the timer stops while the
 // jobs are submitted, then finished and pruned. Beside decisions/s and the
 // commit latency it reports the process's CPU time per decision (the three
 // servers together), which the machine's load moves far less than the
 // wall clock. -raft.shapes adds runs of other entry sizes and depths.
 func BenchmarkRaftCommit(b *testing.B) {
-	for _, per := range []int{1000, 1} {
-		// A leader has a pass or two in flight, not 64: a plan is made
-		// on the state the previous one left.
-		name, inFlight := "batched", 4
+	for _, per := range []int{server.DefaultPlanEntry, 1} {
+		// The daemon's leader commits a pass's plan one entry at a time,
+		// each of at most DefaultPlanEntry placements: a plan is made on
+		// the state the previous one left.
+		name, inFlight := "batched", 1
 		if per == 1 {
 			name, inFlight = "unbatched", raftInFlight
 		}

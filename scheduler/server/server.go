@@ -61,6 +61,10 @@ type Config struct {
 	// Coalesce is how long the leader waits after a change before a
 	// scheduling pass, so that a burst of submits is placed in one plan.
 	Coalesce time.Duration
+	// PlanEntry is the most task placements the leader puts in one log
+	// entry; a pass that places more commits its plan as several entries,
+	// one after the other (leader.go). 0 takes DefaultPlanEntry.
+	PlanEntry int
 	// NoScheduling stops the leader's scheduling passes: plans come only
 	// from Apply (benchmarks of the log, tests that drive plans).
 	NoScheduling bool
@@ -384,8 +388,9 @@ func notLeader(err error) error {
 
 // Stats counts this server's scheduling work while it led.
 type Stats struct {
-	// Passes are the scheduling passes run; Plans the plans committed;
-	// Refused the plans the state machine refused (made on a state that
+	// Passes are the scheduling passes run; Plans the plan entries
+	// committed (a pass's plan takes one entry per PlanEntry placements);
+	// Refused the entries the state machine refused (made on a state that
 	// had moved on).
 	Passes, Plans, Refused uint64
 }
