@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"math"
+	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,6 +24,7 @@ var (
 	replayJobs      = flag.Int("replay.jobs", 10_000, "jobs replayed by BenchmarkReplay1MJobs (1000000 for the full size)")
 	replayNaiveJobs = flag.Int("replay.naive-jobs", 2_000, "jobs replayed by the naive once-a-second baseline (over its first simulated hour)")
 	replayLoad      = flag.Float64("replay.load", 0.8, "offered GPU load of the replay workload, as a share of the fleet's GPUs")
+	replayHeap      = flag.String("replay.heapprofile", "", "BenchmarkReplay1MJobs: write the live heap (after a collection) to PREFIX-NAME.pprof once 90% of the jobs have arrived")
 )
 
 // replaySpec is n jobs of `trace gen`'s default spec (diurnal arrivals,
@@ -52,6 +55,27 @@ func replaySource(tb testing.TB, spec traces.Spec) replay.Source {
 		tb.Fatal(err)
 	}
 	return replay.TraceSource(gen.Next, "trace gen", 0)
+}
+
+// heapAt returns a progress callback that writes the live heap to file
+// once n jobs have arrived (the collection it forces is timed with the run).
+func heapAt(tb testing.TB, file string, n int) func(arrived, total int) {
+	done := false
+	return func(arrived, _ int) {
+		if done || arrived < n {
+			return
+		}
+		done = true
+		f, err := os.Create(file)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
 
 // cpuTime is the CPU time the process has used, user and system, in seconds.
@@ -132,6 +156,9 @@ func BenchmarkReplay1MJobs(b *testing.B) {
 			cfg := replay.Config{Pools: pools, Nodes: nodes, Policy: c.policy, Seed: 1, PassEvery: c.every, NoRecords: true}
 			if c.hour {
 				cfg.Horizon = first.Submit + replay.Hour
+			}
+			if *replayHeap != "" {
+				cfg.Progress = heapAt(b, *replayHeap+"-"+c.name+".pprof", c.n*9/10)
 			}
 			runtime.GC()
 			stop := peakHeap()

@@ -31,10 +31,10 @@ func (e *engine) priceEvent(i int, t int64) {
 		if sl < 0 {
 			continue
 		}
-		j := &e.live[sl]
+		j := e.live.at(int(sl))
 		r := &j.rec
 		switch {
-		case j.status == stRunning && slices.ContainsFunc(j.shares, func(p PoolGPUs) bool { return p.Pool == pe.Pool }):
+		case j.status == stRunning && slices.ContainsFunc(j.shares, func(p poolShare) bool { return p.pool == int32(e.poolIdx[pe.Pool]) }):
 			r.Cost += e.runCost(j, t) // at the prices until now
 			j.costFrom = t
 		case j.status == stCloud && cloud:
@@ -48,6 +48,7 @@ func (e *engine) priceEvent(i int, t int64) {
 		}
 	}
 	e.price[pe.Pool] = now
+	e.prices[e.poolIdx[pe.Pool]] = now
 	if cloud {
 		e.cloud = now
 	}
@@ -123,8 +124,8 @@ func (e *engine) closeRun(k int, t int64) {
 	r.Cost += e.runCost(j, t)
 	j.costFrom = t
 	for _, p := range j.shares {
-		e.alloc[e.poolIdx[p.Pool]] -= p.GPUs
-		e.poolGPUH[e.poolIdx[p.Pool]] += p.GPUs * hours(d)
+		e.alloc[p.pool] -= p.gpus
+		e.poolGPUH[p.pool] += p.gpus * hours(d)
 	}
 	if e.cfg.RecordRuns {
 		r.Runs[len(r.Runs)-1].End = t
@@ -140,8 +141,8 @@ func (e *engine) closeRun(k int, t int64) {
 func (e *engine) runCost(j *jobState, t int64) float64 {
 	c := 0.0
 	for _, p := range j.shares {
-		x := e.price[p.Pool] * p.GPUs * hours(t-j.costFrom)
-		e.poolCost[e.poolIdx[p.Pool]] += x
+		x := e.prices[p.pool] * p.gpus * hours(t-j.costFrom)
+		e.poolCost[p.pool] += x
 		c += x
 	}
 	return c
@@ -158,16 +159,31 @@ func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement) {
 		pool := e.poolOf[tp.Node]
 		m := int64(len(tp.GPUs)) * int64(tp.GPUMilli)
 		total += m
-		i := slices.IndexFunc(j.shares, func(p PoolGPUs) bool { return p.Pool == pool })
+		i := slices.IndexFunc(j.shares, func(p poolShare) bool { return p.pool == pool })
 		if i < 0 {
-			j.shares = append(j.shares, PoolGPUs{Pool: pool})
+			j.shares = append(j.shares, poolShare{pool: pool})
 			i = len(j.shares) - 1
 		}
-		j.shares[i].GPUs += float64(m)
+		j.shares[i].gpus += float64(m)
 	}
 	for i := range j.shares {
 		if total > 0 {
-			j.shares[i].GPUs *= j.gpus / float64(total)
+			j.shares[i].gpus *= j.gpus / float64(total)
 		}
 	}
+}
+
+// poolShare is how many GPUs a run holds in one pool (fleet order).
+type poolShare struct {
+	pool int32
+	gpus float64
+}
+
+// poolGPUs names the pools of a run's shares.
+func (e *engine) poolGPUs(shares []poolShare) []PoolGPUs {
+	out := make([]PoolGPUs, len(shares))
+	for i, p := range shares {
+		out[i] = PoolGPUs{Pool: e.cfg.Pools[p.pool].Name, GPUs: p.gpus}
+	}
+	return out
 }

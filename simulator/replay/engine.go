@@ -34,10 +34,10 @@ type engine struct {
 	pol        *scheduler.Policy
 	rng        *rand.Rand
 	q          queue
-	live       []jobState // the live jobs' books (jobs.go), reused
-	free       []int32    // books of live free for reuse
-	slot       []int32    // job number → its book in live, -1 when not live
-	figs       []figs     // job number → its figures, every job pulled
+	live       chunked[jobState] // the live jobs' books (jobs.go), reused
+	free       []int32           // books of live free for reuse
+	slot       []int32           // job number → its book in live, -1 when not live
+	figs       chunked[figs]     // job number → its figures, every job pulled
 	recs       []JobRecord
 	keep       bool // recs are kept (not Config.NoRecords)
 	tenants    []string
@@ -48,7 +48,8 @@ type engine struct {
 	fits       *fitCache
 	width      int // digits of the machine ids
 	price      map[string]float64
-	poolOf     map[string]string // node name → pool name
+	prices     []float64        // price per GPU-hour, fleet order (price's)
+	poolOf     map[string]int32 // node name → pool, fleet order
 	kind       map[string]scheduler.PoolKind
 	normCPU    int64 // under bursting, every owned node's CPU and memory
 	normMem    int64
@@ -117,7 +118,7 @@ func newEngine(cfg *Config) (*engine, error) {
 		// measurement window, whose end a stream knows only at its end
 		return nil, errors.New("workload: the burst method replays Config.Jobs, not a Source")
 	}
-	e := &engine{cfg: cfg, m: state.New(), price: map[string]float64{}, poolOf: map[string]string{}, log: cfg.Observe,
+	e := &engine{cfg: cfg, m: state.New(), price: map[string]float64{}, poolOf: map[string]int32{}, log: cfg.Observe,
 		keep: !cfg.NoRecords, tenantIdx: map[string]int32{}}
 	e.rng = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed5eed5eed5eed))
 	if err := e.buildFleet(); err != nil {
@@ -245,6 +246,7 @@ func (e *engine) buildFleet() error {
 		e.poolIdx[p.Name] = i
 		kind[p.Name] = p.Kind
 		e.price[p.Name] = p.PricePerGPUHour
+		e.prices = append(e.prices, p.PricePerGPUHour)
 	}
 	e.kind = kind
 	if burst {
@@ -274,7 +276,7 @@ func (e *engine) buildFleet() error {
 			return fmt.Errorf("fleet: node %s: %w", n.Name, err)
 		}
 		id, _ := e.m.Cluster().NodeByName(n.Name)
-		e.poolOf[n.Name] = e.m.Cluster().PoolOf(id).Name
+		e.poolOf[n.Name] = int32(e.poolIdx[e.m.Cluster().PoolOf(id).Name])
 		owned++
 	}
 	if owned == 0 && !slices.ContainsFunc(e.cfg.NodeEvents, func(ne NodeEvent) bool { return ne.Add != nil }) {
@@ -301,7 +303,6 @@ func (e *engine) buildJobs(grown *scheduler.Cluster) error {
 	}
 	slices.SortStableFunc(e.order, func(a, b int) int { return cmp.Compare(e.cfg.Jobs[a].Submit, e.cfg.Jobs[b].Submit) })
 	e.width = len(strconv.Itoa(max(n-1, 0)))
-	e.figs = make([]figs, 0, n)
 	e.slot = make([]int32, 0, n)
 	if e.keep {
 		e.recs = make([]JobRecord, 0, n)
@@ -320,7 +321,7 @@ func (e *engine) buildJobs(grown *scheduler.Cluster) error {
 			return err
 		}
 		r := newRecord(k, src, gpus[k])
-		e.figs = append(e.figs, e.figsOf(&r))
+		e.figs.add(e.figsOf(&r))
 		e.slot = append(e.slot, -1)
 		if e.keep {
 			e.recs = append(e.recs, r)
@@ -573,7 +574,7 @@ func (e *engine) total() int {
 	if !e.feed.done {
 		return 0
 	}
-	return len(e.figs)
+	return e.figs.n
 }
 
 func (e *engine) emit(ev Event) {
@@ -677,7 +678,7 @@ func (e *engine) nodeEvent(i int, t int64) (bool, error) {
 		if _, err := e.m.Apply(state.RegisterNode{Node: *ne.Add}); err != nil {
 			return false, fmt.Errorf("replay: node event %d: add %s: %w", i, ne.Node, err)
 		}
-		e.poolOf[ne.Node] = ne.Add.Pool
+		e.poolOf[ne.Node] = int32(e.poolIdx[ne.Add.Pool])
 		id, _ := e.m.Cluster().NodeByName(ne.Node)
 		gpus := float64(e.m.Cluster().Usage(id).GPUCap) / 1000
 		e.addedGPUs += gpus
@@ -723,10 +724,10 @@ func (e *engine) stop() {
 		return
 	}
 	for k, s := range e.slot { // in job order, as the sums always went
-		if s < 0 || e.live[s].status != stRunning {
+		if s < 0 || e.live.at(int(s)).status != stRunning {
 			continue
 		}
-		j := &e.live[s]
+		j := e.live.at(int(s))
 		e.closeRun(k, e.cfg.Horizon)
 		j.runStart = e.cfg.Horizon
 		if e.cfg.RecordRuns {

@@ -18,13 +18,13 @@ type jobState struct {
 	id       string  // the state machine's id of the job, as submitted now
 	gpus     float64 // GPUs the job holds while running (all tasks)
 	status   status
-	epoch    uint32     // moves on at every requeue, so older finishes go stale
-	work     int64      // training work left (nanoseconds)
-	done     int64      // training work saved by checkpoints
-	runStart int64      // start of the current owned run
-	overhead int64      // restart time at the head of the current run
-	shares   []PoolGPUs // the GPUs of the current owned run, by pool
-	costFrom int64      // the run's cost is booked up to here
+	epoch    uint32      // moves on at every requeue, so older finishes go stale
+	work     int64       // training work left (nanoseconds)
+	done     int64       // training work saved by checkpoints
+	runStart int64       // start of the current owned run
+	overhead int64       // restart time at the head of the current run
+	shares   []poolShare // the GPUs of the current owned run, by pool
+	costFrom int64       // the run's cost is booked up to here
 	// Star-Wait's stint: its cost so far (paid if the job then runs on
 	// owned nodes) and its end.
 	stintCost float64
@@ -96,8 +96,40 @@ func (e *engine) figsOf(r *JobRecord) figs {
 	return f
 }
 
+// chunked is an append-only array kept in chunks of chunkLen: growing it
+// copies nothing past the first chunk and leaves at most a chunk unused,
+// where a slice would copy all of it and leave up to a quarter unused.
+type chunked[T any] struct {
+	c [][]T
+	n int
+}
+
+const (
+	chunkBits = 12
+	chunkLen  = 1 << chunkBits
+)
+
+func (a *chunked[T]) at(i int) *T { return &a.c[i>>chunkBits][i&(chunkLen-1)] }
+
+func (a *chunked[T]) add(v T) {
+	last := len(a.c) - 1
+	if last < 0 || len(a.c[last]) == chunkLen {
+		var c []T
+		if last >= 0 { // the first chunk grows as a slice: small runs stay small
+			c = make([]T, 0, chunkLen)
+		}
+		a.c = append(a.c, c)
+		last++
+	}
+	if c := a.c[last]; len(c) == cap(c) { // the first chunk, full: double it, up to chunkLen
+		a.c[last] = append(make([]T, 0, min(max(2*cap(c), 16), chunkLen)), c...)
+	}
+	a.c[last] = append(a.c[last], v)
+	a.n++
+}
+
 // job is the book of live job k.
-func (e *engine) job(k int) *jobState { return &e.live[e.slot[k]] }
+func (e *engine) job(k int) *jobState { return e.live.at(int(e.slot[k])) }
 
 // isLive says whether job k has arrived and not ended.
 func (e *engine) isLive(k int) bool { return k >= 0 && k < len(e.slot) && e.slot[k] >= 0 }
@@ -109,11 +141,11 @@ func (e *engine) admit(k int, src *Job) *jobState {
 		s = e.free[n-1]
 		e.free = e.free[:n-1]
 	} else {
-		s = int32(len(e.live))
-		e.live = append(e.live, jobState{})
+		s = int32(e.live.n)
+		e.live.add(jobState{})
 	}
 	e.slot[k] = s
-	j := &e.live[s]
+	j := e.live.at(int(s))
 	shares := j.shares[:0]
 	*j = jobState{src: *src, shares: shares}
 	return j
@@ -123,7 +155,7 @@ func (e *engine) admit(k int, src *Job) *jobState {
 // ended, and frees its book.
 func (e *engine) fold(k int) {
 	j := e.job(k)
-	e.figs[k] = e.figsOf(&j.rec)
+	*e.figs.at(k) = e.figsOf(&j.rec)
 	if e.recs != nil {
 		e.recs[k] = j.rec
 	}
@@ -171,7 +203,7 @@ func (e *engine) peek() (*Job, error) {
 	if err := e.fill(e.cfg.WarmupJobs + 1); err != nil {
 		return nil, err
 	}
-	if e.arrived == len(e.figs) {
+	if e.arrived == e.figs.n {
 		return nil, nil
 	}
 	return e.upcoming(e.arrived), nil
@@ -195,13 +227,13 @@ func (e *engine) took() {
 // the Source has no more; then the window's end is known.
 func (e *engine) fill(n int) error {
 	f := &e.feed
-	for !f.done && len(e.figs)-e.arrived < n {
+	for !f.done && e.figs.n-e.arrived < n {
 		j, err := f.src.Next()
 		if errors.Is(err, io.EOF) {
 			f.done = true
 			return e.closeWindow()
 		}
-		k := len(e.figs)
+		k := e.figs.n
 		if err != nil {
 			return fmt.Errorf("workload: job %d: %w", k, err)
 		}
@@ -224,7 +256,7 @@ func (e *engine) fill(n int) error {
 // closeWindow sets the measurement window once a Source has handed out
 // its last job.
 func (e *engine) closeWindow() error {
-	n, w := len(e.figs), e.cfg.WarmupJobs
+	n, w := e.figs.n, e.cfg.WarmupJobs
 	if err := checkWindow(n, w); err != nil {
 		return err
 	}
@@ -264,7 +296,7 @@ func (e *engine) pull(k int, src *Job) error {
 		return err
 	}
 	r := newRecord(k, src, gpus)
-	e.figs = append(e.figs, e.figsOf(&r))
+	e.figs.add(e.figsOf(&r))
 	e.slot = append(e.slot, -1)
 	if e.keep {
 		e.recs = append(e.recs, r)

@@ -393,14 +393,14 @@ type utilAcc struct {
 func (e *engine) result() *Result {
 	for k, sl := range e.slot { // the jobs still live at the end
 		if sl >= 0 {
-			j := &e.live[sl]
-			e.figs[k] = e.figsOf(&j.rec)
+			j := e.live.at(int(sl))
+			*e.figs.at(k) = e.figsOf(&j.rec)
 			if e.keep {
 				e.recs[k] = j.rec
 			}
 		}
 	}
-	s := Summary{Total: len(e.figs), Passes: e.passes}
+	s := Summary{Total: e.figs.n, Passes: e.passes}
 	var milli int64
 	for n := range e.m.Cluster().NumNodes() {
 		milli += e.m.Cluster().Usage(nodeIDOf(n)).GPUCap
@@ -427,8 +427,8 @@ func (e *engine) result() *Result {
 		}
 		return e.cfg.Pools[i].Name
 	}
-	for i := range e.figs {
-		r := &e.figs[i]
+	for i := range e.figs.n {
+		r := e.figs.at(i)
 		first = min(first, r.submit)
 		switch recStates[r.state] {
 		case "ended":

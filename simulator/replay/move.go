@@ -59,7 +59,7 @@ func (e *engine) moveEvent(i int, t int64) (bool, error) {
 		if sl < 0 {
 			continue
 		}
-		j := &e.live[sl]
+		j := e.live.at(int(sl))
 		if j.src.Job.Tenant != mv.Tenant || (j.status != stQueued && j.status != stRunning) {
 			continue
 		}
@@ -81,7 +81,9 @@ func (e *engine) moveEvent(i int, t int64) (bool, error) {
 		if !ok {
 			return false, fmt.Errorf("replay: move: job %s runs but the state machine lost it", j.src.Job.ID)
 		}
-		if !slices.ContainsFunc(info.Tasks, func(tp scheduler.TaskPlacement) bool { return !slices.Contains(mv.Pools, e.poolOf[tp.Node]) }) {
+		if !slices.ContainsFunc(info.Tasks, func(tp scheduler.TaskPlacement) bool {
+			return !slices.Contains(mv.Pools, e.cfg.Pools[e.poolOf[tp.Node]].Name)
+		}) {
 			continue
 		}
 		res, err := e.m.Apply(state.Preempt{Job: info.Job.ID, For: "move", At: seconds(t)})

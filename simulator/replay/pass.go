@@ -2,7 +2,6 @@ package replay
 
 import (
 	"fmt"
-	"slices"
 
 	"petite/scheduler"
 	"petite/scheduler/state"
@@ -63,20 +62,20 @@ func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 	j.runStart, j.costFrom = t, t
 	e.share(j, tasks)
 	for _, p := range j.shares {
-		e.alloc[e.poolIdx[p.Pool]] += p.GPUs
+		e.alloc[p.pool] += p.gpus
 	}
 	if e.cfg.RecordRuns {
-		r.Runs = append(r.Runs, Segment{Start: t, End: -1, Pools: slices.Clone(j.shares)})
+		r.Runs = append(r.Runs, Segment{Start: t, End: -1, Pools: e.poolGPUs(j.shares)})
 	}
 	if r.Start < 0 {
 		r.Start, r.Where = t, "onprem"
 		best := 0
 		for i, p := range j.shares {
-			if p.GPUs > j.shares[best].GPUs {
+			if p.gpus > j.shares[best].gpus {
 				best = i
 			}
 		}
-		r.Pool = j.shares[best].Pool
+		r.Pool = e.cfg.Pools[j.shares[best].pool].Name
 		if j.returned { // Star-Wait: the stint in the cloud is paid for
 			r.Cost += j.stintCost
 			r.CloudCost += j.stintCost

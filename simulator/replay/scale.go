@@ -252,7 +252,7 @@ func (s *scaler) event(e *engine, it item, t int64) (bool, error) {
 				return false, fmt.Errorf("replay: scale %s: %w", n.name, err)
 			}
 			n.made = true
-			e.poolOf[n.name] = node.Pool
+			e.poolOf[n.name] = int32(e.poolIdx[node.Pool])
 			id, _ := e.m.Cluster().NodeByName(n.name)
 			gpus := float64(e.m.Cluster().Usage(id).GPUCap) / 1000
 			e.addedGPUs += gpus
@@ -428,7 +428,7 @@ func (s *scaler) stale(e *engine, it item) bool {
 	}
 	n := &s.nodes[it.job]
 	if it.scale == scReclaim {
-		return it.epoch != n.life || (e.feed.done && e.ended == len(e.figs))
+		return it.epoch != n.life || (e.feed.done && e.ended == e.figs.n)
 	}
 	return it.epoch != n.epoch
 }

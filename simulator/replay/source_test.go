@@ -280,3 +280,24 @@ func TestBadJobNamedByItsID(t *testing.T) {
 		assert.EqualError(t, err, "test job 1: job 000000000001: field task.gpu_milli: a task of 2 GPUs takes whole GPUs (1000), got 500")
 	}
 }
+
+// chunked keeps what was added at its index across chunk boundaries, and
+// grows its first chunk as a slice.
+func TestChunked(t *testing.T) {
+	for _, n := range []int{0, 1, chunkLen - 1, chunkLen, chunkLen + 1, 3*chunkLen + 7} {
+		var a chunked[int64]
+		for i := range n {
+			a.add(int64(i) * 3)
+		}
+		require.Equal(t, n, a.n)
+		for i := range n {
+			require.Equal(t, int64(i)*3, *a.at(i), "n %d, i %d", n, i)
+		}
+		if n > 0 {
+			assert.LessOrEqual(t, cap(a.c[0]), max(16, 2*min(n, chunkLen)), "a small array stays small")
+		}
+		for _, c := range a.c {
+			assert.LessOrEqual(t, cap(c), chunkLen)
+		}
+	}
+}
