@@ -61,8 +61,12 @@ type Plan struct {
 func (p *Plan) Empty() bool { return len(p.Evict) == 0 && len(p.Place) == 0 }
 
 // Placement converts an assignment into its durable form.
-func (c *Cluster) Placement(task int, a Assign) TaskPlacement {
-	tp := TaskPlacement{Task: task, Node: c.specs[a.Node].Name, CPUMilli: a.CPUMilli, MemoryMiB: a.MemMiB}
+func (c *Cluster) Placement(task int, a Assign) TaskPlacement { return c.placementIn(task, a, nil) }
+
+// placementIn is Placement with the device list appended to gpus (empty,
+// with room for the devices: no allocation).
+func (c *Cluster) placementIn(task int, a Assign, gpus []int) TaskPlacement {
+	tp := TaskPlacement{Task: task, Node: c.specs[a.Node].Name, CPUMilli: a.CPUMilli, MemoryMiB: a.MemMiB, GPUs: gpus}
 	for m := a.Mask; m != 0; m &= m - 1 {
 		tp.GPUs = append(tp.GPUs, trailingZeros(m))
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -190,6 +191,37 @@ type pass struct {
 	// the pass changed, given back as they were when it ends.
 	st      *Standing
 	touched []*liveJob
+	// tps and devs are the slabs the plan's task placements and their
+	// device lists are carved from (see placements): the plan's own
+	// memory, new for each pass, grown as the pass places more.
+	tps  []TaskPlacement
+	devs []int
+}
+
+// placements returns n zero task placements for the plan, from the pass's
+// slab; their capacity is clipped so that an append to one never runs into
+// the next.
+func (s *pass) placements(n int) []TaskPlacement {
+	if len(s.tps) < n {
+		s.tps = make([]TaskPlacement, max(n, 4, 2*len(s.plan.Place)))
+	}
+	out := s.tps[:n:n]
+	s.tps = s.tps[n:]
+	return out
+}
+
+// devices returns room for n device indices from the pass's slab (nil for
+// none), clipped as placements are.
+func (s *pass) devices(n int) []int {
+	if n == 0 {
+		return nil
+	}
+	if len(s.devs) < n {
+		s.devs = make([]int, max(n, 8, 2*len(s.plan.Place)))
+	}
+	out := s.devs[:0:n]
+	s.devs = s.devs[n:]
+	return out
 }
 
 // Schedule runs one scheduling pass and returns its plan: the evictions,
@@ -742,12 +774,12 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 	}
 	*lj = liveJob{job: j, tenant: ti, started: s.in.Now, end: endOf(s.in.Now, j.Walltime),
 		assigns: append(lj.assigns[:0], as...), alive: lj.alive[:0], tasks: lj.tasks[:0], nAlive: n}
-	jp := JobPlacement{Job: j.ID, Tasks: make([]TaskPlacement, len(as))}
+	jp := JobPlacement{Job: j.ID, Tasks: s.placements(len(as))}
 	t := &s.l.tenants[ti]
 	for k := range as {
 		lj.tasks, lj.alive = append(lj.tasks, k), append(lj.alive, true)
 		t.used.add(amountOf(&as[k]))
-		jp.Tasks[k] = s.c.Placement(k, as[k])
+		jp.Tasks[k] = s.c.placementIn(k, as[k], s.devices(bits.OnesCount64(as[k].Mask)))
 	}
 	s.live = append(s.live, lj)
 	s.plan.Place = append(s.plan.Place, jp)
