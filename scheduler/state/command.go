@@ -58,6 +58,9 @@ type Submit struct {
 type Cancel struct {
 	Job string `json:"job"`
 	At  int64  `json:"at"`
+	// Hint is Machine.Hint of the job, or 0: it only speeds the look-up
+	// up, is checked against Job, and is never encoded.
+	Hint int32 `json:"-"`
 }
 
 // ApplyPlan applies the evictions and then the placements of a scheduling
@@ -89,6 +92,8 @@ type Finish struct {
 	Tasks  []int  `json:"tasks,omitempty"`
 	Failed bool   `json:"failed,omitempty"`
 	At     int64  `json:"at"`
+	// Hint is as Cancel's: never encoded.
+	Hint int32 `json:"-"`
 }
 
 // Preempt evicts a running job outside a plan: a training gang whole
@@ -100,6 +105,8 @@ type Preempt struct {
 	Tasks []int  `json:"tasks,omitempty"`
 	For   string `json:"for,omitempty"`
 	At    int64  `json:"at"`
+	// Hint is as Cancel's: never encoded.
+	Hint int32 `json:"-"`
 }
 
 // Prune forgets the jobs that ended before a time, so that the job table

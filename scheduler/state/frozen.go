@@ -49,6 +49,12 @@ type Frozen struct {
 	stale   bool
 	tenants []scheduler.Tenant
 	spare   []*frozenJob
+	// lean marks the machine's own planner (Machine.Plan): it keeps only
+	// what its passes read, the set-up, and not the lists that Pending and
+	// Running hand out (pending, runs, the copies of the live tasks), nor
+	// the jobs map: it finds its copies through the records' pz, which no
+	// other Frozen writes (a machine has one planner).
+	lean bool
 }
 
 // frozenJob is a Frozen's copy of one queued or running job.
@@ -91,7 +97,10 @@ func (m *Machine) Refreeze(f *Frozen) {
 	c := f.rep.Cluster()
 	if f.src != m || f.jpos < m.jlogBase {
 		// Another machine, or a log trimmed past f: copy every job.
-		f.src, f.st, f.jobs = m, scheduler.NewStanding(), map[*record]*frozenJob{}
+		f.src, f.st, f.jobs = m, scheduler.NewStanding(), nil
+		if !f.lean {
+			f.jobs = map[*record]*frozenJob{}
+		}
 		f.gen++
 		clear(f.runs)
 		f.pending, f.runs, f.stale = f.pending[:0], f.runs[:0], true
@@ -133,6 +142,12 @@ func (m *Machine) Refreeze(f *Frozen) {
 
 // copyOf finds f's copy of a record, nil when it has none.
 func (f *Frozen) copyOf(r *record) *frozenJob {
+	if f.lean {
+		if fj := r.pz; fj != nil && fj.owner == f && fj.gen == f.gen && fj.rec == r {
+			return fj
+		}
+		return nil
+	}
 	if fj := r.fz; fj != nil && fj.owner == f && fj.gen == f.gen && fj.rec == r {
 		return fj
 	}
@@ -148,16 +163,16 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 	case fj != nil && fj.status == Running && r.status == Running:
 		// Its live tasks changed: copy them in place.
 		fj.ver = r.ver
-		fj.copyRun(r)
-		f.stale = true
-		f.st.RunAssigned(c, &fj.run, r.as)
+		f.run(c, fj, r)
 		return
 	case fj != nil:
 		f.drop(fj)
 	}
 	if r.status != Pending && r.status != Running {
 		if fj != nil {
-			delete(f.jobs, r)
+			if !f.lean {
+				delete(f.jobs, r)
+			}
 			*fj = frozenJob{run: scheduler.RunningJob{Tasks: fj.run.Tasks[:0]}, devs: fj.devs[:0]}
 			f.spare = append(f.spare, fj)
 		}
@@ -171,25 +186,52 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 			fj = &frozenJob{}
 		}
 		fj.rec, fj.owner, fj.gen = r, f, f.gen
-		f.jobs[r] = fj
-		r.fz = fj
+		if f.lean {
+			r.pz = fj
+		} else {
+			f.jobs[r] = fj
+			r.fz = fj
+		}
 	}
 	fj.ver, fj.seq, fj.status = r.ver, r.seq, r.status
 	if r.status == Pending {
-		i, _ := slices.BinarySearchFunc(f.pending, r.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) })
-		f.pending = slices.Insert(f.pending, i, fj)
+		if !f.lean {
+			i, _ := slices.BinarySearchFunc(f.pending, r.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) })
+			f.pending = slices.Insert(f.pending, i, fj)
+		}
 		f.st.Queue(c, &r.job)
 		return
 	}
+	if !f.lean {
+		fj.slot = len(f.runs)
+		f.runs = append(f.runs, fj)
+	}
+	f.run(c, fj, r)
+}
+
+// run gives the set-up a running job's live tasks. A full copy keeps its
+// own copy of them too (for Running); the lean planner hands the set-up
+// the record's, which it copies into its own buffers.
+func (f *Frozen) run(c *scheduler.Cluster, fj *frozenJob, r *record) {
+	if f.lean {
+		f.st.RunAssigned(c, &r.run, r.as)
+		return
+	}
 	fj.copyRun(r)
-	fj.slot = len(f.runs)
-	f.runs = append(f.runs, fj)
 	f.stale = true
 	f.st.RunAssigned(c, &fj.run, r.as)
 }
 
 // drop takes a job's copy out of the queue or the running jobs.
 func (f *Frozen) drop(fj *frozenJob) {
+	if f.lean {
+		if fj.status == Pending {
+			f.st.Unqueue(&fj.rec.job)
+		} else {
+			f.st.Stop(fj.rec.job.ID)
+		}
+		return
+	}
 	if fj.status == Pending {
 		if i, ok := slices.BinarySearchFunc(f.pending, fj.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) }); ok {
 			f.pending = slices.Delete(f.pending, i, i+1)
@@ -233,7 +275,8 @@ func (fj *frozenJob) copyRun(r *record) {
 // keeps the copy for its next Plan, refrozen at the cost of what changed.
 func (m *Machine) Plan(in scheduler.Pass) (scheduler.Plan, error) {
 	if m.planner == nil {
-		m.planner = m.Freeze()
+		m.planner = &Frozen{lean: true}
+		m.Refreeze(m.planner)
 	} else {
 		m.Refreeze(m.planner)
 	}

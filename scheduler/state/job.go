@@ -108,6 +108,8 @@ type record struct {
 	ended    int64
 	requeues int
 	tag      int8 // the task's GPU tag, for AssignOf
+	// slot is the record's index in the machine's recs (see Result.Hint).
+	slot int32
 	// planGen is the generation of the last plan that named the job (see
 	// checkPlacements): a job named twice in one plan is refused.
 	planGen uint64
@@ -119,6 +121,8 @@ type record struct {
 	inView bool
 	// fz is a Frozen's copy of the job, a cache (see Frozen.copyOf).
 	fz *frozenJob
+	// pz is the machine's planner's copy (see Frozen.lean).
+	pz *frozenJob
 	// as holds the cluster assignments of run.Tasks, index for index, as
 	// the plan that started the job worked them out; nil (or of another
 	// length) when not kept, and they are worked out again (assignAt).

@@ -41,6 +41,17 @@ type Machine struct {
 	// applyPlan's scratch log of the changes to roll back.
 	planGen uint64
 	undo    []undo
+	ops     []placeOp // checkPlacements's scratch, and its skip marks
+	skip    []bool
+	// ended lists the ended jobs the table still holds, in no order, for
+	// Prune to visit them and not every job.
+	ended []*record
+	// recs holds each record of the table at its slot (record.slot), and
+	// free the slots of the records pruned: a command's hint (see Hint)
+	// finds its job here without hashing its id. Slots are not state: a
+	// machine restored from a snapshot numbers them afresh.
+	recs []*record
+	free []int32
 	// jlog lists the jobs whose status or live tasks changed, in order;
 	// jlogBase is the position of jlog[0] in the whole history. A Frozen
 	// reads it from where it last stopped (see Refreeze); it is trimmed as
@@ -401,6 +412,7 @@ func (m *Machine) submit(c Submit, res *Result) error {
 	r.run.Job = &r.job
 	m.nextSeq++
 	m.jobs[j.ID] = r
+	m.slot(r)
 	m.pending = append(m.pending, r) // the newest seq goes last
 	m.changed(r)
 	res.Changed = true
@@ -408,7 +420,7 @@ func (m *Machine) submit(c Submit, res *Result) error {
 }
 
 func (m *Machine) cancel(c Cancel, res *Result) error {
-	r, ok := m.jobs[c.Job]
+	r, ok := m.lookup(c.Job, c.Hint)
 	if !ok {
 		return fmt.Errorf("field job: unknown job %q", c.Job)
 	}
@@ -425,7 +437,7 @@ func (m *Machine) cancel(c Cancel, res *Result) error {
 }
 
 func (m *Machine) finish(c Finish, res *Result) error {
-	r, ok := m.jobs[c.Job]
+	r, ok := m.lookup(c.Job, c.Hint)
 	if !ok {
 		return fmt.Errorf("field job: unknown job %q", c.Job)
 	}
@@ -470,7 +482,7 @@ func (m *Machine) finish(c Finish, res *Result) error {
 }
 
 func (m *Machine) preempt(c Preempt, res *Result) error {
-	r, ok := m.jobs[c.Job]
+	r, ok := m.lookup(c.Job, c.Hint)
 	if !ok {
 		return fmt.Errorf("field job: unknown job %q", c.Job)
 	}
@@ -500,13 +512,59 @@ func (m *Machine) preempt(c Preempt, res *Result) error {
 }
 
 func (m *Machine) prune(c Prune, res *Result) error {
-	for id, r := range m.jobs {
-		if r.status.Ended() && r.ended < c.Before {
-			delete(m.jobs, id)
+	keep := m.ended[:0]
+	for _, r := range m.ended {
+		if r.ended < c.Before {
+			delete(m.jobs, r.job.ID)
+			m.recs[r.slot] = nil
+			m.free = append(m.free, r.slot)
 			res.Changed = true
+		} else {
+			keep = append(keep, r)
 		}
 	}
+	clear(m.ended[len(keep):]) // let the pruned records go
+	m.ended = keep
 	return nil
+}
+
+// slot gives a record entering the table a slot.
+func (m *Machine) slot(r *record) {
+	if n := len(m.free); n > 0 {
+		r.slot = m.free[n-1]
+		m.free = m.free[:n-1]
+		m.recs[r.slot] = r
+		return
+	}
+	r.slot = int32(len(m.recs))
+	m.recs = append(m.recs, r)
+}
+
+// Hint returns a hint for the commands that will name job id (Finish.Hint,
+// Cancel.Hint, Preempt.Hint): with it the machine finds the job without
+// looking its id up, which a driver that keeps its own table of jobs (the
+// simulator) saves on every command. 0 when the job is unknown. A hint is
+// no part of the state: valid on this machine only (a replica, or a
+// machine restored from a snapshot, may give the job another), checked
+// against the id where used, never encoded; a stale one only costs the
+// look-up.
+func (m *Machine) Hint(id string) int32 {
+	if r, ok := m.jobs[id]; ok {
+		return r.slot + 1
+	}
+	return 0
+}
+
+// lookup finds a job by id, through its hint when the hint names the
+// record of that id.
+func (m *Machine) lookup(id string, hint int32) (*record, bool) {
+	if i := int(hint) - 1; i >= 0 && i < len(m.recs) {
+		if r := m.recs[i]; r != nil && r.job.ID == id {
+			return r, true
+		}
+	}
+	r, ok := m.jobs[id]
+	return r, ok
 }
 
 // checkTasks checks a list of task indices of a job: in range, no repeats.
@@ -561,26 +619,20 @@ func (m *Machine) assignAt(r *record, i int) scheduler.Assign {
 	return a
 }
 
-// releaseTask gives a live task's resources back and forgets the task.
-func (m *Machine) releaseTask(r *record, t int) {
-	i := r.live(t)
-	if err := m.c.Release(m.assignAt(r, i)); err != nil {
-		panic(fmt.Sprintf("state: job %s task %d: %v", r.job.ID, t, err))
-	}
-	if len(r.as) == len(r.run.Tasks) {
-		r.as = slices.Delete(r.as, i, i+1)
-	} else {
-		r.as = nil
-	}
-	r.run.Tasks = slices.Delete(r.run.Tasks, i, i+1)
-	m.changed(r)
-}
-
-// releaseAll releases every live task of a running job.
+// releaseAll releases every live task of a running job, the last first,
+// and forgets them: one change to the job.
 func (m *Machine) releaseAll(r *record) {
-	for len(r.run.Tasks) > 0 {
-		m.releaseTask(r, r.run.Tasks[len(r.run.Tasks)-1].Task)
+	if len(r.run.Tasks) == 0 {
+		return
 	}
+	for i := len(r.run.Tasks) - 1; i >= 0; i-- {
+		if err := m.c.Release(m.assignAt(r, i)); err != nil {
+			panic(fmt.Sprintf("state: job %s task %d: %v", r.job.ID, r.run.Tasks[i].Task, err))
+		}
+	}
+	clear(r.run.Tasks)
+	r.run.Tasks, r.as = r.run.Tasks[:0], nil
+	m.changed(r)
 }
 
 // requeue sends a running job back to the queue, whole.
@@ -632,6 +684,7 @@ func (m *Machine) end(r *record, s JobStatus, at int64, res *Result) {
 		m.stopRunning(r)
 	}
 	r.status, r.ended, r.done = s, at, nil
+	m.ended = append(m.ended, r)
 	m.changed(r)
 	res.Changed = true
 	res.Ended = append(res.Ended, r.job.ID)

@@ -31,6 +31,10 @@ type placeOp struct {
 // updates the job table.
 func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 	ops, err := m.checkPlacements(p.Place)
+	defer func() {
+		clear(ops) // let the records go
+		m.ops = ops[:0]
+	}()
 	if err != nil {
 		return err
 	}
@@ -166,9 +170,11 @@ func (m *Machine) commit(op *placeOp, k int, s *scheduler.Shape) error {
 
 // checkPlacements checks the form of a plan's placements: known, live
 // jobs, each once; task indices in range, each once; known nodes and
-// devices; and resources that are exactly what the task asks for.
+// devices; and resources that are exactly what the task asks for. The ops
+// are the machine's scratch (m.ops), returned with an error too, for
+// applyPlan to clear.
 func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, error) {
-	ops := make([]placeOp, 0, len(place))
+	ops := slices.Grow(m.ops[:0], len(place)) // applyPlan clears it
 	// The plan's copies of the placements, their devices, assignments and
 	// skip marks come from one slab each: a plan allocates per plan, not
 	// per placement. A job that starts keeps its part of the slabs (its
@@ -182,7 +188,11 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 		}
 	}
 	taskSlab, gpuSlab := make([]scheduler.TaskPlacement, ntask), make([]int, ngpu)
-	asSlab, skipSlab := make([]scheduler.Assign, ntask), make([]bool, ntask)
+	asSlab := make([]scheduler.Assign, ntask)
+	// The skip marks are scratch, reused from plan to plan.
+	skipSlab := slices.Grow(m.skip[:0], ntask)[:ntask]
+	clear(skipSlab)
+	m.skip = skipSlab
 	// A job placed twice: each record the plan names is marked with the
 	// plan's generation.
 	m.planGen++
@@ -190,13 +200,13 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 		r, ok := m.jobs[jp.Job]
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("field place[%d].job: unknown job %q", i, jp.Job)
+			return ops, fmt.Errorf("field place[%d].job: unknown job %q", i, jp.Job)
 		case r.status.Ended():
-			return nil, fmt.Errorf("field place[%d].job: job %s has ended (%s)", i, jp.Job, r.status)
+			return ops, fmt.Errorf("field place[%d].job: job %s has ended (%s)", i, jp.Job, r.status)
 		case r.planGen == m.planGen:
-			return nil, fmt.Errorf("field place[%d].job: job %s placed twice in one plan", i, jp.Job)
+			return ops, fmt.Errorf("field place[%d].job: job %s placed twice in one plan", i, jp.Job)
 		case len(jp.Tasks) == 0:
-			return nil, fmt.Errorf("field place[%d].tasks: job %s: no tasks", i, jp.Job)
+			return ops, fmt.Errorf("field place[%d].tasks: job %s: no tasks", i, jp.Job)
 		}
 		r.planGen = m.planGen
 		n := len(jp.Tasks)
@@ -223,15 +233,15 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 				slices.Sort(tp.GPUs)
 			}
 			if k > 0 && op.tasks[k-1].Task == tp.Task {
-				return nil, fmt.Errorf("field place[%d].tasks: job %s: task %d placed twice", i, jp.Job, tp.Task)
+				return ops, fmt.Errorf("field place[%d].tasks: job %s: task %d placed twice", i, jp.Job, tp.Task)
 			}
 			id, err := m.checkTask(r, tp)
 			if err != nil {
-				return nil, fmt.Errorf("field place[%d].tasks: job %s task %d: %w", i, jp.Job, tp.Task, err)
+				return ops, fmt.Errorf("field place[%d].tasks: job %s task %d: %w", i, jp.Job, tp.Task, err)
 			}
 			a, err := m.c.AssignOn(id, tp, r.tag)
 			if err != nil {
-				return nil, fmt.Errorf("field place[%d].tasks: job %s: %w", i, jp.Job, err)
+				return ops, fmt.Errorf("field place[%d].tasks: job %s: %w", i, jp.Job, err)
 			}
 			op.as[k] = a
 		}

@@ -176,6 +176,10 @@ func (m *Machine) restoreJob(ji *JobInfo, seqs map[uint64]string) error {
 		r.run.Tasks = append(r.run.Tasks, tp)
 	}
 	m.jobs[id] = r
+	m.slot(r)
+	if r.status.Ended() {
+		m.ended = append(m.ended, r)
+	}
 	switch r.status {
 	case Pending:
 		m.pending = append(m.pending, r) // sorted once all are in

@@ -345,6 +345,9 @@ func TestRefreezeMatchesScratch(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			g := busyMachine(t, seed, 3)
 			f := g.m.Freeze()
+			// A lean copy (the machine's planner's kind) beside it.
+			lean := &Frozen{lean: true}
+			g.m.Refreeze(lean)
 			placed, resubmitted, trimmed := 0, 0, 0
 			for step := range 300 {
 				for range g.rng.IntN(6) {
@@ -371,6 +374,7 @@ func TestRefreezeMatchesScratch(t *testing.T) {
 					continue // let changes pile up between refreezes
 				}
 				g.m.Refreeze(f)
+				g.m.Refreeze(lean)
 				require.Equal(t, machineDump(g.m), frozenDump(f), "step %d", step)
 				for _, r := range g.m.jobs {
 					// The assignments a record keeps are those of its tasks.
@@ -394,6 +398,9 @@ func TestRefreezeMatchesScratch(t *testing.T) {
 				got, err := f.Schedule(pass())
 				require.NoError(t, err)
 				require.Equal(t, want, got, "step %d", step)
+				gotLean, err := lean.Schedule(pass())
+				require.NoError(t, err)
+				require.Equal(t, want, gotLean, "step %d: the lean copy", step)
 				if g.rng.IntN(2) == 0 {
 					_, err = g.m.Apply(PlanCommand(got, g.now))
 					require.NoError(t, err)

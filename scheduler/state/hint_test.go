@@ -1,0 +1,74 @@
+package state
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"petite/scheduler"
+)
+
+// TestHint checks that a command's hint only speeds its look-up up: a
+// right hint, a wrong one (another job's, a stale one after a prune, one
+// out of range) and none all act on the job the command names, and the
+// hint is never encoded.
+func TestHint(t *testing.T) {
+	m := New()
+	apply := func(c Command) Result {
+		t.Helper()
+		res, err := m.Apply(c)
+		require.NoError(t, err)
+		return res
+	}
+	apply(RegisterNode{Node: scheduler.Node{Name: "n1", CPUMilli: 64000, MemoryMiB: 1 << 20}})
+	task := scheduler.Task{CPUMilli: 1000, MemoryMiB: 1024}
+	place := func(id string) ApplyPlan {
+		return ApplyPlan{At: 2, Place: []scheduler.JobPlacement{{Job: id, Tasks: []scheduler.TaskPlacement{{Node: "n1", CPUMilli: 1000, MemoryMiB: 1024}}}}}
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		apply(Submit{Job: scheduler.Job{ID: id, Count: 1, Task: task}, At: 1})
+		apply(place(id))
+	}
+	ha, hb, hc := m.Hint("a"), m.Hint("b"), m.Hint("c")
+	require.NotZero(t, ha)
+	require.NotEqual(t, ha, hb)
+	require.Zero(t, m.Hint("nope"))
+
+	status := func(id string) JobStatus {
+		j, ok := m.Job(id)
+		require.True(t, ok, id)
+		return j.Status
+	}
+	// b's hint on a command naming a: a ends, b runs on.
+	require.Equal(t, []string{"a"}, apply(Finish{Job: "a", Hint: hb, At: 3}).Ended)
+	require.Equal(t, Running, status("b"))
+	// Its own hint, one out of range, none.
+	require.Equal(t, []string{"b"}, apply(Cancel{Job: "b", Hint: hb, At: 3}).Ended)
+	require.Equal(t, []string{"c"}, apply(Preempt{Job: "c", Hint: 1 << 30, At: 3}).Requeued)
+	_, err := m.Apply(Finish{Job: "zz", Hint: hc, At: 3})
+	require.EqualError(t, err, `finish: field job: unknown job "zz"`)
+
+	// a and b pruned: their slots go to new jobs; a's old hint now points
+	// at another record, and a new "a" is found by id all the same.
+	apply(Prune{Before: 4})
+	require.Zero(t, m.Hint("a"))
+	apply(Submit{Job: scheduler.Job{ID: "d", Count: 1, Task: task}, At: 5})
+	apply(Submit{Job: scheduler.Job{ID: "a", Count: 1, Task: task}, At: 5})
+	apply(place("a"))
+	apply(place("d"))
+	require.Equal(t, []string{"a"}, apply(Finish{Job: "a", Hint: ha, At: 6}).Ended)
+	require.Equal(t, Running, status("d"))
+	require.Equal(t, []string{"d"}, apply(Finish{Job: "d", Hint: ha, At: 6}).Ended)
+
+	// Never encoded, never decoded.
+	for _, c := range []Command{Finish{Job: "a", At: 1, Hint: 7}, Cancel{Job: "a", At: 1, Hint: 7}, Preempt{Job: "a", At: 1, Hint: 7}} {
+		b, err := Encode(c)
+		require.NoError(t, err)
+		require.NotContains(t, string(b), "7")
+		back, err := Decode(b)
+		require.NoError(t, err)
+		require.NotEqual(t, c, back)
+	}
+	_, err = Decode([]byte(`{"v":1,"type":"finish","job":"a","at":1,"Hint":3}`))
+	require.Error(t, err)
+}
