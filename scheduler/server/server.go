@@ -84,6 +84,9 @@ type Config struct {
 	// Drain sets how draining nodes are emptied and pools retired on
 	// their date (drain.go).
 	Drain Drain
+	// GC sets the process's garbage collector at start (gc.go); the zero
+	// value sets DefaultGCPercent.
+	GC GC
 }
 
 // Server is one replicated scheduler server.
@@ -124,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.GC.apply()
 	s := &Server{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := s.open(); err != nil {
 		s.closeStores()
