@@ -594,6 +594,7 @@ func (e *engine) arrive(k int, src *Job, t int64) error {
 	if _, err := e.m.Apply(state.Submit{Job: job, At: seconds(t)}); err != nil {
 		return fmt.Errorf("replay: submit %s: %w", where(&j.src, k), err)
 	}
+	j.hint = e.m.Hint(job.ID) // the finish finds it without the id's look-up
 	e.setStatus(k, stQueued)
 	j.rec.State = "queued"
 	e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.src.Job.ID})
@@ -642,10 +643,10 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	id := e.machineID(k)
 	var err error
 	if j.status == stQueued { // a service that lost every replica ends queued
-		_, err = e.m.Apply(state.Cancel{Job: id, At: seconds(t)})
+		_, err = e.m.Apply(state.Cancel{Job: id, At: seconds(t), Hint: j.hint})
 	} else {
 		e.closeRun(k, t)
-		_, err = e.m.Apply(state.Finish{Job: id, At: seconds(t)})
+		_, err = e.m.Apply(state.Finish{Job: id, At: seconds(t), Hint: j.hint})
 	}
 	if err != nil {
 		return false, fmt.Errorf("replay: finish %s: %w", j.src.Job.ID, err)

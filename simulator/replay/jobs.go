@@ -32,6 +32,7 @@ type jobState struct {
 	started   bool   // a service's lifetime runs from its first start
 	returned  bool   // back from a Star-Wait stint (its machine id changed)
 	gen       uint16 // resubmissions by a move (its machine id changed)
+	hint      int32  // the state machine's hint for the job (Machine.Hint; stale after a resubmission, which only costs a look-up)
 	stale     bool   // runs under older constraints than engine.cons: resubmitted at its next requeue
 }
 
