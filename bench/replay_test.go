@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"io"
 	"math"
 	"os"
 	"runtime"
@@ -138,6 +140,22 @@ func BenchmarkReplay1MJobs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The workload alone, generated and converted as the runs pull it: the
+	// part of their time and allocations that is not the replay's.
+	b.Run("workload", func(b *testing.B) {
+		cpu0 := cpuTime()
+		for b.Loop() {
+			src := replaySource(b, spec)
+			for {
+				if _, err := src.Next(); errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric((cpuTime()-cpu0)/float64(b.N), "cpu-s/run")
+	})
 	for _, c := range []struct {
 		name   string
 		policy string

@@ -321,7 +321,7 @@ func (e *engine) buildJobs(grown *scheduler.Cluster) error {
 			return err
 		}
 		r := newRecord(k, src, gpus[k])
-		e.figs.add(e.figsOf(&r))
+		e.figs.add(e.openFigs(&r))
 		e.slot = append(e.slot, -1)
 		if e.keep {
 			e.recs = append(e.recs, r)

@@ -78,23 +78,29 @@ func (f *figs) slowdown() (float64, bool) {
 	return max(1, float64(jct)/float64(max(f.dur, slowdownFloor))), true
 }
 
-// figsOf writes the figures of record r.
-func (e *engine) figsOf(r *JobRecord) figs {
-	f := figs{submit: r.Submit, start: r.Start, end: r.End, dur: r.Duration,
-		gpuH: r.GPUHours, lostH: r.LostGPUHours, cost: r.Cost, cloudCost: r.CloudCost,
-		preempt: int32(r.Preemptions), restarts: int32(r.Restarts), pool: -1,
-		size: indexOf(sizeBuckets[:], SizeBucket(r.GPUs)), state: indexOf(recStates[:], r.State), cloud: r.Where == "cloud"}
+// openFigs writes the figures of record r, of a job just pulled.
+func (e *engine) openFigs(r *JobRecord) figs {
 	t, ok := e.tenantIdx[r.Tenant]
 	if !ok {
 		t = int32(len(e.tenants))
 		e.tenants = append(e.tenants, r.Tenant)
 		e.tenantIdx[r.Tenant] = t
 	}
-	f.tenant = t
+	f := figs{tenant: t, size: indexOf(sizeBuckets[:], SizeBucket(r.GPUs))}
+	e.setFigs(&f, r)
+	return f
+}
+
+// setFigs brings f up to date with record r, of the same job (its tenant
+// and size stay as they were opened).
+func (e *engine) setFigs(f *figs, r *JobRecord) {
+	f.submit, f.start, f.end, f.dur = r.Submit, r.Start, r.End, r.Duration
+	f.gpuH, f.lostH, f.cost, f.cloudCost = r.GPUHours, r.LostGPUHours, r.Cost, r.CloudCost
+	f.preempt, f.restarts = int32(r.Preemptions), int32(r.Restarts)
+	f.state, f.cloud, f.pool = indexOf(recStates[:], r.State), r.Where == "cloud", -1
 	if r.Pool != "" {
 		f.pool = int16(e.poolIdx[r.Pool])
 	}
-	return f
 }
 
 // chunked is an append-only array kept in chunks of chunkLen: growing it
@@ -156,7 +162,7 @@ func (e *engine) admit(k int, src *Job) *jobState {
 // ended, and frees its book.
 func (e *engine) fold(k int) {
 	j := e.job(k)
-	*e.figs.at(k) = e.figsOf(&j.rec)
+	e.setFigs(e.figs.at(k), &j.rec)
 	if e.recs != nil {
 		e.recs[k] = j.rec
 	}
@@ -297,7 +303,7 @@ func (e *engine) pull(k int, src *Job) error {
 		return err
 	}
 	r := newRecord(k, src, gpus)
-	e.figs.add(e.figsOf(&r))
+	e.figs.add(e.openFigs(&r))
 	e.slot = append(e.slot, -1)
 	if e.keep {
 		e.recs = append(e.recs, r)

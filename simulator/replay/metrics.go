@@ -394,7 +394,7 @@ func (e *engine) result() *Result {
 	for k, sl := range e.slot { // the jobs still live at the end
 		if sl >= 0 {
 			j := e.live.at(int(sl))
-			*e.figs.at(k) = e.figsOf(&j.rec)
+			e.setFigs(e.figs.at(k), &j.rec)
 			if e.keep {
 				e.recs[k] = j.rec
 			}
