@@ -342,14 +342,13 @@ const streamWidth = 12
 // check checks job k of the workload before it arrives and returns the
 // GPUs it holds while running.
 func (e *engine) check(k int, src *Job) (float64, error) {
-	where := where(src, k)
 	if src.Duration < 0 {
-		return 0, fmt.Errorf("%s: field duration: %d ns is negative", where, src.Duration)
+		return 0, fmt.Errorf("%s: field duration: %d ns is negative", where(src, k), src.Duration)
 	}
 	if e.cfg.Burst != nil {
 		t := src.Job.Task
 		if src.Job.Count != 1 || t.GPUs < 1 || (t.GPUMilli != 0 && t.GPUMilli != 1000) {
-			return 0, fmt.Errorf("%s: the burst method replays jobs of one task of whole GPUs (count 1, gpus ≥ 1); this one has count %d, gpus %d, gpu_milli %d", where, src.Job.Count, t.GPUs, t.GPUMilli)
+			return 0, fmt.Errorf("%s: the burst method replays jobs of one task of whole GPUs (count 1, gpus ≥ 1); this one has count %d, gpus %d, gpu_milli %d", where(src, k), src.Job.Count, t.GPUs, t.GPUMilli)
 		}
 	}
 	// checked under a stand-in id and tenant (only an error spells out the
@@ -357,14 +356,14 @@ func (e *engine) check(k int, src *Job) (float64, error) {
 	job := e.makeJob(src, "x", src.Submit, nil, false)
 	if err := job.Validate(); err != nil {
 		job = e.makeJob(src, e.baseID(k), src.Submit, nil, true)
-		return 0, fmt.Errorf("%s: %w", where, job.Validate())
+		return 0, fmt.Errorf("%s: %w", where(src, k), job.Validate())
 	}
 	ok, err := e.fits.fits(&job.Task)
 	if err != nil {
-		return 0, fmt.Errorf("%s: field task: %w", where, err)
+		return 0, fmt.Errorf("%s: field task: %w", where(src, k), err)
 	}
 	if !ok {
-		return 0, fmt.Errorf("%s: a task of %d GPUs (%d milli each, %d milli-CPU, %d MiB) fits no empty node of the fleet", where, job.Task.GPUs, job.Task.GPUMilli, job.Task.CPUMilli, job.Task.MemoryMiB)
+		return 0, fmt.Errorf("%s: a task of %d GPUs (%d milli each, %d milli-CPU, %d MiB) fits no empty node of the fleet", where(src, k), job.Task.GPUs, job.Task.GPUMilli, job.Task.CPUMilli, job.Task.MemoryMiB)
 	}
 	return float64(job.GPUMilliTotal()) / 1000, nil
 }
