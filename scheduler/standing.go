@@ -183,16 +183,50 @@ func (st *Standing) RunAssigned(c *Cluster, rj *RunningJob, as []Assign) {
 		st.refuse(fmt.Errorf("pass: field running: want a job"))
 		return
 	}
+	st.Stop(rj.Job.ID)
+	if lj := st.run1(c, rj, as); lj != nil {
+		st.run[rj.Job.ID] = lj
+	}
+}
+
+// RunRef names a running job recorded by RunByRef, for StopRef.
+type RunRef struct{ lj *liveJob }
+
+// RunByRef is RunAssigned for a driver that keeps its own table of jobs
+// (the state machine's frozen copy): the job must not be recorded as
+// running already, and the driver stops it with StopRef and the returned
+// reference, not by id. A Standing is driven by ids (Run, RunAssigned,
+// Stop) or by references, not both: Stop does not know the jobs recorded
+// by reference, nor does Queue check against them. It saves the look-ups
+// by id. The zero RunRef (a job refused) stops nothing.
+func (st *Standing) RunByRef(c *Cluster, rj *RunningJob, as []Assign) RunRef {
+	if rj == nil || rj.Job == nil {
+		st.refuse(fmt.Errorf("pass: field running: want a job"))
+		return RunRef{}
+	}
+	return RunRef{st.run1(c, rj, as)}
+}
+
+// StopRef forgets a running job recorded by RunByRef. The reference is
+// spent: its entry is reused.
+func (st *Standing) StopRef(r RunRef) {
+	if r.lj != nil {
+		st.stop(r.lj)
+	}
+}
+
+// run1 records a running job, not recorded yet, and returns its entry
+// (nil when refused).
+func (st *Standing) run1(c *Cluster, rj *RunningJob, as []Assign) *liveJob {
 	j := rj.Job
-	st.Stop(j.ID)
 	if err := j.CheckBounds(); err != nil {
 		st.refuse(fmt.Errorf("pass: field running: %w", err))
-		return
+		return nil
 	}
 	sh, err := c.ShapeOf(&j.Task)
 	if err != nil {
 		st.refuse(fmt.Errorf("pass: field running: job %s: %w", j.ID, err))
-		return
+		return nil
 	}
 	lj := st.spareJob()
 	*lj = liveJob{job: j, tenant: st.tenantOf(j.Tenant), started: rj.Started, end: endOf(rj.Started, j.Walltime),
@@ -220,9 +254,9 @@ func (st *Standing) RunAssigned(c *Cluster, rj *RunningJob, as []Assign) {
 	if j.Kind == Inference && n < j.Count {
 		st.short++
 	}
-	st.run[j.ID] = lj
 	st.live = append(st.live, lj)
 	st.count(lj.tenant, 1)
+	return lj
 }
 
 // Stop forgets a running job; a job not recorded as running is ignored.
@@ -231,6 +265,12 @@ func (st *Standing) Stop(id string) {
 	if !ok {
 		return
 	}
+	delete(st.run, id)
+	st.stop(lj)
+}
+
+// stop forgets a running job's entry.
+func (st *Standing) stop(lj *liveJob) {
 	t := &st.l.tenants[lj.tenant]
 	for k := range lj.assigns {
 		t.used.sub(amountOf(&lj.assigns[k]))
@@ -240,7 +280,6 @@ func (st *Standing) Stop(id string) {
 	st.live[lj.slot], last.slot = last, lj.slot
 	st.live[len(st.live)-1] = nil
 	st.live = st.live[:len(st.live)-1]
-	delete(st.run, id)
 	if lj.job.Kind == Inference && lj.nInput < lj.job.Count {
 		st.short--
 	}

@@ -68,6 +68,9 @@ type frozenJob struct {
 	status JobStatus // Pending or Running
 	run    scheduler.RunningJob
 	devs   []int // the GPUs of run.Tasks, in one slab
+	// ref is the set-up's record of the job while running: the Frozen
+	// tells its Standing of runs and stops by reference, not by id.
+	ref scheduler.RunRef
 }
 
 // Freeze copies the state for a scheduling pass. It reads the machine, so
@@ -213,13 +216,14 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 // own copy of them too (for Running); the lean planner hands the set-up
 // the record's, which it copies into its own buffers.
 func (f *Frozen) run(c *scheduler.Cluster, fj *frozenJob, r *record) {
+	f.st.StopRef(fj.ref) // the tasks it had, if it ran already
 	if f.lean {
-		f.st.RunAssigned(c, &r.run, r.as)
+		fj.ref = f.st.RunByRef(c, &r.run, r.as)
 		return
 	}
 	fj.copyRun(r)
 	f.stale = true
-	f.st.RunAssigned(c, &fj.run, r.as)
+	fj.ref = f.st.RunByRef(c, &fj.run, r.as)
 }
 
 // drop takes a job's copy out of the queue or the running jobs.
@@ -228,7 +232,8 @@ func (f *Frozen) drop(fj *frozenJob) {
 		if fj.status == Pending {
 			f.st.Unqueue(&fj.rec.job)
 		} else {
-			f.st.Stop(fj.rec.job.ID)
+			f.st.StopRef(fj.ref)
+			fj.ref = scheduler.RunRef{}
 		}
 		return
 	}
@@ -244,7 +249,8 @@ func (f *Frozen) drop(fj *frozenJob) {
 	f.runs[len(f.runs)-1] = nil
 	f.runs = f.runs[:len(f.runs)-1]
 	f.stale = true
-	f.st.Stop(fj.rec.job.ID)
+	f.st.StopRef(fj.ref)
+	fj.ref = scheduler.RunRef{}
 }
 
 // copyRun copies a running record's job, start and live tasks into fj's
