@@ -108,9 +108,11 @@ type Result struct {
 }
 
 func (r *Result) finish() {
-	for _, l := range []*[]string{&r.Started, &r.Requeued, &r.Degraded, &r.Ended} {
-		slices.Sort(*l)
-		*l = slices.Compact(*l)
+	for _, l := range [...]*[]string{&r.Started, &r.Requeued, &r.Degraded, &r.Ended} {
+		if len(*l) > 1 { // most commands name a job or none
+			slices.Sort(*l)
+			*l = slices.Compact(*l)
+		}
 	}
 }
 
