@@ -110,8 +110,8 @@ func (m *Machine) Refreeze(f *Frozen) {
 		f.tenants = m.Tenants()
 		f.tver = m.tver
 		f.st.SetTenants(f.tenants)
-		for _, r := range m.pending {
-			f.update(c, r)
+		for _, q := range m.pending {
+			f.update(c, q.r)
 		}
 		var run []*record
 		for _, r := range m.jobs {

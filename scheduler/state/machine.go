@@ -15,7 +15,7 @@ import (
 type Machine struct {
 	c       *scheduler.Cluster
 	jobs    map[string]*record
-	pending []*record // in submission order (seq)
+	pending []queued // in submission order (seq)
 	nrun    int       // running jobs
 	// view lists the running jobs by id as of the last runningView, with
 	// their records in viewRec; viewAdd lists the jobs started since (each
@@ -60,6 +60,16 @@ type Machine struct {
 	jlogBase uint64
 	tver     uint64
 }
+
+// queued is a pending job with its place in the queue, kept beside it so
+// that finding a job's place reads only the queue.
+type queued struct {
+	seq uint64
+	r   *record
+}
+
+// bySeq orders the queue.
+func bySeq(q queued, seq uint64) int { return cmp.Compare(q.seq, seq) }
 
 // changed records that a job's status or live tasks changed.
 func (m *Machine) changed(r *record) {
@@ -179,8 +189,8 @@ func (m *Machine) Applied() uint64 { return m.applied }
 // its original place). The jobs are the machine's own: read-only.
 func (m *Machine) Pending() []*scheduler.Job {
 	out := make([]*scheduler.Job, len(m.pending))
-	for i, r := range m.pending {
-		out[i] = &r.job
+	for i, q := range m.pending {
+		out[i] = &q.r.job
 	}
 	return out
 }
@@ -415,7 +425,7 @@ func (m *Machine) submit(c Submit, res *Result) error {
 	m.nextSeq++
 	m.jobs[j.ID] = r
 	m.slot(r)
-	m.pending = append(m.pending, r) // the newest seq goes last
+	m.pending = append(m.pending, queued{r.seq, r}) // the newest seq goes last
 	m.changed(r)
 	res.Changed = true
 	return nil
@@ -714,24 +724,25 @@ func (m *Machine) start(r *record, at int64, res *Result) {
 	res.Started = append(res.Started, r.job.ID)
 }
 
+// stopRunning counts a job out of the running ones; its callers go on to
+// queue or end it, which records the change.
 func (m *Machine) stopRunning(r *record) {
 	m.nrun--
 	m.dirty = m.dirty || m.viewOn
 	r.run.Started = 0
-	m.changed(r)
 }
 
 // enqueue puts a job in the pending queue at its submission place.
 func (m *Machine) enqueue(r *record) {
 	r.status = Pending
-	i, _ := slices.BinarySearchFunc(m.pending, r.seq, func(p *record, s uint64) int { return cmp.Compare(p.seq, s) })
-	m.pending = slices.Insert(m.pending, i, r)
+	i, _ := slices.BinarySearchFunc(m.pending, r.seq, bySeq)
+	m.pending = slices.Insert(m.pending, i, queued{r.seq, r})
 	m.changed(r)
 }
 
 // unqueue takes a job out of the pending queue.
 func (m *Machine) unqueue(r *record) {
-	i, ok := slices.BinarySearchFunc(m.pending, r.seq, func(p *record, s uint64) int { return cmp.Compare(p.seq, s) })
+	i, ok := slices.BinarySearchFunc(m.pending, r.seq, bySeq)
 	if !ok {
 		panic(fmt.Sprintf("state: job %s is not in the queue", r.job.ID))
 	}
@@ -740,10 +751,10 @@ func (m *Machine) unqueue(r *record) {
 		// front, and a plan placing the head of a long queue would move
 		// the rest of it once per job.
 		copy(m.pending[1:i+1], m.pending[:i])
-		m.pending[0] = nil
+		m.pending[0] = queued{}
 		m.pending = m.pending[1:]
 	} else {
 		m.pending = slices.Delete(m.pending, i, i+1)
 	}
-	m.changed(r)
+	// Its callers (start, cancel) record the change.
 }

@@ -135,11 +135,12 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 		if starting {
 			op.r.as = op.as // the tasks are op.tasks: keep their assignments
 		}
-		m.changed(op.r)
 		m.work += uint64(len(op.skip) + len(op.r.run.Tasks))
 		res.Changed = true
 		if op.r.status == Pending {
-			m.start(op.r, p.At, res)
+			m.start(op.r, p.At, res) // which records the change
+		} else {
+			m.changed(op.r)
 		}
 	}
 	if len(res.Started) == 0 {

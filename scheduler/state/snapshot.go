@@ -129,7 +129,7 @@ func Restore(r io.Reader) (*Machine, error) {
 			return nil, fmt.Errorf("restore: field jobs[%d]: %w", i, err)
 		}
 	}
-	slices.SortFunc(m.pending, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
+	slices.SortFunc(m.pending, func(a, b queued) int { return cmp.Compare(a.seq, b.seq) })
 	return m, nil
 }
 
@@ -182,7 +182,7 @@ func (m *Machine) restoreJob(ji *JobInfo, seqs map[uint64]string) error {
 	}
 	switch r.status {
 	case Pending:
-		m.pending = append(m.pending, r) // sorted once all are in
+		m.pending = append(m.pending, queued{r.seq, r}) // sorted once all are in
 	case Running:
 		m.nrun++
 	}
