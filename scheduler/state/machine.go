@@ -16,7 +16,7 @@ type Machine struct {
 	c       *scheduler.Cluster
 	jobs    map[string]*record
 	pending []queued // in submission order (seq)
-	nrun    int       // running jobs
+	nrun    int      // running jobs
 	// view lists the running jobs by id as of the last runningView, with
 	// their records in viewRec; viewAdd lists the jobs started since (each
 	// record once: inView marks those in either list), and dirty says a
