@@ -332,6 +332,7 @@ func (e *engine) buildJobs(grown *scheduler.Cluster) error {
 		return err
 	}
 	e.win = w
+	e.fits = nil // every job is checked: the grown fleet's copy can go
 	return nil
 }
 
