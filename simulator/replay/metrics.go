@@ -390,6 +390,52 @@ type utilAcc struct {
 	cluster, system float64
 }
 
+// cutAccs makes the accumulators of the cuts that measured jobs fall in,
+// by tenant, size and pool, their lists sized by a first pass over the
+// measured jobs (no growth, which at a million jobs costs as much again).
+// accs finds them by a job's figures: tenant, then len(tenants) + size,
+// then len(tenants) + len(sizeBuckets) + pool + 1.
+func (e *engine) cutAccs() (tenants, sizes, pools map[string]*cutAcc, accs []*cutAcc) {
+	nT, nS := len(e.tenants), len(sizeBuckets)
+	count := make([]int, nT+nS+len(e.cfg.Pools)+1)
+	for i := e.win.first; i <= e.win.last; i++ {
+		r := e.figs.at(i)
+		count[r.tenant]++
+		count[nT+int(r.size)]++
+		count[nT+nS+int(r.pool)+1]++
+	}
+	tenants, sizes, pools = map[string]*cutAcc{}, map[string]*cutAcc{}, map[string]*cutAcc{}
+	accs = make([]*cutAcc, len(count))
+	for i, n := range count {
+		if n == 0 {
+			continue
+		}
+		m, k := pools, "-"
+		switch {
+		case i < nT:
+			m, k = tenants, orDash(e.tenants[i])
+		case i < nT+nS:
+			m, k = sizes, sizeBuckets[i-nT]
+		case i > nT+nS:
+			k = orDash(e.cfg.Pools[i-nT-nS-1].Name)
+		}
+		c, ok := m[k] // "" and "-" are one cut
+		if !ok {
+			c = &cutAcc{}
+			m[k] = c
+		}
+		c.jobs += n // the capacity for now; add counts the jobs again
+		accs[i] = c
+	}
+	for _, m := range []map[string]*cutAcc{tenants, sizes, pools} {
+		for _, c := range m {
+			c.waits, c.jcts = make([]float64, 0, c.jobs), make([]float64, 0, c.jobs)
+			c.jobs = 0
+		}
+	}
+	return tenants, sizes, pools, accs
+}
+
 func (e *engine) result() *Result {
 	for k, sl := range e.slot { // the jobs still live at the end
 		if sl >= 0 {
@@ -410,23 +456,11 @@ func (e *engine) result() *Result {
 	s.WindowStartH, s.WindowEndH = hours(w.start), hours(w.end)
 	T := hours(w.end - w.start)
 	s.WindowH = T
-	var waits, jcts, slows []float64
-	tenants, sizes, pools := map[string]*cutAcc{}, map[string]*cutAcc{}, map[string]*cutAcc{}
-	cut := func(m map[string]*cutAcc, k string) *cutAcc {
-		c, ok := m[k]
-		if !ok {
-			c = &cutAcc{}
-			m[k] = c
-		}
-		return c
-	}
+	measured := w.last - w.first + 1
+	waits, jcts, slows := make([]float64, 0, measured), make([]float64, 0, measured), make([]float64, 0, measured)
+	tenants, sizes, pools, accs := e.cutAccs()
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
-	poolName := func(i int16) string {
-		if i < 0 {
-			return ""
-		}
-		return e.cfg.Pools[i].Name
-	}
+	nT, nS := len(e.tenants), len(sizeBuckets)
 	for i := range e.figs.n {
 		r := e.figs.at(i)
 		first = min(first, r.submit)
@@ -447,9 +481,9 @@ func (e *engine) result() *Result {
 			continue
 		}
 		s.Jobs++
-		cut(tenants, orDash(e.tenants[r.tenant])).add(r)
-		cut(sizes, sizeBuckets[r.size]).add(r)
-		cut(pools, orDash(poolName(r.pool))).add(r)
+		accs[r.tenant].add(r)
+		accs[nT+int(r.size)].add(r)
+		accs[nT+nS+int(r.pool)+1].add(r)
 		if r.cloud {
 			s.CloudJobs++
 		}
