@@ -298,6 +298,10 @@ func (c *Cluster) Node(id NodeID) Node {
 	return n
 }
 
+// NodeName returns a node's name: Node(id).Name without the copy of the
+// node.
+func (c *Cluster) NodeName(id NodeID) string { return c.specs[id].Name }
+
 // NodeGPUs returns a node's devices (read-only): Node(id).GPUs without
 // the copy of the node.
 func (c *Cluster) NodeGPUs(id NodeID) []GPU { return c.specs[id].GPUs }

@@ -564,7 +564,7 @@ func (s *pass) restore() {
 		*lj = liveJob{tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0]}
 		s.st.spare = append(s.st.spare, lj)
 	}
-	clear(s.live[s.nRun:cap(s.live)])
+	clear(s.live[s.nRun:]) // the entries this pass appended
 }
 
 // touch records that the pass changed a running job's live copy, so that

@@ -12,7 +12,10 @@ import (
 // strict decoder then: what this accepts, the strict decoder accepts as
 // the same command, so the fast path changes no outcome.
 func decodePlan(data []byte) (ApplyPlan, bool) {
-	d := planDecoder{b: data}
+	// The entry's strings (job ids, node names) are cut from one copy of
+	// it: one allocation a plan, not one a string. The machine keeps none
+	// of them (it names nodes by the cluster's own strings).
+	d := planDecoder{b: data, s: string(data)}
 	var p ApplyPlan
 	if !d.lit(planPrefix) {
 		return ApplyPlan{}, false
@@ -37,6 +40,7 @@ func decodePlan(data []byte) (ApplyPlan, bool) {
 		}
 	}
 	if d.lit(`,"place":[`) {
+		p.Place = make([]scheduler.JobPlacement, 0, len(data)/60+1)
 		for {
 			jp, ok := d.placement()
 			if !ok {
@@ -63,6 +67,7 @@ func decodePlan(data []byte) (ApplyPlan, bool) {
 // and every later step fails.
 type planDecoder struct {
 	b   []byte
+	s   string // b as a string, for the strings read
 	i   int
 	bad bool
 	a   planArena
@@ -98,7 +103,7 @@ func (d *planDecoder) str() string {
 	for j := d.i + 1; j < len(d.b); j++ {
 		switch c := d.b[j]; {
 		case c == '"':
-			s := string(d.b[d.i+1 : j])
+			s := d.s[d.i+1 : j]
 			d.i = j + 1
 			return s
 		case c < 0x20 || c > 0x7e || c == '\\':

@@ -240,6 +240,9 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 			if err != nil {
 				return ops, fmt.Errorf("field place[%d].tasks: job %s task %d: %w", i, jp.Job, tp.Task, err)
 			}
+			// The cluster's own string: the machine keeps nothing of the
+			// command (a decoded entry's strings share its memory).
+			tp.Node = m.c.NodeName(id)
 			a, err := m.c.AssignOn(id, tp, r.tag)
 			if err != nil {
 				return ops, fmt.Errorf("field place[%d].tasks: job %s: %w", i, jp.Job, err)

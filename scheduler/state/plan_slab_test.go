@@ -3,6 +3,7 @@ package state
 import (
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -86,4 +87,25 @@ func TestPlanSharesNothing(t *testing.T) {
 	}
 	u := m.Cluster().Usage(0)
 	require.Equal(t, u.GPUCap, u.GPUFree)
+}
+
+// TestPlanKeepsNoDecodedStrings checks that a running job names its nodes
+// by the cluster's own strings, not by those of the decoded entry that
+// placed it: a decoded plan's strings share the entry's memory, which the
+// machine must not keep alive.
+func TestPlanKeepsNoDecodedStrings(t *testing.T) {
+	m, plans := planFleet(t, 2, 3, 3)
+	raw, err := Encode(plans[0])
+	require.NoError(t, err)
+	cmd, err := Decode(raw)
+	require.NoError(t, err)
+	_, err = m.Apply(cmd)
+	require.NoError(t, err)
+	for _, rj := range m.Running() {
+		for _, tp := range rj.Tasks {
+			id, ok := m.c.NodeByName(tp.Node)
+			require.True(t, ok)
+			require.True(t, unsafe.StringData(m.c.Node(id).Name) == unsafe.StringData(tp.Node), "job %s: node %s is not the cluster's string", rj.Job.ID, tp.Node)
+		}
+	}
 }
