@@ -37,3 +37,18 @@ func TestQueueOrder(t *testing.T) {
 		require.Equal(t, len(left), len(q.h))
 	}
 }
+
+// BenchmarkQueue keeps 50,000 events pending, as a replay of a large fleet
+// does (one finish per running job), and pops and pushes one at a time.
+func BenchmarkQueue(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var q queue
+	for i := range 50_000 {
+		q.push(item{at: int64(rng.IntN(1 << 30)), job: int32(i)})
+	}
+	for b.Loop() {
+		it := q.pop()
+		it.at += int64(rng.IntN(1 << 20))
+		q.push(it)
+	}
+}
