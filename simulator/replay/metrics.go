@@ -118,7 +118,7 @@ func statsOf(v []float64) Stats {
 	if len(v) == 0 {
 		return Stats{}
 	}
-	slices.Sort(v)
+	sortFloats(v)
 	sum := 0.0
 	for _, x := range v {
 		sum += x
