@@ -30,8 +30,9 @@ type FSM struct {
 	index    uint64 // last raft index applied
 	// history is the jobs that ended, oldest first (history.go).
 	history historyRing
-	// starts maps running jobs to their last start, derived from m.
-	starts map[string]int64
+	// starts knows when running jobs last started, derived from m
+	// (history.go).
+	starts startBook
 
 	// changed is signalled (without blocking) when a command changed
 	// something a scheduling pass should look at again.
@@ -311,7 +312,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.servers = map[string]string{}
 	}
 	f.history = newHistory(s.History)
-	f.starts = runningStarts(f.m)
+	f.starts = startBook{m: runningStarts(f.m)}
 	f.requests = requestIndex(f.jobs)
 	f.agents = maps.Clone(s.Agents)
 	f.mu.Unlock()
