@@ -52,8 +52,9 @@ type Frozen struct {
 	// lean marks the machine's own planner (Machine.Plan): it keeps only
 	// what its passes read, the set-up, and not the lists that Pending and
 	// Running hand out (pending, runs, the copies of the live tasks), nor
-	// the jobs map: it finds its copies through the records' pz, which no
-	// other Frozen writes (a machine has one planner).
+	// the jobs map nor frozenJobs: what it knows of a job is in the
+	// record's lean (see updateLean), which no other Frozen writes (a
+	// machine has one planner).
 	lean bool
 }
 
@@ -143,14 +144,49 @@ func (m *Machine) Refreeze(f *Frozen) {
 	}
 }
 
+// leanCopy is what the machine's planner (a lean Frozen) knows of a job,
+// kept in the job's record: no object of its own to reach.
+type leanCopy struct {
+	owner  *Frozen
+	gen    uint64 // owner.gen when made
+	ver    uint64 // record.ver when copied
+	status JobStatus
+	ref    scheduler.RunRef // while running
+}
+
+// updateLean is update for the lean planner.
+func (f *Frozen) updateLean(c *scheduler.Cluster, r *record) {
+	lc := &r.lean
+	if lc.owner == f && lc.gen == f.gen { // f knows the job
+		switch {
+		case lc.ver == r.ver:
+			return // copied already
+		case lc.status == Running && r.status == Running:
+			// Its live tasks changed.
+			lc.ver = r.ver
+			f.st.StopRef(lc.ref)
+			lc.ref = f.st.RunByRef(c, &r.run, r.as)
+			return
+		case lc.status == Pending:
+			f.st.Unqueue(&r.job)
+		default:
+			f.st.StopRef(lc.ref)
+		}
+	}
+	*lc = leanCopy{}
+	switch r.status {
+	case Pending:
+		*lc = leanCopy{owner: f, gen: f.gen, ver: r.ver, status: Pending}
+		f.st.Queue(c, &r.job)
+	case Running:
+		// The set-up copies what it keeps of the live tasks.
+		*lc = leanCopy{owner: f, gen: f.gen, ver: r.ver, status: Running}
+		lc.ref = f.st.RunByRef(c, &r.run, r.as)
+	}
+}
+
 // copyOf finds f's copy of a record, nil when it has none.
 func (f *Frozen) copyOf(r *record) *frozenJob {
-	if f.lean {
-		if fj := r.pz; fj != nil && fj.owner == f && fj.gen == f.gen && fj.rec == r {
-			return fj
-		}
-		return nil
-	}
 	if fj := r.fz; fj != nil && fj.owner == f && fj.gen == f.gen && fj.rec == r {
 		return fj
 	}
@@ -159,6 +195,10 @@ func (f *Frozen) copyOf(r *record) *frozenJob {
 
 // update brings f's copy of one job to the record's present state.
 func (f *Frozen) update(c *scheduler.Cluster, r *record) {
+	if f.lean {
+		f.updateLean(c, r)
+		return
+	}
 	fj := f.copyOf(r)
 	switch {
 	case fj != nil && fj.ver == r.ver:
@@ -173,9 +213,7 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 	}
 	if r.status != Pending && r.status != Running {
 		if fj != nil {
-			if !f.lean {
-				delete(f.jobs, r)
-			}
+			delete(f.jobs, r)
 			*fj = frozenJob{run: scheduler.RunningJob{Tasks: fj.run.Tasks[:0]}, devs: fj.devs[:0]}
 			f.spare = append(f.spare, fj)
 		}
@@ -189,38 +227,25 @@ func (f *Frozen) update(c *scheduler.Cluster, r *record) {
 			fj = &frozenJob{}
 		}
 		fj.rec, fj.owner, fj.gen = r, f, f.gen
-		if f.lean {
-			r.pz = fj
-		} else {
-			f.jobs[r] = fj
-			r.fz = fj
-		}
+		f.jobs[r] = fj
+		r.fz = fj
 	}
 	fj.ver, fj.seq, fj.status = r.ver, r.seq, r.status
 	if r.status == Pending {
-		if !f.lean {
-			i, _ := slices.BinarySearchFunc(f.pending, r.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) })
-			f.pending = slices.Insert(f.pending, i, fj)
-		}
+		i, _ := slices.BinarySearchFunc(f.pending, r.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) })
+		f.pending = slices.Insert(f.pending, i, fj)
 		f.st.Queue(c, &r.job)
 		return
 	}
-	if !f.lean {
-		fj.slot = len(f.runs)
-		f.runs = append(f.runs, fj)
-	}
+	fj.slot = len(f.runs)
+	f.runs = append(f.runs, fj)
 	f.run(c, fj, r)
 }
 
-// run gives the set-up a running job's live tasks. A full copy keeps its
-// own copy of them too (for Running); the lean planner hands the set-up
-// the record's, which it copies into its own buffers.
+// run gives the set-up a running job's live tasks, and keeps f's own copy
+// of them (for Running).
 func (f *Frozen) run(c *scheduler.Cluster, fj *frozenJob, r *record) {
 	f.st.StopRef(fj.ref) // the tasks it had, if it ran already
-	if f.lean {
-		fj.ref = f.st.RunByRef(c, &r.run, r.as)
-		return
-	}
 	fj.copyRun(r)
 	f.stale = true
 	fj.ref = f.st.RunByRef(c, &fj.run, r.as)
@@ -228,15 +253,6 @@ func (f *Frozen) run(c *scheduler.Cluster, fj *frozenJob, r *record) {
 
 // drop takes a job's copy out of the queue or the running jobs.
 func (f *Frozen) drop(fj *frozenJob) {
-	if f.lean {
-		if fj.status == Pending {
-			f.st.Unqueue(&fj.rec.job)
-		} else {
-			f.st.StopRef(fj.ref)
-			fj.ref = scheduler.RunRef{}
-		}
-		return
-	}
 	if fj.status == Pending {
 		if i, ok := slices.BinarySearchFunc(f.pending, fj.seq, func(p *frozenJob, s uint64) int { return cmp.Compare(p.seq, s) }); ok {
 			f.pending = slices.Delete(f.pending, i, i+1)

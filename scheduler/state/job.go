@@ -121,8 +121,9 @@ type record struct {
 	inView bool
 	// fz is a Frozen's copy of the job, a cache (see Frozen.copyOf).
 	fz *frozenJob
-	// pz is the machine's planner's copy (see Frozen.lean).
-	pz *frozenJob
+	// lean is what the machine's planner knows of the job (see
+	// Frozen.lean).
+	lean leanCopy
 	// as holds the cluster assignments of run.Tasks, index for index, as
 	// the plan that started the job worked them out; nil (or of another
 	// length) when not kept, and they are worked out again (assignAt).
