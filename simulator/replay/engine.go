@@ -597,7 +597,9 @@ func (e *engine) arrive(k int, src *Job, t int64) error {
 	j.hint = e.m.Hint(job.ID) // the finish finds it without the id's look-up
 	e.setStatus(k, stQueued)
 	j.rec.State = "queued"
-	e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.src.Job.ID})
+	if e.log != nil { // the event costs a read of the job's source otherwise
+		e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.src.Job.ID})
+	}
 	if len(j.src.Placed) > 0 {
 		return e.arrivePlaced(k, t)
 	}
@@ -655,7 +657,9 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	e.ended++
 	r := &j.rec
 	r.End, r.State = t, "ended"
-	e.emit(Event{At: t, Kind: EventFinish, Job: k, ID: j.src.Job.ID})
+	if e.log != nil {
+		e.emit(Event{At: t, Kind: EventFinish, Job: k, ID: j.src.Job.ID})
+	}
 	e.fold(k)
 	e.prune(t)
 	return true, nil

@@ -12,28 +12,29 @@ import (
 )
 
 // jobState is the engine's book on one live job.
+// What a finish reads comes first, in the book's first cache lines.
 type jobState struct {
-	src      Job
-	rec      JobRecord
-	id       string  // the state machine's id of the job, as submitted now
-	gpus     float64 // GPUs the job holds while running (all tasks)
 	status   status
+	started  bool        // a service's lifetime runs from its first start
+	returned bool        // back from a Star-Wait stint (its machine id changed)
+	stale    bool        // runs under older constraints than engine.cons: resubmitted at its next requeue
 	epoch    uint32      // moves on at every requeue, so older finishes go stale
+	hint     int32       // the state machine's hint for the job (Machine.Hint; stale after a resubmission, which only costs a look-up)
+	gen      uint16      // resubmissions by a move (its machine id changed)
+	id       string      // the state machine's id of the job, as submitted now
+	gpus     float64     // GPUs the job holds while running (all tasks)
+	runStart int64       // start of the current owned run
+	costFrom int64       // the run's cost is booked up to here
+	shares   []poolShare // the GPUs of the current owned run, by pool
 	work     int64       // training work left (nanoseconds)
 	done     int64       // training work saved by checkpoints
-	runStart int64       // start of the current owned run
 	overhead int64       // restart time at the head of the current run
-	shares   []poolShare // the GPUs of the current owned run, by pool
-	costFrom int64       // the run's cost is booked up to here
 	// Star-Wait's stint: its cost so far (paid if the job then runs on
 	// owned nodes) and its end.
 	stintCost float64
 	stintEnd  int64
-	started   bool   // a service's lifetime runs from its first start
-	returned  bool   // back from a Star-Wait stint (its machine id changed)
-	gen       uint16 // resubmissions by a move (its machine id changed)
-	hint      int32  // the state machine's hint for the job (Machine.Hint; stale after a resubmission, which only costs a look-up)
-	stale     bool   // runs under older constraints than engine.cons: resubmitted at its next requeue
+	rec       JobRecord
+	src       Job
 }
 
 // figs is what the summary needs of one job: its record without the

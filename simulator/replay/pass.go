@@ -91,7 +91,9 @@ func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 			j.overhead = e.cfg.Checkpoint.Restart
 		}
 	}
-	e.emit(Event{At: t, Kind: EventStart, Job: k, ID: j.src.Job.ID, Node: node})
+	if e.log != nil {
+		e.emit(Event{At: t, Kind: EventStart, Job: k, ID: j.src.Job.ID, Node: node})
+	}
 	switch {
 	case j.src.Job.Kind == scheduler.Training:
 		e.q.push(item{at: t + j.overhead + j.work, phase: phaseFinish, job: int32(k), epoch: j.epoch})
