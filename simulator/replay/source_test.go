@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -300,4 +301,34 @@ func TestChunked(t *testing.T) {
 			assert.LessOrEqual(t, cap(c), chunkLen)
 		}
 	}
+}
+
+// A trace file streamed through its reader replays as the slice read from
+// it does (the §7 trace is in submission order).
+func TestTraceFileStreamed(t *testing.T) {
+	path := filepath.Join("testdata", "section7.csv")
+	pools, nodes := burstFleet([]string{"n0", "n1", "n2", "n3"}, nil)
+	r, err := traces.Open(path, traces.Options{})
+	require.NoError(t, err)
+	var all []traces.Job
+	for {
+		j, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		all = append(all, j)
+	}
+	require.NoError(t, r.Close())
+	js, err := FromTrace(all, path, 0)
+	require.NoError(t, err)
+	want, wantLog, err := runBytes(t, Config{Pools: pools, Nodes: nodes, Jobs: js, Queue: QueueBackfill, WarmupJobs: 5})
+	require.NoError(t, err)
+	r, err = traces.Open(path, traces.Options{})
+	require.NoError(t, err)
+	defer r.Close()
+	got, gotLog, err := runBytes(t, Config{Pools: pools, Nodes: nodes, Source: TraceSource(r.Next, path, 0), Queue: QueueBackfill, WarmupJobs: 5})
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(got))
+	assert.Equal(t, string(wantLog), string(gotLog))
 }
