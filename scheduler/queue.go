@@ -203,7 +203,7 @@ type pass struct {
 // the next.
 func (s *pass) placements(n int) []TaskPlacement {
 	if len(s.tps) < n {
-		s.tps = make([]TaskPlacement, max(n, 4, 2*len(s.plan.Place)))
+		s.tps = make([]TaskPlacement, max(n, 2*len(s.plan.Place)))
 	}
 	out := s.tps[:n:n]
 	s.tps = s.tps[n:]
@@ -217,7 +217,7 @@ func (s *pass) devices(n int) []int {
 		return nil
 	}
 	if len(s.devs) < n {
-		s.devs = make([]int, max(n, 8, 2*len(s.plan.Place)))
+		s.devs = make([]int, max(n, 2*len(s.plan.Place)))
 	}
 	out := s.devs[:0:n]
 	s.devs = s.devs[n:]

@@ -60,6 +60,33 @@ type stModel struct {
 	next    int
 	// ownTenants gives each job a tenant of its own.
 	ownTenants bool
+	// refs, when not nil, drives the Standing by reference (RunByRef,
+	// StopRef), as the state machine's frozen copy does, not by id.
+	refs map[string]RunRef
+}
+
+// run tells the Standing of a running job, in place of what it knew of it;
+// as nil leaves the assignments to it.
+func (m *stModel) run(rj *RunningJob, as []Assign) {
+	switch {
+	case m.refs != nil:
+		m.st.StopRef(m.refs[rj.Job.ID])
+		m.refs[rj.Job.ID] = m.st.RunByRef(m.c, rj, as)
+	case as != nil:
+		m.st.RunAssigned(m.c, rj, as)
+	default:
+		m.st.Run(m.c, rj)
+	}
+}
+
+// stop tells the Standing that a job stopped running.
+func (m *stModel) stop(id string) {
+	if m.refs != nil {
+		m.st.StopRef(m.refs[id])
+		delete(m.refs, id)
+		return
+	}
+	m.st.Stop(id)
 }
 
 func (m *stModel) lists() (pending []*Job, running []*RunningJob) {
@@ -93,6 +120,9 @@ func TestStandingMatchesScratch(t *testing.T) {
 			require.NoError(t, err)
 			m := &stModel{c: c, st: NewStanding(), pending: map[string]*Job{}, running: map[string]*RunningJob{}, assigns: map[string][]Assign{},
 				ownTenants: seed >= 8}
+			if seed%2 == 1 {
+				m.refs = map[string]RunRef{}
+			}
 			phantom := ""
 			var stats [4]int
 			defer func() {
@@ -147,7 +177,7 @@ func (m *stModel) step(t *testing.T, rng *rand.Rand, pol *Policy, phantom *strin
 	if *phantom != "" {
 		// Take the phantom job back: the set-up is consistent again.
 		delete(m.running, *phantom)
-		st.Stop(*phantom)
+		m.stop(*phantom)
 		*phantom = ""
 	}
 	switch k := rng.IntN(20); {
@@ -182,9 +212,9 @@ func (m *stModel) step(t *testing.T, rng *rand.Rand, pol *Policy, phantom *strin
 			st.Unqueue(j)
 			m.running[j.ID], m.assigns[j.ID] = rj, as
 			if rng.IntN(2) == 0 {
-				st.RunAssigned(c, rj, as) // as the state machine hands them over
+				m.run(rj, as) // as the state machine hands them over
 			} else {
-				st.Run(c, rj)
+				m.run(rj, nil)
 			}
 			break
 		}
@@ -196,7 +226,7 @@ func (m *stModel) step(t *testing.T, rng *rand.Rand, pol *Policy, phantom *strin
 			j := m.running[id].Job
 			delete(m.running, id)
 			delete(m.assigns, id)
-			st.Stop(id)
+			m.stop(id)
 			if !m.ownTenants && rng.IntN(2) == 0 {
 				m.pending[id] = j
 				st.Queue(c, j)
@@ -208,7 +238,7 @@ func (m *stModel) step(t *testing.T, rng *rand.Rand, pol *Policy, phantom *strin
 			require.NoError(t, c.Release(m.assigns[id][0]))
 			m.assigns[id] = slices.Clone(m.assigns[id][1:])
 			m.running[id] = &RunningJob{Job: rj.Job, Tasks: slices.Clone(rj.Tasks[1:]), Started: rj.Started}
-			st.Run(c, m.running[id])
+			m.run(m.running[id], nil)
 		}
 	case k < 17: // a node changes state (its tasks stay: the test is of the set-up)
 		c.SetState(NodeID(rng.IntN(c.NumNodes())), []NodeState{NodeReady, NodeReady, NodeDraining, NodeDown}[rng.IntN(4)])
@@ -227,7 +257,7 @@ func (m *stModel) step(t *testing.T, rng *rand.Rand, pol *Policy, phantom *strin
 		j := &Job{ID: fmt.Sprintf("p%03d", m.next), Kind: Training, Count: 1, Task: Task{CPUMilli: 8000}}
 		rj := &RunningJob{Job: j, Tasks: []TaskPlacement{{Task: 0, Node: n, CPUMilli: j.Task.CPUMilli}}}
 		m.running[j.ID] = rj
-		st.Run(c, rj)
+		m.run(rj, nil)
 		*phantom = j.ID
 	}
 }
@@ -254,14 +284,14 @@ func (m *stModel) apply(t *testing.T, p Plan) {
 			}
 			delete(m.running, ev.Job)
 			delete(m.assigns, ev.Job)
-			m.st.Stop(ev.Job)
+			m.stop(ev.Job)
 			m.pending[ev.Job] = rj.Job
 			m.st.Queue(m.c, rj.Job)
 			continue
 		}
 		m.running[ev.Job] = &RunningJob{Job: rj.Job, Tasks: keep, Started: rj.Started}
 		m.assigns[ev.Job] = keepA
-		m.st.Run(m.c, m.running[ev.Job])
+		m.run(m.running[ev.Job], nil)
 	}
 	for _, jp := range p.Place {
 		rj, running := m.running[jp.Job]
@@ -295,7 +325,7 @@ func (m *stModel) apply(t *testing.T, p Plan) {
 		}
 		m.running[jp.Job] = rj2
 		m.assigns[jp.Job] = as2
-		m.st.RunAssigned(m.c, m.running[jp.Job], as2)
+		m.run(m.running[jp.Job], as2)
 	}
 }
 
