@@ -197,6 +197,7 @@ func benchRaftCommit(b *testing.B, perEntry, inFlight int) {
 	var ms runtime.MemStats
 	var gcs uint32 // garbage collections while timed
 	nEntries := 0
+	snaps := raftSnapshots(servers)
 	b.ResetTimer()
 	for done < b.N {
 		n := min(raftRound, b.N-done)
@@ -253,11 +254,31 @@ func benchRaftCommit(b *testing.B, perEntry, inFlight int) {
 	// wall-clock figures do: it is what a quieter machine would go faster by.
 	b.ReportMetric(cpu*1e6/float64(b.N), "cpu-us/decision")
 	b.ReportMetric(float64(gcs)/float64(nEntries), "gc/entry")
+	// A snapshot taken mid-run (raft's own, after SnapshotThreshold
+	// entries) would stall the applies of its server: count the servers
+	// that took one.
+	took := 0
+	for i, idx := range raftSnapshots(servers) {
+		if idx != snaps[i] {
+			took++
+		}
+	}
+	b.ReportMetric(float64(took), "snapshotted")
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	}
+}
+
+// raftSnapshots returns each server's last snapshot index, as raft
+// reports it.
+func raftSnapshots(servers []*server.Server) []string {
+	var out []string
+	for _, s := range servers {
+		out = append(out, s.RaftStats()["last_snapshot_index"])
+	}
+	return out
 }
 
 // raftCPU is the CPU time the process has used, user and system, in
