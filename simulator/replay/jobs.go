@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 )
 
 // jobState is the engine's book on one live job.
@@ -274,9 +273,18 @@ func (e *engine) closeWindow() error {
 }
 
 // drain pulls what is left of a Source at the end of a run stopped by its
-// horizon: those jobs count as not submitted.
+// horizon: those jobs count as not submitted, and their figures are all
+// the run keeps of them.
 func (e *engine) drain() error {
-	return e.fill(math.MaxInt)
+	f := &e.feed
+	for !f.done {
+		if err := e.fill(e.figs.n - e.arrived + 1); err != nil {
+			return err
+		}
+		clear(f.ahead) // none of them will arrive
+		f.ahead, f.head = f.ahead[:0], 0
+	}
+	return nil
 }
 
 // where names a job for errors.

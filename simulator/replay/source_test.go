@@ -332,3 +332,18 @@ func TestTraceFileStreamed(t *testing.T) {
 	assert.Equal(t, string(want), string(got))
 	assert.Equal(t, string(wantLog), string(gotLog))
 }
+
+// A run stopped by its horizon pulls the rest of a Source to count it, and
+// keeps none of those jobs but their figures.
+func TestDrainKeepsNoJobs(t *testing.T) {
+	pools, nodes := ownedFleet(3, 8)
+	js := randomWorkload(11, 3000)
+	cfg := Config{Pools: pools, Nodes: nodes, Source: &listSource{jobs: js}, Horizon: 600 * Second, WarmupJobs: 4}
+	e, err := newEngine(&cfg)
+	require.NoError(t, err)
+	require.NoError(t, e.run(context.Background()))
+	assert.Equal(t, len(js), e.figs.n, "every job counted")
+	assert.Less(t, e.arrived, len(js)/2, "the horizon stopped the arrivals")
+	assert.LessOrEqual(t, len(e.feed.ahead), cfg.WarmupJobs+1)
+	assert.Equal(t, len(js)-e.arrived, e.result().Summary.Future)
+}
