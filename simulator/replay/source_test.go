@@ -66,22 +66,39 @@ func runBytes(t *testing.T, cfg Config) ([]byte, []byte, error) {
 // arrivals.
 func TestSourceMatchesSlice(t *testing.T) {
 	add := gpuNode("n9", "onprem", 64000, 8)
+	elastic := func() ([]scheduler.Pool, []scheduler.Node) {
+		pools, nodes := ownedFleet(2, 8)
+		pools = append(pools,
+			scheduler.Pool{Name: "od", Kind: scheduler.PoolCloud, PricePerGPUHour: 3, MaxNodes: 3, ProvisionDelaySec: 120},
+			scheduler.Pool{Name: "sp", Kind: scheduler.PoolCloud, Pricing: scheduler.Spot, PricePerGPUHour: 1, MaxNodes: 2, ProvisionDelaySec: 60})
+		return pools, append(nodes, gpuNode("od-0", "od", 64000, 8), gpuNode("sp-0", "sp", 64000, 8))
+	}
+	scale := Config{Seed: 5, WarmupJobs: 3, Scale: &Scale{IdleRelease: 300 * Second, SpotReclaim: 900 * Second},
+		Checkpoint: Checkpoint{Interval: 300 * Second}, PriceEvents: []PriceEvent{{At: 500 * Second, Pool: "od", PricePerGPUHour: 4}}}
+	scaleCut := scale
+	scaleCut.Horizon = 2000 * Second
 	for _, c := range []struct {
-		name string
-		cfg  Config
+		name  string
+		cfg   Config
+		fleet func() ([]scheduler.Pool, []scheduler.Node)
 	}{
-		{"best-fit", Config{Policy: "best-fit"}},
-		{"fgd backfill warm-up", Config{Policy: "fgd", Queue: QueueBackfill, WarmupJobs: 7}},
-		{"random fifo-skip", Config{Policy: "random", Queue: QueueFIFOSkip, Seed: 3}},
-		{"preempt checkpoints runs", Config{Preempt: true, Checkpoint: Checkpoint{Interval: 60 * Second, Restart: 5 * Second}, RecordRuns: true}},
-		{"horizon warm-up", Config{Horizon: 1500 * Second, WarmupJobs: 20}},
+		{"best-fit", Config{Policy: "best-fit"}, nil},
+		{"fgd backfill warm-up", Config{Policy: "fgd", Queue: QueueBackfill, WarmupJobs: 7}, nil},
+		{"random fifo-skip", Config{Policy: "random", Queue: QueueFIFOSkip, Seed: 3}, nil},
+		{"preempt checkpoints runs", Config{Preempt: true, Checkpoint: Checkpoint{Interval: 60 * Second, Restart: 5 * Second}, RecordRuns: true}, nil},
+		{"horizon warm-up", Config{Horizon: 1500 * Second, WarmupJobs: 20}, nil},
 		{"node events", Config{WarmupJobs: 2, NodeEvents: []NodeEvent{
 			{At: 300 * Second, Node: "n0", State: scheduler.NodeDown}, {At: 900 * Second, Node: "n0", State: scheduler.NodeReady},
-			{At: 400 * Second, Node: "n9", State: scheduler.NodeReady, Add: &add}}}},
-		{"move", Config{MoveEvents: []MoveEvent{{At: 600 * Second, Tenant: "b", Pools: []string{"onprem"}}}}},
+			{At: 400 * Second, Node: "n9", State: scheduler.NodeReady, Add: &add}}}, nil},
+		{"move", Config{MoveEvents: []MoveEvent{{At: 600 * Second, Tenant: "b", Pools: []string{"onprem"}}}}, nil},
+		{"scaling spot price", scale, elastic},
+		{"scaling to a horizon", scaleCut, elastic},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pools, nodes := ownedFleet(3, 8)
+			if c.fleet != nil {
+				pools, nodes = c.fleet()
+			}
 			js := randomWorkload(11, 300)
 			slice := c.cfg
 			slice.Pools, slice.Nodes, slice.Jobs = pools, nodes, js
@@ -102,6 +119,10 @@ func TestSourceMatchesSlice(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, string(want), string(got))
 			assert.Equal(t, string(wantLog), string(gotLog))
+			if c.cfg.Scale != nil {
+				assert.Positive(t, res.Summary.Scaling["od"].Provisioned, "the cloud pools scaled")
+				assert.Positive(t, res.Summary.Scaling["sp"].Reclaimed, "spot nodes were taken back")
+			}
 			// arrivals counted from the log as it is written: the source was
 			// never more than W + 1 jobs ahead (the one being pulled included)
 			arrived = 0
