@@ -38,9 +38,9 @@ func FromTrace(src []traces.Job, name string, defaultDuration int64) ([]Job, err
 }
 
 // appendTraceJob converts trace job tj, record number rec of the trace,
-// and appends its jobs to out.
-// With lazy set, the jobs leave their Source to be spelled out on an error
-// from their record number.
+// and appends its jobs to out. With lazy set, the jobs leave Source empty
+// and note their record, spelled out only for an error (a string a job is
+// an allocation a job).
 func appendTraceJob(out []Job, tj *traces.Job, rec int, name string, defaultDuration int64, lazy bool) ([]Job, error) {
 	where := func() string { return traceWhere(name, rec, tj.ID) }
 	d := tj.Duration
