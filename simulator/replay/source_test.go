@@ -368,3 +368,28 @@ func TestDrainKeepsNoJobs(t *testing.T) {
 	assert.LessOrEqual(t, len(e.feed.ahead), cfg.WarmupJobs+1)
 	assert.Equal(t, len(js)-e.arrived, e.result().Summary.Future)
 }
+
+// A run keeps a book for each job live at once, not for every job: ended
+// jobs' books are reused, and only their figures stay.
+func TestBooksOnlyForLiveJobs(t *testing.T) {
+	pools, nodes := ownedFleet(20, 8)
+	js := randomWorkload(12, 3000)
+	live, most := 0, 0
+	cfg := Config{Pools: pools, Nodes: nodes, Source: &listSource{jobs: js}, NoRecords: true, Observe: func(ev Event) {
+		switch ev.Kind {
+		case EventArrive:
+			live++
+			most = max(most, live)
+		case EventFinish, EventCloudEnd:
+			live--
+		}
+	}}
+	e, err := newEngine(&cfg)
+	require.NoError(t, err)
+	require.NoError(t, e.run(context.Background()))
+	require.Zero(t, live)
+	assert.Equal(t, most, e.live.n, "one book per job live at once")
+	assert.Less(t, most, len(js)/4)
+	assert.Equal(t, len(js), e.figs.n)
+	assert.Nil(t, e.recs)
+}
