@@ -153,7 +153,7 @@ func (e *engine) cloudCharge(c float64) { e.poolCost[e.poolIdx[e.cloudAt]] += c 
 
 // share splits a job's GPUs over the pools its tasks were placed in.
 func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement) {
-	j.shares = j.shares[:0]
+	j.shares = j.buf[:0] // beside the job's other hot fields (books never move)
 	var total int64
 	for _, tp := range tasks {
 		pool := e.poolOf[tp.Node]

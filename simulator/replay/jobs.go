@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // jobState is the engine's book on one live job.
@@ -24,10 +25,11 @@ type jobState struct {
 	gpus     float64     // GPUs the job holds while running (all tasks)
 	runStart int64       // start of the current owned run
 	costFrom int64       // the run's cost is booked up to here
-	shares   []poolShare // the GPUs of the current owned run, by pool
-	work     int64       // training work left (nanoseconds)
-	done     int64       // training work saved by checkpoints
-	overhead int64       // restart time at the head of the current run
+	shares   []poolShare // the GPUs of the current owned run, by pool: in buf, unless a gang spans more pools
+	buf      [2]poolShare
+	work     int64 // training work left (nanoseconds)
+	done     int64 // training work saved by checkpoints
+	overhead int64 // restart time at the head of the current run
 	// Star-Wait's stint: its cost so far (paid if the job then runs on
 	// owned nodes) and its end.
 	stintCost float64
@@ -103,35 +105,44 @@ func (e *engine) setFigs(f *figs, r *JobRecord) {
 	}
 }
 
-// chunked is an append-only array kept in chunks of chunkLen: growing it
-// copies nothing past the first chunk and leaves at most a chunk unused,
-// where a slice would copy all of it and leave up to a quarter unused.
+// chunked is an append-only array kept in chunks that never move: 64
+// entries, then 128, and so on up to chunkLen, then chunkLen each. Growing
+// it copies nothing and leaves at most a chunk unused (a slice copies all
+// of it and leaves up to a quarter unused), small runs stay small, and a
+// pointer to an entry stays good.
 type chunked[T any] struct {
-	c [][]T
-	n int
+	c    [][]T
+	n    int // entries added
+	room int // entries the chunks hold
 }
 
 const (
+	firstBits = 6
 	chunkBits = 12
 	chunkLen  = 1 << chunkBits
+	// tiered is the entries of the growing chunks, 64 + 128 + … + chunkLen.
+	tiered = 2*chunkLen - 1<<firstBits
 )
 
-func (a *chunked[T]) at(i int) *T { return &a.c[i>>chunkBits][i&(chunkLen-1)] }
+func (a *chunked[T]) at(i int) *T {
+	if i < tiered {
+		j := bits.Len(uint(i>>firstBits)+1) - 1
+		return &a.c[j][i-(1<<j-1)<<firstBits]
+	}
+	i -= tiered
+	return &a.c[chunkBits-firstBits+1+i>>chunkBits][i&(chunkLen-1)]
+}
 
 func (a *chunked[T]) add(v T) {
-	last := len(a.c) - 1
-	if last < 0 || len(a.c[last]) == chunkLen {
-		var c []T
-		if last >= 0 { // the first chunk grows as a slice: small runs stay small
-			c = make([]T, 0, chunkLen)
+	if a.n == a.room {
+		size := chunkLen
+		if j := len(a.c); j <= chunkBits-firstBits {
+			size = 1 << (firstBits + j)
 		}
-		a.c = append(a.c, c)
-		last++
+		a.c = append(a.c, make([]T, size))
+		a.room += size
 	}
-	if c := a.c[last]; len(c) == cap(c) { // the first chunk, full: double it, up to chunkLen
-		a.c[last] = append(make([]T, 0, min(max(2*cap(c), 16), chunkLen)), c...)
-	}
-	a.c[last] = append(a.c[last], v)
+	*a.at(a.n) = v
 	a.n++
 }
 
@@ -153,8 +164,7 @@ func (e *engine) admit(k int, src *Job) *jobState {
 	}
 	e.slot[k] = s
 	j := e.live.at(int(s))
-	shares := j.shares[:0]
-	*j = jobState{src: *src, shares: shares}
+	*j = jobState{src: *src}
 	return j
 }
 
@@ -167,8 +177,7 @@ func (e *engine) fold(k int) {
 		e.recs[k] = j.rec
 	}
 	delete(e.cons, k)
-	shares := j.shares[:0]
-	*j = jobState{shares: shares}
+	*j = jobState{}
 	e.free = append(e.free, e.slot[k])
 	e.slot[k] = -1
 }

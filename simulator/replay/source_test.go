@@ -303,23 +303,33 @@ func TestBadJobNamedByItsID(t *testing.T) {
 	}
 }
 
-// chunked keeps what was added at its index across chunk boundaries, and
-// grows its first chunk as a slice.
+// chunked keeps what was added at its index across chunk boundaries,
+// never moves an entry, and leaves less than a chunk unused.
 func TestChunked(t *testing.T) {
-	for _, n := range []int{0, 1, chunkLen - 1, chunkLen, chunkLen + 1, 3*chunkLen + 7} {
+	for _, n := range []int{0, 1, 63, 64, 65, tiered - 1, tiered, tiered + 1, tiered + 3*chunkLen + 7} {
 		var a chunked[int64]
+		var first *int64
 		for i := range n {
 			a.add(int64(i) * 3)
+			if i == 0 {
+				first = a.at(0)
+			}
 		}
 		require.Equal(t, n, a.n)
 		for i := range n {
 			require.Equal(t, int64(i)*3, *a.at(i), "n %d, i %d", n, i)
 		}
 		if n > 0 {
-			assert.LessOrEqual(t, cap(a.c[0]), max(16, 2*min(n, chunkLen)), "a small array stays small")
+			assert.Same(t, first, a.at(0), "entries never move")
+			assert.Len(t, a.c[0], 64, "a small array stays small")
 		}
+		room := 0
 		for _, c := range a.c {
-			assert.LessOrEqual(t, cap(c), chunkLen)
+			assert.LessOrEqual(t, len(c), chunkLen)
+			room += len(c)
+		}
+		if n > 0 {
+			assert.Less(t, room-n, len(a.c[len(a.c)-1]), "n %d: no chunk left wholly unused", n)
 		}
 	}
 }
