@@ -2,7 +2,9 @@ package state
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -129,46 +131,111 @@ func (r *Result) finish() {
 // Apply applies one command. It is deterministic: the result and the new
 // state depend only on the state and the command. A rejected command
 // returns an error and changes nothing.
+//
+// The command does not escape (a type switch, no reflection on the
+// value), so a driver's command literal needs no allocation.
 func (m *Machine) Apply(cmd Command) (Result, error) {
-	cmd, err := deref(cmd)
-	if err != nil {
-		return Result{}, fmt.Errorf("apply: %w", err)
-	}
-	var res Result
+	var (
+		res Result
+		err error
+		typ string
+	)
 	switch c := cmd.(type) {
 	case RegisterPool:
-		err = m.registerPool(c, &res)
+		typ, err = c.Type(), m.registerPool(c, &res)
 	case RegisterNode:
-		err = m.registerNode(c, &res)
+		typ, err = c.Type(), m.registerNode(c, &res)
 	case SetNodeState:
-		err = m.setNodeState(c, &res)
+		typ, err = c.Type(), m.setNodeState(c, &res)
 	case SetRanks:
-		err = m.setRanks(c, &res)
+		typ, err = c.Type(), m.setRanks(c, &res)
 	case SetTenant:
-		err = m.setTenant(c, &res)
+		typ, err = c.Type(), m.setTenant(c, &res)
 	case Submit:
-		err = m.submit(c, &res)
+		typ, err = c.Type(), m.submit(c, &res)
 	case Cancel:
-		err = m.cancel(c, &res)
+		typ, err = c.Type(), m.cancel(c, &res)
 	case ApplyPlan:
-		err = m.applyPlan(c, &res)
+		typ, err = c.Type(), m.applyPlan(c, &res)
 	case Finish:
-		err = m.finish(c, &res)
+		typ, err = c.Type(), m.finish(c, &res)
 	case Preempt:
-		err = m.preempt(c, &res)
+		typ, err = c.Type(), m.preempt(c, &res)
 	case Prune:
-		err = m.prune(c, &res)
-	default:
-		err = fmt.Errorf("unknown command %T", cmd)
+		typ, err = c.Type(), m.prune(c, &res)
+	case *RegisterPool:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.registerPool(*c, &res)
+	case *RegisterNode:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.registerNode(*c, &res)
+	case *SetNodeState:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.setNodeState(*c, &res)
+	case *SetRanks:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.setRanks(*c, &res)
+	case *SetTenant:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.setTenant(*c, &res)
+	case *Submit:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.submit(*c, &res)
+	case *Cancel:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.cancel(*c, &res)
+	case *ApplyPlan:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.applyPlan(*c, &res)
+	case *Finish:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.finish(*c, &res)
+	case *Preempt:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.preempt(*c, &res)
+	case *Prune:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.prune(*c, &res)
+	case nil:
+		return Result{}, errors.New("apply: nil command")
+	default: // cannot happen: the set is closed
+		return Result{}, fmt.Errorf("apply: unknown command %s", reflect.TypeOf(cmd))
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("%s: %w", cmd.Type(), err)
+		return Result{}, fmt.Errorf("%s: %w", typ, err)
 	}
 	if res.Changed {
 		m.applied++
 	}
 	res.finish()
 	return res, nil
+}
+
+// nilCommand is Apply's refusal of a nil pointer to a command.
+func nilCommand(cmd Command) (Result, error) {
+	return Result{}, fmt.Errorf("apply: nil %s", reflect.TypeOf(cmd))
 }
 
 // String summarises the machine in one line, for logs.

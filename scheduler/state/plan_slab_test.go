@@ -109,3 +109,32 @@ func TestPlanKeepsNoDecodedStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyKeepsNoCommand checks that Apply does not make its command
+// escape: a driver's command literal, value or pointer, costs no
+// allocation when the command itself allocates nothing (a finish of a job
+// that ended already).
+func TestApplyKeepsNoCommand(t *testing.T) {
+	if testing.CoverMode() != "" || raceOn {
+		t.Skip("allocation counts differ under coverage and the race detector")
+	}
+	m := New()
+	for _, c := range []Command{
+		RegisterNode{Node: scheduler.Node{Name: "n1", CPUMilli: 64000, MemoryMiB: 1 << 20}},
+		Submit{Job: scheduler.Job{ID: "a", Count: 1, Task: scheduler.Task{CPUMilli: 1000, MemoryMiB: 1024}}, At: 1},
+		Cancel{Job: "a", At: 2},
+	} {
+		_, err := m.Apply(c)
+		require.NoError(t, err)
+	}
+	id := "a"
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := m.Apply(Finish{Job: id, At: 3, Failed: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Apply(&Cancel{Job: id, At: 3}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.Zero(t, allocs)
+}
