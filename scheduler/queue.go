@@ -196,6 +196,10 @@ type pass struct {
 	// memory, new for each pass, grown as the pass places more.
 	tps  []TaskPlacement
 	devs []int
+	// expect is how many jobs the pass may place, as far as the plan's
+	// first allocations are sized by it: the jobs queued when it first
+	// places one, at most 16.
+	expect int
 }
 
 // placements returns n zero task placements for the plan, from the pass's
@@ -203,7 +207,7 @@ type pass struct {
 // the next.
 func (s *pass) placements(n int) []TaskPlacement {
 	if len(s.tps) < n {
-		s.tps = make([]TaskPlacement, max(n, 2*len(s.plan.Place)))
+		s.tps = make([]TaskPlacement, max(n, s.expect, 2*len(s.plan.Place)))
 	}
 	out := s.tps[:n:n]
 	s.tps = s.tps[n:]
@@ -217,7 +221,7 @@ func (s *pass) devices(n int) []int {
 		return nil
 	}
 	if len(s.devs) < n {
-		s.devs = make([]int, max(n, 2*len(s.plan.Place)))
+		s.devs = make([]int, max(n, s.expect, 2*len(s.plan.Place)))
 	}
 	out := s.devs[:0:n]
 	s.devs = s.devs[n:]
@@ -774,6 +778,14 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 	}
 	*lj = liveJob{job: j, tenant: ti, started: s.in.Now, end: endOf(s.in.Now, j.Walltime),
 		assigns: append(lj.assigns[:0], as...), alive: lj.alive[:0], tasks: lj.tasks[:0], nAlive: n}
+	if s.plan.Place == nil {
+		// The plan's first placement: size its lists for the queue.
+		for i := range s.l.tenants {
+			s.expect += len(s.l.tenants[i].queue)
+		}
+		s.expect = min(max(s.expect, 1), 16)
+		s.plan.Place = make([]JobPlacement, 0, s.expect)
+	}
 	jp := JobPlacement{Job: j.ID, Tasks: s.placements(len(as))}
 	t := &s.l.tenants[ti]
 	for k := range as {
