@@ -46,7 +46,9 @@ type engine struct {
 	arrived    int   // jobs arrived: the next to arrive is job arrived
 	order      []int // Config.Jobs's job numbers in submission order
 	fits       *fitCache
-	width      int // digits of the machine ids
+	width      int    // digits of the machine ids
+	ids        string // the ids of block idsOf (baseID)
+	idsOf      int
 	price      map[string]float64
 	prices     []float64        // price per GPU-hour, fleet order (price's)
 	poolOf     map[string]int32 // node name → pool, fleet order
@@ -406,8 +408,51 @@ func (e *engine) makeJob(src *Job, id string, at int64, cons []scheduler.Constra
 	return j
 }
 
-// baseID is job k's first machine id: its number, zero-padded.
+// baseID is job k's first machine id: its number, zero-padded. Ids of
+// one block of idBlock jobs are cut from one string, made when the first
+// of them is asked for: an arrival costs no allocation for its id. A block
+// stays alive while any of its ids does, which costs at most what every
+// id kept apart would.
 func (e *engine) baseID(k int) string {
+	w := e.width
+	if b := k / idBlock; w > 0 && b == e.idsOf && len(e.ids) > 0 {
+		i := (k % idBlock) * w
+		return e.ids[i : i+w]
+	} else if w > 0 && k%idBlock == 0 && (b+1)*idBlock <= pow10(w) { // every id of the block has w digits
+		buf := make([]byte, 0, idBlock*w)
+		for i := range idBlock {
+			buf = appendID(buf, b*idBlock+i, w)
+		}
+		e.ids, e.idsOf = string(buf), b
+		return e.ids[:w]
+	}
+	return e.oneID(k)
+}
+
+// idBlock is the jobs whose ids baseID makes as one string.
+const idBlock = 1024
+
+// pow10 is 10^w, capped beyond any job number.
+func pow10(w int) int {
+	p := 1
+	for range min(w, 18) {
+		p *= 10
+	}
+	return p
+}
+
+// appendID appends k zero-padded to w digits (or more, when it has more).
+func appendID(b []byte, k, w int) []byte {
+	var d [20]byte
+	n := len(strconv.AppendInt(d[:0], int64(k), 10))
+	for range w - n {
+		b = append(b, '0')
+	}
+	return strconv.AppendInt(b, int64(k), 10)
+}
+
+// oneID is job k's first machine id made on its own.
+func (e *engine) oneID(k int) string {
 	var b [40]byte
 	d := strconv.AppendInt(b[20:20], int64(k), 10)
 	n := max(e.width, len(d))

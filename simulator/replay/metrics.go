@@ -114,11 +114,12 @@ func Quantile(sorted []float64, q float64) float64 {
 	return sorted[k]
 }
 
-func statsOf(v []float64) Stats {
+// stats sorts v (with the sorter's scratch) and returns its aggregates.
+func (fs *floatSorter) stats(v []float64) Stats {
 	if len(v) == 0 {
 		return Stats{}
 	}
-	sortFloats(v)
+	fs.sort(v)
 	sum := 0.0
 	for _, x := range v {
 		sum += x
@@ -245,10 +246,10 @@ func (c *cutAcc) add(f *figs) {
 	c.costs += f.cost
 }
 
-func cutsOf(m map[string]*cutAcc) map[string]Cut {
+func cutsOf(m map[string]*cutAcc, fs *floatSorter) map[string]Cut {
 	out := make(map[string]Cut, len(m))
 	for k, c := range m {
-		out[k] = Cut{Jobs: c.jobs, WaitH: statsOf(c.waits), JCTH: statsOf(c.jcts), GPUHours: c.gpuHours, Cost: c.costs}
+		out[k] = Cut{Jobs: c.jobs, WaitH: fs.stats(c.waits), JCTH: fs.stats(c.jcts), GPUHours: c.gpuHours, Cost: c.costs}
 	}
 	return out
 }
@@ -503,8 +504,9 @@ func (e *engine) result() *Result {
 		s.LostGPUHours += r.lostH
 		s.Cost += r.cost
 	}
-	s.WaitH, s.JCTH, s.Slowdown = statsOf(waits), statsOf(jcts), statsOf(slows)
-	s.ByTenant, s.BySize, s.ByPool = cutsOf(tenants), cutsOf(sizes), cutsOf(pools)
+	var fs floatSorter
+	s.WaitH, s.JCTH, s.Slowdown = fs.stats(waits), fs.stats(jcts), fs.stats(slows)
+	s.ByTenant, s.BySize, s.ByPool = cutsOf(tenants, &fs), cutsOf(sizes, &fs), cutsOf(pools, &fs)
 	s.CostByPool = make(map[string]float64, len(e.cfg.Pools))
 	for i, p := range e.cfg.Pools {
 		s.CostByPool[p.Name] = e.poolCost[i]

@@ -21,12 +21,12 @@ func TestQueueOrder(t *testing.T) {
 			if rng.IntN(3) > 0 || len(left) == 0 {
 				it := item{at: int64(rng.IntN(20)), phase: phase(rng.IntN(4)), job: int32(step)}
 				q.push(it)
-				it.seq = q.seq - 1
+				it.key = uint64(it.phase)<<56 | (q.seq - 1)
 				left = append(left, it)
 				continue
 			}
 			slices.SortFunc(left, func(a, b item) int {
-				return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.phase, b.phase), cmp.Compare(a.seq, b.seq))
+				return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.phase, b.phase), cmp.Compare(a.key&(1<<56-1), b.key&(1<<56-1)))
 			})
 			at, ok := q.next()
 			require.True(t, ok)

@@ -11,11 +11,25 @@ import (
 // and a comparison sort is several times slower. v holds no NaN (hours and
 // ratios of finite times); one found leaves the sort to slices.Sort.
 func sortFloats(v []float64) {
+	var s floatSorter
+	s.sort(v)
+}
+
+// floatSorter sorts as sortFloats does, its scratch kept from one list to
+// the next: the summary sorts a dozen lists as long as the workload.
+type floatSorter struct {
+	keys, tmp []uint64
+}
+
+func (s *floatSorter) sort(v []float64) {
 	if len(v) < 1024 {
 		slices.Sort(v)
 		return
 	}
-	keys := make([]uint64, len(v))
+	if cap(s.keys) < len(v) {
+		s.keys, s.tmp = make([]uint64, len(v)), make([]uint64, len(v))
+	}
+	keys, tmp := s.keys[:len(v)], s.tmp[:len(v)]
 	for i, x := range v {
 		if x != x {
 			slices.Sort(v)
@@ -31,7 +45,6 @@ func sortFloats(v []float64) {
 	}
 	const bits = 11
 	const buckets = 1 << bits
-	tmp := make([]uint64, len(v))
 	var count [buckets]int
 	for shift := 0; shift < 64; shift += bits {
 		clear(count[:])

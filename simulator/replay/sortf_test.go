@@ -11,8 +11,10 @@ import (
 
 // sortFloats orders as slices.Sort does, value for value (bits included),
 // on lists below and above its radix threshold: hours, ties, zeros,
-// negatives, infinities, tiny and huge magnitudes.
+// negatives, infinities, tiny and huge magnitudes; one sorter sorts them
+// all, its scratch kept from longer lists for shorter ones.
 func TestSortFloats(t *testing.T) {
+	var fs floatSorter
 	for _, c := range []struct {
 		name string
 		gen  func(r *rand.Rand) float64
@@ -34,7 +36,7 @@ func TestSortFloats(t *testing.T) {
 			}
 			want := slices.Clone(v)
 			slices.Sort(want)
-			sortFloats(v)
+			fs.sort(v)
 			require.Equal(t, want, v, "%s, %d values", c.name, n)
 		}
 	}
