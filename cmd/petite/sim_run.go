@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -161,8 +163,20 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		} else if cfg.Pools, cfg.Nodes, _, err = readFleetArg(cmd, *fleetPath); err != nil {
 			return err
 		}
-		if *tracePath != "" {
-			jobs, err := readReplayJobs(cmd, *tracePath, traces.Options{Format: f, Strict: *strict}, int64(*defDur))
+		topts := traces.Options{Format: f, Strict: *strict}
+		var stream *streamedTrace
+		if *tracePath != "" && start == nil && cfg.Burst == nil && *series == "" && *reportPath == "" {
+			// Nothing of the run needs the whole workload at once: the trace
+			// streams, if a first read finds it fit to (readStreamed).
+			if stream, err = readStreamed(*tracePath, topts, int64(*defDur)); err != nil {
+				return err
+			}
+		}
+		if stream != nil {
+			defer stream.close()
+			cfg.Source, cfg.NoRecords = stream.src, true
+		} else if *tracePath != "" {
+			jobs, err := readReplayJobs(cmd, *tracePath, topts, int64(*defDur))
 			if err != nil {
 				return err
 			}
@@ -171,13 +185,18 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			}
 			cfg.Jobs = append(cfg.Jobs, jobs...)
 		}
-		if len(cfg.Jobs) == 0 {
+		if len(cfg.Jobs) == 0 && stream == nil {
 			return fmt.Errorf("--from-snapshot %s: no live job and no --trace: nothing to replay", *snapshotPath)
 		}
 		if *horizon > 0 {
-			first := cfg.Jobs[0].Submit
-			for _, j := range cfg.Jobs {
-				first = min(first, j.Submit)
+			var first int64
+			if stream != nil {
+				first = stream.first
+			} else {
+				first = cfg.Jobs[0].Submit
+				for _, j := range cfg.Jobs {
+					first = min(first, j.Submit)
+				}
 			}
 			cfg.Horizon = first + int64(*horizon)
 		}
@@ -192,7 +211,11 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			cfg.Observe = ev.write
 		}
 		if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) && out != "json" {
-			bar := progressbar.NewOptions(len(cfg.Jobs),
+			total := len(cfg.Jobs)
+			if stream != nil {
+				total = stream.jobs
+			}
+			bar := progressbar.NewOptions(total,
 				progressbar.OptionSetWriter(f),
 				progressbar.OptionSetDescription("sim run: jobs arrived"),
 				progressbar.OptionShowCount(),
@@ -424,6 +447,64 @@ func readReplayJobs(cmd *cobra.Command, path string, opts traces.Options, defDur
 	}
 	return jobs, nil
 }
+
+// streamedTrace is a trace file replayed as it is read (Config.Source):
+// the run holds the jobs live at once, not the trace.
+type streamedTrace struct {
+	src   replay.Source
+	r     *traces.Reader
+	jobs  int   // the replay's jobs in the trace, counted by the first read
+	first int64 // the first one's submit
+}
+
+func (s *streamedTrace) close() { _ = s.r.Close() }
+
+// readStreamed reads the trace at path once through the replay's
+// conversion, keeping nothing, and opens it again as a stream when that
+// read found jobs, in submission order, and no error. Otherwise it returns
+// nil and the caller reads the trace whole as before: a trace out of order
+// is sorted there, and an error is reported as that read reports it.
+// Standard input cannot be read twice, and is never streamed.
+func readStreamed(path string, opts traces.Options, defDur int64) (*streamedTrace, error) {
+	if path == "-" {
+		return nil, nil
+	}
+	r, err := traces.Open(path, opts)
+	if err != nil {
+		return nil, nil // reported by the whole read
+	}
+	src := replay.TraceSource(r.Next, path, defDur)
+	st := &streamedTrace{}
+	last := int64(math.MinInt64)
+	for {
+		j, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || j.Submit < last {
+			_ = r.Close()
+			return nil, nil
+		}
+		if st.jobs == 0 {
+			st.first = j.Submit
+		}
+		last = j.Submit
+		st.jobs++
+	}
+	_ = r.Close()
+	if st.jobs == 0 {
+		return nil, nil
+	}
+	if st.r, err = traces.Open(path, opts); err != nil {
+		return nil, fmt.Errorf("--trace: %w", err)
+	}
+	st.src = replay.TraceSource(st.r.Next, path, defDur)
+	streamedRuns++
+	return st, nil
+}
+
+// streamedRuns counts the runs whose trace streamed (for tests).
+var streamedRuns int
 
 // eventLog writes events as JSON Lines, remembering the first write error.
 type eventLog struct {
