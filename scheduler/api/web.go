@@ -134,15 +134,22 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request, strand *metrics.S
 	if p, ok := Caller(r); ok && p.Via == viaCookie {
 		d.SignedIn = p.Name
 	}
+	writeHTML(w, http.StatusOK, pageCSP, "page", pageTemplate, d)
+}
+
+// writeHTML renders a page of the server's own (no asset from elsewhere,
+// never cached, its type not sniffed) with its CSP.
+func writeHTML(w http.ResponseWriter, status int, csp, what string, t *template.Template, data any) {
 	var b bytes.Buffer
-	if err := pageTemplate.Execute(&b, d); err != nil {
-		writeErr(w, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("render page: %v", err)})
+	if err := t.Execute(&b, data); err != nil {
+		writeErr(w, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("render %s: %v", what, err)})
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", pageCSP)
+	w.Header().Set("Content-Security-Policy", csp)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
 }
 

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -112,21 +111,10 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 
 // loginPage answers with the sign-in page and a message.
 func (h *handler) loginPage(w http.ResponseWriter, status int, msg string) {
-	var b bytes.Buffer
-	tokens := h.sec != nil && h.sec.Tokens != nil
-	if err := loginTemplate.Execute(&b, struct {
+	writeHTML(w, status, loginCSP, "sign-in page", loginTemplate, struct {
 		Tokens  bool
 		Message string
-	}{tokens, msg}); err != nil {
-		writeErr(w, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("render sign-in page: %v", err)})
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", loginCSP)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
+	}{h.sec != nil && h.sec.Tokens != nil, msg})
 }
 
 // withUICookie makes the page's cookie the request's bearer token when the
