@@ -809,7 +809,10 @@ func (m *Machine) enqueue(r *record) {
 
 // unqueue takes a job out of the pending queue.
 func (m *Machine) unqueue(r *record) {
-	i, ok := slices.BinarySearchFunc(m.pending, r.seq, bySeq)
+	i, ok := 0, len(m.pending) > 0 && m.pending[0].r == r // the head leaves most
+	if !ok {
+		i, ok = slices.BinarySearchFunc(m.pending, r.seq, bySeq)
+	}
 	if !ok {
 		panic(fmt.Sprintf("state: job %s is not in the queue", r.job.ID))
 	}
