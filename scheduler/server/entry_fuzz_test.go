@@ -92,7 +92,17 @@ func snapshotBytes(tb testing.TB, f *FSM) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return []byte(s.(fsmSnapshot))
+	return persisted(tb, s)
+}
+
+// persisted returns the bytes a snapshot of the FSM persists.
+func persisted(tb testing.TB, s raft.FSMSnapshot) []byte {
+	tb.Helper()
+	b, err := s.(*fsmSnapshot).encode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }
 
 // FuzzFSMRestore feeds Restore arbitrary snapshots: it never panics, a

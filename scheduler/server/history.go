@@ -141,32 +141,66 @@ func runningStarts(m *state.Machine) map[string]int64 {
 }
 
 // historyRing keeps the last limit records (HistoryLimit when zero): once
-// full, each new record takes the place of the oldest, so that recording
-// costs the same at the bound as below it.
+// full, each new record pushes the oldest out, so that recording costs the
+// same at the bound as below it. The records lie in chunks of histChunk
+// that are only appended to, never written again: a snapshot takes the
+// chunks as they are (view) and encodes them later, off the state
+// machine's goroutine, while the ring goes on.
 type historyRing struct {
-	recs  []HistoryRecord
-	next  int // the oldest record once full: where the next one goes
-	limit int
+	chunks [][]HistoryRecord // each of capacity histChunk
+	start  int               // records of chunks[0] already pushed out
+	n      int               // records kept
+	limit  int
 }
+
+// histChunk is the records a chunk holds: the ring keeps at most one
+// chunk's worth more than its limit in memory (about 300 KB).
+const histChunk = 1024
 
 func (h *historyRing) add(r HistoryRecord) {
 	if h.limit == 0 {
 		h.limit = HistoryLimit
 	}
-	if len(h.recs) < h.limit {
-		h.recs = append(h.recs, r)
-		return
+	if len(h.chunks) == 0 || len(h.chunks[len(h.chunks)-1]) == histChunk {
+		h.chunks = append(h.chunks, make([]HistoryRecord, 0, histChunk))
 	}
-	h.recs[h.next] = r
-	h.next = (h.next + 1) % h.limit
+	last := &h.chunks[len(h.chunks)-1]
+	*last = append(*last, r)
+	if h.n++; h.n > h.limit {
+		h.n--
+		if h.start++; h.start == histChunk {
+			h.chunks[0] = nil
+			h.chunks, h.start = h.chunks[1:], 0
+		}
+	}
+}
+
+// view returns the records kept now, as a view that later adds do not
+// change: they write past the end of the view's last chunk, or to new
+// chunks.
+func (h *historyRing) view() historyView {
+	return historyView{chunks: slices.Clone(h.chunks), start: h.start}
 }
 
 // ordered returns the records, oldest first, in a new slice.
-func (h *historyRing) ordered() []HistoryRecord {
-	if len(h.recs) == 0 {
-		return nil
+func (h *historyRing) ordered() []HistoryRecord { return h.view().ordered() }
+
+// historyView is the records of a ring at one moment.
+type historyView struct {
+	chunks [][]HistoryRecord
+	start  int
+}
+
+// ordered returns the records, oldest first, in a new slice.
+func (v historyView) ordered() []HistoryRecord {
+	var out []HistoryRecord
+	for i, c := range v.chunks {
+		if i == 0 {
+			c = c[v.start:]
+		}
+		out = append(out, c...)
 	}
-	return append(slices.Clone(h.recs[h.next:]), h.recs[:h.next]...)
+	return out
 }
 
 // newHistory is a ring holding the last HistoryLimit of recs (oldest

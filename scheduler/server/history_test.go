@@ -79,7 +79,7 @@ func TestFSMHistory(t *testing.T) {
 	snap, err := f.Snapshot()
 	require.NoError(t, err)
 	g := NewFSM()
-	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(snap.(fsmSnapshot)))))
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(persisted(t, snap)))))
 	g.History(func(h []HistoryRecord, _ *state.Machine) { assert.Equal(t, got, h) })
 
 	// A job running across a restore keeps its start in the history.
@@ -89,7 +89,7 @@ func TestFSMHistory(t *testing.T) {
 	snap, err = f.Snapshot()
 	require.NoError(t, err)
 	g = NewFSM()
-	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(snap.(fsmSnapshot)))))
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(persisted(t, snap)))))
 	f = g
 	apply(state.Finish{Job: "c", Failed: true, At: 260})
 	g.History(func(h []HistoryRecord, _ *state.Machine) {
@@ -203,4 +203,30 @@ func TestStartBook(t *testing.T) {
 		assert.Zero(t, b.take("7"), "every start was requeued")
 		assert.Empty(t, b.m, "every start was requeued")
 	})
+}
+
+// A view of the ring keeps the records of its moment while the ring goes
+// on past its bound (chunks pushed out, new ones filled), and the ring
+// holds at most a chunk more than its limit.
+func TestHistoryRingView(t *testing.T) {
+	const limit = 5
+	h := historyRing{limit: limit}
+	type seen struct {
+		view historyView
+		want []HistoryRecord
+	}
+	var views []seen
+	for i := range 3*histChunk + 7 {
+		h.add(HistoryRecord{Ended: int64(i)})
+		if i == limit-1 || i > limit && i%(histChunk/2) == 3 {
+			views = append(views, seen{h.view(), h.ordered()})
+		}
+		assert.LessOrEqual(t, len(h.chunks), 2, "one chunk beyond the limit at most")
+	}
+	require.Len(t, h.ordered(), limit)
+	assert.Equal(t, int64(3*histChunk+6), h.ordered()[limit-1].Ended)
+	for _, v := range views {
+		require.Len(t, v.want, limit)
+		assert.Equal(t, v.want, v.view.ordered(), "a view keeps its moment")
+	}
 }

@@ -38,7 +38,7 @@ func TestFSMSubmitOncePerRequestID(t *testing.T) {
 	snap, err := h.f.Snapshot()
 	require.NoError(t, err)
 	restored := NewFSM()
-	require.NoError(t, restored.Restore(io.NopCloser(bytes.NewReader(snap.(fsmSnapshot)))))
+	require.NoError(t, restored.Restore(io.NopCloser(bytes.NewReader(persisted(t, snap)))))
 	j, ok := restored.JobByRequest("r1")
 	require.True(t, ok, "the index is rebuilt from the records")
 	assert.Equal(t, "a-1", j)

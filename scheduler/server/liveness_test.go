@@ -95,7 +95,7 @@ func TestFSMAgentRecords(t *testing.T) {
 	snap, err := h.f.Snapshot()
 	require.NoError(t, err)
 	back := NewFSM()
-	require.NoError(t, back.Restore(io.NopCloser(bytes.NewReader(snap.(fsmSnapshot)))))
+	require.NoError(t, back.Restore(io.NopCloser(bytes.NewReader(persisted(t, snap)))))
 	rec, ok := back.Agent(node)
 	require.True(t, ok)
 	assert.Equal(t, []string{"GPU-a", "GPU-b"}, rec.Devices)
