@@ -84,6 +84,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	reportPath := fs.String("report", "", "write a self-contained HTML report (summary, plots over time, wait and JCT distributions, cost by pool, a scenario's before and after) to this file")
 	snapshotPath := fs.String("from-snapshot", "", "start from a state snapshot (the daemon's GET /v1/snapshot): its fleet, tenants, running jobs in place and queue; --trace is then optional and arrives from the snapshot's instant")
 	snapshotAt := fs.String("snapshot-at", "", "with --from-snapshot: the snapshot's instant, RFC 3339 or Unix seconds (default: the latest time it records)")
+	unfit := fs.String("unfit", "error", "a job that fits no node of the fleet: error (stop there) or skip (leave it out of the replay; the summary counts and lists them)")
 	scenarioPath := fs.String("scenario", "", "run a scenario file (docs/scenario.md) and print its summary and the impact of each retire, drain or move")
 	output := addOutputFlag(fs, "text", "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -98,7 +99,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			return err
 		}
 		if *scenarioPath != "" {
-			for _, f := range []string{"from-snapshot", "fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict", "scale", "idle-release", "spot-reclaim"} {
+			for _, f := range []string{"from-snapshot", "fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict", "scale", "idle-release", "spot-reclaim", "unfit"} {
 				if cmd.Flags().Changed(f) {
 					return usageErr("--scenario and --%s exclude each other: the scenario names its inputs and settings", f)
 				}
@@ -126,7 +127,11 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 				return usageErr("--%s: must not be negative", name)
 			}
 		}
-		cfg := replay.Config{Policy: *policy, Queue: q, Seed: *seed, WarmupJobs: *warmup, Preempt: *preempt,
+		uf, err := replay.ParseUnfit(*unfit)
+		if err != nil {
+			return usageErr("--unfit: %v", err)
+		}
+		cfg := replay.Config{Policy: *policy, Queue: q, Seed: *seed, WarmupJobs: *warmup, Preempt: *preempt, Unfit: uf,
 			Checkpoint: replay.Checkpoint{Interval: int64(*ckpt), Restart: int64(*restart)}}
 		if *warmup < 0 {
 			return usageErr("--warmup-jobs: must not be negative")
@@ -229,6 +234,9 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			if cerr := ev.close(); err == nil {
 				err = cerr
 			}
+		}
+		if ue := (*replay.UnfitError)(nil); errors.As(err, &ue) {
+			return fmt.Errorf("%w; --unfit skip leaves such jobs out of the replay and counts them", err)
 		}
 		if err != nil {
 			return err
@@ -611,6 +619,24 @@ func writeRunText(w io.Writer, s *replay.Summary) error {
 			v any
 		}{"cloud bill " + p + ": total used idle", fmt.Sprintf("%.4f %.4f %.4f (peak %d nodes, %d asked for, %d released, %d reclaimed)",
 			a.NodeCost, a.UsedCost, a.IdleCost, a.PeakNodes, a.Provisioned, a.Released, a.Reclaimed)})
+	}
+	if s.Unfit > 0 {
+		rows = append(rows, struct {
+			k string
+			v any
+		}{"unfit jobs left out (--unfit skip)", s.Unfit})
+		for _, u := range s.UnfitJobs {
+			rows = append(rows, struct {
+				k string
+				v any
+			}{"  unfit job", u.Where + ": " + u.Reason})
+		}
+		if more := s.Unfit - len(s.UnfitJobs); more > 0 {
+			rows = append(rows, struct {
+				k string
+				v any
+			}{"  unfit job", fmt.Sprintf("… and %d more", more)})
+		}
 	}
 	for _, r := range rows {
 		if _, err := fmt.Fprintf(tw, "%s\t%v\n", r.k, r.v); err != nil {

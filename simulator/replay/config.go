@@ -29,6 +29,11 @@ type Config struct {
 	// pulled, so a bad one ends the run there. Series and the burst method
 	// need Jobs.
 	Source Source
+	// Unfit says what becomes of a job that no node the fleet will ever
+	// have could hold: the run stops with an *UnfitError (UnfitStop, the
+	// default), or the job is left out of the replay and counted in the
+	// summary (UnfitSkip).
+	Unfit Unfit
 	// NoRecords leaves Result.Jobs nil: the summary is computed all the
 	// same, from a few figures a job, which is what a replay of millions
 	// of jobs can afford.
@@ -121,6 +126,30 @@ type Job struct {
 	// before Submit, is its record's start.
 	Placed      []scheduler.TaskPlacement
 	PlacedSince int64
+}
+
+// Unfit is what a run does with a job that fits no node of the fleet.
+type Unfit uint8
+
+// The ways of treating unfit jobs.
+const (
+	// UnfitStop stops the run with an *UnfitError naming the job.
+	UnfitStop Unfit = iota
+	// UnfitSkip leaves the job out of the replay (it never arrives and
+	// has no number) and counts it in Summary.Unfit, listing the first
+	// few in Summary.UnfitJobs.
+	UnfitSkip
+)
+
+// ParseUnfit reads how to treat unfit jobs: error (stop the run) or skip.
+func ParseUnfit(s string) (Unfit, error) {
+	switch s {
+	case "error", "":
+		return UnfitStop, nil
+	case "skip":
+		return UnfitSkip, nil
+	}
+	return 0, fmt.Errorf("unfit %q: want error or skip", s)
 }
 
 // Queue is the queueing discipline of the pass.

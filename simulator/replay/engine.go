@@ -81,6 +81,8 @@ type engine struct {
 	bill       bills                          // the reserved pools' bills (bill.go)
 	cons       map[int][]scheduler.Constraint // jobs' constraints since a move (move.go)
 	poolGPUH   []float64                      // GPU-hours held per pool, in fleet order
+	unfit      int                            // jobs left out by Config.Unfit
+	unfitJobs  []UnfitJob                     // the first maxUnfitListed of them
 }
 
 // Run replays a workload over a fleet and returns the per-job records and
@@ -292,7 +294,7 @@ func (e *engine) buildFleet() error {
 func (e *engine) buildJobs(grown *scheduler.Cluster) error {
 	e.fits = newFitCache(grown)
 	if src := e.cfg.Source; src != nil {
-		e.feed = feed{src: src, tail: make([]int64, e.cfg.WarmupJobs+1)}
+		e.feed = feed{src: src, tail: make([]int64, e.cfg.WarmupJobs+1), last: math.MinInt64}
 		e.width = streamWidth
 		e.win.end = math.MaxInt64 // until the Source's last job is known
 		return e.fill(e.cfg.WarmupJobs + 1)
@@ -309,14 +311,20 @@ func (e *engine) buildJobs(grown *scheduler.Cluster) error {
 	if e.keep {
 		e.recs = make([]JobRecord, 0, n)
 	}
-	gpus := make([]float64, n)
+	gpus := make([]float64, 0, n)
+	kept := e.order[:0]
 	for k, i := range e.order {
 		g, err := e.check(k, &e.cfg.Jobs[i])
+		if e.skipUnfit(err) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		gpus[k] = g
+		gpus = append(gpus, g)
+		kept = append(kept, i)
 	}
+	e.order = kept
 	for k, i := range e.order {
 		src := &e.cfg.Jobs[i]
 		if err := e.checkPlaced(src); err != nil {
@@ -366,7 +374,8 @@ func (e *engine) check(k int, src *Job) (float64, error) {
 		return 0, fmt.Errorf("%s: field task: %w", where(src, k), err)
 	}
 	if !ok {
-		return 0, fmt.Errorf("%s: a task of %d GPUs (%d milli each, %d milli-CPU, %d MiB) fits no empty node of the fleet", where(src, k), job.Task.GPUs, job.Task.GPUMilli, job.Task.CPUMilli, job.Task.MemoryMiB)
+		return 0, &UnfitError{Job: UnfitJob{Record: src.record, ID: src.Job.ID, Where: where(src, k),
+			Reason: fmt.Sprintf("a task of %d GPUs (%d milli each, %d milli-CPU, %d MiB) fits no empty node of the fleet", job.Task.GPUs, job.Task.GPUMilli, job.Task.CPUMilli, job.Task.MemoryMiB)}}
 	}
 	return float64(job.GPUMilliTotal()) / 1000, nil
 }

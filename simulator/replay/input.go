@@ -69,7 +69,7 @@ func appendTraceJob(out []Job, tj *traces.Job, rec int, name string, defaultDura
 		if lazy {
 			out = append(out, Job{Job: j, Submit: sub, Duration: dur, trace: name, traceID: tj.ID, record: rec})
 		} else {
-			out = append(out, Job{Job: j, Submit: sub, Duration: dur, Source: where()})
+			out = append(out, Job{Job: j, Submit: sub, Duration: dur, Source: where(), trace: name, traceID: tj.ID, record: rec})
 		}
 	}
 	return out, nil

@@ -253,14 +253,18 @@ func (e *engine) fill(n int) error {
 		if err != nil {
 			return fmt.Errorf("workload: job %d: %w", k, err)
 		}
-		if k > 0 && j.Submit < f.last {
+		if j.Submit < f.last {
 			return fmt.Errorf("%s: field submit: %d ns is before the job before it (%d ns): a streamed workload comes in submission order", where(&j, k), j.Submit, f.last)
 		}
+		f.last = j.Submit
 		f.ahead = append(f.ahead, j)
-		if err := e.pull(k, &f.ahead[len(f.ahead)-1]); err != nil {
+		if err := e.pull(k, &f.ahead[len(f.ahead)-1]); e.skipUnfit(err) {
+			f.ahead[len(f.ahead)-1] = Job{}
+			f.ahead = f.ahead[:len(f.ahead)-1]
+			continue
+		} else if err != nil {
 			return err
 		}
-		f.last = j.Submit
 		if w := e.cfg.WarmupJobs; k == w {
 			e.win.start = j.Submit
 		}
@@ -274,7 +278,7 @@ func (e *engine) fill(n int) error {
 func (e *engine) closeWindow() error {
 	n, w := e.figs.n, e.cfg.WarmupJobs
 	if err := checkWindow(n, w); err != nil {
-		return err
+		return e.unfitNote(err)
 	}
 	e.win.first, e.win.last = w, min(n-w, n-1)
 	e.win.end = e.feed.tail[(n-w-1)%len(e.feed.tail)]
@@ -327,4 +331,51 @@ func (e *engine) pull(k int, src *Job) error {
 		e.recs = append(e.recs, r)
 	}
 	return nil
+}
+
+// UnfitJob is a job of the workload that no node the fleet will ever have
+// could hold.
+type UnfitJob struct {
+	// Record is the job's record in its trace (from 1), 0 for a job given
+	// otherwise.
+	Record int `json:"record,omitempty"`
+	// ID is the job's id in the workload.
+	ID string `json:"id"`
+	// Where names the job as errors do ("jobs.csv: record 3 (job x)").
+	Where  string `json:"where"`
+	Reason string `json:"reason"`
+}
+
+// UnfitError is the error of a run that meets an unfit job under
+// UnfitStop (the default).
+type UnfitError struct {
+	Job UnfitJob
+}
+
+func (e *UnfitError) Error() string { return e.Job.Where + ": " + e.Job.Reason }
+
+// unfitNote adds to a workload's error the jobs left out as unfit, which
+// a workload of too few jobs may owe its size to.
+func (e *engine) unfitNote(err error) error {
+	if e.unfit == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%d more left out: they fit no node of the fleet)", err, e.unfit)
+}
+
+// maxUnfitListed bounds Summary.UnfitJobs: the count says how many more.
+const maxUnfitListed = 10
+
+// skipUnfit says whether err is an unfit job that Config.Unfit leaves out
+// of the replay, and books it.
+func (e *engine) skipUnfit(err error) bool {
+	var u *UnfitError
+	if e.cfg.Unfit != UnfitSkip || !errors.As(err, &u) {
+		return false
+	}
+	e.unfit++
+	if len(e.unfitJobs) < maxUnfitListed {
+		e.unfitJobs = append(e.unfitJobs, u.Job)
+	}
+	return true
 }

@@ -168,6 +168,12 @@ type Summary struct {
 	Queued  int `json:"queued"`
 	InCloud int `json:"in_cloud"`
 	Future  int `json:"future"`
+	// Unfit counts the jobs of the workload left out of the replay because
+	// no node the fleet will ever have could hold them (Config.Unfit is
+	// UnfitSkip): Total + Unfit is every job of the workload. UnfitJobs
+	// lists the first few, in submission order.
+	Unfit     int        `json:"unfit,omitempty"`
+	UnfitJobs []UnfitJob `json:"unfit_jobs,omitempty"`
 	// ByTenant, BySize and ByPool cut the measured jobs by tenant ("" as
 	// "-"), by size (SizeBucket) and by the pool they ran in first
 	// ("-" for jobs that never started).
@@ -360,7 +366,7 @@ type window struct {
 func newWindow(e *engine) (window, error) {
 	n, w := len(e.order), e.cfg.WarmupJobs
 	if err := checkWindow(n, w); err != nil {
-		return window{}, err
+		return window{}, e.unfitNote(err)
 	}
 	return window{first: w, last: min(n-w, n-1), start: e.upcoming(w).Submit, end: e.upcoming(n - w - 1).Submit}, nil
 }
@@ -447,7 +453,7 @@ func (e *engine) result() *Result {
 			}
 		}
 	}
-	s := Summary{Total: e.figs.n, Passes: e.passes}
+	s := Summary{Total: e.figs.n, Passes: e.passes, Unfit: e.unfit, UnfitJobs: e.unfitJobs}
 	var milli int64
 	for n := range e.m.Cluster().NumNodes() {
 		milli += e.m.Cluster().Usage(nodeIDOf(n)).GPUCap
