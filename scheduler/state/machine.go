@@ -45,6 +45,9 @@ type Machine struct {
 	undo    []undo
 	ops     []placeOp // checkPlacements's scratch, and its skip marks
 	skip    []bool
+	// lastName is the node a placement named last, lastNode its id.
+	lastName string
+	lastNode scheduler.NodeID
 	// ended lists the ended jobs the table still holds, in no order, for
 	// Prune to visit them and not every job.
 	ended []*record

@@ -268,9 +268,14 @@ func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) (scheduler.N
 	if r.isDone(tp.Task) {
 		return 0, fmt.Errorf("field task: the task is done")
 	}
-	id, ok := m.c.NodeByName(tp.Node)
+	// Plans name the same node many times over: the last one found is
+	// kept (a node's name and id never change).
+	id, ok := m.lastNode, tp.Node != "" && tp.Node == m.lastName
 	if !ok {
-		return 0, fmt.Errorf("field node: unknown node %q", tp.Node)
+		if id, ok = m.c.NodeByName(tp.Node); !ok {
+			return 0, fmt.Errorf("field node: unknown node %q", tp.Node)
+		}
+		m.lastName, m.lastNode = m.c.NodeName(id), id
 	}
 	return id, m.checkShare(t, id, tp)
 }
