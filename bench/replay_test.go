@@ -26,6 +26,7 @@ var (
 	replayJobs      = flag.Int("replay.jobs", 10_000, "jobs replayed by BenchmarkReplay1MJobs (1000000 for the full size)")
 	replayNaiveJobs = flag.Int("replay.naive-jobs", 2_000, "jobs replayed by the naive once-a-second baseline (over its first simulated hour)")
 	replayLoad      = flag.Float64("replay.load", 0.8, "offered GPU load of the replay workload, as a share of the fleet's GPUs")
+	replayQueued    = flag.Float64("replay.queued-load", 1.3, "offered GPU load of the queued-best-fit run, above 1 so that queues form (from about 300,000 jobs: shorter workloads end before the fleet fills)")
 	replayHeap      = flag.String("replay.heapprofile", "", "BenchmarkReplay1MJobs: write the live heap (after a collection) to PREFIX-NAME.pprof once 90% of the jobs have arrived")
 )
 
@@ -124,13 +125,15 @@ func peakHeap() (stop func() uint64) {
 
 // BenchmarkReplay1MJobs replays a `trace gen` workload (-replay.jobs jobs:
 // 1,000,000 is the target size, 10,000 the default slice) on 10,000 eight-GPU nodes (80,000 GPUs)
-// with best-fit and fgd, event-driven as `petite sim run` runs, and, for
+// with best-fit and fgd, event-driven as `petite sim run` runs, best-fit
+// again overloaded (-replay.queued-load, so that jobs queue), and, for
 // comparison, the naive way on the first -replay.naive-jobs jobs over the
 // first simulated hour: a full pass every second of simulated time, as
 // time-step simulators do, beside the event-driven run of the same slice.
 // Every run streams its workload (Config.Source), generated as the clock
 // reaches it and timed with the run; "workload" times the generation alone.
-// It reports jobs/s, seconds per run, passes and the peak live heap.
+// It reports jobs/s, seconds per run, passes, the peak live heap and the
+// mean and p99 wait.
 func BenchmarkReplay1MJobs(b *testing.B) {
 	pools, nodes := fleet10k()
 	gpus := float64(len(nodes) * 8)
@@ -158,20 +161,24 @@ func BenchmarkReplay1MJobs(b *testing.B) {
 		}
 		b.ReportMetric((cpuTime()-cpu0)/float64(b.N), "cpu-s/run")
 	})
+	queued := replaySpec(*replayJobs, gpus, *replayQueued)
 	for _, c := range []struct {
 		name   string
 		policy string
 		n      int
 		every  int64
 		hour   bool
+		spec   traces.Spec
 	}{
-		{"best-fit", "best-fit", spec.Jobs, 0, false},
-		{"fgd", "fgd", spec.Jobs, 0, false},
-		{"slice-events", "best-fit", min(*replayNaiveJobs, spec.Jobs), 0, true},
-		{"slice-naive-1s", "best-fit", min(*replayNaiveJobs, spec.Jobs), replay.Second, true},
+		{"best-fit", "best-fit", spec.Jobs, 0, false, spec},
+		{"fgd", "fgd", spec.Jobs, 0, false, spec},
+		// Overloaded: jobs wait, and passes meet blocked queue heads.
+		{"queued-best-fit", "best-fit", spec.Jobs, 0, false, queued},
+		{"slice-events", "best-fit", min(*replayNaiveJobs, spec.Jobs), 0, true, spec},
+		{"slice-naive-1s", "best-fit", min(*replayNaiveJobs, spec.Jobs), replay.Second, true, spec},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			sp := spec
+			sp := c.spec
 			sp.Jobs = c.n
 			cfg := replay.Config{Pools: pools, Nodes: nodes, Policy: c.policy, Seed: 1, PassEvery: c.every, NoRecords: true}
 			if c.hour {
@@ -206,6 +213,7 @@ func BenchmarkReplay1MJobs(b *testing.B) {
 			b.ReportMetric(float64(res.Summary.Passes), "passes")
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 			b.ReportMetric(res.Summary.WaitH.Mean*3600, "mean-wait-s")
+			b.ReportMetric(res.Summary.WaitH.P99*3600, "p99-wait-s")
 		})
 	}
 }
