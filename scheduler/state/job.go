@@ -108,7 +108,7 @@ type record struct {
 	ended    int64
 	requeues int
 	tag      int8 // the task's GPU tag, for AssignOf
-	// slot is the record's index in the machine's recs (see Result.Hint).
+	// slot is the record's index in the machine's recs (see Machine.Hint).
 	slot int32
 	// planGen is the generation of the last plan that named the job (see
 	// checkPlacements): a job named twice in one plan is refused.
