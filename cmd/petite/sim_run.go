@@ -43,6 +43,11 @@ budget runs in the fleet's cloud pool and pays for it. It prints the
 summary; --json prints it as one JSON object, --events writes the event log
 (JSON Lines) that the summary reconciles with.
 
+A trace file in submission order is replayed as it is read, holding only
+the jobs live at once, unless --series, --report, --cloud-wait or
+--from-snapshot needs it whole (docs/sim.md). A job that fits no node of
+the fleet stops the run, or with --unfit skip is left out and counted.
+
 Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		Example: examples(
 			"# the burst method's No-Wait policy on its reference fleet",
