@@ -13,7 +13,7 @@ import (
 // a few megabytes for each plan entry it applies; at 100 it collected
 // every 30-50 entries, each collection marking for 30-90 ms of a 2-core
 // machine, and the entries committed meanwhile made the commit latency's
-// tail. At 400 it collects about a quarter as often, for 15-20% less CPU
+// tail. At 400 it collects about a quarter as often, for 10-20% less CPU
 // per committed placement (200 gave about as much, 800 no more), at the
 // cost of a heap up to 5x the live state instead of 2x: set MemoryLimit
 // (or GOMEMLIMIT) where memory is tight.
