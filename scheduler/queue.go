@@ -221,7 +221,7 @@ func (s *pass) devices(n int) []int {
 		return nil
 	}
 	if len(s.devs) < n {
-		s.devs = make([]int, max(n, s.expect, 2*len(s.plan.Place)))
+		s.devs = make([]int, max(n*max(s.expect, 1), 2*len(s.plan.Place)))
 	}
 	out := s.devs[:0:n]
 	s.devs = s.devs[n:]

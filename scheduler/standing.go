@@ -56,6 +56,7 @@ type Standing struct {
 	passL ledger
 	outs  [][]*Unplaced
 	p     pass
+	in    Pass // the pass's input, a copy: ScheduleStanding's does not escape
 
 	// emptyFit is the passes' count, per task shape, of the tasks the
 	// ready nodes would hold empty (see neverFits): it holds while no node
@@ -538,7 +539,8 @@ func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
 	}
 	// The pass itself and its undo log are reused from pass to pass.
 	s := &st.p
-	*s = pass{c: c, in: in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st,
+	st.in = *in
+	*s = pass{c: c, in: &st.in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st,
 		undo: s.undo[:0], buf: s.buf[:0], touched: s.touched[:0], emptyFit: st.emptyFit}
 	return s, nil
 }
@@ -559,6 +561,7 @@ func (s *pass) restore() {
 		t := &s.l.tenants[i]
 		clear(t.out[:t.pos])
 	}
+	s.st.in = Pass{} // let the policy and the random stream go
 	// The jobs the pass started: their entries are reused.
 	for _, lj := range s.live[s.nRun:] {
 		*lj = liveJob{tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0]}
