@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
@@ -101,6 +102,11 @@ const (
 // servers together), which the machine's load moves far less than the
 // wall clock. -raft.shapes adds runs of other entry sizes and depths.
 func BenchmarkRaftCommit(b *testing.B) {
+	// The servers set the process's collector (server.GC); the benchmarks
+	// after this one in the binary run with the runtime's own setting.
+	prev := debug.SetGCPercent(100)
+	debug.SetGCPercent(prev)
+	b.Cleanup(func() { debug.SetGCPercent(prev) })
 	for _, per := range []int{server.DefaultPlanEntry, 1} {
 		// The daemon's leader commits a pass's plan one entry at a time,
 		// each of at most DefaultPlanEntry placements: a plan is made on
