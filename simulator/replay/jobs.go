@@ -369,8 +369,11 @@ const maxUnfitListed = 10
 // skipUnfit says whether err is an unfit job that Config.Unfit leaves out
 // of the replay, and books it.
 func (e *engine) skipUnfit(err error) bool {
+	if err == nil || e.cfg.Unfit != UnfitSkip {
+		return false // before u, which escapes: an allocation a job otherwise
+	}
 	var u *UnfitError
-	if e.cfg.Unfit != UnfitSkip || !errors.As(err, &u) {
+	if !errors.As(err, &u) {
 		return false
 	}
 	e.unfit++

@@ -180,3 +180,15 @@ func TestUnfitStreamOrder(t *testing.T) {
 		require.ErrorContains(t, err, "is before the job before it", "%v", js)
 	}
 }
+
+// The check for unfit jobs, run on every job pulled, allocates nothing
+// for a job that fits (nor under UnfitStop).
+func TestSkipUnfitAllocatesNothing(t *testing.T) {
+	for _, u := range []Unfit{UnfitStop, UnfitSkip} {
+		e := &engine{cfg: &Config{Unfit: u}}
+		require.Zero(t, testing.AllocsPerRun(100, func() { _ = e.skipUnfit(nil) }), "unfit %d", u)
+	}
+	e := &engine{cfg: &Config{}}
+	err := &UnfitError{}
+	require.Zero(t, testing.AllocsPerRun(100, func() { _ = e.skipUnfit(err) }))
+}
