@@ -112,6 +112,9 @@ func (r *Replica) Sync() (full bool) {
 	}
 	for _, n := range todo {
 		sr := &s.nodes[n]
+		if c.sameNode(s, n) {
+			continue // changed and changed back, or changed alike on both sides: scores stand
+		}
 		c.nodes[n] = *sr // seq is set again by touch
 		copy(c.gpuFree[sr.gpuOff:sr.gpuOff+sr.gpuN], s.gpuFree[sr.gpuOff:sr.gpuOff+sr.gpuN])
 		t := int(n) * numTags
@@ -121,4 +124,17 @@ func (r *Replica) Sync() (full bool) {
 	r.todo = todo[:0]
 	r.srcSeq, r.seq = s.seq, c.seq
 	return false
+}
+
+// sameNode reports whether node n holds the same free capacity, health and
+// tags in c as in s (its change sequence aside): what a Sync copies.
+func (c *Cluster) sameNode(s *Cluster, n NodeID) bool {
+	a, b := c.nodes[n], s.nodes[n]
+	a.seq = b.seq
+	if a != b {
+		return false
+	}
+	t := int(n) * numTags
+	return slices.Equal(c.gpuFree[a.gpuOff:a.gpuOff+a.gpuN], s.gpuFree[b.gpuOff:b.gpuOff+b.gpuN]) &&
+		slices.Equal(c.tagCount[t:t+numTags], s.tagCount[t:t+numTags])
 }

@@ -482,6 +482,21 @@ func (c *Cluster) readyPart(n NodeID) readyPart {
 // leaves Pending, Running and Tenants empty. The set-up is left as it was
 // (the pass's own changes are undone), ready for its next changes.
 func (c *Cluster) ScheduleStanding(in Pass, st *Standing) (Plan, error) {
+	return c.scheduleStanding(in, st, false)
+}
+
+// ScheduleKept is ScheduleStanding on a Replica's cluster that leaves the
+// plan's placements and evictions on it instead of undoing them: when the
+// driver applies the plan to the source, the replica's next Sync finds
+// those nodes equal to the source's and neither copies nor re-scores them
+// (a placement is then scored once, not again after an undo and a copy).
+// A plan not applied is undone by that Sync like any other change made to
+// the replica. The plan is the one ScheduleStanding returns.
+func (c *Cluster) ScheduleKept(in Pass, st *Standing) (Plan, error) {
+	return c.scheduleStanding(in, st, true)
+}
+
+func (c *Cluster) scheduleStanding(in Pass, st *Standing, keep bool) (Plan, error) {
 	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
 		return Plan{}, fmt.Errorf("pass: fields pending, running, tenants: the set-up supplies them; leave them empty")
 	}
@@ -490,12 +505,18 @@ func (c *Cluster) ScheduleStanding(in Pass, st *Standing) (Plan, error) {
 		return Plan{}, err
 	}
 	defer s.restore()
-	defer s.rollback(0)
+	ok := false
+	defer func() {
+		if !keep || !ok {
+			s.rollback(0)
+		}
+	}()
 	s.topUp()
 	if err := s.run(); err != nil {
 		return Plan{}, err
 	}
 	s.finish()
+	ok = true
 	return s.plan, nil
 }
 

@@ -343,7 +343,16 @@ func (f *Frozen) Schedule(in scheduler.Pass) (scheduler.Plan, error) {
 	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
 		return scheduler.Plan{}, fmt.Errorf("plan: fields pending, running, tenants: the frozen state supplies them; leave them empty")
 	}
-	plan, err := f.rep.Cluster().ScheduleStanding(in, f.st)
+	var plan scheduler.Plan
+	var err error
+	if f.lean {
+		// The machine's own planner is refrozen before every pass and
+		// hands out no view of its cluster: its pass leaves the plan on
+		// the copy, which the next Refreeze finds applied (or undoes).
+		plan, err = f.rep.Cluster().ScheduleKept(in, f.st)
+	} else {
+		plan, err = f.rep.Cluster().ScheduleStanding(in, f.st)
+	}
 	if err != nil {
 		return scheduler.Plan{}, fmt.Errorf("plan at applied %d: %w", f.applied, err)
 	}
