@@ -78,6 +78,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 	restart := fs.Duration("restart-cost", 0, "time a restarted training job spends loading before working again")
 	horizon := fs.Duration("horizon", 0, "stop this long after the first job's submit (0: when every job has ended)")
 	preempt := fs.Bool("preempt", false, "let jobs evict running work of strictly lower priority")
+	victims := fs.String("preemptible", "all", "with --preempt: which jobs may be evicted: all, training (services keep their replicas) or none")
 	scale := fs.Bool("scale", false, "cloud pools with max_nodes grow when the queue needs them and release idle nodes; cloud nodes are billed while up (docs/sim.md)")
 	idleRelease := fs.Duration("idle-release", time.Duration(replay.DefaultIdleRelease), "with --scale: how long an elastic cloud node stays idle before it is released")
 	spotReclaim := fs.Duration("spot-reclaim", 0, "with --scale: mean time a spot node stays up before it is taken back (0: never)")
@@ -104,7 +105,7 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 			return err
 		}
 		if *scenarioPath != "" {
-			for _, f := range []string{"from-snapshot", "fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "format", "strict", "scale", "idle-release", "spot-reclaim", "unfit"} {
+			for _, f := range []string{"from-snapshot", "fleet", "trace", "policy", "queue", "cloud-wait", "warmup-jobs", "seed", "default-duration", "checkpoint-interval", "restart-cost", "horizon", "preempt", "preemptible", "format", "strict", "scale", "idle-release", "spot-reclaim", "unfit"} {
 				if cmd.Flags().Changed(f) {
 					return usageErr("--scenario and --%s exclude each other: the scenario names its inputs and settings", f)
 				}
@@ -138,6 +139,16 @@ Without --fleet it uses the embedded demo fleet; --trace is required.`,
 		}
 		cfg := replay.Config{Policy: *policy, Queue: q, Seed: *seed, WarmupJobs: *warmup, Preempt: *preempt, Unfit: uf,
 			Checkpoint: replay.Checkpoint{Interval: int64(*ckpt), Restart: int64(*restart)}}
+		if cmd.Flags().Changed("preemptible") && !*preempt {
+			return usageErr("--preemptible needs --preempt")
+		}
+		if *preempt {
+			// A trace says nothing of which jobs may be evicted: the rule
+			// does, for the trace's jobs (a snapshot's keep their own).
+			if cfg.Victims, err = replay.ParseVictims(*victims); err != nil {
+				return usageErr("--preemptible: %v", err)
+			}
+		}
 		if *warmup < 0 {
 			return usageErr("--warmup-jobs: must not be negative")
 		}

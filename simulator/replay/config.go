@@ -49,6 +49,9 @@ type Config struct {
 	Queue Queue
 	// Preempt lets a job evict running work of strictly lower priority.
 	Preempt bool
+	// Victims says which jobs Preempt may evict; the zero value keeps
+	// each job's own Preemptible flag (a driver building jobs by hand).
+	Victims Victims
 	// Seed seeds the only generator the run draws from.
 	Seed uint64
 	// Checkpoint says how training work survives a preemption or a lost node.
@@ -170,6 +173,45 @@ const (
 	// submission order), so tenants' quotas and fair shares do not apply.
 	QueueFIFOSkip
 )
+
+// Victims says which of a workload's jobs may be preempted: a trace has
+// no flag of its own, so without a rule no trace job would ever be a
+// victim and Preempt would do nothing.
+type Victims int
+
+// The rules.
+const (
+	// VictimsAsGiven keeps each job's own Preemptible flag.
+	VictimsAsGiven Victims = iota
+	// VictimsAll: any job may be evicted by one of strictly higher
+	// priority, as Kubernetes preempts pods.
+	VictimsAll
+	// VictimsTraining: training jobs only (they resume from their last
+	// checkpoint); services keep their replicas.
+	VictimsTraining
+	// VictimsNone: no job is evicted.
+	VictimsNone
+)
+
+var victimNames = [...]string{"as-given", "all", "training", "none"}
+
+// ParseVictims reads a rule by name: all, training or none.
+func ParseVictims(s string) (Victims, error) {
+	for i, n := range victimNames {
+		if i > 0 && n == s {
+			return Victims(i), nil
+		}
+	}
+	return 0, fmt.Errorf("preemptible %q: want all, training or none", s)
+}
+
+// String is the rule's name.
+func (v Victims) String() string {
+	if int(v) < len(victimNames) {
+		return victimNames[v]
+	}
+	return fmt.Sprintf("Victims(%d)", int(v))
+}
 
 // ParseQueue reads a queue discipline by name: fifo, fifo-skip or backfill.
 func ParseQueue(s string) (Queue, error) {

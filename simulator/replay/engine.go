@@ -407,6 +407,14 @@ func (e *engine) makeJob(src *Job, id string, at int64, cons []scheduler.Constra
 		j = scheduler.Job{ID: j.ID, Kind: scheduler.Training, Count: 1, Walltime: j.Walltime,
 			Task: scheduler.Task{GPUs: src.Job.Task.GPUs, GPUMilli: 1000}}
 	}
+	switch e.cfg.Victims {
+	case VictimsAll:
+		j.Preemptible = true
+	case VictimsTraining:
+		j.Preemptible = j.Kind == scheduler.Training
+	case VictimsNone:
+		j.Preemptible = false
+	}
 	if e.cfg.Queue == QueueFIFOSkip && tenant {
 		// A tenant per job, so that a blocked job blocks only itself; the
 		// core takes tenants of equal share by name, so the name orders as

@@ -259,6 +259,7 @@ func (s *Scenario) CompileWith(in *Inputs, skip func(int) bool) (*Compiled, erro
 	cfg := &c.Config
 	cfg.Pools, cfg.Nodes = in.Pools, in.Nodes
 	cfg.Policy, cfg.Queue, cfg.Preempt, cfg.Checkpoint = s.Policy, s.queue, s.Queue.Preempt, s.ckpt
+	cfg.Victims = s.victims
 	cfg.Seed = 42
 	if s.Seed != nil {
 		cfg.Seed = *s.Seed

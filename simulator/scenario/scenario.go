@@ -76,8 +76,11 @@ type WorkloadSpec struct {
 
 // QueueSpec is the pass's queue and how training survives a lost place.
 type QueueSpec struct {
-	Discipline         string `yaml:"discipline"`
-	Preempt            bool   `yaml:"preempt"`
+	Discipline string `yaml:"discipline"`
+	Preempt    bool   `yaml:"preempt"`
+	// Preemptible says which jobs preempt may evict: all (the default),
+	// training or none (replay.Victims).
+	Preemptible        string `yaml:"preemptible"`
 	CheckpointInterval string `yaml:"checkpoint_interval"`
 	RestartCost        string `yaml:"restart_cost"`
 	WarmupJobs         int    `yaml:"warmup_jobs"`
@@ -159,6 +162,7 @@ type Scenario struct {
 	horizon timeSpec
 	wait    *replay.WaitPolicy
 	queue   replay.Queue
+	victims replay.Victims
 	ckpt    replay.Checkpoint
 	defDur  int64
 	start   *time.Time
@@ -302,6 +306,17 @@ func (s *Scenario) check() error {
 		return s.errAt([]any{"queue", "discipline"}, "%v", err)
 	}
 	s.queue = q
+	if sp.Queue.Preemptible != "" && !sp.Queue.Preempt {
+		return s.errAt([]any{"queue", "preemptible"}, "needs preempt: true")
+	}
+	if sp.Queue.Preempt {
+		s.victims = replay.VictimsAll
+		if sp.Queue.Preemptible != "" {
+			if s.victims, err = replay.ParseVictims(sp.Queue.Preemptible); err != nil {
+				return s.errAt([]any{"queue", "preemptible"}, "%v", err)
+			}
+		}
+	}
 	for _, f := range []struct {
 		key string
 		v   string

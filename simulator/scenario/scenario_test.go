@@ -379,6 +379,8 @@ func TestErrorsNameFileLineField(t *testing.T) {
 		{"no fleet", "workload: {trace: x}\n", "s.yaml:1: field fleet: want a fleet file"},
 		{"burst with backfill", head + "queue: {discipline: backfill}\nburst: {cloud_wait: none}\n", "s.yaml:4: field burst: the burst method runs a strict fifo"},
 		{"bad wait", head + "burst: {cloud_wait: soon}\n", "s.yaml:3: field burst.cloud_wait: cloud wait \"soon\""},
+		{"preemptible without preempt", head + "queue:\n  preemptible: all\n", "s.yaml:4: field queue.preemptible: needs preempt: true"},
+		{"preemptible unknown", head + "queue:\n  preempt: true\n  preemptible: services\n", "s.yaml:5: field queue.preemptible: preemptible \"services\": want all, training or none"},
 		{"empty", "", "s.yaml: empty scenario file"},
 		{"syntax", "fleet: [\n", "s.yaml: yaml: line"},
 	}
