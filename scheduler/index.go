@@ -180,24 +180,37 @@ func (c *Cluster) sync(ix *shapeIndex) {
 }
 
 // refresh scores one node again and updates its leaf and the path above it.
+// A leaf's count is 1 exactly when its score is feasible, so a new score
+// that keeps the node feasible (or infeasible) leaves every count as it
+// was: the walk up then reads and writes scores only, and stops where a
+// best score stays the same.
 func (c *Cluster) refresh(ix *shapeIndex, n NodeID) {
 	v := c.leaf(ix.key.pol, &ix.key.shape, n)
 	pos := ix.size + int(c.rank[n])
-	var cn int32
-	if v != noScore {
-		cn = 1
-	}
-	if ix.val[pos] == v && ix.cnt[pos] == cn {
+	old := ix.val[pos]
+	if old == v {
 		return
 	}
-	ix.val[pos], ix.cnt[pos] = v, cn
-	for pos >>= 1; pos >= 1; pos >>= 1 {
-		nv := max(ix.val[2*pos], ix.val[2*pos+1])
-		nc := ix.cnt[2*pos] + ix.cnt[2*pos+1]
-		if ix.val[pos] == nv && ix.cnt[pos] == nc {
-			break
+	ix.val[pos] = v
+	if (old == noScore) == (v == noScore) {
+		for pos >>= 1; pos >= 1; pos >>= 1 {
+			nv := max(ix.val[2*pos], ix.val[2*pos+1])
+			if ix.val[pos] == nv {
+				break
+			}
+			ix.val[pos] = nv
 		}
-		ix.val[pos], ix.cnt[pos] = nv, nc
+		return
+	}
+	// Feasibility changed: every count above changes by one.
+	d := int32(1)
+	if v == noScore {
+		d = -1
+	}
+	ix.cnt[pos] += d
+	for pos >>= 1; pos >= 1; pos >>= 1 {
+		ix.cnt[pos] += d
+		ix.val[pos] = max(ix.val[2*pos], ix.val[2*pos+1])
 	}
 }
 
