@@ -45,6 +45,9 @@ type Machine struct {
 	undo    []undo
 	ops     []placeOp // checkPlacements's scratch, and its skip marks
 	skip    []bool
+	// ids is a block of strings that results' job lists are carved from
+	// (see idList): a finish or a plan allocates no list of its own.
+	ids []string
 	// lastName is the node a placement named last, lastNode its id.
 	lastName string
 	lastNode scheduler.NodeID
@@ -769,7 +772,27 @@ func (m *Machine) end(r *record, s JobStatus, at int64, res *Result) {
 	m.ended = append(m.ended, r)
 	m.changed(r)
 	res.Changed = true
+	if res.Ended == nil {
+		res.Ended = m.idList(1)
+	}
 	res.Ended = append(res.Ended, r.job.ID)
+}
+
+// idList returns an empty list of job ids with room for n, carved from a
+// block shared by the results of many commands (each list's capacity
+// clipped, so an append past it copies rather than runs into the next).
+// A block is let go when spent; results still holding lists keep it.
+func (m *Machine) idList(n int) []string {
+	const block = 256
+	if n > block/4 {
+		return make([]string, 0, n)
+	}
+	if len(m.ids) < n {
+		m.ids = make([]string, block)
+	}
+	l := m.ids[:0:n]
+	m.ids = m.ids[n:]
+	return l
 }
 
 // start makes a pending job running.

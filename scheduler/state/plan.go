@@ -98,7 +98,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 	// The cluster took it all: update the job table. The started jobs'
 	// ids go in one list sized for the plan.
 	if res.Started == nil && len(ops) > 0 {
-		res.Started = make([]string, 0, len(ops))
+		res.Started = m.idList(len(ops))
 	}
 	for _, e := range evict {
 		if e.r.job.Kind == scheduler.Training || len(e.tasks) == len(e.r.run.Tasks) {
