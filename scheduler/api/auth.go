@@ -62,6 +62,7 @@ var Rules = []Rule{
 	{"GET /v1/nodes", PermRead},
 	{"GET /v1/nodes/{name}", PermRead},
 	{"POST /v1/nodes/{name}/state", PermAdmin},
+	{"POST /v1/nodes/{name}/retire", PermAdmin},
 	{"GET /v1/pools", PermRead},
 	{"GET /v1/operator/raft/peers", PermAdmin},
 	{"POST /v1/operator/raft/peers", PermAdmin},

@@ -146,6 +146,7 @@ func TestEndpointRoles(t *testing.T) {
 		{"GET /v1/nodes", "/v1/nodes", "", want{401, 401, ok, ok, ok, ok, 403}},
 		{"GET /v1/nodes/{name}", "/v1/nodes/n0", "", want{401, 401, ok, ok, ok, ok, 403}},
 		{"POST /v1/nodes/{name}/state", "/v1/nodes/n0/state", `{"state":"bogus"}`, want{401, 401, ok, 403, 403, 403, 403}},
+		{"POST /v1/nodes/{name}/retire", "/v1/nodes/n0/retire", `{"at":"bogus"}`, want{401, 401, ok, 403, 403, 403, 403}},
 		{"GET /v1/pools", "/v1/pools", "", want{401, 401, ok, ok, ok, ok, 403}},
 		{"GET /v1/snapshot", "/v1/snapshot", "", want{401, 401, ok, ok, ok, ok, 403}},
 		{"GET /v1/history", "/v1/history", "", want{401, 401, ok, ok, ok, ok, 403}},

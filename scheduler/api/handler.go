@@ -59,6 +59,7 @@ func NewHandler(s *server.Server, log *slog.Logger, opts ...Option) http.Handler
 	h.route("GET /v1/nodes", h.listNodes, read)
 	h.route("GET /v1/nodes/{name}", h.getNode, read)
 	h.route("POST /v1/nodes/{name}/state", h.setNodeState, write)
+	h.routeRetire() // retire.go
 	h.route("GET /v1/pools", h.listPools, read)
 	h.route("GET /v1/operator/raft/peers", h.peers, write) // the leader's view
 	h.route("POST /v1/operator/raft/peers", h.addPeer, write)
@@ -513,6 +514,9 @@ func nodeView(v scheduler.View, id scheduler.NodeID) Node {
 	if len(n.GPUs) > 0 {
 		out.Model = n.GPUs[0].Model
 	}
+	if at := v.PoolOf(id).RetireAt; at > 0 {
+		out.RetireAt = unixRFC3339(at) // a node's own date replaces it (retire.go)
+	}
 	return out
 }
 
@@ -530,6 +534,7 @@ func (h *handler) listNodes(w http.ResponseWriter, r *http.Request) {
 	for i := range out.Nodes {
 		out.Nodes[i] = h.withHealth(out.Nodes[i]) // agent.go
 	}
+	withRetire(out.Nodes, h.s.FSM().RetireDates())
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -548,7 +553,9 @@ func (h *handler) getNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out = h.withHealth(out) // agent.go
-	writeJSON(w, http.StatusOK, out)
+	one := []Node{out}
+	withRetire(one, h.s.FSM().RetireDates())
+	writeJSON(w, http.StatusOK, one[0])
 }
 
 func (h *handler) setNodeState(w http.ResponseWriter, r *http.Request) {

@@ -20,8 +20,8 @@ type Drain struct {
 	// Deadline is how long a node may drain before the work still on it
 	// is evicted (0: no deadline; work leaves only as it can be moved).
 	Deadline time.Duration
-	// RetireLead is how long before a pool's retire_at its nodes start
-	// draining (default 72 h).
+	// RetireLead is how long before a retirement date (a pool's
+	// retire_at, a node's own) the nodes start draining (default 72 h).
 	RetireLead time.Duration
 	// Interval is how often the leader looks at draining nodes and
 	// retirement dates (default 1 s).
@@ -97,7 +97,7 @@ func (s *Server) drainRound(ctx context.Context, d Drain, since map[string]int64
 	var snapErr error
 	s.fsm.Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) {
 		v := m.Cluster()
-		retire = retirements(v, now, int64(d.RetireLead/time.Second))
+		retire = retirements(v, s.fsm.retire, now, int64(d.RetireLead/time.Second)) // Read holds the FSM's lock
 		draining := map[string]bool{}
 		for i := range v.NumNodes() {
 			if n := v.Node(scheduler.NodeID(i)); n.State == scheduler.NodeDraining {
@@ -158,17 +158,21 @@ func (s *Server) drainRound(ctx context.Context, d Drain, since map[string]int64
 	return nil
 }
 
-// retirements are the node state changes a pool's retire_at asks for now:
-// its nodes drain from lead seconds before the date and retire on it.
-func retirements(v scheduler.View, now, lead int64) []state.Command {
+// retirements are the node state changes the retirement dates ask for
+// now: a node's own date (own, by name), else its pool's retire_at. A node
+// drains from lead seconds before its date and retires on it.
+func retirements(v scheduler.View, own map[string]int64, now, lead int64) []state.Command {
 	var out []state.Command
 	for i := range v.NumNodes() {
 		id := scheduler.NodeID(i)
-		at := v.PoolOf(id).RetireAt
+		n := v.Node(id)
+		at, ok := own[n.Name]
+		if !ok {
+			at = v.PoolOf(id).RetireAt
+		}
 		if at <= 0 {
 			continue
 		}
-		n := v.Node(id)
 		switch {
 		case now >= at && n.State != scheduler.NodeRetired:
 			out = append(out, state.SetNodeState{Node: n.Name, State: scheduler.NodeRetired, At: now})

@@ -24,6 +24,7 @@ type FSM struct {
 	jobs    map[string]JobRecord
 	servers map[string]string      // server id -> HTTP address
 	agents  map[string]AgentRecord // node -> its agent (agents.go)
+	retire  map[string]int64       // node -> its own retirement date (retire.go)
 	// requests indexes jobs by client request id; derived from jobs, so
 	// the snapshot does not carry it.
 	requests map[string]string
@@ -170,6 +171,8 @@ func (f *FSM) applyLocked(data []byte) (ApplyResult, bool) {
 		return ApplyResult{Results: []state.Result{r}}, true
 	case entryAgent:
 		return f.applyAgent(body)
+	case entryRetire:
+		return f.applyRetire(body)
 	case entryServer:
 		var s ServerInfo
 		if err := unmarshalStrict(body, &s); err != nil {
@@ -248,7 +251,10 @@ type snapshotFile struct {
 	Jobs    map[string]JobRecord   `json:"jobs"`
 	Servers map[string]string      `json:"servers"`
 	Agents  map[string]AgentRecord `json:"agents,omitempty"`
-	History []HistoryRecord        `json:"history,omitempty"`
+	// Retire is the nodes' own retirement dates; absent in snapshots
+	// written before there were any.
+	Retire  map[string]int64 `json:"retire,omitempty"`
+	History []HistoryRecord  `json:"history,omitempty"`
 }
 
 const snapshotType = "server_snapshot"
@@ -280,6 +286,11 @@ func (f *FSM) snapshotLocked() (*fsmSnapshot, error) {
 	if len(f.agents) > 0 {
 		if s.agents, err = json.Marshal(f.agents); err != nil {
 			return nil, fmt.Errorf("snapshot agents: %w", err)
+		}
+	}
+	if len(f.retire) > 0 {
+		if s.retire, err = json.Marshal(f.retire); err != nil {
+			return nil, fmt.Errorf("snapshot retire dates: %w", err)
 		}
 	}
 	return s, nil
@@ -327,6 +338,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.starts = startBook{m: runningStarts(f.m)}
 	f.requests = requestIndex(f.jobs)
 	f.agents = maps.Clone(s.Agents)
+	f.retire = maps.Clone(s.Retire)
 	f.mu.Unlock()
 	f.signal()
 	return nil
@@ -342,8 +354,8 @@ func (f *FSM) StateSnapshot(w io.Writer) error {
 
 // fsmSnapshot is the FSM at one moment, all but its history encoded.
 type fsmSnapshot struct {
-	state, jobs, servers, agents json.RawMessage
-	history                      historyView
+	state, jobs, servers, agents, retire json.RawMessage
+	history                              historyView
 }
 
 // snapshotOut writes a snapshotFile from the parts a snapshot took: the
@@ -355,13 +367,14 @@ type snapshotOut struct {
 	Jobs    json.RawMessage `json:"jobs"`
 	Servers json.RawMessage `json:"servers"`
 	Agents  json.RawMessage `json:"agents,omitempty"`
+	Retire  json.RawMessage `json:"retire,omitempty"`
 	History []HistoryRecord `json:"history,omitempty"`
 }
 
 // encode returns the snapshot file.
 func (s *fsmSnapshot) encode() ([]byte, error) {
 	b, err := json.Marshal(snapshotOut{
-		V: 1, Type: snapshotType, State: s.state, Jobs: s.jobs, Servers: s.servers, Agents: s.agents,
+		V: 1, Type: snapshotType, State: s.state, Jobs: s.jobs, Servers: s.servers, Agents: s.agents, Retire: s.retire,
 		History: s.history.ordered(),
 	})
 	if err != nil {
