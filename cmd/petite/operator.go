@@ -13,8 +13,8 @@ import (
 func nodeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:         "node",
-		Short:       "List nodes and drain them on a running server.",
-		Example:     examples("petite node status", "petite node drain sh-h100-0001"),
+		Short:       "List nodes, drain them and retire them on a running server.",
+		Example:     examples("petite node status", "petite node drain sh-h100-0001", "petite node retire sh-h100-0001 --at 2030-03-01T00:00:00Z"),
 		Annotations: map[string]string{needsServer: "talks to a server"},
 	}
 	addr := addAddressFlag(cmd.PersistentFlags())
@@ -85,17 +85,17 @@ func nodeCommand() *cobra.Command {
 		fmt.Fprintf(cmd.OutOrStdout(), "node %s: %s\n", n.Name, n.State)
 		return nil
 	}
-	cmd.AddCommand(status, drain)
+	cmd.AddCommand(status, drain, nodeRetireCommand(addr)) // node_retire.go
 	return cmd
 }
 
 func printNodes(w io.Writer, nodes []api.Node) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPOOL\tSTATE\tMODEL\tGPUS FREE\tCPU FREE\tMEM FREE (GiB)")
+	fmt.Fprintln(tw, "NAME\tPOOL\tSTATE\tMODEL\tGPUS FREE\tCPU FREE\tMEM FREE (GiB)\tRETIRE AT")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3g/%d\t%.3g/%.3g\t%d/%d\n", n.Name, n.Pool, n.State, orDash(n.Model),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3g/%d\t%.3g/%.3g\t%d/%d\t%s\n", n.Name, n.Pool, n.State, orDash(n.Model),
 			float64(n.GPUMilliFree)/1000, n.GPUs, float64(n.CPUMilliFree)/1000, float64(n.CPUMilliCap)/1000,
-			n.MemMiBFree>>10, n.MemMiBCap>>10)
+			n.MemMiBFree>>10, n.MemMiBCap>>10, orDash(n.RetireAt))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
