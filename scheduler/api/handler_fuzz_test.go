@@ -62,11 +62,14 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/agents/register"},
 	{"POST", "/v1/agents/n0/heartbeat"},
 	{"POST", "/v1/operator/snapshot"},
+	{"POST", "/v1/nodes/n0/retire"},
+	{"POST", "/ui/login"},
 }
 
 // FuzzHandlerBodies sends arbitrary bodies to every endpoint that reads
 // one (the job spec, finish, node state, the agents' registration and
-// heartbeat decoders, snapshot restore), on a live one-server cluster:
+// heartbeat decoders, snapshot restore, a node's retirement date, the web
+// page's sign-in form), on a live one-server cluster:
 // never a 5xx, never a panic.
 func FuzzHandlerBodies(f *testing.F) {
 	seeds := []string{
@@ -75,6 +78,7 @@ func FuzzHandlerBodies(f *testing.F) {
 		`{"tasks":[{"job":"j0","task":0,"gen":1,"state":"running"}]}`,
 		`{"tasks":[{"job":"j0","task":0,"gen":1,"state":"exited","exit_code":0}]}`,
 		`{"v":1}`, "", "null", "[]", `{"tasks":null}`,
+		`{"at":"now"}`, `{"at":"2099-01-01T00:00:00Z"}`, `{"cancel":true}`, "token=ptk_x",
 	}
 	for i, s := range seeds {
 		for r := range fuzzRoutes {
