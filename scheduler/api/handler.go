@@ -558,6 +558,22 @@ func (h *handler) getNode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, one[0])
 }
 
+// knownNode answers 404 and returns false unless the committed state (read
+// after a barrier, so a node registered before an election is seen) has
+// the node; a failed barrier answers as a commit error.
+func (h *handler) knownNode(w http.ResponseWriter, r *http.Request, name string) bool {
+	if err := h.s.Barrier(r.Context()); err != nil {
+		writeErr(w, h.commitError(err))
+		return false
+	}
+	var ok bool
+	h.s.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, _ uint64) { _, ok = m.Cluster().NodeByName(name) })
+	if !ok {
+		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no node %q", name)})
+	}
+	return ok
+}
+
 func (h *handler) setNodeState(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req NodeStateRequest
@@ -575,14 +591,7 @@ func (h *handler) setNodeState(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Field: "state", Message: err.Error()})
 		return
 	}
-	if err := h.s.Barrier(r.Context()); err != nil {
-		writeErr(w, h.commitError(err))
-		return
-	}
-	var ok bool
-	h.s.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, _ uint64) { _, ok = m.Cluster().NodeByName(name) })
-	if !ok {
-		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no node %q", name)})
+	if !h.knownNode(w, r, name) {
 		return
 	}
 	if _, err := h.s.Apply(r.Context(), state.SetNodeState{Node: name, State: st, At: h.s.Now()}); err != nil {

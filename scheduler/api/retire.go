@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"time"
 
-	"petite/scheduler/server"
-	"petite/scheduler/state"
 )
 
 // RetireRequest sets a node's own retirement date (POST
@@ -62,14 +60,7 @@ func (h *handler) retireNode(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := h.s.Barrier(r.Context()); err != nil {
-		writeErr(w, h.commitError(err))
-		return
-	}
-	var ok bool
-	h.s.FSM().Read(func(m *state.Machine, _ map[string]server.JobRecord, _ uint64) { _, ok = m.Cluster().NodeByName(name) })
-	if !ok {
-		writeErr(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no node %q", name)})
+	if !h.knownNode(w, r, name) {
 		return
 	}
 	if req.Cancel {
