@@ -46,6 +46,7 @@ func (c *Cluster) Clone() *Cluster {
 		gpuCap:    slices.Clip(c.gpuCap),
 		gpuIsland: slices.Clip(c.gpuIsland),
 		gpuExcl:   slices.Clip(c.gpuExcl),
+		gpuHeld:   slices.Clone(c.gpuHeld),
 		tagCount:  slices.Clone(c.tagCount),
 		selectors: slices.Clone(c.selectors),
 		selByKey:  maps.Clone(c.selByKey),

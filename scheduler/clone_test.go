@@ -18,7 +18,7 @@ var cloneFields = map[string]string{
 	// copied: written in place, so the clone gets its own memory.
 	"pools": "copied", "poolByNam": "copied", "nodes": "copied", "byName": "copied",
 	"rank": "copied", "order": "copied", "ranked": "copied", "rackByNam": "copied", "rackNodes": "copied",
-	"modelByNm": "copied", "gpuFree": "copied", "tagCount": "copied",
+	"modelByNm": "copied", "gpuFree": "copied", "gpuHeld": "copied", "tagCount": "copied",
 	"selectors": "copied", "selByKey": "copied",
 	"seq": "copied", "maxCPU": "copied", "maxGPU": "copied", "gpuCapAll": "copied",
 	// clipped: only ever appended to, so shared with the capacity clipped

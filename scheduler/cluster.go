@@ -28,6 +28,7 @@ type nodeRec struct {
 	state            NodeState
 	plain            bool   // at most 8 devices, all whole GPUs (see nodeClass)
 	tags             uint64 // bit per task tag present (see taskTag)
+	sick             uint64 // bit per device withheld as unhealthy (SetDeviceHealth)
 	seq              uint64 // change sequence of the last mutation
 }
 
@@ -57,6 +58,10 @@ type Cluster struct {
 	gpuIsland []int16
 	// gpuExcl marks the exclusive devices (GPU.Exclusive: MIG instances).
 	gpuExcl []bool
+	// gpuHeld is the free milli of an unhealthy device, withheld from
+	// placement: its gpuFree reads 0, so every fit, index and score skips it
+	// unchanged, and it gets this back when healthy again.
+	gpuHeld []int32
 	// tagCount[n*numTags+t] counts the live tasks with tag t on node n.
 	tagCount []int32
 
@@ -222,6 +227,7 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 		c.gpuCapAll += int64(g.MilliCap)
 		c.gpuIsland = append(c.gpuIsland, int16(g.Island))
 		c.gpuExcl = append(c.gpuExcl, excl)
+		c.gpuHeld = append(c.gpuHeld, 0)
 		rec.gpuFreeSum += int64(g.MilliCap)
 		if !excl {
 			rec.fullFree++
@@ -327,6 +333,62 @@ func (c *Cluster) SetState(id NodeID, s NodeState) {
 	}
 }
 
+// SetDeviceHealth marks devices of a node unhealthy (healthy false) or
+// healthy again, and reports whether anything changed. An unhealthy device
+// offers no free capacity to any placement; the tasks running on it keep
+// running, and what they release is withheld too. When it is healthy again
+// its free capacity is its capacity less what runs there.
+func (c *Cluster) SetDeviceHealth(id NodeID, devices []int, healthy bool) (bool, error) {
+	if id < 0 || int(id) >= len(c.nodes) {
+		return false, fmt.Errorf("device health: unknown node %d", id)
+	}
+	r := &c.nodes[id]
+	var mask uint64
+	for k, d := range devices {
+		if d < 0 || d >= int(r.gpuN) {
+			return false, fmt.Errorf("device health on %s: field devices[%d]: no device %d (the node has %d)", c.specs[id].Name, k, d, r.gpuN)
+		}
+		mask |= 1 << uint(d)
+	}
+	if healthy {
+		mask &= r.sick
+	} else {
+		mask &^= r.sick
+	}
+	if mask == 0 {
+		return false, nil
+	}
+	for m := mask; m != 0; m &= m - 1 {
+		g := r.gpuOff + int32(trailingZeros(m))
+		if healthy {
+			c.gpuFree[g], c.gpuHeld[g] = c.gpuHeld[g], 0
+			r.gpuFreeSum += int64(c.gpuFree[g])
+			if c.wholeFree(g) {
+				r.fullFree++
+			}
+			continue
+		}
+		if c.wholeFree(g) {
+			r.fullFree--
+		}
+		r.gpuFreeSum -= int64(c.gpuFree[g])
+		c.gpuFree[g], c.gpuHeld[g] = 0, c.gpuFree[g]
+	}
+	r.sick ^= mask
+	c.touch(id)
+	return true, nil
+}
+
+// UnhealthyDevices returns the devices of a node marked unhealthy, in
+// order (nil when none).
+func (c *Cluster) UnhealthyDevices(id NodeID) []int {
+	var out []int
+	for m := c.nodes[id].sick; m != 0; m &= m - 1 {
+		out = append(out, trailingZeros(m))
+	}
+	return out
+}
+
 // SetRanks sets each node's tie-break rank from a permutation of the node
 // ids: perm[i] is the node of rank i. Drivers draw it from their seed.
 func (c *Cluster) SetRanks(perm []NodeID) error {
@@ -371,6 +433,9 @@ type NodeUsage struct {
 	MemFree, MemCap int64
 	GPUFree, GPUCap int64 // milli-GPU summed over devices
 	GPUs            []int32
+	// Held is, device by device, the free milli withheld on the node's
+	// unhealthy devices (whose GPUs entry reads 0); nil when none is.
+	Held []int32
 }
 
 // Usage reports a node's capacity and what is free of it.
@@ -381,6 +446,9 @@ func (c *Cluster) Usage(id NodeID) NodeUsage {
 		u.GPUCap += int64(c.gpuCap[i])
 	}
 	u.GPUs = slices.Clone(c.gpuFree[r.gpuOff : r.gpuOff+r.gpuN])
+	if r.sick != 0 {
+		u.Held = slices.Clone(c.gpuHeld[r.gpuOff : r.gpuOff+r.gpuN])
+	}
 	return u
 }
 
@@ -388,7 +456,7 @@ func (c *Cluster) Usage(id NodeID) NodeUsage {
 func (c *Cluster) Totals() (capMilli, usedMilli int64) {
 	for i := range c.gpuCap {
 		capMilli += int64(c.gpuCap[i])
-		usedMilli += int64(c.gpuCap[i] - c.gpuFree[i])
+		usedMilli += int64(c.gpuCap[i] - c.gpuFree[i] - c.gpuHeld[i])
 	}
 	return capMilli, usedMilli
 }
@@ -426,6 +494,10 @@ func (c *Cluster) apply(a *Assign) {
 	r.memFree -= a.MemMiB
 	for m := a.Mask; m != 0; m &= m - 1 {
 		g := r.gpuOff + int32(trailingZeros(m))
+		if r.sick&(m&-m) != 0 { // undoing a release on a withheld device
+			c.gpuHeld[g] -= a.Take
+			continue
+		}
 		if c.wholeFree(g) {
 			r.fullFree--
 		}
@@ -447,6 +519,10 @@ func (c *Cluster) release(a *Assign) {
 	r.memFree += a.MemMiB
 	for m := a.Mask; m != 0; m &= m - 1 {
 		g := r.gpuOff + int32(trailingZeros(m))
+		if r.sick&(m&-m) != 0 { // freed, but still withheld until healthy
+			c.gpuHeld[g] += a.Take
+			continue
+		}
 		c.gpuFree[g] += a.Take
 		if c.wholeFree(g) {
 			r.fullFree++
@@ -499,7 +575,7 @@ func (c *Cluster) Release(a Assign) error {
 		if i >= r.gpuN {
 			return fmt.Errorf("release on %s: no GPU %d", c.specs[a.Node].Name, i)
 		}
-		if a.Take > c.gpuCap[r.gpuOff+i]-c.gpuFree[r.gpuOff+i] {
+		if g := r.gpuOff + i; a.Take > c.gpuCap[g]-c.gpuFree[g]-c.gpuHeld[g] {
 			return fmt.Errorf("release on %s: GPU %d would exceed capacity", c.specs[a.Node].Name, i)
 		}
 	}

@@ -90,7 +90,13 @@ func checkCapacity(t *testing.T, c *Cluster, live []Assign) {
 		var sum int64
 		var full int32
 		for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
-			require.Equal(t, int64(c.gpuCap[g])-usedGPU[g], int64(c.gpuFree[g]), "node %d GPU %d", i, g-r.gpuOff)
+			// An unhealthy device offers nothing and withholds the rest.
+			if r.sick&(1<<uint(g-r.gpuOff)) != 0 {
+				require.Zero(t, c.gpuFree[g], "node %d unhealthy GPU %d offers capacity", i, g-r.gpuOff)
+			} else {
+				require.Zero(t, c.gpuHeld[g], "node %d healthy GPU %d withheld", i, g-r.gpuOff)
+			}
+			require.Equal(t, int64(c.gpuCap[g])-usedGPU[g], int64(c.gpuFree[g]+c.gpuHeld[g]), "node %d GPU %d", i, g-r.gpuOff)
 			require.GreaterOrEqual(t, c.gpuFree[g], int32(0), "GPU given beyond capacity")
 			sum += int64(c.gpuFree[g])
 			if c.gpuFree[g] == MilliPerGPU && c.gpuCap[g] == MilliPerGPU {

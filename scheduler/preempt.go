@@ -186,8 +186,9 @@ type acctNode struct {
 	cpu   int64
 	mem   int64
 	dev   []int32
-	valid bool // opt and cost are current
-	ok    bool // some prefix of eligible victims makes a task fit
+	sick  uint64 // devices withheld as unhealthy: what victims free there stays out
+	valid bool   // opt and cost are current
+	ok    bool   // some prefix of eligible victims makes a task fit
 	opt   []int32
 	cost  victimCost
 }
@@ -196,7 +197,7 @@ func (a *acctNode) add(as []Assign, sign int64) {
 	for i := range as {
 		a.cpu += sign * as[i].CPUMilli
 		a.mem += sign * as[i].MemMiB
-		for m := as[i].Mask; m != 0; m &= m - 1 {
+		for m := as[i].Mask &^ a.sick; m != 0; m &= m - 1 {
 			a.dev[trailingZeros(m)] += int32(sign) * as[i].Take
 		}
 	}
@@ -452,7 +453,7 @@ func (s *pass) preempt(ti int, j *Job) (bool, error) {
 				continue
 			}
 			r := &s.c.nodes[n]
-			a := &acctNode{n: n, cpu: r.cpuFree, mem: r.memFree, dev: slices.Clone(s.c.gpuFree[r.gpuOff : r.gpuOff+r.gpuN])}
+			a := &acctNode{n: n, cpu: r.cpuFree, mem: r.memFree, dev: slices.Clone(s.c.gpuFree[r.gpuOff : r.gpuOff+r.gpuN]), sick: r.sick}
 			ch.accts = append(ch.accts, a)
 			ch.byNode[n] = a
 		}

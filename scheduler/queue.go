@@ -301,6 +301,9 @@ func (c *Cluster) newPass(in *Pass) (*pass, error) {
 			}
 			continue
 		}
+		for m := r.sick; m != 0; m &= m - 1 { // unhealthy devices hold nothing new
+			l.cap.gpu -= int64(c.gpuCap[r.gpuOff+int32(trailingZeros(m))])
+		}
 		l.cap.cpu += r.cpuCap
 		l.cap.mem += r.memCap
 		l.free.cpu += r.cpuFree
@@ -520,7 +523,7 @@ func (h *heldScratch) over(c *Cluster, n NodeID) bool {
 		return true
 	}
 	for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
-		if h.gpu[g] > int64(c.gpuCap[g]-c.gpuFree[g]) {
+		if h.gpu[g] > int64(c.gpuCap[g]-c.gpuFree[g]-c.gpuHeld[g]) {
 			return true
 		}
 	}

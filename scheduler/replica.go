@@ -117,6 +117,7 @@ func (r *Replica) Sync() (full bool) {
 		}
 		c.nodes[n] = *sr // seq is set again by touch
 		copy(c.gpuFree[sr.gpuOff:sr.gpuOff+sr.gpuN], s.gpuFree[sr.gpuOff:sr.gpuOff+sr.gpuN])
+		copy(c.gpuHeld[sr.gpuOff:sr.gpuOff+sr.gpuN], s.gpuHeld[sr.gpuOff:sr.gpuOff+sr.gpuN])
 		t := int(n) * numTags
 		copy(c.tagCount[t:t+numTags], s.tagCount[t:t+numTags])
 		c.touch(n)
@@ -136,5 +137,6 @@ func (c *Cluster) sameNode(s *Cluster, n NodeID) bool {
 	}
 	t := int(n) * numTags
 	return slices.Equal(c.gpuFree[a.gpuOff:a.gpuOff+a.gpuN], s.gpuFree[b.gpuOff:b.gpuOff+b.gpuN]) &&
+		slices.Equal(c.gpuHeld[a.gpuOff:a.gpuOff+a.gpuN], s.gpuHeld[b.gpuOff:b.gpuOff+b.gpuN]) &&
 		slices.Equal(c.tagCount[t:t+numTags], s.tagCount[t:t+numTags])
 }

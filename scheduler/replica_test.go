@@ -15,7 +15,7 @@ import (
 // and handled in Sync.
 var syncFields = map[string]string{
 	// per node: the nodes changed on either side are copied.
-	"nodes": "per node", "gpuFree": "per node", "tagCount": "per node",
+	"nodes": "per node", "gpuFree": "per node", "gpuHeld": "per node", "tagCount": "per node",
 	// whole: compared, and taken whole when they differ.
 	"rank": "whole", "order": "whole", "ranked": "whole", "pools": "whole", "poolByNam": "whole",
 	"selectors": "whole", "selByKey": "whole",
@@ -56,7 +56,7 @@ func liveState(c *Cluster) string {
 	for n := range c.nodes {
 		r := c.nodes[n]
 		r.seq = 0
-		fmt.Fprintf(&b, "%+v %v %v\n", r, c.gpuFree[r.gpuOff:r.gpuOff+r.gpuN], c.tagCount[n*numTags:(n+1)*numTags])
+		fmt.Fprintf(&b, "%+v %v %v %v\n", r, c.gpuFree[r.gpuOff:r.gpuOff+r.gpuN], c.gpuHeld[r.gpuOff:r.gpuOff+r.gpuN], c.tagCount[n*numTags:(n+1)*numTags])
 	}
 	fmt.Fprintf(&b, "rank %v order %v\n", c.rank, c.order)
 	for _, s := range c.selectors {
@@ -99,6 +99,12 @@ func TestReplicaMatchesClone(t *testing.T) {
 						i := rng.IntN(len(live))
 						require.NoError(t, src.Release(live[i]))
 						live = append(live[:i], live[i+1:]...)
+					case k < 82:
+						n := NodeID(rng.IntN(src.NumNodes()))
+						if g := len(src.NodeGPUs(n)); g > 0 {
+							_, err := src.SetDeviceHealth(n, []int{rng.IntN(g)}, rng.IntN(2) == 0)
+							require.NoError(t, err)
+						}
 					case k < 88:
 						st := []NodeState{NodeReady, NodeReady, NodeDraining, NodeDown}[rng.IntN(4)]
 						src.SetState(NodeID(rng.IntN(src.NumNodes())), st)
@@ -110,7 +116,7 @@ func TestReplicaMatchesClone(t *testing.T) {
 					case k < 98:
 						require.NoError(t, src.AddPool(Pool{Name: fmt.Sprintf("p%d-%d", step, k)}))
 					default:
-						_, err := src.AddNode(Node{Name: fmt.Sprintf("late%d-%d", step, k), Pool: "own", Rack: "r1", CPUMilli: 64000, MemoryMiB: 1 << 18,
+						_, err := src.AddNode(Node{Name: fmt.Sprintf("late%d-%d", step, src.NumNodes()), Pool: "own", Rack: "r1", CPUMilli: 64000, MemoryMiB: 1 << 18,
 							GPUs: []GPU{{Model: "A100"}, {Model: "A100"}}})
 						require.NoError(t, err)
 					}

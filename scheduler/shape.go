@@ -184,13 +184,14 @@ const (
 	ReasonModel
 	ReasonGPUs
 	ReasonPolicy
+	ReasonUnhealthyGPU
 	numReasons
 )
 
 var reasonText = [...]string{
 	"fits", "node not ready", "labels or residency do not match", "not enough free CPU",
 	"not enough free memory", "node has no GPU", "GPU model not accepted",
-	"not enough free GPUs", "excluded by the policy",
+	"not enough free GPUs", "excluded by the policy", "unhealthy GPU",
 }
 
 // String says the reason in words.
@@ -213,7 +214,24 @@ func (c *Cluster) Why(n NodeID, s *Shape) Reason {
 	case s.GPUs > 0 && s.Models != 0 && s.Models&(1<<uint(r.model)) == 0:
 		return ReasonModel
 	case !c.Fits(n, s):
+		if c.fitsIfHealthy(n, s) {
+			return ReasonUnhealthyGPU
+		}
 		return ReasonGPUs
 	}
 	return Fit
+}
+
+// fitsIfHealthy reports whether a task's GPUs would fit node n were its
+// unhealthy devices healthy again: then they are why it does not.
+func (c *Cluster) fitsIfHealthy(n NodeID, s *Shape) bool {
+	r := &c.nodes[n]
+	if r.sick == 0 {
+		return false
+	}
+	var free [MaxGPUsPerNode]int32
+	for i := range r.gpuN {
+		free[i] = c.gpuFree[r.gpuOff+i] + c.gpuHeld[r.gpuOff+i]
+	}
+	return fitDevices(free[:r.gpuN], c.gpuExcl[r.gpuOff:r.gpuOff+r.gpuN], s, 1) >= 1
 }

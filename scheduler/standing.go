@@ -471,7 +471,9 @@ func (c *Cluster) readyPart(n NodeID) readyPart {
 	}
 	var g int64
 	for i := r.gpuOff; i < r.gpuOff+r.gpuN; i++ {
-		g += int64(c.gpuCap[i])
+		if r.sick&(1<<uint(i-r.gpuOff)) == 0 { // an unhealthy device holds nothing new
+			g += int64(c.gpuCap[i])
+		}
 	}
 	return readyPart{cap: amount{gpu: g, cpu: r.cpuCap, mem: r.memCap},
 		free: amount{gpu: r.gpuFreeSum, cpu: r.cpuFree, mem: r.memFree}, ready: true}

@@ -63,6 +63,9 @@ func (v View) Usage(id NodeID) NodeUsage { return v.c.Usage(id) }
 // node changes, so a driver can sample a whole fleet cheaply.
 func (v View) Frag(f *FGD, id NodeID) float64 { return f.Frag(v.c, id) }
 
+// UnhealthyDevices returns the devices of a node withheld as unhealthy.
+func (v View) UnhealthyDevices(id NodeID) []int { return v.c.UnhealthyDevices(id) }
+
 // Totals sums GPU capacity and allocation over the nodes, in milli-GPU.
 func (v View) Totals() (capMilli, usedMilli int64) { return v.c.Totals() }
 

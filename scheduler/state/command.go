@@ -34,6 +34,17 @@ type SetNodeState struct {
 	At    int64               `json:"at"`
 }
 
+// SetDeviceHealth marks devices of a node (indexes into its GPUs)
+// unhealthy, or healthy again. An unhealthy device takes no new work; the
+// tasks running on it keep running (draining moves them), and once healthy
+// again it offers its capacity less what runs there.
+type SetDeviceHealth struct {
+	Node    string `json:"node"`
+	Devices []int  `json:"devices"`
+	Healthy bool   `json:"healthy,omitempty"`
+	At      int64  `json:"at"`
+}
+
 // SetRanks sets the nodes' tie-break ranks: Nodes lists every registered
 // node once, the node of rank 0 first. Drivers draw the order from their
 // seed.
@@ -128,6 +139,8 @@ const (
 	TypeFinish       = "finish"
 	TypePreempt      = "preempt"
 	TypePrune        = "prune"
+	// TypeSetDeviceHealth is SetDeviceHealth's wire name.
+	TypeSetDeviceHealth = "set_device_health"
 )
 
 // Type returns "register_pool".
@@ -138,6 +151,9 @@ func (RegisterNode) Type() string { return TypeRegisterNode }
 
 // Type returns "set_node_state".
 func (SetNodeState) Type() string { return TypeSetNodeState }
+
+// Type returns "set_device_health".
+func (SetDeviceHealth) Type() string { return TypeSetDeviceHealth }
 
 // Type returns "set_ranks".
 func (SetRanks) Type() string { return TypeSetRanks }
@@ -163,17 +179,18 @@ func (Preempt) Type() string { return TypePreempt }
 // Type returns "prune".
 func (Prune) Type() string { return TypePrune }
 
-func (RegisterPool) command() {}
-func (RegisterNode) command() {}
-func (SetNodeState) command() {}
-func (SetRanks) command()     {}
-func (SetTenant) command()    {}
-func (Submit) command()       {}
-func (Cancel) command()       {}
-func (ApplyPlan) command()    {}
-func (Finish) command()       {}
-func (Preempt) command()      {}
-func (Prune) command()        {}
+func (RegisterPool) command()    {}
+func (RegisterNode) command()    {}
+func (SetNodeState) command()    {}
+func (SetRanks) command()        {}
+func (SetDeviceHealth) command() {}
+func (SetTenant) command()       {}
+func (Submit) command()          {}
+func (Cancel) command()          {}
+func (ApplyPlan) command()       {}
+func (Finish) command()          {}
+func (Preempt) command()         {}
+func (Prune) command()           {}
 
 // newCommand returns a pointer to a zero command of a wire type, for
 // decoding, or nil for an unknown type.
@@ -201,6 +218,8 @@ func newCommand(typ string) any {
 		return &Preempt{}
 	case TypePrune:
 		return &Prune{}
+	case TypeSetDeviceHealth:
+		return &SetDeviceHealth{}
 	}
 	return nil
 }
@@ -208,5 +227,5 @@ func newCommand(typ string) any {
 // commandTypes lists the wire names in a stable order.
 var commandTypes = []string{
 	TypeRegisterPool, TypeRegisterNode, TypeSetNodeState, TypeSetRanks, TypeSetTenant,
-	TypeSubmit, TypeCancel, TypeApplyPlan, TypeFinish, TypePreempt, TypePrune,
+	TypeSubmit, TypeCancel, TypeApplyPlan, TypeFinish, TypePreempt, TypePrune, TypeSetDeviceHealth,
 }

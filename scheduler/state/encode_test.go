@@ -58,6 +58,7 @@ func examples() []Command {
 		Finish{Job: "train-1", Tasks: []int{0}, Failed: true, At: 150},
 		Preempt{Job: "svc", Tasks: []int{2}, For: "train-1", At: 160},
 		Prune{Before: 170},
+		SetDeviceHealth{Node: "gpu-1", Devices: []int{3, 5}, At: 180},
 	}
 }
 
@@ -121,6 +122,8 @@ func encodePtr(cmd Command) ([]byte, error) {
 	case Preempt:
 		return Encode(&c)
 	case Prune:
+		return Encode(&c)
+	case SetDeviceHealth:
 		return Encode(&c)
 	}
 	return nil, nil

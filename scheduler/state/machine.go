@@ -169,6 +169,8 @@ func (m *Machine) Apply(cmd Command) (Result, error) {
 		typ, err = c.Type(), m.preempt(c, &res)
 	case Prune:
 		typ, err = c.Type(), m.prune(c, &res)
+	case SetDeviceHealth:
+		typ, err = c.Type(), m.setDeviceHealth(c, &res)
 	case *RegisterPool:
 		if c == nil {
 			return nilCommand(cmd)
@@ -224,6 +226,11 @@ func (m *Machine) Apply(cmd Command) (Result, error) {
 			return nilCommand(cmd)
 		}
 		typ, err = c.Type(), m.prune(*c, &res)
+	case *SetDeviceHealth:
+		if c == nil {
+			return nilCommand(cmd)
+		}
+		typ, err = c.Type(), m.setDeviceHealth(*c, &res)
 	case nil:
 		return Result{}, errors.New("apply: nil command")
 	default: // cannot happen: the set is closed
@@ -446,6 +453,19 @@ func (m *Machine) setNodeState(c SetNodeState, res *Result) error {
 			m.dropTasks(r, lost, res)
 		}
 	}
+	return nil
+}
+
+func (m *Machine) setDeviceHealth(c SetDeviceHealth, res *Result) error {
+	id, ok := m.c.NodeByName(c.Node)
+	if !ok {
+		return fmt.Errorf("field node: unknown node %q", c.Node)
+	}
+	changed, err := m.c.SetDeviceHealth(id, c.Devices, c.Healthy)
+	if err != nil {
+		return err
+	}
+	res.Changed = changed
 	return nil
 }
 

@@ -89,9 +89,46 @@ func (g *gen) command() Command {
 		return SetRanks{Nodes: names}
 	case k < 95:
 		return Prune{Before: g.now - int64(g.rng.IntN(50))}
+	case k < 98:
+		return g.deviceHealth()
 	default:
 		return SetTenant{Tenant: scheduler.Tenant{Name: []string{"a", "b"}[g.rng.IntN(2)], MaxMilli: int64(g.rng.IntN(5)) * 4000}}
 	}
+}
+
+// deviceHealth marks a few devices of a node unhealthy or healthy again,
+// sometimes naming a device the node does not have (refused).
+func (g *gen) deviceHealth() Command {
+	name := g.someNode()
+	n := 0
+	if id, ok := g.m.Cluster().NodeByName(name); ok {
+		n = len(g.m.Cluster().Node(id).GPUs)
+	}
+	var devs []int
+	for range 1 + g.rng.IntN(2) {
+		devs = append(devs, g.rng.IntN(n+1)) // n: no such device
+	}
+	return SetDeviceHealth{Node: name, Devices: devs, Healthy: g.rng.IntN(2) == 0, At: g.now}
+}
+
+// unhealthyPlacement returns an error if a plan places a task on a device
+// that is unhealthy in m.
+func unhealthyPlacement(m *Machine, p ApplyPlan) error {
+	c := m.Cluster()
+	for _, jp := range p.Place {
+		for _, tp := range jp.Tasks {
+			id, ok := c.NodeByName(tp.Node)
+			if !ok {
+				continue
+			}
+			for _, d := range tp.GPUs {
+				if slices.Contains(c.UnhealthyDevices(id), d) {
+					return fmt.Errorf("job %s task %d placed on unhealthy GPU %d of %s", jp.Job, tp.Task, d, tp.Node)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func (g *gen) submit() Command {
@@ -207,6 +244,9 @@ func (g *gen) planOn(cp *Machine, pending []*scheduler.Job) (ApplyPlan, bool) {
 			jp.Tasks = append(jp.Tasks, c.Placement(k, a))
 		}
 		p.Place = append(p.Place, jp)
+	}
+	if err := unhealthyPlacement(cp, p); err != nil {
+		panic(err) // the placement core gave an unhealthy device
 	}
 	return p, len(p.Place) > 0 || len(p.Evict) > 0
 }

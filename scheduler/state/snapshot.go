@@ -24,6 +24,16 @@ type snapshot struct {
 	Ranks   []string           `json:"ranks,omitempty"`
 	Tenants []scheduler.Tenant `json:"tenants,omitempty"`
 	Jobs    []JobInfo          `json:"jobs,omitempty"` // by id
+	// Unhealthy lists the nodes with devices withheld as unhealthy, in
+	// registration order; absent when none, so such a state encodes as
+	// before the field existed.
+	Unhealthy []nodeDevices `json:"unhealthy,omitempty"`
+}
+
+// nodeDevices names devices of one node.
+type nodeDevices struct {
+	Node    string `json:"node"`
+	Devices []int  `json:"devices"`
 }
 
 const snapshotType = "snapshot"
@@ -46,6 +56,9 @@ func (m *Machine) Snapshot(w io.Writer) error {
 		r := m.c.Rank(id)
 		ranked[r] = s.Nodes[i].Name
 		identity = identity && r == int32(i)
+		if d := m.c.UnhealthyDevices(id); d != nil {
+			s.Unhealthy = append(s.Unhealthy, nodeDevices{Node: s.Nodes[i].Name, Devices: d})
+		}
 	}
 	if !identity {
 		s.Ranks = ranked
@@ -130,6 +143,19 @@ func Restore(r io.Reader) (*Machine, error) {
 		}
 	}
 	slices.SortFunc(m.pending, func(a, b queued) int { return cmp.Compare(a.seq, b.seq) })
+	// Devices are withheld once the running tasks are back on them.
+	for i, u := range s.Unhealthy {
+		id, ok := c.NodeByName(u.Node)
+		if !ok {
+			return nil, fmt.Errorf("restore: field unhealthy[%d].node: unknown node %q", i, u.Node)
+		}
+		if changed, err := c.SetDeviceHealth(id, u.Devices, false); err != nil || !changed {
+			if err == nil {
+				err = fmt.Errorf("node %s repeated or no device named", u.Node)
+			}
+			return nil, fmt.Errorf("restore: field unhealthy[%d]: %w", i, err)
+		}
+	}
 	return m, nil
 }
 

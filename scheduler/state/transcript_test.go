@@ -347,8 +347,19 @@ func checkInvariants(t *testing.T, m *Machine) {
 		require.Equal(t, u.MemCap-u.MemFree, used[i].mem, "node %d memory", i)
 		require.LessOrEqual(t, used[i].cpu, u.CPUCap)
 		require.LessOrEqual(t, used[i].mem, u.MemCap)
+		sick := c.UnhealthyDevices(id)
+		require.Equal(t, len(sick) > 0, u.Held != nil, "node %d withholds exactly when a device is unhealthy", i)
 		for g := range gpus {
-			require.Equal(t, int64(gpus[g].MilliCap-u.GPUs[g]), used[i].gpu[g], "node %d GPU %d", i, g)
+			free := u.GPUs[g]
+			if slices.Contains(sick, g) {
+				// An unhealthy device offers nothing; what it holds back is
+				// its capacity less what runs there.
+				require.Zero(t, free, "node %d unhealthy GPU %d offers capacity", i, g)
+				free = u.Held[g]
+			} else if u.Held != nil {
+				require.Zero(t, u.Held[g], "node %d healthy GPU %d withheld", i, g)
+			}
+			require.Equal(t, int64(gpus[g].MilliCap-free), used[i].gpu[g], "node %d GPU %d", i, g)
 			require.LessOrEqual(t, used[i].gpu[g], int64(gpus[g].MilliCap), "node %d GPU %d oversubscribed", i, g)
 		}
 	}
