@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -403,7 +404,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // printUnhealthy lists, under the nodes' table, the GPUs their agents
-// report unhealthy, with NVML's XID errors.
+// report unhealthy, with NVML's XID errors, and which of them the
+// scheduler withholds from placement.
 func printUnhealthy(w io.Writer, nodes []api.Node) error {
 	for _, n := range nodes {
 		for _, h := range n.Unhealthy {
@@ -411,8 +413,19 @@ func printUnhealthy(w io.Writer, nodes []api.Node) error {
 			for i, x := range h.XIDs {
 				xids[i] = strconv.FormatUint(x, 10)
 			}
-			if _, err := fmt.Fprintf(w, "node %s: GPU %d (%s) unhealthy, XID %s\n", n.Name, h.GPU, orDash(h.UUID), strings.Join(xids, ", ")); err != nil {
+			held := ""
+			if slices.Contains(n.Withheld, h.GPU) {
+				held = ", withheld from placement"
+			}
+			if _, err := fmt.Fprintf(w, "node %s: GPU %d (%s) unhealthy, XID %s%s\n", n.Name, h.GPU, orDash(h.UUID), strings.Join(xids, ", "), held); err != nil {
 				return err
+			}
+		}
+		for _, g := range n.Withheld { // withheld while the report says it is well again
+			if !slices.ContainsFunc(n.Unhealthy, func(h api.GPUHealth) bool { return h.GPU == g }) {
+				if _, err := fmt.Fprintf(w, "node %s: GPU %d withheld from placement\n", n.Name, g); err != nil {
+					return err
+				}
 			}
 		}
 	}

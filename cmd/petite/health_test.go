@@ -58,7 +58,7 @@ func TestNodeStatusUnhealthy(t *testing.T) {
 	assert.NotContains(t, stdout, "unhealthy")
 
 	require.NoError(t, m.InjectXID(2, 79))
-	want := "node gpu-h: GPU 2 (" + reg.Devices[2] + ") unhealthy, XID 79\n"
+	want := "node gpu-h: GPU 2 (" + reg.Devices[2] + ") unhealthy, XID 79, withheld from placement\n"
 	require.Eventually(t, func() bool {
 		_, stdout, _ := petite(t, nil, "node", "status", "gpu-h")
 		return strings.HasSuffix(stdout, want)
@@ -68,10 +68,12 @@ func TestNodeStatusUnhealthy(t *testing.T) {
 	var nodes []api.Node
 	require.NoError(t, json.Unmarshal([]byte(stdout), &nodes))
 	var got []api.GPUHealth
+	var held []int
 	for _, n := range nodes {
 		if n.Name == "gpu-h" {
-			got = n.Unhealthy
+			got, held = n.Unhealthy, n.Withheld
 		}
 	}
 	assert.Equal(t, []api.GPUHealth{{GPU: 2, UUID: reg.Devices[2], XIDs: []uint64{79}}}, got)
+	assert.Equal(t, []int{2}, held)
 }

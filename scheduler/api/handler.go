@@ -509,7 +509,7 @@ func nodeView(v scheduler.View, id scheduler.NodeID) Node {
 	out := Node{
 		Name: n.Name, Pool: n.Pool, Rack: n.Rack, State: string(st), GPUs: len(n.GPUs),
 		GPUMilliFree: u.GPUFree, GPUMilliCap: u.GPUCap, CPUMilliFree: u.CPUFree, CPUMilliCap: u.CPUCap,
-		MemMiBFree: u.MemFree, MemMiBCap: u.MemCap,
+		MemMiBFree: u.MemFree, MemMiBCap: u.MemCap, Withheld: v.UnhealthyDevices(id),
 	}
 	if len(n.GPUs) > 0 {
 		out.Model = n.GPUs[0].Model

@@ -152,6 +152,9 @@ type Node struct {
 	MemMiBCap    int64  `json:"memory_mib_cap"`
 	// Unhealthy are the GPUs the node's agent reports unhealthy (XID).
 	Unhealthy []GPUHealth `json:"unhealthy,omitempty"`
+	// Withheld are the GPUs (device indexes) the scheduler keeps out of
+	// placement as unhealthy: they take no new work.
+	Withheld []int `json:"withheld,omitempty"`
 	// RetireAt is when the node retires (RFC 3339): its own date, else
 	// its pool's retire_at; empty when neither is set.
 	RetireAt string `json:"retire_at,omitempty"`

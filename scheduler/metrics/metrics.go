@@ -168,7 +168,7 @@ func Names() []string {
 		"placements_total", "preemptions_total", "plans_total",
 		"scheduling_pass_duration_seconds", "plan_commit_duration_seconds",
 		"queued_jobs", "pending_gpus", "running_jobs", "running_gpus",
-		"gpus_capacity", "gpus_allocated", "gpus_free", "stranded_gpus", "nodes", "gpu_info",
+		"gpus_capacity", "gpus_allocated", "gpus_free", "gpus_unhealthy", "stranded_gpus", "nodes", "gpu_info",
 		"state_applied_commands", "raft_state", "raft_last_contact_seconds",
 	}
 	for _, g := range raftGauges {

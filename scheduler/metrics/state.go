@@ -55,6 +55,8 @@ var (
 		"GPUs held by tasks (a share counts its fraction), by pool and model.", []string{"pool", "model"}, nil)
 	descFree = prometheus.NewDesc(Namespace+"_gpus_free",
 		"GPUs free on nodes that take work (ready), by pool and model.", []string{"pool", "model"}, nil)
+	descUnhealthy = prometheus.NewDesc(Namespace+"_gpus_unhealthy",
+		"GPUs withheld from placement because their agent reports them unhealthy (a hardware XID), by pool and model.", []string{"pool", "model"}, nil)
 	descStranded = prometheus.NewDesc(Namespace+"_stranded_gpus",
 		"Free GPU capacity that the target workload's tasks cannot use on the ready nodes of a pool (FRAG-METHOD section 5), in GPUs.", []string{"pool"}, nil)
 	descNodes = prometheus.NewDesc(Namespace+"_nodes",
@@ -96,7 +98,7 @@ func newStateCollector(s *server.Server, o Options) *stateCollector {
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueued, descPendingGPUs, descRunning, descRunningGPUs,
-		descCapacity, descAllocated, descFree, descStranded, descNodes, descGPUInfo, descApplied,
+		descCapacity, descAllocated, descFree, descUnhealthy, descStranded, descNodes, descGPUInfo, descApplied,
 		descRaftState, descLastContact} {
 		ch <- d
 	}
@@ -113,7 +115,7 @@ type tenantRow struct {
 
 // poolRow is what the state says of one pool and GPU model, in milli-GPU
 // (summed exactly, turned into GPUs once).
-type poolRow struct{ capacity, allocated, free int64 }
+type poolRow struct{ capacity, allocated, free, unhealthy int64 }
 
 type poolModel struct{ pool, model string }
 
@@ -195,6 +197,12 @@ func (c *stateCollector) read() scrape {
 			}
 			r.capacity += u.GPUCap
 			r.allocated += u.GPUCap - u.GPUFree
+			for _, held := range u.Held { // an unhealthy device's free share is withheld, not allocated
+				r.allocated -= int64(held)
+			}
+			for _, g := range v.UnhealthyDevices(id) {
+				r.unhealthy += int64(n.GPUs[g].MilliCap)
+			}
 			if n.State == scheduler.NodeReady {
 				r.free += u.GPUFree
 			}
@@ -224,6 +232,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descCapacity, gpus(r.capacity), k.pool, k.model)
 		gauge(descAllocated, gpus(r.allocated), k.pool, k.model)
 		gauge(descFree, gpus(r.free), k.pool, k.model)
+		gauge(descUnhealthy, gpus(r.unhealthy), k.pool, k.model)
 	}
 	for pool, v := range sc.stranded {
 		// A sum of doubles: rounded to a micro-GPU, so that equal states

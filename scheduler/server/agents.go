@@ -206,6 +206,9 @@ func (s *Server) recordHealth(ctx context.Context, rec AgentRecord, hs []GPUHeal
 	if err != nil {
 		return fmt.Errorf("%w: node %s: %w", ErrAgentRefused, rec.Node, err)
 	}
+	if err := s.withholdDevices(ctx, rec.Node, hs); err != nil {
+		return err
+	}
 	if sameHealth(rec.Unhealthy, hs) {
 		return nil
 	}
@@ -218,5 +221,42 @@ func (s *Server) recordHealth(ctx context.Context, rec AgentRecord, hs []GPUHeal
 		return fmt.Errorf("record GPU health of %s: %w", rec.Node, err)
 	}
 	s.log.Warn("GPU health changed", "node", rec.Node, "unhealthy", len(hs))
+	return nil
+}
+
+// withholdDevices brings the state machine's unhealthy devices of a node
+// to those its agent reports (checked), committing a SetDeviceHealth only
+// where they differ: once per change, not per heartbeat. An unhealthy GPU
+// then takes no new work; what runs there keeps running.
+func (s *Server) withholdDevices(ctx context.Context, node string, hs []GPUHealth) error {
+	var sick, well []int
+	s.fsm.Read(func(m *state.Machine, _ map[string]JobRecord, _ uint64) {
+		v := m.Cluster()
+		id, ok := v.NodeByName(node)
+		if !ok {
+			return
+		}
+		have := v.UnhealthyDevices(id)
+		for _, h := range hs {
+			if !slices.Contains(have, h.GPU) {
+				sick = append(sick, h.GPU)
+			}
+		}
+		for _, d := range have {
+			if !slices.ContainsFunc(hs, func(h GPUHealth) bool { return h.GPU == d }) {
+				well = append(well, d)
+			}
+		}
+	})
+	now := s.Now()
+	for _, c := range []state.SetDeviceHealth{{Node: node, Devices: sick, At: now}, {Node: node, Devices: well, Healthy: true, At: now}} {
+		if len(c.Devices) == 0 {
+			continue
+		}
+		if _, err := s.Apply(ctx, c); err != nil {
+			return fmt.Errorf("withhold GPUs of %s: %w", node, err)
+		}
+		s.log.Warn("GPUs withheld from placement changed", "node", node, "gpus", c.Devices, "healthy", c.Healthy)
+	}
 	return nil
 }
