@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
 )
 
 // RetireRequest sets a node's own retirement date (POST
