@@ -47,6 +47,9 @@ var palette = []string{
 // Colours of a device's free part and of a node that takes no work.
 const (
 	freeColour = "#e8ebef"
+	// sickColour is the free part of a GPU its agent reports unhealthy:
+	// withheld from placement, neither free nor allocated.
+	sickColour = "#f2b8b5"
 	offColour  = "#9aa1a9"
 )
 
@@ -68,6 +71,8 @@ type pageNode struct {
 	Ready              bool
 	Cells              []pageCell
 	CapMilli, FreeMill int64
+	// Withheld is the free capacity of its unhealthy GPUs.
+	Withheld int64
 	// Stranded is the node's stranded capacity in GPUs; StrandPct its share
 	// of the node's capacity, the width of the mark under its cells.
 	Stranded  float64
@@ -80,6 +85,7 @@ type pagePool struct {
 	Ready, NotReady          int
 	CapMilli, UsedMilli      int64
 	FreeMilli                int64 // on ready nodes
+	Withheld                 int64 // free capacity of unhealthy GPUs
 	Stranded                 float64
 	StrandedNodes, GPUsTotal int
 	CPUOnly                  int // nodes without GPUs, not drawn on the map
@@ -101,6 +107,7 @@ type pageData struct {
 	JobsShown, JobsTotal int
 	CapMilli, UsedMilli  int64
 	FreeMilli            int64
+	Withheld             int64
 	Stranded             float64
 	Queued, Running      int
 	Nodes                int
@@ -243,12 +250,24 @@ func (h *handler) pageData(strand *metrics.Strand) pageData {
 				pn.StrandPct = fmt.Sprintf("%.1f", 100*pn.Stranded*scheduler.MilliPerGPU/float64(u.GPUCap))
 			}
 			devs := held[n.Name]
+			sick := v.UnhealthyDevices(id)
 			for g := range n.GPUs {
 				var sh []share
 				if g < len(devs) {
 					sh = devs[g]
 				}
-				pn.Cells = append(pn.Cells, deviceCell(n, g, u.GPUs[g], sh, d.Tenants, pn.Ready))
+				free := int64(u.GPUs[g])
+				if slices.Contains(sick, g) {
+					// Its free part reads 0 to placement; what it would
+					// offer is its capacity less what runs there.
+					free = int64(deviceCap(n, g))
+					for _, x := range sh {
+						free -= int64(x.milli)
+					}
+					free = max(free, 0)
+					pn.Withheld += free
+				}
+				pn.Cells = append(pn.Cells, deviceCell(n, g, int32(free), sh, d.Tenants, pn.Ready, slices.Contains(sick, g)))
 			}
 			p := &d.Pools[pi]
 			p.Nodes = append(p.Nodes, pn)
@@ -259,7 +278,8 @@ func (h *handler) pageData(strand *metrics.Strand) pageData {
 				p.NotReady++
 			}
 			p.CapMilli += u.GPUCap
-			p.UsedMilli += u.GPUCap - u.GPUFree
+			p.UsedMilli += u.GPUCap - u.GPUFree - pn.Withheld
+			p.Withheld += pn.Withheld
 			p.GPUsTotal += len(n.GPUs)
 			if len(n.GPUs) == 0 {
 				p.CPUOnly++
@@ -273,6 +293,7 @@ func (h *handler) pageData(strand *metrics.Strand) pageData {
 			d.CapMilli += p.CapMilli
 			d.UsedMilli += p.UsedMilli
 			d.FreeMilli += p.FreeMilli
+			d.Withheld += p.Withheld
 			d.Stranded += p.Stranded
 		}
 
@@ -311,23 +332,33 @@ func jobOrder(s state.JobStatus) int {
 	return 2
 }
 
-// deviceCell draws one device: each tenant's share from the bottom, in its
-// colour, over the free part; grey when the node takes no work.
-func deviceCell(n scheduler.Node, g int, free int32, sh []share, tenants []pageTenant, ready bool) pageCell {
-	capMilli := n.GPUs[g].MilliCap
-	if capMilli == 0 {
-		capMilli = scheduler.MilliPerGPU
+// deviceCap is a device's capacity in milli-GPUs.
+func deviceCap(n scheduler.Node, g int) int32 {
+	if c := n.GPUs[g].MilliCap; c != 0 {
+		return c
 	}
+	return scheduler.MilliPerGPU
+}
+
+// deviceCell draws one device: each tenant's share from the bottom, in its
+// colour, over the free part; grey when the node takes no work, red when
+// the device is unhealthy (its free part withheld from placement).
+func deviceCell(n scheduler.Node, g int, free int32, sh []share, tenants []pageTenant, ready, sick bool) pageCell {
+	capMilli := deviceCap(n, g)
 	title := fmt.Sprintf("%s GPU %d", n.Name, g)
 	if n.GPUs[g].MIG != "" {
 		title += " (MIG " + n.GPUs[g].MIG + ")"
 	}
-	rest := freeColour
-	if !ready {
+	rest, restName := freeColour, "free"
+	switch {
+	case sick:
+		rest, restName = sickColour, "unhealthy, withheld from placement"
+		title += " (unhealthy)"
+	case !ready:
 		rest = offColour
 	}
 	if len(sh) == 0 {
-		return pageCell{Style: template.CSS("background:" + rest), Title: title + ": free " + fmtGPUs(float64(free)/scheduler.MilliPerGPU)}
+		return pageCell{Style: template.CSS("background:" + rest), Title: title + ": " + restName + " " + fmtGPUs(float64(free)/scheduler.MilliPerGPU)}
 	}
 	var stops []string
 	var at float64

@@ -17,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"petite/scheduler/state"
 )
 
 // webCluster is one server of 4 nodes of 8 H100 running work of two
@@ -212,4 +214,26 @@ func TestWebPageRendersInChromium(t *testing.T) {
 		strand += b.area
 	}
 	assert.Greater(t, strand, 20, "no stranded capacity marked")
+}
+
+// A GPU its agent reports unhealthy is drawn in its own colour, and its
+// free part is counted withheld: neither free nor allocated.
+func TestWebPageUnhealthyGPUs(t *testing.T) {
+	c := webCluster(t)
+	// n3 runs nothing (full on n0, half and the shares on n1-n2): two of
+	// its GPUs go bad; one share-holding GPU elsewhere too.
+	_, body := get(t, c.ds[0].URL+"/ui/")
+	before := string(body)
+	require.Contains(t, before, "GPUs allocated<b>13.5 / 32</b>")
+	_, err := c.ds[0].Server.Apply(context.Background(), state.SetDeviceHealth{Node: "n3", Devices: []int{0, 1}})
+	require.NoError(t, err)
+	resp, body := get(t, c.ds[0].URL+"/ui/")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	page := string(body)
+	assert.Equal(t, 2, strings.Count(page, `<i style="background:`+sickColour+`"`), "two unhealthy cells")
+	assert.Contains(t, page, "n3 GPU 0 (unhealthy): unhealthy, withheld from placement 1")
+	assert.Contains(t, page, "GPUs withheld (unhealthy)<b>2</b>")
+	assert.Contains(t, page, "GPUs allocated<b>13.5 / 32</b>", "withheld GPUs are not allocated")
+	assert.Contains(t, page, "GPUs free (ready nodes)<b>16.5</b>", "nor free")
+	assert.Contains(t, page, "unhealthy GPU (withheld from placement)", "the legend says what the colour is")
 }
