@@ -39,10 +39,7 @@ func TestAgentCommand(t *testing.T) {
 		t.Skip("starts a dev server and an agent")
 	}
 	dir := t.TempDir()
-	fleet := filepath.Join(dir, "fleet.yaml")
-	require.NoError(t, os.WriteFile(fleet, []byte("pools:\n  - name: lab\n    kind: onprem\n    nodes:\n      - {count: 1, prefix: cpu, cpu_milli: 8000, memory_mib: 16384}\n"), 0o644))
-	addr := devServer(t, "server", "--dev", "--http", "127.0.0.1:0", "--fleet", fleet)
-	t.Setenv("PETITE_ADDR", addr)
+	addr := labDevServer(t, dir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
@@ -140,4 +137,16 @@ func TestAgentUsage(t *testing.T) {
 		assert.Equal(t, exitUsage, code, "%v: %s", tt.args, stderr)
 		assert.Contains(t, stderr, tt.want, tt.args)
 	}
+}
+
+// labDevServer starts a dev server whose fleet is one CPU-only node in pool
+// lab (an agent brings the GPUs), points PETITE_ADDR at it and returns its
+// address.
+func labDevServer(t *testing.T, dir string) string {
+	t.Helper()
+	fleet := filepath.Join(dir, "fleet.yaml")
+	require.NoError(t, os.WriteFile(fleet, []byte("pools:\n  - name: lab\n    kind: onprem\n    nodes:\n      - {count: 1, prefix: cpu, cpu_milli: 8000, memory_mib: 16384}\n"), 0o644))
+	addr := devServer(t, "server", "--dev", "--http", "127.0.0.1:0", "--fleet", fleet)
+	t.Setenv("PETITE_ADDR", addr)
+	return addr
 }

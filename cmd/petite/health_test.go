@@ -24,10 +24,7 @@ func TestNodeStatusUnhealthy(t *testing.T) {
 		t.Skip("starts a dev server and an agent")
 	}
 	dir := t.TempDir()
-	fleet := filepath.Join(dir, "fleet.yaml")
-	require.NoError(t, os.WriteFile(fleet, []byte("pools:\n  - name: lab\n    kind: onprem\n    nodes:\n      - {count: 1, prefix: cpu, cpu_milli: 8000, memory_mib: 16384}\n"), 0o644))
-	addr := devServer(t, "server", "--dev", "--http", "127.0.0.1:0", "--fleet", fleet)
-	t.Setenv("PETITE_ADDR", addr)
+	addr := labDevServer(t, dir)
 
 	m, err := nvml.OpenMock("dgxh100", nvml.MockConfig{Node: "gpu-h"})
 	require.NoError(t, err)

@@ -256,8 +256,8 @@ func (h *handler) pageData(strand *metrics.Strand) pageData {
 				if g < len(devs) {
 					sh = devs[g]
 				}
-				free := int64(u.GPUs[g])
-				if slices.Contains(sick, g) {
+				free, bad := int64(u.GPUs[g]), slices.Contains(sick, g)
+				if bad {
 					// Its free part reads 0 to placement; what it would
 					// offer is its capacity less what runs there.
 					free = int64(deviceCap(n, g))
@@ -267,7 +267,7 @@ func (h *handler) pageData(strand *metrics.Strand) pageData {
 					free = max(free, 0)
 					pn.Withheld += free
 				}
-				pn.Cells = append(pn.Cells, deviceCell(n, g, int32(free), sh, d.Tenants, pn.Ready, slices.Contains(sick, g)))
+				pn.Cells = append(pn.Cells, deviceCell(n, g, int32(free), sh, d.Tenants, pn.Ready, bad))
 			}
 			p := &d.Pools[pi]
 			p.Nodes = append(p.Nodes, pn)
