@@ -351,8 +351,13 @@ type Generator struct {
 	hourly  [24]float64
 	t       float64 // the last arrival time
 	n       int
-	idBuf   []byte
 	tenants []string
+	// Jobs' ids and task lists are cut from blocks made for genBlock jobs
+	// at a time (an allocation a block, not two a job); each job's part
+	// is its own, capped so that an append reallocates.
+	ids    string // the ids of the present block's jobs, back to back
+	idsAt  int    // where the next id starts in ids
+	tasks  []Task // tasks[len:cap] is free for the next jobs' task lists
 	err     error // sticky: the error that ended the stream
 }
 
@@ -416,15 +421,50 @@ func (g *Generator) Next() (Job, error) {
 		Submit: int64(g.t), Start: NoTime, End: NoTime, Duration: g.duration(),
 		Kind: g.spec.Kind,
 	}
-	g.idBuf = strconv.AppendInt(append(g.idBuf[:0], "gen-"...), int64(g.n), 10)
-	j.ID = string(g.idBuf)
+	j.ID = g.nextID()
 	if g.zipf != nil {
 		j.Tenant = g.tenants[g.zipf.Uint64()]
 	}
 	i := sort.SearchFloat64s(g.cum, g.rng.Float64()*g.cum[len(g.cum)-1])
 	i = min(i, len(g.cum)-1)
-	j.Tasks = slices.Clone(g.spec.Shapes[i].Tasks)
+	j.Tasks = g.taskList(g.spec.Shapes[i].Tasks)
 	return j, nil
+}
+
+// genBlock is how many jobs' ids, or task lists of one task, one block
+// holds.
+const genBlock = 256
+
+// nextID is job g.n's id, "gen-N", cut from the block of ids made with the
+// first of its block.
+func (g *Generator) nextID() string {
+	if g.idsAt == len(g.ids) {
+		var b []byte
+		for n := g.n; n < g.n+genBlock && n <= g.spec.Jobs; n++ {
+			b = strconv.AppendInt(append(b, "gen-"...), int64(n), 10)
+		}
+		g.ids, g.idsAt = string(b), 0
+	}
+	n := len("gen-") + 1
+	for d := g.n; d >= 10; d /= 10 {
+		n++
+	}
+	at := g.idsAt
+	g.idsAt += n
+	return g.ids[at:g.idsAt]
+}
+
+// taskList is a copy of ts, cut from the block of task lists.
+func (g *Generator) taskList(ts []Task) []Task {
+	if len(ts) == 0 {
+		return slices.Clone(ts) // nil or empty as the spec has it
+	}
+	if cap(g.tasks)-len(g.tasks) < len(ts) {
+		g.tasks = make([]Task, 0, max(genBlock, len(ts)))
+	}
+	at := len(g.tasks)
+	g.tasks = append(g.tasks, ts...)
+	return g.tasks[at:len(g.tasks):len(g.tasks)]
 }
 
 // arrival draws the next arrival after t.

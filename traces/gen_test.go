@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -182,4 +183,34 @@ func TestGenPareto(t *testing.T) {
 	// Pareto median is xm·2^(1/alpha).
 	assert.InEpsilon(t, 60*math.Pow(2, 1/1.5), st.Duration.P50, 0.05)
 	assert.GreaterOrEqual(t, st.Duration.P50, 60.0)
+}
+
+// TestGenJobsOwnTheirParts: ids and task lists are cut from shared
+// blocks, yet every job's are its own: ids run gen-1, gen-2, … across
+// blocks, and a job's tasks changed or appended to leave the other jobs'
+// as the spec has them.
+func TestGenJobsOwnTheirParts(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Jobs = 3*genBlock + 7
+	// two tasks a job: a block holds fewer lists than ids
+	spec.Shapes = []Shape{{Weight: 1, Tasks: []Task{{Count: 1, GPUs: 1, GPUMilli: 1000}, {Count: 2, CPUMilli: 500}}}}
+	g, err := NewGenerator(spec)
+	require.NoError(t, err)
+	var jobs []Job
+	for {
+		j, err := g.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		j.Tasks[0].Count = 99 // the job's own
+		j.Tasks = append(j.Tasks, Task{Count: 5})
+		jobs = append(jobs, j)
+	}
+	require.Len(t, jobs, spec.Jobs)
+	for i, j := range jobs {
+		require.Equal(t, "gen-"+strconv.Itoa(i+1), j.ID)
+		require.Equal(t, []Task{{Count: 99, GPUs: 1, GPUMilli: 1000}, {Count: 2, CPUMilli: 500}, {Count: 5}}, j.Tasks, "job %d", i+1)
+	}
+	assert.Equal(t, 1, spec.Shapes[0].Tasks[0].Count, "the spec's tasks untouched")
 }

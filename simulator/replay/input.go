@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 
+	"petite/scheduler"
 	"petite/simulator/workload"
 	"petite/traces"
 )
@@ -28,9 +29,10 @@ type Source interface {
 // cannot hold. Times must fit the virtual clock.
 func FromTrace(src []traces.Job, name string, defaultDuration int64) ([]Job, error) {
 	out := make([]Job, 0, len(src))
+	var scratch []scheduler.Job
 	for i := range src {
 		var err error
-		if out, err = appendTraceJob(out, &src[i], i+1, name, defaultDuration, false); err != nil {
+		if out, err = appendTraceJob(out, &scratch, &src[i], i+1, name, defaultDuration, false); err != nil {
 			return nil, err
 		}
 	}
@@ -38,10 +40,11 @@ func FromTrace(src []traces.Job, name string, defaultDuration int64) ([]Job, err
 }
 
 // appendTraceJob converts trace job tj, record number rec of the trace,
-// and appends its jobs to out. With lazy set, the jobs leave Source empty
+// and appends its jobs to out, converting through *scratch (a buffer
+// reused from job to job). With lazy set, the jobs leave Source empty
 // and note their record, spelled out only for an error (a string a job is
 // an allocation a job).
-func appendTraceJob(out []Job, tj *traces.Job, rec int, name string, defaultDuration int64, lazy bool) ([]Job, error) {
+func appendTraceJob(out []Job, scratch *[]scheduler.Job, tj *traces.Job, rec int, name string, defaultDuration int64, lazy bool) ([]Job, error) {
 	where := func() string { return traceWhere(name, rec, tj.ID) }
 	d := tj.Duration
 	var dur int64
@@ -61,7 +64,9 @@ func appendTraceJob(out []Job, tj *traces.Job, rec int, name string, defaultDura
 	if err != nil {
 		return nil, fmt.Errorf("%s: field submit: %w", where(), err)
 	}
-	jobs, err := workload.Job(tj)
+	jobs, err := workload.AppendJob((*scratch)[:0], tj)
+	*scratch = jobs
+	defer clear(jobs) // the buffer keeps no strings alive
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where(), err)
 	}
@@ -94,6 +99,7 @@ type traceSource struct {
 	rec  int
 	buf  []Job // the jobs of the last trace job; buf[at:] not handed out yet
 	at   int
+	conv []scheduler.Job // appendTraceJob's scratch
 	err  error
 }
 
@@ -114,7 +120,7 @@ func (s *traceSource) Next() (Job, error) {
 			s.err = fmt.Errorf("%s: record %d: %w", s.name, s.rec, err)
 			continue
 		}
-		if s.buf, err = appendTraceJob(s.buf, &tj, s.rec, s.name, s.def, true); err != nil {
+		if s.buf, err = appendTraceJob(s.buf, &s.conv, &tj, s.rec, s.name, s.def, true); err != nil {
 			s.buf, s.err = s.buf[:0], err
 		}
 	}

@@ -81,7 +81,18 @@ func Jobs(src []traces.Job) ([]scheduler.Job, Dropped) {
 // so a task that asks for a share of each of several GPUs (PAI's 1.5 GPUs
 // as 2 × 750) gets those GPUs whole.
 func Job(j *traces.Job) ([]scheduler.Job, error) {
-	out := make([]scheduler.Job, 0, len(j.Tasks))
+	out, err := AppendJob(make([]scheduler.Job, 0, len(j.Tasks)), j)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AppendJob converts one trace job as Job does and appends its jobs to out,
+// so that a caller converting a stream can reuse one buffer. On error out
+// is returned as it came.
+func AppendJob(out []scheduler.Job, j *traces.Job) ([]scheduler.Job, error) {
+	n := len(out)
 	for i := range j.Tasks {
 		t := &j.Tasks[i]
 		sj := scheduler.Job{
@@ -117,7 +128,8 @@ func Job(j *traces.Job) ([]scheduler.Job, error) {
 			sj.Walltime = j.Duration
 		}
 		if err := sj.Validate(); err != nil {
-			return nil, fmt.Errorf("workload: %w", err)
+			clear(out[n:])
+			return out[:n], fmt.Errorf("workload: %w", err)
 		}
 		out = append(out, sj)
 	}

@@ -139,3 +139,23 @@ func TestFleet(t *testing.T) {
 	_, err = scheduler.NewCluster(pools, nodes)
 	require.NoError(t, err, "the core accepts the fleet")
 }
+
+// TestAppendJobReusesTheBuffer: AppendJob appends after what out holds,
+// into its room, and an error returns out as it came.
+func TestAppendJobReusesTheBuffer(t *testing.T) {
+	buf := make([]scheduler.Job, 1, 8)
+	buf[0].ID = "kept"
+	pai := traces.Job{ID: "pai", Tasks: []traces.Task{{Name: "worker", Count: 2, GPUs: 1, GPUMilli: 1000}, {Count: 1, CPUMilli: 500}}}
+	out, err := AppendJob(buf, &pai)
+	require.NoError(t, err)
+	require.Len(t, out, 3)
+	assert.Same(t, &buf[0], &out[0], "appended in the buffer's room")
+	assert.Equal(t, []string{"kept", "pai/worker", "pai/1"}, []string{out[0].ID, out[1].ID, out[2].ID})
+
+	bad := traces.Job{ID: "bad", Tasks: []traces.Task{{Count: 1, CPUMilli: 1}, {Count: 1, GPUs: 65, GPUMilli: 1000}}}
+	out, err = AppendJob(out[:1], &bad)
+	require.ErrorContains(t, err, "workload: job bad/1: field task.gpus")
+	require.Len(t, out, 1)
+	assert.Equal(t, "kept", out[0].ID)
+	assert.Empty(t, out[:2][1].ID, "the refused job's first group is not left behind")
+}
