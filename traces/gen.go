@@ -355,10 +355,10 @@ type Generator struct {
 	// Jobs' ids and task lists are cut from blocks made for genBlock jobs
 	// at a time (an allocation a block, not two a job); each job's part
 	// is its own, capped so that an append reallocates.
-	ids    string // the ids of the present block's jobs, back to back
-	idsAt  int    // where the next id starts in ids
-	tasks  []Task // tasks[len:cap] is free for the next jobs' task lists
-	err     error // sticky: the error that ended the stream
+	ids   string // the ids of the present block's jobs, back to back
+	idsAt int    // where the next id starts in ids
+	tasks []Task // tasks[len:cap] is free for the next jobs' task lists
+	err   error  // sticky: the error that ended the stream
 }
 
 // NewGenerator checks spec and returns a generator of its jobs.
