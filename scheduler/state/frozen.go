@@ -56,6 +56,9 @@ type Frozen struct {
 	// record's lean (see updateLean), which no other Frozen writes (a
 	// machine has one planner).
 	lean bool
+	// direct marks the planner of Step: its passes run on the machine's
+	// own cluster, and it has no replica.
+	direct bool
 }
 
 // frozenJob is a Frozen's copy of one queued or running job.
@@ -97,8 +100,14 @@ func (m *Machine) Refreeze(f *Frozen) {
 	} else {
 		f.rep = scheduler.NewReplica(m.c)
 	}
+	m.readLog(f, f.rep.Cluster())
+}
+
+// readLog brings f's jobs, tenants and pass set-up to the machine's
+// present state, c being the cluster f's passes run on (its replica's, or
+// the machine's own for Step).
+func (m *Machine) readLog(f *Frozen, c *scheduler.Cluster) {
 	f.applied = m.applied
-	c := f.rep.Cluster()
 	if f.src != m || f.jpos < m.jlogBase {
 		// Another machine, or a log trimmed past f: copy every job.
 		f.src, f.st, f.jobs = m, scheduler.NewStanding(), nil
@@ -296,13 +305,50 @@ func (fj *frozenJob) copyRun(r *record) {
 // and Tenants come from the machine and must be left empty. The machine
 // keeps the copy for its next Plan, refrozen at the cost of what changed.
 func (m *Machine) Plan(in scheduler.Pass) (scheduler.Plan, error) {
-	if m.planner == nil {
+	if m.planner == nil || m.planner.direct {
 		m.planner = &Frozen{lean: true}
-		m.Refreeze(m.planner)
-	} else {
-		m.Refreeze(m.planner)
 	}
+	m.Refreeze(m.planner)
 	return m.planner.Schedule(in)
+}
+
+// Step runs a scheduling pass and applies its plan at time at, in one
+// call: the plan, the result and the state it leaves are those of Plan
+// followed by Apply(PlanCommand(plan, at)) (an empty plan is not applied:
+// a zero Result). It is for drivers that apply their own plans at once,
+// in process (the simulator): the pass runs on the machine's own cluster,
+// not on a copy, and what it places and evicts there stays, so the plan's
+// changes to the cluster are made once, not again by Apply, and no copy of
+// the cluster is kept in step. The plan's changes to the job table are
+// checked as Apply checks them; a refusal there would mean the pass and
+// the machine disagree, and panics. A driver that replicates its commands
+// must log the plan (PlanCommand) as the command Step applied.
+func (m *Machine) Step(in scheduler.Pass, at int64) (scheduler.Plan, Result, error) {
+	f := m.planner
+	if f == nil || !f.direct {
+		f = &Frozen{lean: true, direct: true}
+		m.planner = f
+	}
+	m.readLog(f, m.c)
+	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
+		return scheduler.Plan{}, Result{}, fmt.Errorf("plan: fields pending, running, tenants: the machine supplies them; leave them empty")
+	}
+	plan, err := m.c.ScheduleKept(in, f.st)
+	if err != nil {
+		return scheduler.Plan{}, Result{}, fmt.Errorf("plan at applied %d: %w", m.applied, err)
+	}
+	if plan.Empty() {
+		return plan, Result{}, nil
+	}
+	var res Result
+	if err := m.applyPlan(PlanCommand(plan, at), &res, true); err != nil {
+		panic(fmt.Sprintf("state: the machine refused its own plan, which its cluster holds already: %v", err))
+	}
+	if res.Changed {
+		m.applied++
+	}
+	res.finish()
+	return plan, res, nil
 }
 
 // Applied is the machine's Applied when the state was frozen.

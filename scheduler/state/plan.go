@@ -29,7 +29,10 @@ type placeOp struct {
 // rule), then changes the cluster (releases, then commits that re-check
 // every device), undoing it all on the first refusal, and only then
 // updates the job table.
-func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
+//
+// kept says the cluster holds the plan's changes already (Step's pass ran
+// on it): the job table alone is checked and updated.
+func (m *Machine) applyPlan(p ApplyPlan, res *Result, kept bool) error {
 	ops, err := m.checkPlacements(p.Place)
 	defer func() {
 		clear(ops) // let the records go
@@ -64,6 +67,9 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 		}
 	}
 	for _, e := range evict {
+		if kept {
+			break
+		}
 		for _, t := range e.tasks {
 			a := m.assignAt(e.r, e.r.live(t))
 			if err := m.c.Release(a); err != nil {
@@ -75,7 +81,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
 	}
 	for i := range ops {
 		op := &ops[i]
-		if !slices.Contains(op.skip, false) {
+		if kept || !slices.Contains(op.skip, false) {
 			continue
 		}
 		s, err := m.c.ShapeOf(&op.r.job.Task)

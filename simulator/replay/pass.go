@@ -4,11 +4,10 @@ import (
 	"fmt"
 
 	"petite/scheduler"
-	"petite/scheduler/state"
 )
 
-// pass runs one scheduling pass on a frozen copy of the state and applies
-// its plan through the state machine.
+// pass runs one scheduling pass and applies its plan through the state
+// machine.
 func (e *engine) pass(t int64) error {
 	e.passes++
 	// The replay reads no reasons: a pass need not list every waiting job.
@@ -18,16 +17,14 @@ func (e *engine) pass(t int64) error {
 		// one decision per queued job: the whole queue is looked at
 		in.Limits.Decisions = max(scheduler.DefaultDecisions, e.queued+1)
 	}
-	plan, err := e.m.Plan(in)
+	// The pass runs on the machine's own state and its plan is applied at
+	// once (Step): what Plan and Apply of the plan would do.
+	plan, res, err := e.m.Step(in, seconds(t))
 	if err != nil {
 		return fmt.Errorf("replay: pass at %d ns: %w", t, err)
 	}
 	if plan.Empty() {
 		return e.checkTopUp()
-	}
-	res, err := e.m.Apply(state.PlanCommand(plan, seconds(t)))
-	if err != nil {
-		return fmt.Errorf("replay: apply the plan at %d ns: %w", t, err)
 	}
 	if err := e.requeued(res.Requeued, t); err != nil {
 		return err
