@@ -67,6 +67,9 @@ type tenantState struct {
 	// submitted asc, id asc); pos is the next job to look at.
 	queue []*Job
 	out   []*Unplaced // the outcome of each queued job; nil while undecided or placed
+	// qbuf is a Standing's whole buffer of the queue, which is a suffix of
+	// it: the slots before the queue were freed at its head (see deleteAt).
+	qbuf []*Job
 	pos   int
 	// head is the job that blocked the queue, if any; backfill is true
 	// while jobs behind it may still be tried, and depth counts them.

@@ -327,7 +327,7 @@ func (st *Standing) Queue(c *Cluster, j *Job) {
 		st.refuse(fmt.Errorf("pass: field pending: job %s is listed twice or also running", j.ID))
 		return
 	}
-	t.queue = slices.Insert(t.queue, i, j)
+	t.qbuf, t.queue = insertAt(t.qbuf, t.queue, i, j)
 	st.count(ti, 1)
 }
 
@@ -340,9 +340,41 @@ func (st *Standing) Unqueue(j *Job) {
 	}
 	t := &st.l.tenants[ti]
 	if i, ok := slices.BinarySearchFunc(t.queue, j, fifo); ok && t.queue[i] == j {
-		t.queue = slices.Delete(t.queue, i, i+1)
+		t.queue = deleteAt(t.queue, i)
 		st.count(ti, -1)
 	}
+}
+
+// deleteAt removes q[i], moving whichever side of it is shorter: jobs
+// mostly leave a queue at its head, and a long queue would otherwise move
+// its whole tail for each of them. The slots freed at the head stay in the
+// queue's buffer, for insertAt to take back.
+func deleteAt(q []*Job, i int) []*Job {
+	if i >= len(q)/2 {
+		return slices.Delete(q, i, i+1)
+	}
+	copy(q[1:i+1], q[:i])
+	q[0] = nil // let the job go
+	return q[1:]
+}
+
+// insertAt inserts j at q[i], q being a suffix of buf (a nil buf, or one
+// of another buffer, is none): a full queue moves back to the head of its
+// buffer when at least a quarter of its length was freed there, so that a
+// queue that jobs enter at the tail and leave at the head neither grows
+// its buffer nor allocates. It returns the buffer and the queue.
+func insertAt(buf, q []*Job, i int, j *Job) ([]*Job, []*Job) {
+	n := len(q)
+	if n < cap(q) {
+		return buf, slices.Insert(q, i, j)
+	}
+	if free := cap(buf) - n; n > 0 && free > 0 && free >= n/4 && &buf[:cap(buf)][cap(buf)-1] == &q[:cap(q)][n-1] {
+		copy(buf, q)
+		clear(buf[n:])
+		return buf, slices.Insert(buf[:n], i, j)
+	}
+	q = slices.Insert(q, i, j) // a new buffer
+	return q[:cap(q)], q
 }
 
 // tenantOf is the ledger index of a tenant, a best-effort one added on
