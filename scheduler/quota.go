@@ -70,7 +70,7 @@ type tenantState struct {
 	// qbuf is a Standing's whole buffer of the queue, which is a suffix of
 	// it: the slots before the queue were freed at its head (see deleteAt).
 	qbuf []*Job
-	pos   int
+	pos  int
 	// head is the job that blocked the queue, if any; backfill is true
 	// while jobs behind it may still be tried, and depth counts them.
 	head     *Job
