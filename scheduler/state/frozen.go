@@ -121,7 +121,9 @@ func (m *Machine) readLog(f *Frozen, c *scheduler.Cluster) {
 		f.tver = m.tver
 		f.st.SetTenants(f.tenants)
 		for _, q := range m.pending {
-			f.update(c, q.r)
+			if q.r != nil {
+				f.update(c, q.r)
+			}
 		}
 		var run []*record
 		for _, r := range m.jobs {

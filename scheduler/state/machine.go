@@ -17,7 +17,12 @@ import (
 type Machine struct {
 	c       *scheduler.Cluster
 	jobs    map[string]*record
-	pending []queued // in submission order (seq)
+	// pending is the queue in submission order (seq); a job that leaves
+	// it from within leaves a hole (r nil, its seq kept, so that the
+	// order still bisects), holes counting them, squeezed out once they
+	// are half the slice: a job leaves the queue in O(log n), not O(n).
+	pending []queued
+	holes   int
 	nrun    int      // running jobs
 	// view lists the running jobs by id as of the last runningView, with
 	// their records in viewRec; viewAdd lists the jobs started since (each
@@ -253,7 +258,7 @@ func nilCommand(cmd Command) (Result, error) {
 
 // String summarises the machine in one line, for logs.
 func (m *Machine) String() string {
-	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending), m.nrun, len(m.jobs))
+	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending)-m.holes, m.nrun, len(m.jobs))
 }
 
 // Cluster returns a read-only view of the cluster the machine keeps: only
@@ -268,9 +273,11 @@ func (m *Machine) Applied() uint64 { return m.applied }
 // Pending returns the queued jobs in submission order (a requeued job at
 // its original place). The jobs are the machine's own: read-only.
 func (m *Machine) Pending() []*scheduler.Job {
-	out := make([]*scheduler.Job, len(m.pending))
-	for i, q := range m.pending {
-		out[i] = &q.r.job
+	out := make([]*scheduler.Job, 0, len(m.pending)-m.holes)
+	for _, q := range m.pending {
+		if q.r != nil {
+			out = append(out, &q.r.job)
+		}
 	}
 	return out
 }
@@ -848,8 +855,13 @@ func (m *Machine) stopRunning(r *record) {
 // enqueue puts a job in the pending queue at its submission place.
 func (m *Machine) enqueue(r *record) {
 	r.status = Pending
-	i, _ := slices.BinarySearchFunc(m.pending, r.seq, bySeq)
-	m.pending = slices.Insert(m.pending, i, queued{r.seq, r})
+	i, found := slices.BinarySearchFunc(m.pending, r.seq, bySeq)
+	if found { // the hole it left when it started
+		m.pending[i].r = r
+		m.holes--
+	} else {
+		m.pending = slices.Insert(m.pending, i, queued{r.seq, r})
+	}
 	m.changed(r)
 }
 
@@ -858,19 +870,26 @@ func (m *Machine) unqueue(r *record) {
 	i, ok := 0, len(m.pending) > 0 && m.pending[0].r == r // the head leaves most
 	if !ok {
 		i, ok = slices.BinarySearchFunc(m.pending, r.seq, bySeq)
+		ok = ok && m.pending[i].r == r
 	}
 	if !ok {
 		panic(fmt.Sprintf("state: job %s is not in the queue", r.job.ID))
 	}
-	if i < len(m.pending)/2 {
-		// Close the gap from the shorter side: jobs mostly leave from the
-		// front, and a plan placing the head of a long queue would move
-		// the rest of it once per job.
-		copy(m.pending[1:i+1], m.pending[:i])
-		m.pending[0] = queued{}
+	m.pending[i].r = nil
+	m.holes++
+	// Holes at either end go at once; those within once they are half.
+	for len(m.pending) > 0 && m.pending[0].r == nil {
 		m.pending = m.pending[1:]
-	} else {
-		m.pending = slices.Delete(m.pending, i, i+1)
+		m.holes--
+	}
+	for n := len(m.pending); n > 0 && m.pending[n-1].r == nil; n-- {
+		m.pending = m.pending[:n-1]
+		m.holes--
+	}
+	if m.holes > 16 && 2*m.holes > len(m.pending) {
+		kept := slices.DeleteFunc(m.pending, func(q queued) bool { return q.r == nil })
+		m.pending, m.holes = kept, 0
+		m.work += uint64(len(kept))
 	}
 	// Its callers (start, cancel) record the change.
 }
