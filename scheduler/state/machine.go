@@ -15,15 +15,15 @@ import (
 // free capacity), the job table and the tenants, changed only by Apply.
 // It is not safe for concurrent use; drivers serialise access, as raft does.
 type Machine struct {
-	c       *scheduler.Cluster
-	jobs    map[string]*record
+	c    *scheduler.Cluster
+	jobs map[string]*record
 	// pending is the queue in submission order (seq); a job that leaves
 	// it from within leaves a hole (r nil, its seq kept, so that the
 	// order still bisects), holes counting them, squeezed out once they
 	// are half the slice: a job leaves the queue in O(log n), not O(n).
 	pending []queued
 	holes   int
-	nrun    int      // running jobs
+	nrun    int // running jobs
 	// view lists the running jobs by id as of the last runningView, with
 	// their records in viewRec; viewAdd lists the jobs started since (each
 	// record once: inView marks those in either list), and dirty says a
