@@ -450,6 +450,7 @@ type heldScratch struct {
 	cpu, mem []int64  // per node
 	gpu      []int64  // per device
 	tags     []int32  // per node and tag
+	tagBits  []uint64 // per node: a bit per tag whose count may be non-zero
 	seen     []bool   // per node: listed in nodes
 	nodes    []NodeID // the nodes touched, in order of first touch
 	gpuOff   []int32  // per node, its devices in gpu (a Standing's sums)
@@ -462,6 +463,7 @@ func (h *heldScratch) clear(c *Cluster) {
 		h.cpu[n], h.mem[n], h.seen[n] = 0, 0, false
 		clear(h.gpu[r.gpuOff : r.gpuOff+r.gpuN])
 		clear(h.tags[int(n)*numTags : (int(n)+1)*numTags])
+		h.tagBits[n] = 0
 	}
 	h.nodes = h.nodes[:0]
 }
@@ -481,7 +483,7 @@ func (s *pass) checkHeld() error {
 		*h = heldScratch{
 			cpu: make([]int64, len(c.nodes)), mem: make([]int64, len(c.nodes)),
 			gpu: make([]int64, len(c.gpuFree)), tags: make([]int32, len(c.tagCount)),
-			seen: make([]bool, len(c.nodes)), nodes: h.nodes[:0],
+			seen: make([]bool, len(c.nodes)), nodes: h.nodes[:0], tagBits: make([]uint64, len(c.nodes)),
 		}
 	}
 	for _, lj := range s.live {
@@ -499,6 +501,7 @@ func (s *pass) checkHeld() error {
 			}
 			if a.Tag >= 0 {
 				h.tags[int(a.Node)*numTags+int(a.Tag)]++
+				h.tagBits[a.Node] |= 1 << uint(a.Tag)
 			}
 		}
 	}
@@ -527,8 +530,9 @@ func (h *heldScratch) over(c *Cluster, n NodeID) bool {
 			return true
 		}
 	}
-	for t := range numTags {
-		if h.tags[int(n)*numTags+t] > c.tagCount[int(n)*numTags+t] {
+	// Only a tag counted here can exceed the cluster's count (never below 0).
+	for m := h.tagBits[n]; m != 0; m &= m - 1 {
+		if t := int(n)*numTags + trailingZeros(m); h.tags[t] > c.tagCount[t] {
 			return true
 		}
 	}

@@ -410,7 +410,13 @@ func (st *Standing) hold(c *Cluster, a *Assign, sign int64) {
 		h.gpu[off+int32(trailingZeros(m))] += sign * int64(a.Take)
 	}
 	if a.Tag >= 0 {
-		h.tags[n*numTags+int(a.Tag)] += int32(sign)
+		t := &h.tags[n*numTags+int(a.Tag)]
+		*t += int32(sign)
+		if *t != 0 {
+			h.tagBits[n] |= 1 << uint(a.Tag)
+		} else {
+			h.tagBits[n] &^= 1 << uint(a.Tag)
+		}
 	}
 	st.markDirty(NodeID(n))
 }
@@ -421,6 +427,7 @@ func (st *Standing) grow(c *Cluster) {
 	more := len(c.nodes) - len(h.cpu)
 	h.cpu, h.mem = slices.Grow(h.cpu, more), slices.Grow(h.mem, more)
 	h.gpuOff, h.tags = slices.Grow(h.gpuOff, more), slices.Grow(h.tags, more*numTags)
+	h.tagBits = slices.Grow(h.tagBits, more)
 	h.gpu = slices.Grow(h.gpu, len(c.gpuFree)-len(h.gpu))
 	st.isDirty, st.contrib = slices.Grow(st.isDirty, more), slices.Grow(st.contrib, more)
 	for n := len(h.cpu); n < len(c.nodes); n++ {
@@ -431,6 +438,7 @@ func (st *Standing) grow(c *Cluster) {
 		// append(s, make(...)...) extends s in place: no allocation.
 		h.gpu = append(h.gpu, make([]int64, r.gpuN)...)
 		h.tags = append(h.tags, make([]int32, numTags)...)
+		h.tagBits = append(h.tagBits, 0)
 		st.isDirty = append(st.isDirty, false)
 		st.contrib = append(st.contrib, readyPart{})
 		st.markDirty(NodeID(n))

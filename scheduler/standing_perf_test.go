@@ -71,3 +71,26 @@ func TestQueueInsertDelete(t *testing.T) {
 	require.Zero(t, allocs)
 	require.Len(t, q, 32)
 }
+
+// TestStandingHeldTags checks that a kept set-up's held check counts task
+// tags: a running task the set-up is told of, within the CPU, memory and
+// device the cluster has allocated on its node but of a tag the node does
+// not run, is refused; told the real task instead, the pass runs.
+func TestStandingHeldTags(t *testing.T) {
+	f := qNew(t, qNodes("n", "H100", 2, 4))
+	real := f.run(t, qJob("a", "a", 0, 1, 2), 0, "n1:0,1") // tag 2
+	ghost := &RunningJob{Job: qJob("g", "a", 0, 1, 1), // tag 1
+		Tasks: []TaskPlacement{{Node: "n1", GPUs: []int{0}, GPUMilli: MilliPerGPU, CPUMilli: 1000, MemoryMiB: 1024}}}
+	st := NewStanding()
+	st.Run(f.c, ghost)
+	in := Pass{Policy: f.p, Rng: rand.New(rand.NewPCG(1, 2))}
+	_, err := f.c.ScheduleStanding(in, st)
+	require.ErrorContains(t, err, "the tasks on node n1 hold more")
+	st.Stop("g")
+	st.Run(f.c, real)
+	_, err = f.c.ScheduleStanding(in, st)
+	require.NoError(t, err)
+	st.Run(f.c, ghost) // beside the real one: tag 1 is still not there
+	_, err = f.c.ScheduleStanding(in, st)
+	require.ErrorContains(t, err, "the tasks on node n1 hold more")
+}
