@@ -79,7 +79,7 @@ func TestQueueInsertDelete(t *testing.T) {
 func TestStandingHeldTags(t *testing.T) {
 	f := qNew(t, qNodes("n", "H100", 2, 4))
 	real := f.run(t, qJob("a", "a", 0, 1, 2), 0, "n1:0,1") // tag 2
-	ghost := &RunningJob{Job: qJob("g", "a", 0, 1, 1), // tag 1
+	ghost := &RunningJob{Job: qJob("g", "a", 0, 1, 1),     // tag 1
 		Tasks: []TaskPlacement{{Node: "n1", GPUs: []int{0}, GPUMilli: MilliPerGPU, CPUMilli: 1000, MemoryMiB: 1024}}}
 	st := NewStanding()
 	st.Run(f.c, ghost)
