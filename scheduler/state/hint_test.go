@@ -60,6 +60,18 @@ func TestHint(t *testing.T) {
 	require.Equal(t, Running, status("d"))
 	require.Equal(t, []string{"d"}, apply(Finish{Job: "d", Hint: ha, At: 6}).Ended)
 
+	// The job just submitted (found first), then pruned: its slot reused
+	// by another job, the hint is that job's own.
+	apply(Submit{Job: scheduler.Job{ID: "e", Count: 1, Task: task}, At: 7})
+	he := m.Hint("e")
+	require.NotZero(t, he)
+	apply(Cancel{Job: "e", At: 7})
+	apply(Prune{Before: 8})
+	require.Zero(t, m.Hint("e"), "pruned")
+	apply(Submit{Job: scheduler.Job{ID: "f", Count: 1, Task: task}, At: 9})
+	require.Equal(t, he, m.Hint("f"), "the slot reused")
+	require.Zero(t, m.Hint("e"))
+
 	// Never encoded, never decoded.
 	for _, c := range []Command{Finish{Job: "a", At: 1, Hint: 7}, Cancel{Job: "a", At: 1, Hint: 7}, Preempt{Job: "a", At: 1, Hint: 7}} {
 		b, err := Encode(c)

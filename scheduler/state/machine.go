@@ -65,6 +65,9 @@ type Machine struct {
 	// machine restored from a snapshot numbers them afresh.
 	recs []*record
 	free []int32
+	// lastSub is the record the last Submit added, which Hint finds
+	// first (checked, as any hint: pruned, its slot holds another).
+	lastSub *record
 	// jlog lists the jobs whose status or live tasks changed, in order;
 	// jlogBase is the position of jlog[0] in the whole history. A Frozen
 	// reads it from where it last stopped (see Refreeze); it is trimmed as
@@ -525,6 +528,7 @@ func (m *Machine) submit(c Submit, res *Result) error {
 	m.nextSeq++
 	m.jobs[j.ID] = r
 	m.slot(r)
+	m.lastSub = r
 	m.pending = append(m.pending, queued{r.seq, r}) // the newest seq goes last
 	m.changed(r)
 	res.Changed = true
@@ -661,6 +665,9 @@ func (m *Machine) slot(r *record) {
 // against the id where used, never encoded; a stale one only costs the
 // look-up.
 func (m *Machine) Hint(id string) int32 {
+	if r := m.lastSub; r != nil && r.job.ID == id && m.recs[r.slot] == r {
+		return r.slot + 1 // asked of the job just submitted, as drivers do
+	}
 	if r, ok := m.jobs[id]; ok {
 		return r.slot + 1
 	}

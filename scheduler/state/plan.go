@@ -33,7 +33,7 @@ type placeOp struct {
 // kept says the cluster holds the plan's changes already (Step's pass ran
 // on it): the job table alone is checked and updated.
 func (m *Machine) applyPlan(p ApplyPlan, res *Result, kept bool) error {
-	ops, err := m.checkPlacements(p.Place)
+	ops, err := m.checkPlacements(p.Place, kept)
 	defer func() {
 		clear(ops) // let the records go
 		m.ops = ops[:0]
@@ -177,10 +177,11 @@ func (m *Machine) commit(op *placeOp, k int, s *scheduler.Shape) error {
 
 // checkPlacements checks the form of a plan's placements: known, live
 // jobs, each once; task indices in range, each once; known nodes and
-// devices; and resources that are exactly what the task asks for. The ops
-// are the machine's scratch (m.ops), returned with an error too, for
+// devices; and resources that are exactly what the task asks for (unless
+// kept: the cluster took them already, which checked them). The ops are
+// the machine's scratch (m.ops), returned with an error too, for
 // applyPlan to clear.
-func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, error) {
+func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool) ([]placeOp, error) {
 	ops := slices.Grow(m.ops[:0], len(place)) // applyPlan clears it
 	// The plan's copies of the placements, their devices, assignments and
 	// skip marks come from one slab each: a plan allocates per plan, not
@@ -242,7 +243,7 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement) ([]placeOp, er
 			if k > 0 && op.tasks[k-1].Task == tp.Task {
 				return ops, fmt.Errorf("field place[%d].tasks: job %s: task %d placed twice", i, jp.Job, tp.Task)
 			}
-			id, err := m.checkTask(r, tp)
+			id, err := m.checkTask(r, tp, kept)
 			if err != nil {
 				return ops, fmt.Errorf("field place[%d].tasks: job %s task %d: %w", i, jp.Job, tp.Task, err)
 			}
@@ -265,8 +266,9 @@ func byTask(a, b scheduler.TaskPlacement) int { return a.Task - b.Task }
 
 // checkTask checks that a placement gives a task exactly what it asks for.
 // A share of a GPU takes that share, or a whole MIG instance that holds it.
-// It returns the node's id.
-func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) (scheduler.NodeID, error) {
+// It returns the node's id. The shares of a placement the cluster took
+// already (kept) are not checked again.
+func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement, kept bool) (scheduler.NodeID, error) {
 	t := &r.job.Task
 	if tp.Task < 0 || tp.Task >= r.job.Count {
 		return 0, fmt.Errorf("field task: out of range 0..%d", r.job.Count-1)
@@ -282,6 +284,9 @@ func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement) (scheduler.N
 			return 0, fmt.Errorf("field node: unknown node %q", tp.Node)
 		}
 		m.lastName, m.lastNode = m.c.NodeName(id), id
+	}
+	if kept {
+		return id, nil
 	}
 	return id, m.checkShare(t, id, tp)
 }

@@ -185,7 +185,7 @@ func (m *Machine) restoreJob(ji *JobInfo, seqs map[uint64]string) error {
 	}
 	for k := range ji.Tasks {
 		tp := ji.Tasks[k]
-		nid, err := m.checkTask(r, &tp)
+		nid, err := m.checkTask(r, &tp, false)
 		if err != nil {
 			return fmt.Errorf("job %s: field tasks[%d]: %w", id, k, err)
 		}
