@@ -145,7 +145,7 @@ func TestIndexMatchesScan(t *testing.T) {
 						assert.Equal(t, want == NoNode, got == NoNode)
 						if got != NoNode {
 							assert.True(t, c.Fits(got, &s))
-							assert.Equal(t, feasible, int(c.index(p, &s).cnt[1]))
+							assert.Equal(t, feasible, c.index(p, &s).feasible())
 						}
 					} else {
 						require.Equal(t, want, got, "step %d task %+v", step, task)

@@ -18,15 +18,17 @@ type idxKey struct {
 // shapeIndex is a tournament tree over the nodes in rank order. Each leaf
 // holds the node's score for one shape under one policy (noScore when the
 // node cannot take it); each inner entry holds the best of its two children
-// and the number of feasible leaves below it. The best node is the leftmost
-// leaf with the root's score: the lowest rank among the best scores.
+// and, for a Uniform policy (counted), the number of feasible leaves below
+// it. The best node is the leftmost leaf with the root's score: the lowest
+// rank among the best scores.
 type shapeIndex struct {
-	key  idxKey
-	seq  uint64 // change-log position the leaves are current to
-	size int    // number of leaves, a power of two
-	val  []int64
-	cnt  []int32
-	used uint64
+	key     idxKey
+	seq     uint64 // change-log position the leaves are current to
+	size    int    // number of leaves, a power of two
+	val     []int64
+	cnt     []int32
+	counted bool // cnt is kept: only uniform draws read it
+	used    uint64
 }
 
 // idxCache holds the indexes of the shapes seen recently, least recently
@@ -57,10 +59,13 @@ func (c *Cluster) index(p *Policy, s *Shape) *shapeIndex {
 	ic.tick++
 	key := idxKey{p, *s}
 	ix := ic.m[key]
-	if ix == nil {
+	switch {
+	case ix == nil:
 		ix = c.newIndex(key)
 		ic.m[key] = ix
-	} else {
+	case p.Uniform && !ix.counted:
+		c.rebuild(ix) // the policy became uniform since: count
+	default:
 		c.sync(ix)
 	}
 	ix.used = ic.tick
@@ -98,7 +103,7 @@ func (c *Cluster) newIndex(key idxKey) *shapeIndex {
 		}
 	}
 	if ix == nil {
-		ix = &shapeIndex{size: size, val: make([]int64, 2*size), cnt: make([]int32, 2*size)}
+		ix = &shapeIndex{size: size, val: make([]int64, 2*size)}
 	}
 	ix.key = key
 	c.rebuild(ix)
@@ -115,10 +120,14 @@ func (c *Cluster) leaf(p *Policy, s *Shape, n NodeID) int64 {
 
 func (c *Cluster) rebuild(ix *shapeIndex) {
 	size := ix.size
-	for i := size; i < 2*size; i++ {
-		ix.val[i], ix.cnt[i] = noScore, 0
-	}
 	p, s := ix.key.pol, &ix.key.shape
+	ix.counted = p.Uniform
+	if ix.counted && ix.cnt == nil {
+		ix.cnt = make([]int32, 2*size)
+	}
+	for i := size; i < 2*size; i++ {
+		ix.val[i] = noScore
+	}
 	memo := p.stateOnly() && p.costly()
 	if memo {
 		if c.memo == nil {
@@ -137,15 +146,21 @@ func (c *Cluster) rebuild(ix *shapeIndex) {
 		} else {
 			v = c.leaf(p, s, NodeID(n))
 		}
-		pos := size + int(c.rank[n])
-		ix.val[pos] = v
-		if v != noScore {
-			ix.cnt[pos] = 1
-		}
+		ix.val[size+int(c.rank[n])] = v
 	}
 	for i := size - 1; i >= 1; i-- {
 		ix.val[i] = max(ix.val[2*i], ix.val[2*i+1])
-		ix.cnt[i] = ix.cnt[2*i] + ix.cnt[2*i+1]
+	}
+	if ix.counted {
+		for i := size; i < 2*size; i++ {
+			ix.cnt[i] = 0
+			if ix.val[i] != noScore {
+				ix.cnt[i] = 1
+			}
+		}
+		for i := size - 1; i >= 1; i-- {
+			ix.cnt[i] = ix.cnt[2*i] + ix.cnt[2*i+1]
+		}
 	}
 	ix.seq = c.seq
 }
@@ -181,9 +196,9 @@ func (c *Cluster) sync(ix *shapeIndex) {
 
 // refresh scores one node again and updates its leaf and the path above it.
 // A leaf's count is 1 exactly when its score is feasible, so a new score
-// that keeps the node feasible (or infeasible) leaves every count as it
-// was: the walk up then reads and writes scores only, and stops where a
-// best score stays the same.
+// that keeps the node feasible (or infeasible), or an index that keeps no
+// counts, leaves every count as it was: the walk up then reads and writes
+// scores only, and stops where a best score stays the same.
 func (c *Cluster) refresh(ix *shapeIndex, n NodeID) {
 	v := c.leaf(ix.key.pol, &ix.key.shape, n)
 	pos := ix.size + int(c.rank[n])
@@ -192,7 +207,7 @@ func (c *Cluster) refresh(ix *shapeIndex, n NodeID) {
 		return
 	}
 	ix.val[pos] = v
-	if (old == noScore) == (v == noScore) {
+	if !ix.counted || (old == noScore) == (v == noScore) {
 		for pos >>= 1; pos >= 1; pos >>= 1 {
 			nv := max(ix.val[2*pos], ix.val[2*pos+1])
 			if ix.val[pos] == nv {
