@@ -557,14 +557,14 @@ func (c *Cluster) Release(a Assign) error {
 		return fmt.Errorf("release: unknown node %d", a.Node)
 	}
 	r := &c.nodes[a.Node]
-	name := c.specs[a.Node].Name
+	// The name is read only for an error: the spec is cold.
 	switch {
 	case a.CPUMilli < 0 || a.MemMiB < 0 || a.Take < 0:
-		return fmt.Errorf("release on %s: negative amount", name)
+		return fmt.Errorf("release on %s: negative amount", c.specs[a.Node].Name)
 	case a.Mask != 0 && a.Take == 0:
-		return fmt.Errorf("release on %s: GPUs named but no share given back", name)
+		return fmt.Errorf("release on %s: GPUs named but no share given back", c.specs[a.Node].Name)
 	case a.Tag < -1 || int(a.Tag) >= numTags:
-		return fmt.Errorf("release on %s: bad task tag %d", name, a.Tag)
+		return fmt.Errorf("release on %s: bad task tag %d", c.specs[a.Node].Name, a.Tag)
 	}
 	// Compare with what is in use: the sum free+amount could wrap.
 	if a.CPUMilli > r.cpuCap-r.cpuFree || a.MemMiB > r.memCap-r.memFree {
@@ -591,30 +591,30 @@ func (c *Cluster) check(a *Assign) error {
 		return fmt.Errorf("commit: unknown node %d", a.Node)
 	}
 	r := &c.nodes[a.Node]
-	name := c.specs[a.Node].Name
+	// The name is read only for an error: the spec is cold.
 	if a.CPUMilli < 0 || a.MemMiB < 0 || a.Take < 0 {
-		return fmt.Errorf("commit on %s: negative request", name)
+		return fmt.Errorf("commit on %s: negative request", c.specs[a.Node].Name)
 	}
 	if a.CPUMilli > r.cpuFree {
-		return fmt.Errorf("commit on %s: CPU oversubscribed: want %d, %d free", name, a.CPUMilli, r.cpuFree)
+		return fmt.Errorf("commit on %s: CPU oversubscribed: want %d, %d free", c.specs[a.Node].Name, a.CPUMilli, r.cpuFree)
 	}
 	if a.MemMiB > r.memFree {
-		return fmt.Errorf("commit on %s: memory oversubscribed: want %d MiB, %d free", name, a.MemMiB, r.memFree)
+		return fmt.Errorf("commit on %s: memory oversubscribed: want %d MiB, %d free", c.specs[a.Node].Name, a.MemMiB, r.memFree)
 	}
 	if a.Mask != 0 && a.Take == 0 {
-		return fmt.Errorf("commit on %s: GPUs named but no share taken", name)
+		return fmt.Errorf("commit on %s: GPUs named but no share taken", c.specs[a.Node].Name)
 	}
 	for m := a.Mask; m != 0; m &= m - 1 {
 		i := int32(trailingZeros(m))
 		if i >= r.gpuN {
-			return fmt.Errorf("commit on %s: no GPU %d", name, i)
+			return fmt.Errorf("commit on %s: no GPU %d", c.specs[a.Node].Name, i)
 		}
 		if c.gpuFree[r.gpuOff+i] < a.Take {
-			return fmt.Errorf("commit on %s: GPU %d oversubscribed: want %d milli, %d free", name, i, a.Take, c.gpuFree[r.gpuOff+i])
+			return fmt.Errorf("commit on %s: GPU %d oversubscribed: want %d milli, %d free", c.specs[a.Node].Name, i, a.Take, c.gpuFree[r.gpuOff+i])
 		}
 	}
 	if a.Tag < -1 || int(a.Tag) >= numTags {
-		return fmt.Errorf("commit on %s: bad task tag %d", name, a.Tag)
+		return fmt.Errorf("commit on %s: bad task tag %d", c.specs[a.Node].Name, a.Tag)
 	}
 	return nil
 }
