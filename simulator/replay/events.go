@@ -34,50 +34,55 @@ type item struct {
 // item pushed and popped.
 type events []item
 
-func (h events) less(i, j int) bool {
-	a, b := &h[i], &h[j]
-	if a.at != b.at {
-		return a.at < b.at
-	}
-	return a.key < b.key
+func (h events) less(i, j int) bool { return h[i].before(&h[j]) }
+
+// before orders items on (at, key).
+func (a *item) before(b *item) bool {
+	return a.at < b.at || (a.at == b.at && a.key < b.key)
 }
 
 // The heap is 4-ary: half the levels of a binary one, and a node's
 // children side by side in memory, so a pop touches fewer cache lines.
 const arity = 4
 
-// up moves item i towards the root while it is less than its parent.
+// up moves item i towards the root while it is less than its parent. The
+// item is held aside and written once, where it stops: each level moves
+// one item, not two.
 func (h events) up(i int) {
+	it := h[i]
 	for i > 0 {
 		p := (i - 1) / arity
-		if !h.less(i, p) {
-			return
+		if !it.before(&h[p]) {
+			break
 		}
-		h[i], h[p] = h[p], h[i]
+		h[i] = h[p]
 		i = p
 	}
+	h[i] = it
 }
 
-// down moves item i towards the leaves while a child is less than it.
-func (h events) down(i int) {
+// down places item it at hole i, moving it towards the leaves while a
+// child is less than it (written once, as up writes it).
+func (h events) down(i int, it item) {
 	n := len(h)
 	for {
 		c := arity*i + 1
 		if c >= n {
-			return
+			break
 		}
 		m := c
 		for k := c + 1; k < min(c+arity, n); k++ {
-			if h.less(k, m) {
+			if h[k].before(&h[m]) {
 				m = k
 			}
 		}
-		if !h.less(m, i) {
-			return
+		if !h[m].before(&it) {
+			break
 		}
-		h[i], h[m] = h[m], h[i]
+		h[i] = h[m]
 		i = m
 	}
+	h[i] = it
 }
 
 // queue wraps the heap with a sequence counter.
@@ -98,9 +103,11 @@ func (q *queue) push(it item) {
 func (q *queue) pop() item {
 	n := len(q.h) - 1
 	it := q.h[0]
-	q.h[0] = q.h[n]
+	last := q.h[n]
 	q.h = q.h[:n]
-	q.h.down(0)
+	if n > 0 {
+		q.h.down(0, last)
+	}
 	return it
 }
 

@@ -41,16 +41,33 @@ type jobState struct {
 // figs is what the summary needs of one job: its record without the
 // strings (tenant, pool and size as small numbers). Every job has one,
 // from the moment it is pulled from the workload; a live job's is written
-// when it ends (or when the run stops).
+// when it ends (or when the run stops). It fills one cache line: the
+// figures most jobs have none of are kept apart (moreFigs).
 type figs struct {
-	submit, start, end, dur      int64
-	gpuH, lostH, cost, cloudCost float64
-	preempt, restarts            int32
-	tenant                       int32 // engine.tenants
-	pool                         int16 // fleet order; -1 for none
-	size                         uint8 // sizeBuckets
-	state                        uint8 // recStates
-	cloud                        bool  // Where is "cloud"
+	submit, start, end, dur int64
+	gpuH, cost              float64
+	tenant                  int32 // engine.tenants
+	pool                    int16 // fleet order; -1 for none
+	size                    uint8 // sizeBuckets
+	state                   uint8 // recStates
+	cloud                   bool  // Where is "cloud"
+	more                    bool  // engine.more holds the job's moreFigs
+}
+
+// moreFigs are the figures of a job that most jobs have none of (no
+// preemption, no burst cloud): only a job with some has an entry in
+// engine.more, and a job without one has them all zero.
+type moreFigs struct {
+	lostH, cloudCost  float64
+	preempt, restarts int32
+}
+
+// moreOf is job k's moreFigs, f its figures.
+func (e *engine) moreOf(k int, f *figs) moreFigs {
+	if !f.more {
+		return moreFigs{}
+	}
+	return e.more[k]
 }
 
 // recStates are JobRecord.State's values, numbered for figs.
@@ -89,16 +106,25 @@ func (e *engine) openFigs(r *JobRecord) figs {
 		e.tenantIdx[r.Tenant] = t
 	}
 	f := figs{tenant: t, size: indexOf(sizeBuckets[:], SizeBucket(r.GPUs))}
-	e.setFigs(&f, r)
+	e.setFigs(r.Index, &f, r)
 	return f
 }
 
-// setFigs brings f up to date with record r, of the same job (its tenant
-// and size stay as they were opened).
-func (e *engine) setFigs(f *figs, r *JobRecord) {
+// setFigs brings f, job k's figures, up to date with record r, of the
+// same job (its tenant and size stay as they were opened).
+func (e *engine) setFigs(k int, f *figs, r *JobRecord) {
 	f.submit, f.start, f.end, f.dur = r.Submit, r.Start, r.End, r.Duration
-	f.gpuH, f.lostH, f.cost, f.cloudCost = r.GPUHours, r.LostGPUHours, r.Cost, r.CloudCost
-	f.preempt, f.restarts = int32(r.Preemptions), int32(r.Restarts)
+	f.gpuH, f.cost = r.GPUHours, r.Cost
+	// Summed from +0, these figures are never -0: zero is zero.
+	if m := (moreFigs{r.LostGPUHours, r.CloudCost, int32(r.Preemptions), int32(r.Restarts)}); m != (moreFigs{}) {
+		if e.more == nil {
+			e.more = map[int]moreFigs{}
+		}
+		e.more[k], f.more = m, true
+	} else if f.more {
+		delete(e.more, k)
+		f.more = false
+	}
 	f.state, f.cloud, f.pool = indexOf(recStates[:], r.State), r.Where == "cloud", -1
 	if r.Pool != "" {
 		f.pool = int16(e.poolIdx[r.Pool])
@@ -172,7 +198,7 @@ func (e *engine) admit(k int, src *Job) *jobState {
 // ended, and frees its book.
 func (e *engine) fold(k int) {
 	j := e.job(k)
-	e.setFigs(e.figs.at(k), &j.rec)
+	e.setFigs(k, e.figs.at(k), &j.rec)
 	if e.recs != nil {
 		e.recs[k] = j.rec
 	}

@@ -447,7 +447,7 @@ func (e *engine) result() *Result {
 	for k, sl := range e.slot { // the jobs still live at the end
 		if sl >= 0 {
 			j := e.live.at(int(sl))
-			e.setFigs(e.figs.at(k), &j.rec)
+			e.setFigs(k, e.figs.at(k), &j.rec)
 			if e.keep {
 				e.recs[k] = j.rec
 			}
@@ -494,7 +494,8 @@ func (e *engine) result() *Result {
 		if r.cloud {
 			s.CloudJobs++
 		}
-		s.CloudCost += r.cloudCost // Star-Wait's paid stints of on-prem jobs too
+		m := e.moreOf(i, r)
+		s.CloudCost += m.cloudCost // Star-Wait's paid stints of on-prem jobs too
 		if d, ok := r.wait(); ok {
 			waits = append(waits, hours(d))
 		}
@@ -504,10 +505,10 @@ func (e *engine) result() *Result {
 		if x, ok := r.slowdown(); ok {
 			slows = append(slows, x)
 		}
-		s.Preemptions += int(r.preempt)
-		s.Restarts += int(r.restarts)
+		s.Preemptions += int(m.preempt)
+		s.Restarts += int(m.restarts)
 		s.GPUHours += r.gpuH
-		s.LostGPUHours += r.lostH
+		s.LostGPUHours += m.lostH
 		s.Cost += r.cost
 	}
 	var fs floatSorter
