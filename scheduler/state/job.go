@@ -128,6 +128,8 @@ type record struct {
 	// the plan that started the job worked them out; nil (or of another
 	// length) when not kept, and they are worked out again (assignAt).
 	as []scheduler.Assign
+	// as1 holds the assignment of a job of one task (as is as1[:] then).
+	as1 [1]scheduler.Assign
 }
 
 func (r *record) info() JobInfo {

@@ -749,8 +749,9 @@ func (m *Machine) releaseAll(r *record) {
 			panic(fmt.Sprintf("state: job %s task %d: %v", r.job.ID, r.run.Tasks[i].Task, err))
 		}
 	}
-	clear(r.run.Tasks)
-	r.run.Tasks, r.as = r.run.Tasks[:0], nil
+	// Dropped, not cleared: the placements may share a block with other
+	// jobs' (see checkPlacements), which is let go when none holds it.
+	r.run.Tasks, r.as = nil, nil
 	m.changed(r)
 }
 

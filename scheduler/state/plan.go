@@ -139,7 +139,13 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result, kept bool) error {
 		op.r.run.Tasks = mergeTasks(op.r.run.Tasks, op.tasks, op.skip)
 		op.r.as = nil
 		if starting {
-			op.r.as = op.as // the tasks are op.tasks: keep their assignments
+			// The tasks are op.tasks: keep their assignments, a single
+			// task's in the record itself (read with it at the finish).
+			op.r.as = op.as
+			if len(op.as) == 1 {
+				op.r.as1[0] = op.as[0]
+				op.r.as = op.r.as1[:]
+			}
 		}
 		m.work += uint64(len(op.skip) + len(op.r.run.Tasks))
 		res.Changed = true
