@@ -192,14 +192,30 @@ type pass struct {
 	st      *Standing
 	touched []*liveJob
 	// tps and devs are the slabs the plan's task placements and their
-	// device lists are carved from (see placements): the plan's own
-	// memory, new for each pass, grown as the pass places more.
+	// device lists are carved from (see placements), and jps that of its
+	// list of placed jobs: memory no other plan holds, since a piece is
+	// carved once. A pass on a kept set-up carves the rest of the last
+	// pass's slabs, in blocks of slabMin at least; another starts empty
+	// and sizes them by what it places.
 	tps  []TaskPlacement
 	devs []int
+	jps  []JobPlacement
 	// expect is how many jobs the pass may place, as far as the plan's
 	// first allocations are sized by it: the jobs queued when it first
 	// places one, at most 16.
 	expect int
+}
+
+// slabMin is the smallest block a pass on a kept set-up carves its plans
+// from: passes that place a few jobs each then allocate once in many.
+const slabMin = 64
+
+// slab is the smallest block the pass carves its plan from.
+func (s *pass) slab() int {
+	if s.st != nil {
+		return slabMin
+	}
+	return 0
 }
 
 // placements returns n zero task placements for the plan, from the pass's
@@ -207,7 +223,7 @@ type pass struct {
 // the next.
 func (s *pass) placements(n int) []TaskPlacement {
 	if len(s.tps) < n {
-		s.tps = make([]TaskPlacement, max(n, s.expect, 2*len(s.plan.Place)))
+		s.tps = make([]TaskPlacement, max(n, s.expect, 2*len(s.plan.Place), s.slab()))
 	}
 	out := s.tps[:n:n]
 	s.tps = s.tps[n:]
@@ -221,7 +237,7 @@ func (s *pass) devices(n int) []int {
 		return nil
 	}
 	if len(s.devs) < n {
-		s.devs = make([]int, max(n*max(s.expect, 1), 2*len(s.plan.Place)))
+		s.devs = make([]int, max(n*max(s.expect, 1), 2*len(s.plan.Place), 2*s.slab()))
 	}
 	out := s.devs[:0:n]
 	s.devs = s.devs[n:]
@@ -791,7 +807,11 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 			s.expect += len(s.l.tenants[i].queue)
 		}
 		s.expect = min(max(s.expect, 1), 16)
-		s.plan.Place = make([]JobPlacement, 0, s.expect)
+		if len(s.jps) < s.expect {
+			s.jps = make([]JobPlacement, max(s.expect, s.slab()))
+		}
+		s.plan.Place = s.jps[:0:s.expect]
+		s.jps = s.jps[s.expect:]
 	}
 	jp := JobPlacement{Job: j.ID, Tasks: s.placements(len(as))}
 	t := &s.l.tenants[ti]

@@ -604,7 +604,8 @@ func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
 	s := &st.p
 	st.in = *in
 	*s = pass{c: c, in: &st.in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st,
-		undo: s.undo[:0], buf: s.buf[:0], touched: s.touched[:0], emptyFit: st.emptyFit}
+		undo: s.undo[:0], buf: s.buf[:0], touched: s.touched[:0], emptyFit: st.emptyFit,
+		tps: s.tps, devs: s.devs, jps: s.jps} // the rest of the slabs, never carved yet
 	return s, nil
 }
 

@@ -94,3 +94,47 @@ func TestStandingHeldTags(t *testing.T) {
 	_, err = f.c.ScheduleStanding(in, st)
 	require.ErrorContains(t, err, "the tasks on node n1 hold more")
 }
+
+// TestKeptPlansStayValid runs passes on a kept set-up, which carve their
+// plans from blocks kept from pass to pass, and checks that every plan
+// returned keeps its contents through the later passes, and that appends
+// to its lists (the placed jobs, a job's tasks, a task's devices) write
+// into no other plan.
+func TestKeptPlansStayValid(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pools, nodes := randomFleet(rng, 12)
+	c, err := NewCluster(pools, nodes)
+	require.NoError(t, err)
+	pol, err := NewPolicy(c, "best-fit", Options{})
+	require.NoError(t, err)
+	m := &stModel{c: c, st: NewStanding(), pending: map[string]*Job{}, running: map[string]*RunningJob{}, assigns: map[string][]Assign{}}
+	var plans []Plan
+	var copies []string
+	phantom, placed := "", 0
+	for step := range 1500 {
+		m.step(t, rng, pol, &phantom)
+		got, err := c.ScheduleStanding(Pass{Now: int64(step), Policy: pol, Rng: rand.New(rand.NewPCG(5, uint64(step)))}, m.st)
+		if err != nil {
+			continue // a phantom task: refused
+		}
+		plans, copies = append(plans, got), append(copies, fmt.Sprintf("%+v", got))
+		placed += len(got.Place)
+		m.apply(t, got)
+	}
+	require.Greater(t, placed, slabMin, "the passes carve more than one block")
+	for i, p := range plans {
+		require.Equal(t, copies[i], fmt.Sprintf("%+v", p), "plan %d changed", i)
+	}
+	for _, p := range plans {
+		_ = append(p.Place, JobPlacement{Job: "x"})
+		for _, jp := range p.Place {
+			_ = append(jp.Tasks, TaskPlacement{Node: "x"})
+			for _, tp := range jp.Tasks {
+				_ = append(tp.GPUs, -1)
+			}
+		}
+	}
+	for i, p := range plans {
+		require.Equal(t, copies[i], fmt.Sprintf("%+v", p), "plan %d changed by an append to another", i)
+	}
+}
