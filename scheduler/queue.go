@@ -138,24 +138,45 @@ func endOf(start, walltime int64) int64 {
 }
 
 // liveJob is a job holding resources during the pass: a running job from
-// the input or a job the pass placed.
+// the input or a job the pass placed. The fields a stop reads come first,
+// with room for one task's assignment: a Standing's entries keep a
+// one-task job's lists in the entry itself (see newLiveBlock), so that
+// taking it back reads one or two adjacent cache lines. Assigning a whole
+// entry zeroes those lists' contents: fill them after.
 type liveJob struct {
 	job     *Job
 	tenant  int
-	tasks   []int    // task indices of the tasks held
 	assigns []Assign // their assignments, parallel to tasks
-	alive   []bool   // false once the pass evicted the task
-	nAlive  int
+	inA     [1]Assign
+	// slot is the job's index in a Standing's live list; touched is set
+	// while a pass on a Standing has changed this copy (see pass.touch).
+	slot   int
+	nAlive int
 	// nInput is how many of tasks came from Pass.Running: only those may
 	// be preempted (a replica the pass itself tops up is not running yet).
 	nInput  int
+	tasks   []int  // task indices of the tasks held
+	alive   []bool // false once the pass evicted the task
+	inT     [1]int
 	started int64
 	end     int64 // expected end; noEnd when unknown
 	running bool  // from Pass.Running, so a possible victim
-	// slot is the job's index in a Standing's live list; touched is set
-	// while a pass on a Standing has changed this copy (see pass.touch).
-	slot    int
 	touched bool
+	inL     [1]bool
+}
+
+// liveBlock is how many entries a Standing allocates at once.
+const liveBlock = 32
+
+// newLiveBlock returns liveBlock empty entries, each with its lists in
+// itself, room for one task.
+func newLiveBlock() []liveJob {
+	b := make([]liveJob, liveBlock)
+	for i := range b {
+		lj := &b[i]
+		lj.assigns, lj.tasks, lj.alive = lj.inA[:0], lj.inT[:0], lj.inL[:0]
+	}
+	return b
 }
 
 // undoOp is one change the pass made to the cluster.
@@ -794,13 +815,15 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 		lj = s.st.spareJob() // given back when the pass ends (restore)
 	} else {
 		lj = &liveJob{}
+		lj.assigns, lj.tasks, lj.alive = lj.inA[:0], lj.inT[:0], lj.inL[:0]
 	}
 	n := len(as)
 	if cap(lj.tasks) < n || cap(lj.alive) < n || cap(lj.assigns) < n {
 		lj.tasks, lj.alive, lj.assigns = make([]int, 0, n), make([]bool, 0, n), make([]Assign, 0, n)
 	}
 	*lj = liveJob{job: j, tenant: ti, started: s.in.Now, end: endOf(s.in.Now, j.Walltime),
-		assigns: append(lj.assigns[:0], as...), alive: lj.alive[:0], tasks: lj.tasks[:0], nAlive: n}
+		assigns: lj.assigns[:0], alive: lj.alive[:0], tasks: lj.tasks[:0], nAlive: n}
+	lj.assigns = append(lj.assigns, as...) // after: the assignment above zeroes inA
 	if s.plan.Place == nil {
 		// The plan's first placement: size its lists for the queue.
 		for i := range s.l.tenants {

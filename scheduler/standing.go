@@ -297,7 +297,11 @@ func (st *Standing) stop(lj *liveJob) {
 func (st *Standing) spareJob() *liveJob {
 	n := len(st.spare)
 	if n == 0 {
-		return &liveJob{}
+		b := newLiveBlock()
+		for i := len(b) - 1; i >= 1; i-- {
+			st.spare = append(st.spare, &b[i])
+		}
+		return &b[0]
 	}
 	lj := st.spare[n-1]
 	st.spare[n-1] = nil
