@@ -29,6 +29,10 @@ type shapeIndex struct {
 	cnt     []int32
 	counted bool // cnt is kept: only uniform draws read it
 	used    uint64
+	// feas has bit n set when node n's leaf is feasible: a small copy of
+	// the leaves' feasibility that a refresh of a node infeasible before
+	// and after reads instead of its leaf, a cold cache line.
+	feas []uint64
 }
 
 // idxCache holds the indexes of the shapes seen recently, least recently
@@ -103,7 +107,7 @@ func (c *Cluster) newIndex(key idxKey) *shapeIndex {
 		}
 	}
 	if ix == nil {
-		ix = &shapeIndex{size: size, val: make([]int64, 2*size)}
+		ix = &shapeIndex{size: size, val: make([]int64, 2*size), feas: make([]uint64, (size+63)/64)}
 	}
 	ix.key = key
 	c.rebuild(ix)
@@ -128,6 +132,7 @@ func (c *Cluster) rebuild(ix *shapeIndex) {
 	for i := size; i < 2*size; i++ {
 		ix.val[i] = noScore
 	}
+	clear(ix.feas)
 	memo := p.stateOnly() && p.costly()
 	if memo {
 		if c.memo == nil {
@@ -147,6 +152,9 @@ func (c *Cluster) rebuild(ix *shapeIndex) {
 			v = c.leaf(p, s, NodeID(n))
 		}
 		ix.val[size+int(c.rank[n])] = v
+		if v != noScore {
+			ix.feas[n>>6] |= 1 << uint(n&63)
+		}
 	}
 	for i := size - 1; i >= 1; i-- {
 		ix.val[i] = max(ix.val[2*i], ix.val[2*i+1])
@@ -200,7 +208,18 @@ func (c *Cluster) sync(ix *shapeIndex) {
 // counts, leaves every count as it was: the walk up then reads and writes
 // scores only, and stops where a best score stays the same.
 func (c *Cluster) refresh(ix *shapeIndex, n NodeID) {
-	v := c.leaf(ix.key.pol, &ix.key.shape, n)
+	p, s := ix.key.pol, &ix.key.shape
+	v := int64(noScore)
+	w, bit := n>>6, uint64(1)<<uint(n&63)
+	if c.Fits(n, s) && p.filter(c, n, s) {
+		v = p.nodeScore(c, n, s)
+		ix.feas[w] |= bit
+	} else {
+		if ix.feas[w]&bit == 0 {
+			return // infeasible before too: the leaf holds noScore
+		}
+		ix.feas[w] &^= bit
+	}
 	pos := ix.size + int(c.rank[n])
 	old := ix.val[pos]
 	if old == v {
