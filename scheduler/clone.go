@@ -14,7 +14,7 @@ import (
 //
 // What changes in place is copied flat: node records, free device
 // capacity, task tags, ranks, the name maps. What is only ever appended to
-// (node specs and labels, device capacities, islands and exclusivity, rack
+// (node specs, names and labels, device capacities, islands and exclusivity, rack
 // members, selector verdicts) is shared with its capacity clipped, so that
 // an append on either side never writes where the other reads; a slab that
 // starts being written in place must move to the copied ones. The derived
@@ -31,6 +31,7 @@ func (c *Cluster) Clone() *Cluster {
 		pools:     slices.Clone(c.pools),
 		poolByNam: maps.Clone(c.poolByNam),
 		specs:     slices.Clip(c.specs),
+		names:     slices.Clip(c.names),
 		labels:    slices.Clip(c.labels),
 		nodes:     slices.Clone(c.nodes),
 		byName:    maps.Clone(c.byName),

@@ -23,7 +23,7 @@ var cloneFields = map[string]string{
 	"seq": "copied", "maxCPU": "copied", "maxGPU": "copied", "gpuCapAll": "copied",
 	// clipped: only ever appended to, so shared with the capacity clipped
 	// (cloneClipped lists them, and the slabs nested in copied fields).
-	"specs": "clipped", "labels": "clipped", "rackNames": "clipped", "models": "clipped",
+	"specs": "clipped", "names": "clipped", "labels": "clipped", "rackNames": "clipped", "models": "clipped",
 	"gpuCap": "clipped", "gpuIsland": "clipped", "gpuExcl": "clipped",
 	// fresh: derived caches and scratch, rebuilt on use; the log only feeds
 	// indexes, and the clone has none yet.
@@ -36,7 +36,7 @@ var cloneFields = map[string]string{
 // on either side never writes where the other reads. Paths are as refsOf
 // writes them.
 var cloneClipped = []string{
-	".specs", ".labels", ".rackNames", ".models", ".gpuCap", ".gpuIsland", ".gpuExcl",
+	".specs", ".names", ".labels", ".rackNames", ".models", ".gpuCap", ".gpuIsland", ".gpuExcl",
 	".rackNodes[]", ".selectors[].ok",
 }
 

@@ -38,7 +38,8 @@ type nodeRec struct {
 type Cluster struct {
 	pools     []Pool
 	poolByNam map[string]int32
-	specs     []Node // as registered, for labels and names
+	specs     []Node   // as registered, for labels and names
+	names     []string // the nodes' names, dense: plans name a node for each task
 	labels    []map[string]string
 	nodes     []nodeRec
 	byName    map[string]NodeID
@@ -235,6 +236,7 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 	}
 	c.nodes = append(c.nodes, rec)
 	c.specs = append(c.specs, n)
+	c.names = append(c.names, n.Name)
 	c.labels = append(c.labels, c.mergedLabels(pool, n))
 	c.byName[n.Name] = id
 	c.rank = append(c.rank, int32(id))
@@ -306,7 +308,7 @@ func (c *Cluster) Node(id NodeID) Node {
 
 // NodeName returns a node's name: Node(id).Name without the copy of the
 // node.
-func (c *Cluster) NodeName(id NodeID) string { return c.specs[id].Name }
+func (c *Cluster) NodeName(id NodeID) string { return c.names[id] }
 
 // NodeGPUs returns a node's devices (read-only): Node(id).GPUs without
 // the copy of the node.

@@ -66,7 +66,7 @@ func (c *Cluster) Placement(task int, a Assign) TaskPlacement { return c.placeme
 // placementIn is Placement with the device list appended to gpus (empty,
 // with room for the devices: no allocation).
 func (c *Cluster) placementIn(task int, a Assign, gpus []int) TaskPlacement {
-	tp := TaskPlacement{Task: task, Node: c.specs[a.Node].Name, CPUMilli: a.CPUMilli, MemoryMiB: a.MemMiB, GPUs: gpus}
+	tp := TaskPlacement{Task: task, Node: c.names[a.Node], CPUMilli: a.CPUMilli, MemoryMiB: a.MemMiB, GPUs: gpus}
 	for m := a.Mask; m != 0; m &= m - 1 {
 		tp.GPUs = append(tp.GPUs, trailingZeros(m))
 	}

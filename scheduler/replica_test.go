@@ -20,7 +20,7 @@ var syncFields = map[string]string{
 	"rank": "whole", "order": "whole", "ranked": "whole", "pools": "whole", "poolByNam": "whole",
 	"selectors": "whole", "selByKey": "whole",
 	// node set: change only when a node registers, which makes Sync clone.
-	"specs": "node set", "labels": "node set", "byName": "node set",
+	"specs": "node set", "names": "node set", "labels": "node set", "byName": "node set",
 	"rackNames": "node set", "rackByNam": "node set", "rackNodes": "node set",
 	"models": "node set", "modelByNm": "node set",
 	"gpuCap": "node set", "gpuIsland": "node set", "gpuExcl": "node set",
