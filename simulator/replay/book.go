@@ -39,7 +39,7 @@ func (e *engine) priceEvent(i int, t int64) {
 			j.costFrom = t
 		case j.status == stCloud && cloud:
 			// what is left of its run (all of it while it is provisioned)
-			d := (now - old) * j.gpus * hours(max(0, min(j.src.Duration, j.runStart+j.src.Duration-t)))
+			d := (now - old) * j.gpus * hours(max(0, min(j.rec.Duration, j.runStart+j.rec.Duration-t)))
 			r.Cost += d
 			r.CloudCost += d
 			e.cloudCharge(d)
@@ -65,13 +65,13 @@ func (e *engine) requeued(ids []string, t int64) error {
 		}
 		j := e.job(k)
 		if j.status != stRunning {
-			return fmt.Errorf("replay: job %s requeued but not running", j.src.Job.ID)
+			return fmt.Errorf("replay: job %s requeued but not running", j.rec.ID)
 		}
 		ran := t - j.runStart
 		e.closeRun(k, t)
 		r := &j.rec
 		r.Preemptions++
-		if j.src.Job.Kind == scheduler.Training {
+		if j.kind == scheduler.Training {
 			useful := max(0, ran-j.overhead)
 			saved := int64(0)
 			if iv := e.cfg.Checkpoint.Interval; iv > 0 {
@@ -79,12 +79,12 @@ func (e *engine) requeued(ids []string, t int64) error {
 			}
 			r.LostGPUHours += j.gpus * hours(ran-saved)
 			j.done += saved
-			j.work = j.src.Duration - j.done
+			j.work = j.rec.Duration - j.done
 			j.epoch++
 		}
 		e.setStatus(k, stQueued)
 		r.State = "queued"
-		e.emit(Event{At: t, Kind: EventRequeue, Job: k, ID: j.src.Job.ID})
+		e.emit(Event{At: t, Kind: EventRequeue, Job: k, ID: j.rec.ID})
 		if j.stale { // a move confined it while it ran: it comes back confined
 			if err := e.resubmit(k, t); err != nil {
 				return err

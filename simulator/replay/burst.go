@@ -20,9 +20,9 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 		return false, nil
 	}
 	if _, err := e.m.Apply(state.Cancel{Job: e.machineID(k), At: seconds(t)}); err != nil {
-		return false, fmt.Errorf("replay: send %s to the cloud: %w", j.src.Job.ID, err)
+		return false, fmt.Errorf("replay: send %s to the cloud: %w", j.rec.ID, err)
 	}
-	if w := e.cfg.Burst.Wait; w.Kind == WaitStar && !j.returned && j.src.Duration > w.L {
+	if w := e.cfg.Burst.Wait; w.Kind == WaitStar && !j.returned && j.rec.Duration > w.L {
 		// Star-Wait: a stint of L in the cloud, then back to the queue
 		// once. Its cost is booked when it is known whether it counts.
 		// A provisioning delay comes first: the stint runs L after it.
@@ -30,7 +30,7 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 		back := t + e.cloudDelay() + w.L
 		j.stintCost, j.stintEnd = e.cloud*j.gpus*hours(w.L), back
 		j.rec.State = "cloud"
-		e.emit(Event{At: t, Kind: EventStint, Job: k, ID: j.src.Job.ID})
+		e.emit(Event{At: t, Kind: EventStint, Job: k, ID: j.rec.ID})
 		e.q.push(item{at: back, phase: phaseReturn, job: int32(k)})
 		return true, nil
 	}
@@ -41,14 +41,14 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	j.runStart = start
 	r := &j.rec
 	r.Start, r.Where, r.State, r.Pool = start, "cloud", "cloud", e.cloudAt
-	d := j.src.Duration
+	d := j.rec.Duration
 	r.GPUHours += j.gpus * hours(d)
 	c := e.cloud * j.gpus * hours(d)
 	r.Cost += c
 	r.CloudCost += c
 	e.cloudCharge(c)
 	e.util.system += j.gpus * e.win.overlap(start, start+d)
-	e.emit(Event{At: t, Kind: EventCloud, Job: k, ID: j.src.Job.ID})
+	e.emit(Event{At: t, Kind: EventCloud, Job: k, ID: j.rec.ID})
 	e.q.push(item{at: start + d, phase: phaseFinish, job: int32(k), cloud: true})
 	return true, nil
 }
@@ -66,11 +66,11 @@ func (e *engine) comeBack(k int, t int64) error {
 	j.returned = true
 	e.renumber(k)
 	if _, err := e.m.Apply(state.Submit{Job: e.coreJob(k, t), At: seconds(t)}); err != nil {
-		return fmt.Errorf("replay: resubmit %s: %w", j.src.Job.ID, err)
+		return fmt.Errorf("replay: resubmit %s: %w", j.rec.ID, err)
 	}
 	e.setStatus(k, stQueued)
 	j.rec.State = "queued"
-	e.emit(Event{At: t, Kind: EventReturn, Job: k, ID: j.src.Job.ID})
-	e.q.push(item{at: t + e.cfg.Burst.Wait.returnBudget(&j.src, j.gpus, t), phase: phaseExpire, job: int32(k)})
+	e.emit(Event{At: t, Kind: EventReturn, Job: k, ID: j.rec.ID})
+	e.q.push(item{at: t + e.cfg.Burst.Wait.returnBudget(j.src, j.gpus, t), phase: phaseExpire, job: int32(k)})
 	return nil
 }

@@ -35,6 +35,8 @@ type engine struct {
 	rng        *rand.Rand
 	q          queue
 	live       chunked[jobState] // the live jobs' books (jobs.go), reused
+	keepSrc    bool              // the books keep their jobs' sources (moves and bursts read them)
+	srcs       chunked[Job]      // a streamed workload's sources kept, by book
 	free       []int32           // books of live free for reuse
 	slot       []int32           // job number → its book in live, -1 when not live
 	figs       chunked[figs]     // job number → its figures, every job pulled
@@ -124,7 +126,7 @@ func newEngine(cfg *Config) (*engine, error) {
 		return nil, errors.New("workload: the burst method replays Config.Jobs, not a Source")
 	}
 	e := &engine{cfg: cfg, m: state.New(), price: map[string]float64{}, poolOf: map[string]int32{}, log: cfg.Observe,
-		keep: !cfg.NoRecords, tenantIdx: map[string]int32{}}
+		keep: !cfg.NoRecords, tenantIdx: map[string]int32{}, keepSrc: cfg.Burst != nil || len(cfg.MoveEvents) > 0}
 	e.rng = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed5eed5eed5eed))
 	if err := e.buildFleet(); err != nil {
 		return nil, err
@@ -389,7 +391,7 @@ func (e *engine) coreJob(k int, at int64) scheduler.Job {
 	if c, ok := e.cons[k]; ok {
 		cons = c
 	}
-	return e.makeJob(&j.src, j.id, at, cons, true)
+	return e.makeJob(j.src, j.id, at, cons, true)
 }
 
 // makeJob is a job of the workload as the state machine gets it: its id is
@@ -650,24 +652,28 @@ func (e *engine) arrive(k int, src *Job, t int64) error {
 	j := e.admit(k, src)
 	j.rec = newRecord(k, src, 0)
 	j.id = e.baseID(k)
-	job := e.coreJob(k, t)
+	var cons []scheduler.Constraint
+	if c, ok := e.cons[k]; ok {
+		cons = c
+	}
+	job := e.makeJob(src, j.id, t, cons, true)
 	j.gpus = float64(job.GPUMilliTotal()) / 1000
 	j.rec.GPUs = j.gpus
 	j.work = src.Duration
 	if _, err := e.m.Apply(state.Submit{Job: job, At: seconds(t)}); err != nil {
-		return fmt.Errorf("replay: submit %s: %w", where(&j.src, k), err)
+		return fmt.Errorf("replay: submit %s: %w", where(src, k), err)
 	}
 	j.hint = e.m.Hint(job.ID) // the finish finds it without the id's look-up
 	e.setStatus(k, stQueued)
 	j.rec.State = "queued"
 	if e.log != nil { // the event costs a read of the job's source otherwise
-		e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.src.Job.ID})
+		e.emit(Event{At: t, Kind: EventArrive, Job: k, ID: j.rec.ID})
 	}
-	if len(j.src.Placed) > 0 {
-		return e.arrivePlaced(k, t)
+	if len(src.Placed) > 0 {
+		return e.arrivePlaced(k, src, t)
 	}
 	if e.cfg.Burst != nil {
-		e.q.push(item{at: t + e.cfg.Burst.Wait.budget(&j.src, j.gpus), phase: phaseExpire, job: int32(k)})
+		e.q.push(item{at: t + e.cfg.Burst.Wait.budget(src, j.gpus), phase: phaseExpire, job: int32(k)})
 	}
 	return nil
 }
@@ -698,7 +704,7 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 		e.ended++
 		r := &j.rec
 		r.End, r.State = t, "ended"
-		e.emit(Event{At: t, Kind: EventCloudEnd, Job: k, ID: j.src.Job.ID})
+		e.emit(Event{At: t, Kind: EventCloudEnd, Job: k, ID: j.rec.ID})
 		e.fold(k)
 		return false, nil
 	}
@@ -714,14 +720,14 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 		_, err = e.m.Apply(state.Finish{Job: id, At: seconds(t), Hint: j.hint})
 	}
 	if err != nil {
-		return false, fmt.Errorf("replay: finish %s: %w", j.src.Job.ID, err)
+		return false, fmt.Errorf("replay: finish %s: %w", j.rec.ID, err)
 	}
 	e.setStatus(k, stDone)
 	e.ended++
 	r := &j.rec
 	r.End, r.State = t, "ended"
 	if e.log != nil {
-		e.emit(Event{At: t, Kind: EventFinish, Job: k, ID: j.src.Job.ID})
+		e.emit(Event{At: t, Kind: EventFinish, Job: k, ID: j.rec.ID})
 	}
 	e.fold(k)
 	e.prune(t)
@@ -780,7 +786,7 @@ func (e *engine) lost(res state.Result, t int64) error {
 			return err
 		}
 		e.topUp = true
-		e.emit(Event{At: t, Kind: EventDegrade, Job: k, ID: e.job(k).src.Job.ID})
+		e.emit(Event{At: t, Kind: EventDegrade, Job: k, ID: e.job(k).rec.ID})
 	}
 	return nil
 }

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+
+	"petite/scheduler"
 )
 
 // jobState is the engine's book on one live job.
 // What a finish reads comes first, in the book's first cache lines.
 type jobState struct {
 	status   status
+	kind     scheduler.JobKind
 	started  bool        // a service's lifetime runs from its first start
 	returned bool        // back from a Star-Wait stint (its machine id changed)
 	stale    bool        // runs under older constraints than engine.cons: resubmitted at its next requeue
@@ -35,7 +38,10 @@ type jobState struct {
 	stintCost float64
 	stintEnd  int64
 	rec       JobRecord
-	src       Job
+	// src is the job as the workload gave it, where a run reads it after
+	// the arrival (engine.keepSrc); nil otherwise. The record holds its
+	// id, tenant and duration, kind holds its kind.
+	src *Job
 }
 
 // figs is what the summary needs of one job: its record without the
@@ -121,8 +127,10 @@ func (e *engine) setFigs(k int, f *figs, r *JobRecord) {
 			e.more = map[int]moreFigs{}
 		}
 		e.more[k], f.more = m, true
-	} else if f.more {
-		delete(e.more, k)
+	} else {
+		// f is written, not read: a write to a line not in the cache
+		// does not stall the way a read does
+		delete(e.more, k) // nothing to do while no job has any
 		f.more = false
 	}
 	f.state, f.cloud, f.pool = indexOf(recStates[:], r.State), r.Where == "cloud", -1
@@ -178,7 +186,8 @@ func (e *engine) job(k int) *jobState { return e.live.at(int(e.slot[k])) }
 // isLive says whether job k has arrived and not ended.
 func (e *engine) isLive(k int) bool { return k >= 0 && k < len(e.slot) && e.slot[k] >= 0 }
 
-// admit gives arriving job k a book, a copy of its source, and its record.
+// admit gives arriving job k a book, and its source where the run reads
+// it later: Config.Jobs's own, or a copy of a streamed one.
 func (e *engine) admit(k int, src *Job) *jobState {
 	var s int32
 	if n := len(e.free); n > 0 {
@@ -190,7 +199,18 @@ func (e *engine) admit(k int, src *Job) *jobState {
 	}
 	e.slot[k] = s
 	j := e.live.at(int(s))
-	*j = jobState{src: *src}
+	*j = jobState{kind: src.Job.Kind}
+	switch {
+	case !e.keepSrc:
+	case e.feed.src == nil:
+		j.src = src // Config.Jobs: it stays where it is
+	default:
+		for e.srcs.n <= int(s) {
+			e.srcs.add(Job{})
+		}
+		j.src = e.srcs.at(int(s))
+		*j.src = *src
+	}
 	return j
 }
 
@@ -203,6 +223,9 @@ func (e *engine) fold(k int) {
 		e.recs[k] = j.rec
 	}
 	delete(e.cons, k)
+	if e.feed.src != nil && j.src != nil {
+		*j.src = Job{} // let its strings go
+	}
 	*j = jobState{}
 	e.free = append(e.free, e.slot[k])
 	e.slot[k] = -1

@@ -60,7 +60,7 @@ func (e *engine) moveEvent(i int, t int64) (bool, error) {
 			continue
 		}
 		j := e.live.at(int(sl))
-		if j.src.Job.Tenant != mv.Tenant || (j.status != stQueued && j.status != stRunning) {
+		if j.rec.Tenant != mv.Tenant || (j.status != stQueued && j.status != stRunning) {
 			continue
 		}
 		if e.cons == nil {
@@ -79,7 +79,7 @@ func (e *engine) moveEvent(i int, t int64) (bool, error) {
 		j.stale = true
 		info, ok := e.m.Job(e.machineID(k))
 		if !ok {
-			return false, fmt.Errorf("replay: move: job %s runs but the state machine lost it", j.src.Job.ID)
+			return false, fmt.Errorf("replay: move: job %s runs but the state machine lost it", j.rec.ID)
 		}
 		if !slices.ContainsFunc(info.Tasks, func(tp scheduler.TaskPlacement) bool {
 			return !slices.Contains(mv.Pools, e.cfg.Pools[e.poolOf[tp.Node]].Name)
@@ -88,13 +88,13 @@ func (e *engine) moveEvent(i int, t int64) (bool, error) {
 		}
 		res, err := e.m.Apply(state.Preempt{Job: info.Job.ID, For: "move", At: seconds(t)})
 		if err != nil {
-			return false, fmt.Errorf("replay: move %s: %w", j.src.Job.ID, err)
+			return false, fmt.Errorf("replay: move %s: %w", j.rec.ID, err)
 		}
 		if err := e.requeued(res.Requeued, t); err != nil {
 			return false, err
 		}
 		if j.status != stQueued || j.stale {
-			return false, fmt.Errorf("replay: move %s: evicted but not requeued", j.src.Job.ID)
+			return false, fmt.Errorf("replay: move %s: evicted but not requeued", j.rec.ID)
 		}
 		changed = true
 	}
@@ -106,7 +106,7 @@ func (e *engine) constraintsOf(k int) []scheduler.Constraint {
 	if c, ok := e.cons[k]; ok {
 		return c
 	}
-	return e.job(k).src.Job.Task.Constraints
+	return e.job(k).src.Job.Task.Constraints // kept under moves (engine.keepSrc)
 }
 
 // resubmit cancels queued job k and submits it again with its
@@ -115,13 +115,13 @@ func (e *engine) constraintsOf(k int) []scheduler.Constraint {
 func (e *engine) resubmit(k int, t int64) error {
 	j := e.job(k)
 	if _, err := e.m.Apply(state.Cancel{Job: e.machineID(k), At: seconds(t)}); err != nil {
-		return fmt.Errorf("replay: move %s: %w", j.src.Job.ID, err)
+		return fmt.Errorf("replay: move %s: %w", j.rec.ID, err)
 	}
 	j.gen++
 	j.stale = false
 	e.renumber(k)
 	if _, err := e.m.Apply(state.Submit{Job: e.coreJob(k, j.src.Submit), At: seconds(j.src.Submit)}); err != nil {
-		return fmt.Errorf("replay: move %s: resubmit: %w", j.src.Job.ID, err)
+		return fmt.Errorf("replay: move %s: resubmit: %w", j.rec.ID, err)
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func (e *engine) pass(t int64) error {
 			return err
 		}
 		if e.job(k).status != stQueued { // lost replicas of a running service put back
-			e.emit(Event{At: t, Kind: EventReplace, Job: k, ID: e.job(k).src.Job.ID, Node: jp.Tasks[0].Node})
+			e.emit(Event{At: t, Kind: EventReplace, Job: k, ID: e.job(k).rec.ID, Node: jp.Tasks[0].Node})
 			continue
 		}
 		e.start(k, t, jp.Tasks)
@@ -84,18 +84,18 @@ func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 	j.overhead = 0
 	if r.Preemptions > 0 {
 		r.Restarts++
-		if j.src.Job.Kind == scheduler.Training {
+		if j.kind == scheduler.Training {
 			j.overhead = e.cfg.Checkpoint.Restart
 		}
 	}
 	if e.log != nil {
-		e.emit(Event{At: t, Kind: EventStart, Job: k, ID: j.src.Job.ID, Node: node})
+		e.emit(Event{At: t, Kind: EventStart, Job: k, ID: j.rec.ID, Node: node})
 	}
 	switch {
-	case j.src.Job.Kind == scheduler.Training:
+	case j.kind == scheduler.Training:
 		e.q.push(item{at: t + j.overhead + j.work, phase: phaseFinish, job: int32(k), epoch: j.epoch})
 	case !j.started:
-		e.q.push(item{at: t + j.src.Duration, phase: phaseFinish, job: int32(k), epoch: j.epoch})
+		e.q.push(item{at: t + j.rec.Duration, phase: phaseFinish, job: int32(k), epoch: j.epoch})
 	}
 	j.started = true
 }

@@ -352,7 +352,7 @@ func (s *scaler) request(e *engine, t int64) error {
 		}
 		opts, err := s.options(j)
 		if err != nil {
-			return fmt.Errorf("replay: scale options of %s: %w", e.job(k).src.Job.ID, err)
+			return fmt.Errorf("replay: scale options of %s: %w", e.job(k).rec.ID, err)
 		}
 		for _, o := range opts {
 			pi := e.poolIdx[o.Pool]

@@ -173,9 +173,9 @@ func (e *engine) checkPlaced(src *Job) error {
 // arrivePlaced starts job k, just submitted at t, on the placements it
 // holds at the run's start, through a plan of the state machine (which
 // checks them against the nodes as any plan).
-func (e *engine) arrivePlaced(k int, t int64) error {
+func (e *engine) arrivePlaced(k int, src *Job, t int64) error {
 	j := e.job(k)
-	tasks := j.src.Placed
+	tasks := src.Placed
 	id := e.machineID(k)
 	// A plan places on ready nodes only; a node that keeps its work but
 	// takes no more (draining, disconnected) is made ready for this plan
@@ -198,7 +198,7 @@ func (e *engine) arrivePlaced(k int, t int64) error {
 	}
 	for _, k := range back {
 		if _, err := e.m.Apply(state.SetNodeState{Node: k.node, State: scheduler.NodeReady, At: seconds(t)}); err != nil {
-			return fmt.Errorf("replay: %s: %w", j.src.Source, err)
+			return fmt.Errorf("replay: %s: %w", src.Source, err)
 		}
 	}
 	res, err := e.m.Apply(state.ApplyPlan{Place: []scheduler.JobPlacement{{Job: id, Tasks: tasks}}, At: seconds(t)})
@@ -208,16 +208,16 @@ func (e *engine) arrivePlaced(k int, t int64) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("replay: %s: field placed: %w", j.src.Source, err)
+		return fmt.Errorf("replay: %s: field placed: %w", src.Source, err)
 	}
 	if len(res.Started) != 1 {
-		return fmt.Errorf("replay: %s: field placed: the state machine did not start it", j.src.Source)
+		return fmt.Errorf("replay: %s: field placed: the state machine did not start it", src.Source)
 	}
 	e.start(k, t, tasks)
-	if s := j.src.PlacedSince; s != 0 && s < t {
+	if s := src.PlacedSince; s != 0 && s < t {
 		j.rec.Start = s
 	}
-	if j.src.Job.Kind == scheduler.Inference && len(tasks) < j.src.Job.Count {
+	if src.Job.Kind == scheduler.Inference && len(tasks) < src.Job.Count {
 		e.topUp = true // its missing replicas wait for the first pass
 	}
 	return nil
