@@ -490,7 +490,6 @@ type heldScratch struct {
 	tagBits  []uint64 // per node: a bit per tag whose count may be non-zero
 	seen     []bool   // per node: listed in nodes
 	nodes    []NodeID // the nodes touched, in order of first touch
-	gpuOff   []int32  // per node, its devices in gpu (a Standing's sums)
 }
 
 // clear zeroes what the last check touched.
@@ -558,18 +557,25 @@ func (s *pass) checkHeld() error {
 // over reports whether the running tasks counted on node n add up to
 // more than the cluster has allocated there.
 func (h *heldScratch) over(c *Cluster, n NodeID) bool {
+	return overHeld(c, n, h.cpu[n], h.mem[n], h.gpu[c.nodes[n].gpuOff:], h.tags[int(n)*numTags:], h.tagBits[n])
+}
+
+// overHeld reports whether running tasks holding cpu and mem on node n,
+// gpu[i] on its device i and tags[t] tasks of each tag t of tagBits (a
+// bit per tag counted) add up to more than the cluster has allocated there.
+func overHeld(c *Cluster, n NodeID, cpu, mem int64, gpu []int64, tags []int32, tagBits uint64) bool {
 	r := &c.nodes[n]
-	if h.cpu[n] > r.cpuCap-r.cpuFree || h.mem[n] > r.memCap-r.memFree {
+	if cpu > r.cpuCap-r.cpuFree || mem > r.memCap-r.memFree {
 		return true
 	}
-	for g := r.gpuOff; g < r.gpuOff+r.gpuN; g++ {
-		if h.gpu[g] > int64(c.gpuCap[g]-c.gpuFree[g]-c.gpuHeld[g]) {
+	for i, g := range gpu[:r.gpuN] {
+		if d := r.gpuOff + int32(i); g > int64(c.gpuCap[d]-c.gpuFree[d]-c.gpuHeld[d]) {
 			return true
 		}
 	}
 	// Only a tag counted here can exceed the cluster's count (never below 0).
-	for m := h.tagBits[n]; m != 0; m &= m - 1 {
-		if t := int(n)*numTags + trailingZeros(m); h.tags[t] > c.tagCount[t] {
+	for m := tagBits; m != 0; m &= m - 1 {
+		if t := trailingZeros(m); tags[t] > c.tagCount[int(n)*numTags+t] {
 			return true
 		}
 	}

@@ -38,18 +38,20 @@ type Standing struct {
 	order    []int
 	short    int
 
-	// held sums the running tasks per node, device and tag, kept as jobs
-	// run and stop; the held check compares it with the cluster on the
-	// nodes that changed on either side since the last pass.
-	held heldScratch
-	// The cluster the node sums below were taken from, and its change
-	// sequence then; contrib is each node's share of ready.
-	c       *Cluster
-	cseq    uint64
-	contrib []readyPart
-	ready   readyPart
-	dirty   []NodeID
-	isDirty []bool
+	// nodes holds, node by node, the running tasks' sums (the held check
+	// compares them with the cluster on the nodes that changed on either
+	// side since the last pass) and the node's share of ready; gpu and
+	// tags the sums per device and per node and tag. They are kept as
+	// jobs run and stop. dirty lists the nodes to take again.
+	nodes []standNode
+	gpu   []int64
+	tags  []int32
+	dirty []NodeID
+	// The cluster the node sums were taken from, and its change sequence
+	// then.
+	c     *Cluster
+	cseq  uint64
+	ready readyPart
 
 	// Per-pass scratch: the pass's copy of the ledger and each tenant's
 	// outcomes, cleared after the pass.
@@ -66,6 +68,20 @@ type Standing struct {
 	emptyFit map[Shape]int
 	sel0     *selector
 	nsel     int
+}
+
+// standNode is what a Standing keeps of one node, in one place, since a
+// job's run or stop and a pass's set-up read all of it: the running tasks'
+// CPU and memory there, a bit per tag they count (in Standing.tags), where
+// its devices' sums start (in Standing.gpu), and its share of the ready
+// amounts.
+type standNode struct {
+	cpu, mem  int64
+	tagBits   uint64
+	cap, free amount // zero unless ready
+	gpuOff    int32
+	dirty     bool // listed in Standing.dirty
+	ready     bool
 }
 
 // readyPart is the capacity and free amounts of the ready nodes (or of one
@@ -399,59 +415,51 @@ func (st *Standing) tenantOf(name string) int {
 // sums, and marks its node for the next held check. c sizes the sums on
 // first use; it may be nil when taking back.
 func (st *Standing) hold(c *Cluster, a *Assign, sign int64) {
-	h := &st.held
 	n := int(a.Node)
-	if n >= len(h.cpu) {
+	if n >= len(st.nodes) {
 		if c == nil {
 			return
 		}
 		st.grow(c)
 	}
-	h.cpu[n] += sign * a.CPUMilli
-	h.mem[n] += sign * a.MemMiB
-	off := h.gpuOff[n]
+	sn := &st.nodes[n]
+	sn.cpu += sign * a.CPUMilli
+	sn.mem += sign * a.MemMiB
 	for m := a.Mask; m != 0; m &= m - 1 {
-		h.gpu[off+int32(trailingZeros(m))] += sign * int64(a.Take)
+		st.gpu[sn.gpuOff+int32(trailingZeros(m))] += sign * int64(a.Take)
 	}
 	if a.Tag >= 0 {
-		t := &h.tags[n*numTags+int(a.Tag)]
+		t := &st.tags[n*numTags+int(a.Tag)]
 		*t += int32(sign)
 		if *t != 0 {
-			h.tagBits[n] |= 1 << uint(a.Tag)
+			sn.tagBits |= 1 << uint(a.Tag)
 		} else {
-			h.tagBits[n] &^= 1 << uint(a.Tag)
+			sn.tagBits &^= 1 << uint(a.Tag)
 		}
 	}
-	st.markDirty(NodeID(n))
+	if !sn.dirty {
+		sn.dirty = true
+		st.dirty = append(st.dirty, NodeID(n))
+	}
 }
 
 // grow sizes the per-node sums for c's nodes (ids only grow).
 func (st *Standing) grow(c *Cluster) {
-	h := &st.held
-	more := len(c.nodes) - len(h.cpu)
-	h.cpu, h.mem = slices.Grow(h.cpu, more), slices.Grow(h.mem, more)
-	h.gpuOff, h.tags = slices.Grow(h.gpuOff, more), slices.Grow(h.tags, more*numTags)
-	h.tagBits = slices.Grow(h.tagBits, more)
-	h.gpu = slices.Grow(h.gpu, len(c.gpuFree)-len(h.gpu))
-	st.isDirty, st.contrib = slices.Grow(st.isDirty, more), slices.Grow(st.contrib, more)
-	for n := len(h.cpu); n < len(c.nodes); n++ {
-		r := &c.nodes[n]
-		h.cpu = append(h.cpu, 0)
-		h.mem = append(h.mem, 0)
-		h.gpuOff = append(h.gpuOff, int32(len(h.gpu)))
+	more := len(c.nodes) - len(st.nodes)
+	st.nodes, st.tags = slices.Grow(st.nodes, more), slices.Grow(st.tags, more*numTags)
+	st.gpu = slices.Grow(st.gpu, len(c.gpuFree)-len(st.gpu))
+	for n := len(st.nodes); n < len(c.nodes); n++ {
+		st.nodes = append(st.nodes, standNode{gpuOff: int32(len(st.gpu))})
 		// append(s, make(...)...) extends s in place: no allocation.
-		h.gpu = append(h.gpu, make([]int64, r.gpuN)...)
-		h.tags = append(h.tags, make([]int32, numTags)...)
-		h.tagBits = append(h.tagBits, 0)
-		st.isDirty = append(st.isDirty, false)
-		st.contrib = append(st.contrib, readyPart{})
+		st.gpu = append(st.gpu, make([]int64, c.nodes[n].gpuN)...)
+		st.tags = append(st.tags, make([]int32, numTags)...)
 		st.markDirty(NodeID(n))
 	}
 }
 
 func (st *Standing) markDirty(n NodeID) {
-	if int(n) < len(st.isDirty) && !st.isDirty[n] {
-		st.isDirty[n] = true
+	if int(n) < len(st.nodes) && !st.nodes[n].dirty {
+		st.nodes[n].dirty = true
 		st.dirty = append(st.dirty, n)
 	}
 }
@@ -462,11 +470,11 @@ func (st *Standing) markDirty(n NodeID) {
 // allocated there (see checkHeld). A cluster other than the last one, or a
 // change log trimmed past the last pass, takes every node.
 func (st *Standing) sync(c *Cluster) error {
-	if len(st.held.cpu) < len(c.nodes) {
+	if len(st.nodes) < len(c.nodes) {
 		st.grow(c)
 	}
-	if len(st.held.cpu) != len(c.nodes) {
-		return fmt.Errorf("pass: the set-up knows %d nodes, the cluster %d; a set-up serves one cluster", len(st.held.cpu), len(c.nodes))
+	if len(st.nodes) != len(c.nodes) {
+		return fmt.Errorf("pass: the set-up knows %d nodes, the cluster %d; a set-up serves one cluster", len(st.nodes), len(c.nodes))
 	}
 	if st.c != c || c.logBase > st.cseq {
 		for n := range c.nodes {
@@ -482,18 +490,18 @@ func (st *Standing) sync(c *Cluster) error {
 	}
 	bad := NoNode
 	for _, n := range st.dirty {
-		st.isDirty[n] = false
-		p := &st.contrib[n]
-		st.ready.cap.sub(p.cap)
-		st.ready.free.sub(p.free)
-		was := p.ready
-		*p = c.readyPart(n)
-		if p.ready != was {
+		sn := &st.nodes[n]
+		sn.dirty = false
+		st.ready.cap.sub(sn.cap)
+		st.ready.free.sub(sn.free)
+		p := c.readyPart(n)
+		if p.ready != sn.ready {
 			clear(st.emptyFit)
 		}
+		sn.cap, sn.free, sn.ready = p.cap, p.free, p.ready
 		st.ready.cap.add(p.cap)
 		st.ready.free.add(p.free)
-		if (bad < 0 || n < bad) && st.held.over(c, n) {
+		if (bad < 0 || n < bad) && overHeld(c, n, sn.cpu, sn.mem, st.gpu[sn.gpuOff:], st.tags[int(n)*numTags:], sn.tagBits) {
 			bad = n
 		}
 	}
