@@ -529,7 +529,7 @@ func (e *engine) run(ctx context.Context) error {
 			}
 		}
 		if e.sc != nil {
-			for !e.q.empty() && e.sc.stale(e, e.q.h[0]) {
+			for !e.q.empty() && e.sc.stale(e, e.q.peek()) {
 				e.q.pop()
 			}
 		}

@@ -15,8 +15,7 @@ const (
 	phaseReturn
 )
 
-// item is one pending event of the heap, 32 bytes: the heap moves items
-// by value, and a smaller one moves more of them per cache line.
+// item is one pending event, as pushed and popped.
 type item struct {
 	at    int64
 	key   uint64 // phase << 56 | push order (queue.push): ties at one instant go by phase, then first-in first-out
@@ -29,15 +28,53 @@ type item struct {
 	scale uint8 // a scaler event (job is the cloud node's index)
 }
 
+// entry is an item as the heap holds it, 24 bytes: the heap moves entries
+// by value, and a smaller one moves more of them per cache line. Its key
+// packs the item's phase, push order and flags, in an order that sorts as
+// (phase, push order): the flags, below a push order no two entries
+// share, never decide.
+type entry struct {
+	at    int64
+	key   uint64 // phase << 62 | push order << 6 | scale << 3 | move << 2 | price << 1 | cloud
+	job   int32
+	epoch uint32
+}
+
+// seqBits bounds the push order: 2^56 pushes, more than a run makes.
+const seqBits = 56
+
+// The scaler's events fit the entry's three bits (this fails to compile
+// otherwise).
+const _ uint8 = 7 - scQuota
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// pack is it, pushed seq-th, as the heap holds it.
+func pack(it *item, seq uint64) entry {
+	return entry{at: it.at, job: it.job, epoch: it.epoch,
+		key: uint64(it.phase)<<62 | (seq&(1<<seqBits-1))<<6 | uint64(it.scale&7)<<3 | b2u(it.move)<<2 | b2u(it.price)<<1 | b2u(it.cloud)}
+}
+
+// unpack is the item an entry holds.
+func (e *entry) unpack() item {
+	ph := phase(e.key >> 62)
+	return item{at: e.at, job: e.job, epoch: e.epoch, phase: ph,
+		key:   uint64(ph)<<56 | (e.key>>6)&(1<<seqBits-1),
+		scale: uint8(e.key>>3) & 7, move: e.key&4 != 0, price: e.key&2 != 0, cloud: e.key&1 != 0}
+}
+
 // events is a min-heap on (at, phase, push order), that is on (at, key),
 // kept by queue without container/heap, whose interface would box every
 // item pushed and popped.
-type events []item
+type events []entry
 
-func (h events) less(i, j int) bool { return h[i].before(&h[j]) }
-
-// before orders items on (at, key).
-func (a *item) before(b *item) bool {
+// before orders entries on (at, key).
+func (a *entry) before(b *entry) bool {
 	return a.at < b.at || (a.at == b.at && a.key < b.key)
 }
 
@@ -45,9 +82,9 @@ func (a *item) before(b *item) bool {
 // children side by side in memory, so a pop touches fewer cache lines.
 const arity = 4
 
-// up moves item i towards the root while it is less than its parent. The
-// item is held aside and written once, where it stops: each level moves
-// one item, not two.
+// up moves entry i towards the root while it is less than its parent. The
+// entry is held aside and written once, where it stops: each level moves
+// one entry, not two.
 func (h events) up(i int) {
 	it := h[i]
 	for i > 0 {
@@ -61,9 +98,9 @@ func (h events) up(i int) {
 	h[i] = it
 }
 
-// down places item it at hole i, moving it towards the leaves while a
+// down places entry it at hole i, moving it towards the leaves while a
 // child is less than it (written once, as up writes it).
-func (h events) down(i int, it item) {
+func (h events) down(i int, it entry) {
 	n := len(h)
 	for {
 		c := arity*i + 1
@@ -92,9 +129,8 @@ type queue struct {
 }
 
 func (q *queue) push(it item) {
-	it.key = uint64(it.phase)<<56 | q.seq // 2^56 pushes: more than a run makes
+	q.h = append(q.h, pack(&it, q.seq))
 	q.seq++
-	q.h = append(q.h, it)
 	q.h.up(len(q.h) - 1)
 }
 
@@ -102,7 +138,7 @@ func (q *queue) push(it item) {
 // is the order any heap gives.
 func (q *queue) pop() item {
 	n := len(q.h) - 1
-	it := q.h[0]
+	it := q.h[0].unpack()
 	last := q.h[n]
 	q.h = q.h[:n]
 	if n > 0 {
@@ -110,6 +146,9 @@ func (q *queue) pop() item {
 	}
 	return it
 }
+
+// peek is the earliest event, left on the heap; the heap must not be empty.
+func (q *queue) peek() item { return q.h[0].unpack() }
 
 func (q *queue) empty() bool { return len(q.h) == 0 }
 

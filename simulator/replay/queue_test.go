@@ -11,7 +11,8 @@ import (
 
 // TestQueueOrder pushes and pops events in random interleavings and checks
 // that each pop is the earliest event left by (at, phase, push order), as
-// a sort of everything pushed says.
+// a sort of everything pushed says, and comes back as it was pushed (the
+// heap packs its flags).
 func TestQueueOrder(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 3))
@@ -19,7 +20,8 @@ func TestQueueOrder(t *testing.T) {
 		var left []item // what the queue should hold, with seq as pushed
 		for step := range 500 {
 			if rng.IntN(3) > 0 || len(left) == 0 {
-				it := item{at: int64(rng.IntN(20)), phase: phase(rng.IntN(4)), job: int32(step)}
+				it := item{at: int64(rng.IntN(20)), phase: phase(rng.IntN(4)), job: int32(step), epoch: rng.Uint32(),
+					cloud: rng.IntN(2) == 0, price: rng.IntN(2) == 0, move: rng.IntN(2) == 0, scale: uint8(rng.IntN(5))}
 				q.push(it)
 				it.key = uint64(it.phase)<<56 | (q.seq - 1)
 				left = append(left, it)
