@@ -824,7 +824,10 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 		lj.assigns, lj.tasks, lj.alive = lj.inA[:0], lj.inT[:0], lj.inL[:0]
 	}
 	n := len(as)
-	if cap(lj.tasks) < n || cap(lj.alive) < n || cap(lj.assigns) < n {
+	switch {
+	case s.st != nil:
+		s.st.fit(lj, n)
+	case cap(lj.tasks) < n || cap(lj.alive) < n || cap(lj.assigns) < n:
 		lj.tasks, lj.alive, lj.assigns = make([]int, 0, n), make([]bool, 0, n), make([]Assign, 0, n)
 	}
 	*lj = liveJob{job: j, tenant: ti, started: s.in.Now, end: endOf(s.in.Now, j.Walltime),

@@ -22,13 +22,18 @@ import (
 // reused, so a running job's assignments hold in each). It is not safe for
 // concurrent use; changes must not run during a pass.
 type Standing struct {
-	given  []Tenant // SetTenants's list, sorted by name
-	l      ledger   // tenants (given, then best-effort), used amounts, queues
-	run    map[string]*liveJob
-	live   []*liveJob // the running jobs, in no order; liveJob.slot indexes it
-	spare  []*liveJob // stopped entries, their buffers kept for reuse
-	err    error      // the first change refused, reported by the next pass
-	inited bool       // the ledger was built (SetTenants ran once)
+	given []Tenant // SetTenants's list, sorted by name
+	l     ledger   // tenants (given, then best-effort), used amounts, queues
+	run   map[string]*liveJob
+	live  []*liveJob // the running jobs, in no order; liveJob.slot indexes it
+	spare []*liveJob // stopped entries, their buffers kept for reuse
+	// slabT, slabA and slabL are what is left of the blocks that entries
+	// too small for a job's tasks take new lists from (see fit).
+	slabT  []int
+	slabA  []Assign
+	slabL  []bool
+	err    error // the first change refused, reported by the next pass
+	inited bool  // the ledger was built (SetTenants ran once)
 	// jobs counts each tenant's running and pending jobs; idle is the
 	// number of best-effort tenants with none. order lists the tenants by
 	// name, short the running services missing replicas (topUp's work).
@@ -248,6 +253,7 @@ func (st *Standing) run1(c *Cluster, rj *RunningJob, as []Assign) *liveJob {
 	lj := st.spareJob()
 	*lj = liveJob{job: j, tenant: st.tenantOf(j.Tenant), started: rj.Started, end: endOf(rj.Started, j.Walltime),
 		running: true, tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0], slot: len(st.live)}
+	st.fit(lj, len(rj.Tasks))
 	t := &st.l.tenants[lj.tenant]
 	known := len(as) == len(rj.Tasks)
 	for i, tp := range rj.Tasks {
@@ -264,9 +270,10 @@ func (st *Standing) run1(c *Cluster, rj *RunningJob, as []Assign) *liveJob {
 		t.used.add(amountOf(&a))
 		st.hold(c, &a, 1)
 	}
-	// Clipped, so that a pass's topUp appends to copies.
+	// Not clipped: the lists are the entry's own (in itself, or a piece
+	// carved clipped by fit), so a pass's topUp may append in place, past
+	// what restore takes back.
 	n := len(lj.tasks)
-	lj.tasks, lj.assigns, lj.alive = lj.tasks[:n:n], lj.assigns[:n:n], lj.alive[:n:n]
 	lj.nAlive, lj.nInput = n, n
 	if j.Kind == Inference && n < j.Count {
 		st.short++
@@ -301,11 +308,25 @@ func (st *Standing) stop(lj *liveJob) {
 		st.short--
 	}
 	ti := lj.tenant
-	// The buffers are reused; the tasks' capacity was clipped, so take it
-	// back whole.
-	*lj = liveJob{tasks: lj.tasks[:0:cap(lj.tasks)], assigns: lj.assigns[:0:cap(lj.assigns)], alive: lj.alive[:0:cap(lj.alive)]}
+	// The buffers are reused, their capacity whole.
+	*lj = liveJob{tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0]}
 	st.spare = append(st.spare, lj)
 	st.count(ti, -1)
+}
+
+// fit gives an entry, its lists empty, room for n tasks: its own lists
+// when they have it, else pieces of the Standing's slabs, which it keeps
+// for its next jobs (an entry's lists only grow).
+func (st *Standing) fit(lj *liveJob, n int) {
+	if cap(lj.tasks) >= n && cap(lj.assigns) >= n && cap(lj.alive) >= n {
+		return
+	}
+	if len(st.slabT) < n {
+		k := max(n, 256)
+		st.slabT, st.slabA, st.slabL = make([]int, k), make([]Assign, k), make([]bool, k)
+	}
+	lj.tasks, lj.assigns, lj.alive = st.slabT[:0:n], st.slabA[:0:n], st.slabL[:0:n]
+	st.slabT, st.slabA, st.slabL = st.slabT[n:], st.slabA[n:], st.slabL[n:]
 }
 
 // spareJob returns a stopped entry to reuse (its buffers empty, their
@@ -626,7 +647,7 @@ func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
 func (s *pass) restore() {
 	for _, lj := range s.touched {
 		n := lj.nInput
-		lj.tasks, lj.assigns, lj.alive = lj.tasks[:n:n], lj.assigns[:n:n], lj.alive[:n:n]
+		lj.tasks, lj.assigns, lj.alive = lj.tasks[:n], lj.assigns[:n], lj.alive[:n]
 		for k := range lj.alive {
 			lj.alive[k] = true
 		}
