@@ -358,7 +358,10 @@ type Generator struct {
 	ids   string // the ids of the present block's jobs, back to back
 	idsAt int    // where the next id starts in ids
 	tasks []Task // tasks[len:cap] is free for the next jobs' task lists
-	err   error  // sticky: the error that ended the stream
+	// hourOf's last answer: hour, over unix times [hourFrom, hourTo)
+	hour             int
+	hourFrom, hourTo int64
+	err              error // sticky: the error that ended the stream
 }
 
 // NewGenerator checks spec and returns a generator of its jobs.
@@ -439,7 +442,7 @@ const genBlock = 256
 // first of its block.
 func (g *Generator) nextID() string {
 	if g.idsAt == len(g.ids) {
-		var b []byte
+		b := make([]byte, 0, genBlock*(len("gen-")+len(strconv.Itoa(g.n+genBlock))))
 		for n := g.n; n < g.n+genBlock && n <= g.spec.Jobs; n++ {
 			b = strconv.AppendInt(append(b, "gen-"...), int64(n), 10)
 		}
@@ -477,12 +480,32 @@ func (g *Generator) arrival(t float64) float64 {
 	// rate(hour)/peak.
 	for range 1 << 20 {
 		t += g.rng.ExpFloat64() / g.peak * 3600
-		h := time.Unix(int64(t), 0).In(g.loc).Hour()
-		if g.rng.Float64()*g.peak < g.hourly[h] {
+		if g.rng.Float64()*g.peak < g.hourly[g.hourOf(int64(t))] {
 			return t
 		}
 	}
 	return t
+}
+
+// hourOf is the hour of the day of unix time s in the spec's zone. The
+// last answer holds over the rest of its hour of local time, while the
+// zone's offset holds: most draws fall in it and need no look-up.
+func (g *Generator) hourOf(s int64) int {
+	if s >= g.hourFrom && s < g.hourTo {
+		return g.hour
+	}
+	tm := time.Unix(s, 0).In(g.loc)
+	g.hour = tm.Hour()
+	g.hourFrom = s - int64(tm.Minute()*60+tm.Second())
+	g.hourTo = g.hourFrom + 3600
+	from, to := tm.ZoneBounds() // zero where the offset holds for ever
+	if !from.IsZero() {
+		g.hourFrom = max(g.hourFrom, from.Unix())
+	}
+	if !to.IsZero() {
+		g.hourTo = min(g.hourTo, to.Unix())
+	}
+	return g.hour
 }
 
 func (g *Generator) duration() int64 {

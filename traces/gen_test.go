@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -213,4 +215,30 @@ func TestGenJobsOwnTheirParts(t *testing.T) {
 		require.Equal(t, []Task{{Count: 99, GPUs: 1, GPUMilli: 1000}, {Count: 2, CPUMilli: 500}, {Count: 5}}, j.Tasks, "job %d", i+1)
 	}
 	assert.Equal(t, 1, spec.Shapes[0].Tasks[0].Count, "the spec's tasks untouched")
+}
+
+// TestGenHourOf: the generator's cached hour of the day is the zone's,
+// across daylight-saving changes (Lord Howe's are half an hour), odd
+// offsets and fixed zones, for times visited in order and out of it.
+func TestGenHourOf(t *testing.T) {
+	for _, zone := range []string{"UTC", "+05:45", "-03:30", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "Europe/Dublin"} {
+		t.Run(zone, func(t *testing.T) {
+			spec := DefaultSpec()
+			spec.Zone = zone
+			g, err := NewGenerator(spec)
+			if err != nil {
+				t.Skipf("zone %s: %v", zone, err)
+			}
+			rng := rand.New(rand.NewPCG(7, 7))
+			s := int64(1_700_000_000) // late 2023: the zones' rules of now
+			for i := range 400_000 {
+				if i%1000 == 0 {
+					s += int64(rng.IntN(40*86400)) - 20*86400 // a jump, backwards too
+				} else {
+					s += int64(rng.IntN(1800)) - 600 // mostly on, at times back
+				}
+				require.Equal(t, time.Unix(s, 0).In(g.loc).Hour(), g.hourOf(s), "zone %s, unix %d", zone, s)
+			}
+		})
+	}
 }
