@@ -226,11 +226,22 @@ func (f *FGD) score(c *Cluster, n NodeID, s *Shape) (int64, int32) {
 		return sigmoidScore(before - f.frag(cpu, free, r.model)), -1
 	}
 	best, bestDev := int64(-1), int32(-1)
+	// F reads the free amounts as a multiset, so a device as free (and as
+	// exclusive) as one tried before scores as it did, and the earlier
+	// one keeps the tie: each such pair is tried once.
+	var tried [MaxGPUsPerNode]int32
+	nt := 0
 	for i := range free {
 		x := free[i]
 		if x < s.Milli {
 			continue
 		}
+		key := x<<1 | int32(b2i(excl[i]))
+		if slices.Contains(tried[:nt], key) {
+			continue
+		}
+		tried[nt] = key
+		nt++
 		free[i] = x - shareTakes(excl[i], x, s.Milli)
 		if sc := sigmoidScore(before - f.frag(cpu, free, r.model)); sc > best {
 			best, bestDev = sc, int32(i)
@@ -259,4 +270,11 @@ func pickTrial(c *Cluster, n NodeID, s *Shape, trial func() int32) (uint64, int3
 	}
 	free, excl := c.devs(n)
 	return 1 << uint(dev), shareTakes(excl[dev], free[dev], s.Milli)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

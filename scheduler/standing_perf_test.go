@@ -138,3 +138,73 @@ func TestKeptPlansStayValid(t *testing.T) {
 		require.Equal(t, copies[i], fmt.Sprintf("%+v", p), "plan %d changed by an append to another", i)
 	}
 }
+
+// fgdShareRef is FGD's score of a share on node n by a trial on every
+// device that holds it, the plain statement that score's skipping of
+// devices alike to one tried must match.
+func fgdShareRef(f *FGD, c *Cluster, n NodeID, s *Shape) (int64, int32) {
+	f.prepare(c)
+	r := &c.nodes[n]
+	before := f.nodeFrag(c, n)
+	live, excl := c.devs(n)
+	free := slices.Clone(live)
+	cpu := r.cpuFree - s.CPU
+	best, bestDev := int64(-1), int32(-1)
+	for i := range free {
+		x := free[i]
+		if x < s.Milli {
+			continue
+		}
+		free[i] = x - shareTakes(excl[i], x, s.Milli)
+		if sc := sigmoidScore(before - f.frag(cpu, free, r.model)); sc > best {
+			best, bestDev = sc, int32(i)
+		}
+		free[i] = x
+	}
+	return best, bestDev
+}
+
+// TestFGDShareTrialsMatchEveryDevice fills nodes that mix MIG instances and
+// whole GPUs with random shares, so that devices of equal free amount, of
+// either kind, are common, and checks FGD's score and device for shares of
+// every size against a trial on every device.
+func TestFGDShareTrialsMatchEveryDevice(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var nodes []Node
+	for i := range 12 {
+		var gpus []GPU
+		for range 2 + rng.IntN(6) {
+			g := GPU{Model: "A100"}
+			if rng.IntN(3) == 0 {
+				g.MIG = []string{"1g.10gb", "2g.20gb", "3g.40gb"}[rng.IntN(3)]
+			}
+			gpus = append(gpus, g)
+		}
+		nodes = append(nodes, Node{Name: fmt.Sprintf("n%d", i), CPUMilli: 64000, MemoryMiB: 1 << 20, GPUs: gpus})
+	}
+	c, err := NewCluster(nil, nodes)
+	require.NoError(t, err)
+	pol, err := NewPolicy(c, "fgd", Options{})
+	require.NoError(t, err)
+	f := pol.Scorers[0].Scorer.(*FGD)
+	checked := 0
+	for round := range 40 {
+		for range 6 {
+			j := &Job{ID: fmt.Sprintf("j%d", round), Kind: Training, Count: 1,
+				Task: Task{GPUs: 1, GPUMilli: []int{142, 285, 100, 200, 500, 715, 858, 572}[rng.IntN(8)], CPUMilli: 1000}}
+			_, _, err := c.PlaceJob(pol, j, rng, nil)
+			require.NoError(t, err)
+		}
+		for n := range NodeID(c.NumNodes()) {
+			for _, milli := range []int32{100, 142, 200, 285, 428, 500, 900} {
+				s := Shape{CPU: 1000, GPUs: 1, Milli: milli, Tag: 0}
+				wantSc, wantDev := fgdShareRef(f, c, n, &s)
+				gotSc, gotDev := f.score(c, n, &s)
+				require.Equal(t, wantSc, gotSc, "round %d node %d share %d", round, n, milli)
+				require.Equal(t, wantDev, gotDev, "round %d node %d share %d", round, n, milli)
+				checked++
+			}
+		}
+	}
+	require.Greater(t, checked, 1000)
+}
