@@ -111,6 +111,9 @@ type ledger struct {
 	at    []int32
 	key   []float64
 	moved []int
+	// guaranteed lists the tenants with a guarantee, in ledger order: the
+	// only ones unusedElsewhere adds up.
+	guaranteed []int
 }
 
 // newLedger registers the tenants given (validated, names unique) in name
@@ -138,6 +141,9 @@ func (l *ledger) add(t Tenant) int {
 		w = 1
 	}
 	l.byName[t.Name] = len(l.tenants)
+	if t.GuaranteedMilli > 0 {
+		l.guaranteed = append(l.guaranteed, len(l.tenants))
+	}
 	l.tenants = append(l.tenants, tenantState{Tenant: t, weight: w})
 	return len(l.tenants) - 1
 }
@@ -170,7 +176,7 @@ func (l *ledger) share(i int) float64 {
 // do not use: capacity a borrower must leave free.
 func (l *ledger) unusedElsewhere(i int) int64 {
 	var u int64
-	for k := range l.tenants {
+	for _, k := range l.guaranteed { // the others add nothing
 		if k != i {
 			u = addSat(u, max(0, l.tenants[k].GuaranteedMilli-l.tenants[k].used.gpu))
 		}

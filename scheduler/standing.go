@@ -612,7 +612,7 @@ func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
 	}
 	l := &st.passL
 	l.tenants = append(l.tenants[:0], st.l.tenants...)
-	l.byName = st.l.byName
+	l.byName, l.guaranteed = st.l.byName, slices.Clip(st.l.guaranteed)
 	l.cap, l.free = st.ready.cap, st.ready.free
 	for len(st.outs) < len(l.tenants) {
 		st.outs = append(st.outs, nil)
