@@ -2,6 +2,7 @@ package replay
 
 import (
 	"cmp"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -51,6 +52,27 @@ func BenchmarkQueue(b *testing.B) {
 	for b.Loop() {
 		it := q.pop()
 		it.at += int64(rng.IntN(1 << 20))
+		q.push(it)
+	}
+}
+
+// BenchmarkQueueFinishes keeps 50,000 finishes pending as a replay's
+// fleet does, each a run's length ahead (lognormal around half an hour,
+// from 10 s to 30 days, the shape of `trace gen`'s default), and pops the
+// next and pushes its successor one at a time.
+func BenchmarkQueueFinishes(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	run := func() int64 {
+		s := math.Exp(math.Log(1800) + 1.6*rng.NormFloat64())
+		return int64(min(max(s, 10), 30*86400) * float64(Second))
+	}
+	var q queue
+	for i := range 50_000 {
+		q.push(item{at: run(), job: int32(i)})
+	}
+	for b.Loop() {
+		it := q.pop()
+		it.at += run()
 		q.push(it)
 	}
 }
