@@ -363,7 +363,11 @@ func (st *Standing) Queue(c *Cluster, j *Job) {
 	}
 	ti := st.tenantOf(j.Tenant)
 	t := &st.l.tenants[ti]
-	i, queued := slices.BinarySearchFunc(t.queue, j, fifo)
+	i, queued := len(t.queue), false
+	// Jobs mostly come in FIFO order: after the tail, one comparison.
+	if i > 0 && fifo(t.queue[i-1], j) >= 0 {
+		i, queued = slices.BinarySearchFunc(t.queue, j, fifo)
+	}
 	if _, running := st.run[j.ID]; queued || running {
 		st.refuse(fmt.Errorf("pass: field pending: job %s is listed twice or also running", j.ID))
 		return
@@ -380,7 +384,13 @@ func (st *Standing) Unqueue(j *Job) {
 		return
 	}
 	t := &st.l.tenants[ti]
-	if i, ok := slices.BinarySearchFunc(t.queue, j, fifo); ok && t.queue[i] == j {
+	// Jobs mostly leave at the head: no search then.
+	i, ok := 0, len(t.queue) > 0 && t.queue[0] == j
+	if !ok {
+		i, ok = slices.BinarySearchFunc(t.queue, j, fifo)
+		ok = ok && t.queue[i] == j
+	}
+	if ok {
 		t.queue = deleteAt(t.queue, i)
 		st.count(ti, -1)
 	}

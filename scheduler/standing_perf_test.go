@@ -208,3 +208,31 @@ func TestFGDShareTrialsMatchEveryDevice(t *testing.T) {
 	}
 	require.Greater(t, checked, 1000)
 }
+
+// TestStandingQueueTwice checks that a job queued twice is refused, be it
+// the tail of its queue (found without a search) or not, and that Unqueue
+// finds a job at the head and behind it.
+func TestStandingQueueTwice(t *testing.T) {
+	f := qNew(t, qNodes("n", "H100", 1, 1))
+	a, b, c := qJob("a", "t", 0, 1, 8), qJob("b", "t", 0, 1, 8), qJob("c", "t", 0, 1, 8)
+	a.Submitted, b.Submitted, c.Submitted = 1, 2, 3
+	for _, twice := range []*Job{c, a} {
+		st := NewStanding()
+		for _, j := range []*Job{a, b, c} {
+			st.Queue(f.c, j)
+		}
+		in := Pass{Policy: f.p, Rng: rand.New(rand.NewPCG(1, 2))}
+		_, err := f.c.ScheduleStanding(in, st)
+		require.NoError(t, err)
+		st.Queue(f.c, twice)
+		_, err = f.c.ScheduleStanding(in, st)
+		require.ErrorContains(t, err, "job "+twice.ID+" is listed twice")
+	}
+	st := NewStanding()
+	for _, j := range []*Job{c, a, b} {
+		st.Queue(f.c, j)
+	}
+	st.Unqueue(b)
+	st.Unqueue(a)
+	require.Equal(t, []*Job{c}, st.l.tenants[st.l.byName["t"]].queue)
+}
