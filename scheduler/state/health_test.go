@@ -77,3 +77,41 @@ func TestSetDeviceHealth(t *testing.T) {
 	require.NoError(t, err, "healthy again, the GPU takes work")
 	checkInvariants(t, m)
 }
+
+// A plan that evicts a task from an unhealthy GPU and is then refused (a
+// later placement does not fit) rolls back whole: the evicted task takes
+// back what its release withheld. It made the machine panic while rolling
+// back, on every replica applying the entry.
+func TestRefusedPlanRollsBackOnUnhealthyGPU(t *testing.T) {
+	m := New()
+	for _, c := range []Command{
+		RegisterPool{Pool: scheduler.Pool{Name: "own"}},
+		RegisterNode{Node: scheduler.Node{Name: "a", Pool: "own", CPUMilli: 64000, MemoryMiB: 1 << 20, GPUs: gpus("H100", 4)}},
+		Submit{Job: scheduler.Job{ID: "victim", Count: 1, Preemptible: true, Task: scheduler.Task{GPUs: 2, GPUMilli: 1000}}, At: 1},
+		Submit{Job: scheduler.Job{ID: "big", Count: 1, Priority: 5, Task: scheduler.Task{GPUs: 4, GPUMilli: 1000}}, At: 2},
+		ApplyPlan{Place: []scheduler.JobPlacement{{Job: "victim", Tasks: []scheduler.TaskPlacement{{Node: "a", GPUs: []int{1, 2}, GPUMilli: 1000}}}}, At: 3},
+		SetDeviceHealth{Node: "a", Devices: []int{2}, At: 4},
+	} {
+		_, err := m.Apply(c)
+		require.NoError(t, err)
+	}
+	before := snap(t, m)
+	seen := []scheduler.TaskPlacement{{Node: "a", GPUs: []int{1, 2}, GPUMilli: 1000}}
+	// GPU 2 is unhealthy: "big" cannot have it once the victim is gone.
+	_, err := m.Apply(ApplyPlan{
+		Evict: []scheduler.Eviction{{Job: "victim", For: "big", Seen: seen}},
+		Place: []scheduler.JobPlacement{{Job: "big", Tasks: []scheduler.TaskPlacement{{Node: "a", GPUs: []int{0, 1, 2, 3}, GPUMilli: 1000}}}},
+		At:    5,
+	})
+	require.ErrorContains(t, err, "GPU 2 oversubscribed")
+	require.Equal(t, string(before), string(snap(t, m)), "a refused plan changed the state")
+	checkInvariants(t, m)
+	// Healthy again, the GPU is the victim's still: nothing was lost or doubled.
+	_, err = m.Apply(SetDeviceHealth{Node: "a", Healthy: true, Devices: []int{2}, At: 6})
+	require.NoError(t, err)
+	_, err = m.Apply(Finish{Job: "victim", At: 7})
+	require.NoError(t, err)
+	_, err = m.Apply(ApplyPlan{Place: []scheduler.JobPlacement{{Job: "big", Tasks: []scheduler.TaskPlacement{{Node: "a", GPUs: []int{0, 1, 2, 3}, GPUMilli: 1000}}}}, At: 8})
+	require.NoError(t, err)
+	checkInvariants(t, m)
+}

@@ -59,7 +59,7 @@ func (m *Machine) applyPlan(p ApplyPlan, res *Result, kept bool) error {
 			if log[i].release {
 				err = m.c.Release(log[i].a)
 			} else {
-				err = m.c.Commit(log[i].a)
+				err = m.c.Retake(log[i].a) // an evicted task's, withheld or free
 			}
 			if err != nil {
 				panic(fmt.Sprintf("state: rolling a plan back: %v", err))
