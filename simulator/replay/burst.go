@@ -49,7 +49,7 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	e.cloudCharge(c)
 	e.util.system += j.gpus * e.win.overlap(start, start+d)
 	e.emit(Event{At: t, Kind: EventCloud, Job: k, ID: j.rec.ID})
-	e.q.push(item{at: start + d, phase: phaseFinish, job: int32(k), cloud: true})
+	e.q.push(item{at: start + d, phase: phaseFinish, job: e.slot[k], epoch: j.epoch, cloud: true})
 	return true, nil
 }
 

@@ -694,11 +694,13 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	case it.phase == phaseExpire:
 		return e.expire(int(it.job), t)
 	}
-	k := int(it.job)
-	if !e.isLive(k) {
-		return false, nil // stale: the job ended since
+	// A finish names the job's book, not its number: the book is read
+	// without a look-up in the job table first.
+	j := e.live.at(int(it.job))
+	if it.epoch != j.epoch {
+		return false, nil // stale: the job was requeued, or ended, since
 	}
-	j := e.job(k)
+	k := int(j.k)
 	if it.cloud {
 		e.setStatus(k, stDone)
 		e.ended++
@@ -708,8 +710,8 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 		e.fold(k)
 		return false, nil
 	}
-	if it.epoch != j.epoch || j.status == stDone || j.status == stCloud {
-		return false, nil // stale: the job was requeued since
+	if j.status == stDone || j.status == stCloud {
+		return false, nil // stale
 	}
 	id := e.machineID(k)
 	var err error

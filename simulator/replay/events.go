@@ -19,7 +19,7 @@ const (
 type item struct {
 	at    int64
 	key   uint64 // phase << 56 | push order (queue.push): ties at one instant go by phase, then first-in first-out
-	job   int32  // the job's number, or the node event's index
+	job   int32  // the job's number (its book, engine.live, for a finish), or the node event's index
 	epoch uint32 // a finish is stale when the job's epoch moved on
 	phase phase
 	cloud bool  // the end of a cloud run

@@ -21,7 +21,8 @@ type jobState struct {
 	started  bool        // a service's lifetime runs from its first start
 	returned bool        // back from a Star-Wait stint (its machine id changed)
 	stale    bool        // runs under older constraints than engine.cons: resubmitted at its next requeue
-	epoch    uint32      // moves on at every requeue, so older finishes go stale
+	epoch    uint32      // moves on at every requeue, and as the book is freed: a finish names the book and its epoch, and goes stale with either
+	k        int32       // the job's number
 	hint     int32       // the state machine's hint for the job (Machine.Hint; stale after a resubmission, which only costs a look-up)
 	gen      uint16      // resubmissions by a move (its machine id changed)
 	id       string      // the state machine's id of the job, as submitted now
@@ -199,7 +200,7 @@ func (e *engine) admit(k int, src *Job) *jobState {
 	}
 	e.slot[k] = s
 	j := e.live.at(int(s))
-	*j = jobState{kind: src.Job.Kind}
+	*j = jobState{kind: src.Job.Kind, k: int32(k), epoch: j.epoch}
 	switch {
 	case !e.keepSrc:
 	case e.feed.src == nil:
@@ -226,7 +227,7 @@ func (e *engine) fold(k int) {
 	if e.feed.src != nil && j.src != nil {
 		*j.src = Job{} // let its strings go
 	}
-	*j = jobState{}
+	*j = jobState{epoch: j.epoch + 1} // the job's pending events go stale
 	e.free = append(e.free, e.slot[k])
 	e.slot[k] = -1
 }

@@ -93,9 +93,9 @@ func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 	}
 	switch {
 	case j.kind == scheduler.Training:
-		e.q.push(item{at: t + j.overhead + j.work, phase: phaseFinish, job: int32(k), epoch: j.epoch})
+		e.q.push(item{at: t + j.overhead + j.work, phase: phaseFinish, job: e.slot[k], epoch: j.epoch})
 	case !j.started:
-		e.q.push(item{at: t + j.rec.Duration, phase: phaseFinish, job: int32(k), epoch: j.epoch})
+		e.q.push(item{at: t + j.rec.Duration, phase: phaseFinish, job: e.slot[k], epoch: j.epoch})
 	}
 	j.started = true
 }
