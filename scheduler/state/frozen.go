@@ -95,6 +95,10 @@ func (m *Machine) Freeze() *Frozen {
 // Apply; it must not run while a pass runs on f. What f handed out before
 // (Pending, Running) is not valid after it.
 func (m *Machine) Refreeze(f *Frozen) {
+	if f != m.planner {
+		m.shared = true // f may keep records: none is reused from now on
+		m.limbo = nil
+	}
 	if f.rep != nil && f.rep.Source() == m.c {
 		f.rep.Sync()
 	} else {
@@ -152,6 +156,11 @@ func (m *Machine) readLog(f *Frozen, c *scheduler.Cluster) {
 		// machine that had not read it copies every job at its next
 		// Refreeze (the same state, at the cost of a Freeze).
 		m.trimLog(0)
+		// Nothing names the records pruned before now: Submit may fill
+		// them again.
+		m.spare = append(m.spare, m.limbo...)
+		clear(m.limbo)
+		m.limbo = m.limbo[:0]
 	}
 }
 

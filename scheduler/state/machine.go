@@ -68,6 +68,14 @@ type Machine struct {
 	// lastSub is the record the last Submit added, which Hint finds
 	// first (checked, as any hint: pruned, its slot holds another).
 	lastSub *record
+	// A stepping machine reuses the records Prune lets go (see
+	// recycles): limbo holds those its planner's log may still name,
+	// spare those the planner has read past, for Submit to fill again.
+	// shared says a Frozen other than the machine's own planner was made,
+	// which may keep records: none is reused then.
+	limbo, spare []*record
+	shared       bool
+	recycled     int // records filled again, for tests
 	// jlog lists the jobs whose status or live tasks changed, in order;
 	// jlogBase is the position of jlog[0] in the whole history. A Frozen
 	// reads it from where it last stopped (see Refreeze); it is trimmed as
@@ -523,7 +531,16 @@ func (m *Machine) submit(c Submit, res *Result) error {
 		return fmt.Errorf("job %s: field task: %w", j.ID, err)
 	}
 	j.Submitted = c.At
-	r := &record{job: j, seq: m.nextSeq, status: Pending, tag: s.Tag}
+	var r *record
+	if n := len(m.spare); n > 0 {
+		r = m.spare[n-1]
+		m.spare[n-1] = nil
+		m.spare = m.spare[:n-1]
+		*r = record{job: j, seq: m.nextSeq, status: Pending, tag: s.Tag}
+		m.recycled++
+	} else {
+		r = &record{job: j, seq: m.nextSeq, status: Pending, tag: s.Tag}
+	}
 	r.run.Job = &r.job
 	m.nextSeq++
 	m.jobs[j.ID] = r
@@ -635,6 +652,9 @@ func (m *Machine) prune(c Prune, res *Result) error {
 			m.recs[r.slot] = nil
 			m.free = append(m.free, r.slot)
 			res.Changed = true
+			if m.recycles() && !r.inView {
+				m.limbo = append(m.limbo, r)
+			}
 		} else {
 			keep = append(keep, r)
 		}
@@ -642,6 +662,14 @@ func (m *Machine) prune(c Prune, res *Result) error {
 	clear(m.ended[len(keep):]) // let the pruned records go
 	m.ended = keep
 	return nil
+}
+
+// recycles says whether the records of pruned jobs are reused: on a
+// machine driven by Step alone, whose only reader of records besides its
+// own tables is its planner, which reads the job log before each pass.
+// A record still listed in the running view is not.
+func (m *Machine) recycles() bool {
+	return !m.shared && m.planner != nil && m.planner.direct
 }
 
 // slot gives a record entering the table a slot.

@@ -19,6 +19,10 @@ import (
 // the same results, the same state bytes, and the Step machine's cluster
 // holding exactly what its running jobs hold.
 func TestStepMatchesPlanApply(t *testing.T) {
+	recycled := 0
+	defer func() {
+		require.Positive(t, recycled, "the stepping machines filled pruned records again")
+	}()
 	for seed := range uint64(6) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			g := busyMachine(t, seed, 3)
@@ -38,6 +42,15 @@ func TestStepMatchesPlanApply(t *testing.T) {
 					resA, errA := g.m.Apply(cmd)
 					resB, errB := b.Apply(cmd)
 					require.Equal(t, fmt.Sprint(resB, errB), fmt.Sprint(resA, errA), "step %d: %s", step, cmd.Type())
+					checkInvariants(t, g.m)
+				}
+				if g.rng.IntN(8) == 0 {
+					// Forget most ended jobs: the stepping machine reuses
+					// their records, the other does not.
+					cmd := Prune{Before: g.now - int64(g.rng.IntN(20))}
+					resA, errA := g.m.Apply(cmd)
+					resB, errB := b.Apply(cmd)
+					require.Equal(t, fmt.Sprint(resB, errB), fmt.Sprint(resA, errA), "step %d: prune", step)
 				}
 				if step%40 == 39 {
 					// A machine restored from a snapshot plans afresh.
@@ -77,6 +90,7 @@ func TestStepMatchesPlanApply(t *testing.T) {
 			}
 			require.Positive(t, steps)
 			require.Positive(t, placed)
+			recycled += g.m.recycled
 			// A Plan on a machine that stepped, and a Step after it.
 			pol, err := g.m.Cluster().NewPolicy("best-fit", scheduler.Options{})
 			require.NoError(t, err)
