@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // TargetType is one kind of task of the expected workload that
@@ -197,8 +198,75 @@ func (f *FGD) frag(cpu int64, free []int32, model int32) float64 {
 	return sum
 }
 
+// sigmoidScore is trunc(100 σ(Δ/1000)), read from a table of unit bins of
+// Δ where a bin lies wholly between two of the points where the score
+// steps (sigmoidExact found them), and computed near those points and
+// outside the table. It returns what sigmoidExact returns.
 func sigmoidScore(delta float64) int64 {
+	sigmoidOnce.Do(sigmoidInit)
+	if x := delta - sigmoidLo; x >= 0 && x < sigmoidBins {
+		if k := sigmoidBin[int(x)]; k >= 0 {
+			return int64(k)
+		}
+	}
+	return sigmoidExact(delta)
+}
+
+// sigmoidExact computes the score, the rule of the FGD artifact.
+func sigmoidExact(delta float64) int64 {
 	return int64(100 / (1 + math.Exp(-delta/1000)))
+}
+
+// The score table: bin b holds the score of Δ in [sigmoidLo+b,
+// sigmoidLo+b+1), or -1 where that is not one score clear of sigmoidGuard
+// around the steps. Past ±4·10^4 the score is 0 or 100 (sigmoidExact).
+const (
+	sigmoidLo    = -40960
+	sigmoidBins  = 2 * 40960
+	sigmoidGuard = 1e-6
+)
+
+var (
+	sigmoidOnce sync.Once
+	sigmoidBin  []int8
+)
+
+// sigmoidInit finds, for each score k from 1 to 100, the least Δ that
+// scores k (by bisection over the float64 values, the score being
+// monotone) and fills the table.
+func sigmoidInit() {
+	var cut [102]float64 // cut[k]: the least Δ scoring k; cut[0] -inf, cut[101] +inf
+	cut[0], cut[101] = math.Inf(-1), math.Inf(1)
+	for k := int64(1); k <= 100; k++ {
+		lo, hi := -1e6, 1e6 // sigmoidExact(lo) < k <= sigmoidExact(hi)
+		for {
+			mid := lo + (hi-lo)/2
+			if mid == lo || mid == hi {
+				break
+			}
+			if sigmoidExact(mid) >= k {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		cut[k] = hi
+	}
+	sigmoidBin = make([]int8, sigmoidBins)
+	k := 0
+	for b := range sigmoidBin {
+		x0 := float64(sigmoidLo + b)
+		for k < 100 && cut[k+1] <= x0+sigmoidGuard {
+			k++
+		}
+		// [x0, x0+1) scores k when it starts past cut[k] and ends before
+		// cut[k+1], each with the guard to spare.
+		if x0-cut[k] >= sigmoidGuard && cut[k+1]-(x0+1) >= sigmoidGuard {
+			sigmoidBin[b] = int8(k)
+		} else {
+			sigmoidBin[b] = -1
+		}
+	}
 }
 
 // Score implements Scorer.

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -235,4 +236,55 @@ func TestStandingQueueTwice(t *testing.T) {
 	st.Unqueue(b)
 	st.Unqueue(a)
 	require.Equal(t, []*Job{c}, st.l.tenants[st.l.byName["t"]].queue)
+}
+
+// TestSigmoidTableMatchesExact checks the score table against the exact
+// rule: at random Δ over and past the table, at and around (within a few
+// ulps and a few thousandths) each point where the score steps, at whole
+// and half units, and at the edges of the table.
+func TestSigmoidTableMatchesExact(t *testing.T) {
+	check := func(d float64) {
+		if got, want := sigmoidScore(d), sigmoidExact(d); got != want {
+			t.Fatalf("Δ = %v (%b): table %d, exact %d", d, math.Float64bits(d), got, want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 1_000_000 {
+		check((rng.Float64()*2 - 1) * 60000)
+	}
+	for d := -45000.0; d <= 45000; d += 0.5 {
+		check(d)
+	}
+	for k := int64(1); k <= 100; k++ {
+		// The step to k, found again by a scan from below.
+		lo, hi := -1e6, 1e6
+		for hi-lo > 1e-9*max(1, math.Abs(hi)) {
+			if mid := (lo + hi) / 2; sigmoidExact(mid) >= k {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		d := hi
+		for range 64 {
+			d = math.Nextafter(d, math.Inf(-1))
+		}
+		for range 128 {
+			check(d)
+			d = math.Nextafter(d, math.Inf(1))
+		}
+		for i := -1000; i <= 1000; i++ {
+			check(hi + float64(i)*1e-6)
+		}
+	}
+	for _, d := range []float64{sigmoidLo, sigmoidLo - 1e-9, sigmoidLo + sigmoidBins, sigmoidLo + sigmoidBins - 1e-9, math.Inf(1), math.Inf(-1), 0} {
+		check(d)
+	}
+	n := 0
+	for _, k := range sigmoidBin {
+		if k >= 0 {
+			n++
+		}
+	}
+	require.Greater(t, n, sigmoidBins*9/10, "most bins are clear of a step")
 }
