@@ -57,7 +57,7 @@ func replaySource(tb testing.TB, spec traces.Spec) replay.Source {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return replay.TraceSource(gen.Next, "trace gen", 0)
+	return replay.TraceSourceInto(gen.NextInto, "trace gen", 0)
 }
 
 // heapAt returns a progress callback that writes the live heap to file

@@ -408,19 +408,38 @@ func (g *Generator) Meta() Meta {
 // If an arrival falls past the last time an int64 holds, Next returns an
 // error, then and on every later call.
 func (g *Generator) Next() (Job, error) {
+	var j Job
+	if err := g.next(&j, false); err != nil {
+		return Job{}, err
+	}
+	return j, nil
+}
+
+// NextInto writes the next job into *j, the job Next would return, its
+// tasks in the room of j.Tasks where there is enough: a caller done with
+// each job before it asks for the next (a stream converting the jobs as
+// it reads them) hands the same job back and generates with no
+// allocation a job. On an error (io.EOF after the last job) *j is left
+// as it was.
+func (g *Generator) NextInto(j *Job) error { return g.next(j, true) }
+
+// next writes the next job into *j: its tasks in j.Tasks's room (reuse),
+// or in a list of their own.
+func (g *Generator) next(j *Job, reuse bool) error {
 	if g.err != nil {
-		return Job{}, g.err
+		return g.err
 	}
 	if g.n >= g.spec.Jobs {
-		return Job{}, io.EOF
+		return io.EOF
 	}
 	g.t = g.arrival(g.t)
 	if !(g.t < maxClock) {
 		g.err = fmt.Errorf("gen: job %d arrives past the last time a trace can hold (%d s): lower jobs or raise arrival.rate_per_hour", g.n+1, int64(math.MaxInt64))
-		return Job{}, g.err
+		return g.err
 	}
 	g.n++
-	j := Job{
+	room := j.Tasks
+	*j = Job{
 		Submit: int64(g.t), Start: NoTime, End: NoTime, Duration: g.duration(),
 		Kind: g.spec.Kind,
 	}
@@ -430,8 +449,12 @@ func (g *Generator) Next() (Job, error) {
 	}
 	i := sort.SearchFloat64s(g.cum, g.rng.Float64()*g.cum[len(g.cum)-1])
 	i = min(i, len(g.cum)-1)
-	j.Tasks = g.taskList(g.spec.Shapes[i].Tasks)
-	return j, nil
+	if ts := g.spec.Shapes[i].Tasks; reuse && len(ts) > 0 {
+		j.Tasks = append(room[:0], ts...)
+	} else {
+		j.Tasks = g.taskList(ts)
+	}
+	return nil
 }
 
 // genBlock is how many jobs' ids, or task lists of one task, one block

@@ -242,3 +242,38 @@ func TestGenHourOf(t *testing.T) {
 		})
 	}
 }
+
+// TestGenNextInto: NextInto gives the jobs Next gives, writing each into
+// the job handed back with no allocation once its task list has room, and
+// leaves the job as it was at the end.
+func TestGenNextInto(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Jobs = 3 * genBlock
+	spec.Shapes = append(spec.Shapes, Shape{Weight: 0.1, Tasks: []Task{{Name: "worker", Count: 2, GPUs: 1, GPUMilli: 1000}, {Name: "ps", Count: 1, CPUMilli: 500}}})
+	a, err := NewGenerator(spec)
+	require.NoError(t, err)
+	b, err := NewGenerator(spec)
+	require.NoError(t, err)
+	var into Job
+	for i := range spec.Jobs {
+		want, err := a.Next()
+		require.NoError(t, err)
+		require.NoError(t, b.NextInto(&into))
+		require.Equal(t, want, into, "job %d", i+1)
+	}
+	last := into
+	require.ErrorIs(t, b.NextInto(&into), io.EOF)
+	assert.Equal(t, last, into)
+
+	c, err := NewGenerator(spec)
+	require.NoError(t, err)
+	into = Job{Tasks: make([]Task, 0, 4)}
+	room := &into.Tasks[:1][0]
+	allocs := testing.AllocsPerRun(spec.Jobs-1, func() {
+		if err := c.NextInto(&into); err != nil {
+			t.Fatal(err)
+		}
+		require.Same(t, room, &into.Tasks[0], "the task list's room reused")
+	})
+	assert.Zero(t, allocs, "allocations a job (ids come a block at a time)")
+}

@@ -92,8 +92,18 @@ func TraceSource(next func() (traces.Job, error), name string, defaultDuration i
 	return &traceSource{next: next, name: name, def: defaultDuration}
 }
 
+// TraceSourceInto is TraceSource over a trace read into one job, over and
+// over (traces.Generator.NextInto): next writes the next job into the one
+// it is given, reusing its task list, which the source is done with once
+// it has converted the job.
+func TraceSourceInto(next func(*traces.Job) error, name string, defaultDuration int64) Source {
+	return &traceSource{into: next, name: name, def: defaultDuration}
+}
+
 type traceSource struct {
 	next func() (traces.Job, error)
+	into func(*traces.Job) error // instead of next
+	tj   traces.Job              // the last trace job read
 	name string
 	def  int64
 	rec  int
@@ -110,7 +120,12 @@ func (s *traceSource) Next() (Job, error) {
 		}
 		clear(s.buf)
 		s.buf, s.at = s.buf[:0], 0
-		tj, err := s.next()
+		var err error
+		if s.into != nil {
+			err = s.into(&s.tj)
+		} else {
+			s.tj, err = s.next()
+		}
 		if errors.Is(err, io.EOF) {
 			s.err = io.EOF
 			continue
@@ -120,7 +135,7 @@ func (s *traceSource) Next() (Job, error) {
 			s.err = fmt.Errorf("%s: record %d: %w", s.name, s.rec, err)
 			continue
 		}
-		if s.buf, err = appendTraceJob(s.buf, &s.conv, &tj, s.rec, s.name, s.def, true); err != nil {
+		if s.buf, err = appendTraceJob(s.buf, &s.conv, &s.tj, s.rec, s.name, s.def, true); err != nil {
 			s.buf, s.err = s.buf[:0], err
 		}
 	}

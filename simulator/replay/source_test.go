@@ -175,6 +175,14 @@ func TestTraceSourceMatchesFromTrace(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(want), string(got))
 	assert.Equal(t, string(wantLog), string(gotLog))
+
+	// read into one job, its task list reused
+	gen, err = traces.NewGenerator(spec)
+	require.NoError(t, err)
+	got, gotLog, err = runBytes(t, Config{Pools: pools, Nodes: nodes, Source: TraceSourceInto(gen.NextInto, "gen.csv", 0), Policy: "fgd", WarmupJobs: 10})
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(got))
+	assert.Equal(t, string(wantLog), string(gotLog))
 }
 
 // A streamed workload must come in submission order (a slice is sorted; a
