@@ -473,14 +473,16 @@ func (c *Cluster) Models() []string {
 // Assign is the placement of one task on one node: which GPUs, and how much
 // of each. It is a plain value so the hot path allocates nothing.
 type Assign struct {
-	Node NodeID
 	// Mask has bit i set for each device i of the node the task uses.
-	Mask uint64
-	// Take is the milli-GPU taken on each of those devices (a MIG instance
-	// is taken whole).
-	Take     int32
+	Mask     uint64
 	CPUMilli int64
 	MemMiB   int64
+	// Node comes after the 64-bit fields, with Take beside it: 40 bytes,
+	// not 48 (running jobs hold one per task).
+	Node NodeID
+	// Take is the milli-GPU taken on each of those devices (a MIG instance
+	// is taken whole).
+	Take int32
 	// Tag is the task's GPU tag (see taskTag), for tag-aware policies.
 	Tag int8
 }
