@@ -13,8 +13,10 @@ import (
 	"petite/scheduler"
 )
 
-// jobState is the engine's book on one live job.
-// What a finish reads comes first, in the book's first cache lines.
+// jobState is the engine's book on one live job, six cache lines. A
+// finish reads four: the first two (what comes before rec) and the two
+// holding the record's figures (JobRecord's Submit to Pool); the record's
+// names before them and what follows it are read elsewhere.
 type jobState struct {
 	status   status
 	kind     scheduler.JobKind
@@ -32,13 +34,13 @@ type jobState struct {
 	shares   []poolShare // the GPUs of the current owned run, by pool: in buf, unless a gang spans more pools
 	buf      [2]poolShare
 	work     int64 // training work left (nanoseconds)
+	rec      JobRecord
 	done     int64 // training work saved by checkpoints
 	overhead int64 // restart time at the head of the current run
 	// Star-Wait's stint: its cost so far (paid if the job then runs on
 	// owned nodes) and its end.
 	stintCost float64
 	stintEnd  int64
-	rec       JobRecord
 	// src is the job as the workload gave it, where a run reads it after
 	// the arrival (engine.keepSrc); nil otherwise. The record holds its
 	// id, tenant and duration, kind holds its kind.
