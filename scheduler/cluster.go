@@ -27,6 +27,7 @@ type nodeRec struct {
 	rack             int32
 	state            NodeState
 	plain            bool   // at most 8 devices, all whole GPUs (see nodeClass)
+	devCap           int32  // every device's capacity when they all have one; else 0
 	tags             uint64 // bit per task tag present (see taskTag)
 	sick             uint64 // bit per device withheld as unhealthy (SetDeviceHealth)
 	seq              uint64 // change sequence of the last mutation
@@ -221,6 +222,11 @@ func (c *Cluster) AddNode(n Node) (NodeID, error) {
 	rec.plain = len(gpus) <= 8
 	for i := range gpus {
 		g := &gpus[i]
+		if i == 0 {
+			rec.devCap = g.MilliCap
+		} else if g.MilliCap != rec.devCap {
+			rec.devCap = 0
+		}
 		excl := g.Exclusive()
 		rec.plain = rec.plain && !excl
 		c.gpuFree = append(c.gpuFree, g.MilliCap)
@@ -543,6 +549,22 @@ func (c *Cluster) release(a *Assign) {
 	c.touch(a.Node)
 }
 
+// devUsed is what is allocated of device i of node r (a healthy device
+// withholds nothing). It reads the device slabs only where the node
+// record does not tell: the capacity, when the node's devices differ.
+func (c *Cluster) devUsed(r *nodeRec, i int32) int32 {
+	g := r.gpuOff + i
+	capa := r.devCap
+	if capa == 0 {
+		capa = c.gpuCap[g]
+	}
+	used := capa - c.gpuFree[g]
+	if r.sick&(1<<uint(i)) != 0 {
+		used -= c.gpuHeld[g]
+	}
+	return used
+}
+
 // Commit re-checks an assignment against the current state and applies it.
 // The leader does this before committing a plan, so a stale plan can never
 // give a GPU twice.
@@ -579,7 +601,7 @@ func (c *Cluster) Release(a Assign) error {
 		if i >= r.gpuN {
 			return fmt.Errorf("release on %s: no GPU %d", c.specs[a.Node].Name, i)
 		}
-		if g := r.gpuOff + i; a.Take > c.gpuCap[g]-c.gpuFree[g]-c.gpuHeld[g] {
+		if a.Take > c.devUsed(r, i) {
 			return fmt.Errorf("release on %s: GPU %d would exceed capacity", c.specs[a.Node].Name, i)
 		}
 	}

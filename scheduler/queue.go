@@ -569,7 +569,7 @@ func overHeld(c *Cluster, n NodeID, cpu, mem int64, gpu []int64, tags []int32, t
 		return true
 	}
 	for i, g := range gpu[:r.gpuN] {
-		if d := r.gpuOff + int32(i); g > int64(c.gpuCap[d]-c.gpuFree[d]-c.gpuHeld[d]) {
+		if g > int64(c.devUsed(r, int32(i))) {
 			return true
 		}
 	}

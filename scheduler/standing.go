@@ -553,9 +553,13 @@ func (c *Cluster) readyPart(n NodeID) readyPart {
 		return readyPart{}
 	}
 	var g int64
-	for i := r.gpuOff; i < r.gpuOff+r.gpuN; i++ {
-		if r.sick&(1<<uint(i-r.gpuOff)) == 0 { // an unhealthy device holds nothing new
-			g += int64(c.gpuCap[i])
+	if r.devCap != 0 { // an unhealthy device holds nothing new
+		g = int64(r.devCap) * int64(r.gpuN-int32(popcount(r.sick)))
+	} else {
+		for i := r.gpuOff; i < r.gpuOff+r.gpuN; i++ {
+			if r.sick&(1<<uint(i-r.gpuOff)) == 0 {
+				g += int64(c.gpuCap[i])
+			}
 		}
 	}
 	return readyPart{cap: amount{gpu: g, cpu: r.cpuCap, mem: r.memCap},

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -287,4 +288,13 @@ func TestSigmoidTableMatchesExact(t *testing.T) {
 		}
 	}
 	require.Greater(t, n, sigmoidBins*9/10, "most bins are clear of a step")
+}
+
+// TestCoreLayouts keeps the records read per task and per node as small as
+// they were made: a running task's assignment, a node's record, a kept
+// set-up's node.
+func TestCoreLayouts(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(Assign{}), uintptr(40), "Assign")
+	require.LessOrEqual(t, unsafe.Sizeof(nodeRec{}), uintptr(96), "nodeRec")
+	require.LessOrEqual(t, unsafe.Sizeof(standNode{}), uintptr(80), "standNode")
 }
