@@ -228,8 +228,9 @@ type pass struct {
 }
 
 // slabMin is the smallest block a pass on a kept set-up carves its plans
-// from: passes that place a few jobs each then allocate once in many.
-const slabMin = 64
+// from: passes that place a few jobs each then allocate once in many. A
+// variable for tests, which carve many blocks with small ones.
+var slabMin = 256
 
 // slab is the smallest block the pass carves its plan from.
 func (s *pass) slab() int {

@@ -103,6 +103,8 @@ func TestStandingHeldTags(t *testing.T) {
 // to its lists (the placed jobs, a job's tasks, a task's devices) write
 // into no other plan.
 func TestKeptPlansStayValid(t *testing.T) {
+	defer func(k int) { slabMin = k }(slabMin)
+	slabMin = 16 // many blocks
 	rng := rand.New(rand.NewPCG(3, 4))
 	pools, nodes := randomFleet(rng, 12)
 	c, err := NewCluster(pools, nodes)
