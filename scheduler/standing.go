@@ -77,16 +77,28 @@ type Standing struct {
 
 // standNode is what a Standing keeps of one node, in one place, since a
 // job's run or stop and a pass's set-up read all of it: the running tasks'
-// CPU and memory there, a bit per tag they count (in Standing.tags), where
-// its devices' sums start (in Standing.gpu), and its share of the ready
-// amounts.
+// CPU and memory there, a bit per tag they count (in Standing.tags), their
+// sums per device (in gpu for up to inDevs devices, else in Standing.gpu
+// from gpuOff on), and its share of the ready amounts.
 type standNode struct {
 	cpu, mem  int64
 	tagBits   uint64
 	cap, free amount // zero unless ready
-	gpuOff    int32
-	dirty     bool // listed in Standing.dirty
+	gpuOff    int32  // -1: the sums are in gpu
+	dirty     bool   // listed in Standing.dirty
 	ready     bool
+	gpu       [inDevs]int64
+}
+
+// inDevs is how many devices' sums a standNode holds in itself.
+const inDevs = 8
+
+// gpuSums is node sn's sums per device.
+func (st *Standing) gpuSums(sn *standNode) []int64 {
+	if sn.gpuOff < 0 {
+		return sn.gpu[:]
+	}
+	return st.gpu[sn.gpuOff:]
 }
 
 // readyPart is the capacity and free amounts of the ready nodes (or of one
@@ -456,8 +468,9 @@ func (st *Standing) hold(c *Cluster, a *Assign, sign int64) {
 	sn := &st.nodes[n]
 	sn.cpu += sign * a.CPUMilli
 	sn.mem += sign * a.MemMiB
+	gpu := st.gpuSums(sn)
 	for m := a.Mask; m != 0; m &= m - 1 {
-		st.gpu[sn.gpuOff+int32(trailingZeros(m))] += sign * int64(a.Take)
+		gpu[trailingZeros(m)] += sign * int64(a.Take)
 	}
 	if a.Tag >= 0 {
 		t := &st.tags[n*numTags+int(a.Tag)]
@@ -478,11 +491,14 @@ func (st *Standing) hold(c *Cluster, a *Assign, sign int64) {
 func (st *Standing) grow(c *Cluster) {
 	more := len(c.nodes) - len(st.nodes)
 	st.nodes, st.tags = slices.Grow(st.nodes, more), slices.Grow(st.tags, more*numTags)
-	st.gpu = slices.Grow(st.gpu, len(c.gpuFree)-len(st.gpu))
 	for n := len(st.nodes); n < len(c.nodes); n++ {
-		st.nodes = append(st.nodes, standNode{gpuOff: int32(len(st.gpu))})
+		sn := standNode{gpuOff: -1}
+		if k := c.nodes[n].gpuN; k > inDevs {
+			sn.gpuOff = int32(len(st.gpu))
+			st.gpu = append(st.gpu, make([]int64, k)...)
+		}
+		st.nodes = append(st.nodes, sn)
 		// append(s, make(...)...) extends s in place: no allocation.
-		st.gpu = append(st.gpu, make([]int64, c.nodes[n].gpuN)...)
 		st.tags = append(st.tags, make([]int32, numTags)...)
 		st.markDirty(NodeID(n))
 	}
@@ -532,7 +548,7 @@ func (st *Standing) sync(c *Cluster) error {
 		sn.cap, sn.free, sn.ready = p.cap, p.free, p.ready
 		st.ready.cap.add(p.cap)
 		st.ready.free.add(p.free)
-		if (bad < 0 || n < bad) && overHeld(c, n, sn.cpu, sn.mem, st.gpu[sn.gpuOff:], st.tags[int(n)*numTags:], sn.tagBits) {
+		if (bad < 0 || n < bad) && overHeld(c, n, sn.cpu, sn.mem, st.gpuSums(sn), st.tags[int(n)*numTags:], sn.tagBits) {
 			bad = n
 		}
 	}

@@ -298,5 +298,24 @@ func TestSigmoidTableMatchesExact(t *testing.T) {
 func TestCoreLayouts(t *testing.T) {
 	require.LessOrEqual(t, unsafe.Sizeof(Assign{}), uintptr(40), "Assign")
 	require.LessOrEqual(t, unsafe.Sizeof(nodeRec{}), uintptr(96), "nodeRec")
-	require.LessOrEqual(t, unsafe.Sizeof(standNode{}), uintptr(80), "standNode")
+	require.LessOrEqual(t, unsafe.Sizeof(standNode{}), uintptr(80+8*inDevs), "standNode")
+}
+
+// TestStandingHeldManyDevices checks a kept set-up's held check on a node
+// of more devices than a standNode holds sums for in itself: told of the
+// running task on other devices past those (the same CPU, memory and tag),
+// the pass is refused; told of the real one, it runs.
+func TestStandingHeldManyDevices(t *testing.T) {
+	f := qNew(t, qNodes("n", "H100", 1, 4), qNodes("m", "H100", 1, inDevs+8))
+	real := f.run(t, qJob("a", "a", 0, 1, 2), 0, fmt.Sprintf("m0:%d,%d", inDevs+1, inDevs+2))
+	moved := &RunningJob{Job: real.Job, Tasks: []TaskPlacement{{Node: "m0", GPUs: []int{inDevs + 2, inDevs + 3},
+		GPUMilli: MilliPerGPU, CPUMilli: real.Tasks[0].CPUMilli, MemoryMiB: real.Tasks[0].MemoryMiB}}}
+	st := NewStanding()
+	st.Run(f.c, moved)
+	in := Pass{Policy: f.p, Rng: rand.New(rand.NewPCG(1, 2))}
+	_, err := f.c.ScheduleStanding(in, st)
+	require.ErrorContains(t, err, "the tasks on node m0 hold more")
+	st.Run(f.c, real) // in its place
+	_, err = f.c.ScheduleStanding(in, st)
+	require.NoError(t, err)
 }
