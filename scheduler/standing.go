@@ -320,8 +320,10 @@ func (st *Standing) stop(lj *liveJob) {
 		st.short--
 	}
 	ti := lj.tenant
-	// The buffers are reused, their capacity whole.
-	*lj = liveJob{tasks: lj.tasks[:0], assigns: lj.assigns[:0], alive: lj.alive[:0]}
+	// The entry is reused with its buffers: run1 and start set every field
+	// again, so only the job is let go here (the rest of the entry is not
+	// written, nor read into the cache).
+	lj.job = nil
 	st.spare = append(st.spare, lj)
 	st.count(ti, -1)
 }
@@ -341,8 +343,8 @@ func (st *Standing) fit(lj *liveJob, n int) {
 	st.slabT, st.slabA, st.slabL = st.slabT[n:], st.slabA[n:], st.slabL[n:]
 }
 
-// spareJob returns a stopped entry to reuse (its buffers empty, their
-// capacity kept), or a new one.
+// spareJob returns a stopped entry to reuse, or a new one: its buffers
+// keep their capacity, the rest is stale (the caller sets every field).
 func (st *Standing) spareJob() *liveJob {
 	n := len(st.spare)
 	if n == 0 {
