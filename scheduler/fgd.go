@@ -203,6 +203,11 @@ func (f *FGD) frag(cpu int64, free []int32, model int32) float64 {
 // steps (sigmoidExact found them), and computed near those points and
 // outside the table. It returns what sigmoidExact returns.
 func sigmoidScore(delta float64) int64 {
+	if delta == 0 {
+		// A placement that leaves F as it was, the commonest Δ, sits on
+		// the step to 50 (σ(0) = 1/2 exactly); the table leaves that bin.
+		return 50
+	}
 	sigmoidOnce.Do(sigmoidInit)
 	if x := delta - sigmoidLo; x >= 0 && x < sigmoidBins {
 		if k := sigmoidBin[int(x)]; k >= 0 {

@@ -280,7 +280,7 @@ func TestSigmoidTableMatchesExact(t *testing.T) {
 			check(hi + float64(i)*1e-6)
 		}
 	}
-	for _, d := range []float64{sigmoidLo, sigmoidLo - 1e-9, sigmoidLo + sigmoidBins, sigmoidLo + sigmoidBins - 1e-9, math.Inf(1), math.Inf(-1), 0} {
+	for _, d := range []float64{sigmoidLo, sigmoidLo - 1e-9, sigmoidLo + sigmoidBins, sigmoidLo + sigmoidBins - 1e-9, math.Inf(1), math.Inf(-1), 0, math.Copysign(0, -1), 1e-300, -1e-300} {
 		check(d)
 	}
 	n := 0
