@@ -41,6 +41,7 @@ func (e *engine) expire(k int, t int64) (bool, error) {
 	j.runStart = start
 	r := &j.rec
 	r.Start, r.Where, r.State, r.Pool = start, "cloud", "cloud", e.cloudAt
+	j.poolAt = int16(e.poolIdx[e.cloudAt]) + 1
 	d := j.rec.Duration
 	r.GPUHours += j.gpus * hours(d)
 	c := e.cloud * j.gpus * hours(d)

@@ -27,6 +27,7 @@ type jobState struct {
 	k        int32       // the job's number
 	hint     int32       // the state machine's hint for the job (Machine.Hint; stale after a resubmission, which only costs a look-up)
 	gen      uint16      // resubmissions by a move (its machine id changed)
+	poolAt   int16       // rec.Pool's index in the fleet, plus one (0: none yet)
 	id       string      // the state machine's id of the job, as submitted now
 	gpus     float64     // GPUs the job holds while running (all tasks)
 	runStart int64       // start of the current owned run
@@ -115,13 +116,14 @@ func (e *engine) openFigs(r *JobRecord) figs {
 		e.tenantIdx[r.Tenant] = t
 	}
 	f := figs{tenant: t, size: indexOf(sizeBuckets[:], SizeBucket(r.GPUs))}
-	e.setFigs(r.Index, &f, r)
+	e.setFigs(r.Index, &f, r, 0)
 	return f
 }
 
 // setFigs brings f, job k's figures, up to date with record r, of the
-// same job (its tenant and size stay as they were opened).
-func (e *engine) setFigs(k int, f *figs, r *JobRecord) {
+// same job (its tenant and size stay as they were opened); poolAt is the
+// index of r.Pool plus one, 0 for none (jobState.poolAt).
+func (e *engine) setFigs(k int, f *figs, r *JobRecord, poolAt int16) {
 	f.submit, f.start, f.end, f.dur = r.Submit, r.Start, r.End, r.Duration
 	f.gpuH, f.cost = r.GPUHours, r.Cost
 	// Summed from +0, these figures are never -0: zero is zero.
@@ -136,10 +138,7 @@ func (e *engine) setFigs(k int, f *figs, r *JobRecord) {
 		delete(e.more, k) // nothing to do while no job has any
 		f.more = false
 	}
-	f.state, f.cloud, f.pool = indexOf(recStates[:], r.State), r.Where == "cloud", -1
-	if r.Pool != "" {
-		f.pool = int16(e.poolIdx[r.Pool])
-	}
+	f.state, f.cloud, f.pool = indexOf(recStates[:], r.State), r.Where == "cloud", poolAt-1
 }
 
 // chunked is an append-only array kept in chunks that never move: 64
@@ -221,7 +220,7 @@ func (e *engine) admit(k int, src *Job) *jobState {
 // ended, and frees its book.
 func (e *engine) fold(k int) {
 	j := e.job(k)
-	e.setFigs(k, e.figs.at(k), &j.rec)
+	e.setFigs(k, e.figs.at(k), &j.rec, j.poolAt)
 	if e.recs != nil {
 		e.recs[k] = j.rec
 	}

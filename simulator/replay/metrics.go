@@ -447,7 +447,7 @@ func (e *engine) result() *Result {
 	for k, sl := range e.slot { // the jobs still live at the end
 		if sl >= 0 {
 			j := e.live.at(int(sl))
-			e.setFigs(k, e.figs.at(k), &j.rec)
+			e.setFigs(k, e.figs.at(k), &j.rec, j.poolAt)
 			if e.keep {
 				e.recs[k] = j.rec
 			}

@@ -72,7 +72,7 @@ func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
 				best = i
 			}
 		}
-		r.Pool = e.cfg.Pools[j.shares[best].pool].Name
+		r.Pool, j.poolAt = e.cfg.Pools[j.shares[best].pool].Name, int16(j.shares[best].pool)+1
 		if j.returned { // Star-Wait: the stint in the cloud is paid for
 			r.Cost += j.stintCost
 			r.CloudCost += j.stintCost
