@@ -130,8 +130,8 @@ func (m *Machine) readLog(f *Frozen, c *scheduler.Cluster) {
 			}
 		}
 		var run []*record
-		for _, r := range m.jobs {
-			if r.status == Running {
+		for _, r := range m.recs {
+			if r != nil && r.status == Running {
 				run = append(run, r)
 			}
 		}

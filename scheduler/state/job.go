@@ -108,8 +108,10 @@ type record struct {
 	ended    int64
 	requeues int
 	tag      int8 // the task's GPU tag, for AssignOf
-	// slot is the record's index in the machine's recs (see Machine.Hint).
+	// slot is the record's index in the machine's recs (see Machine.Hint);
+	// hash is its id's in the machine's jobIndex.
 	slot int32
+	hash uint32
 	// planGen is the generation of the last plan that named the job (see
 	// checkPlacements): a job named twice in one plan is refused.
 	planGen uint64

@@ -15,8 +15,9 @@ import (
 // free capacity), the job table and the tenants, changed only by Apply.
 // It is not safe for concurrent use; drivers serialise access, as raft does.
 type Machine struct {
-	c    *scheduler.Cluster
-	jobs map[string]*record
+	c *scheduler.Cluster
+	// jobs finds a record by its job's id (over recs, below).
+	jobs jobIndex
 	// pending is the queue in submission order (seq); a job that leaves
 	// it from within leaves a hole (r nil, its seq kept, so that the
 	// order still bisects), holes counting them, squeezed out once they
@@ -99,7 +100,7 @@ func bySeq(q queued, seq uint64) int { return cmp.Compare(q.seq, seq) }
 func (m *Machine) changed(r *record) {
 	r.ver++
 	m.jlog = append(m.jlog, r)
-	if limit := 4*len(m.jobs) + 1024; len(m.jlog) > 2*limit {
+	if limit := 4*m.jobs.n + 1024; len(m.jlog) > 2*limit {
 		m.trimLog(limit)
 	}
 }
@@ -124,7 +125,7 @@ func New() *Machine {
 }
 
 func newMachine(c *scheduler.Cluster) *Machine {
-	return &Machine{c: c, jobs: map[string]*record{}, tenants: map[string]scheduler.Tenant{}}
+	return &Machine{c: c, jobs: newJobIndex(), tenants: map[string]scheduler.Tenant{}}
 }
 
 // Result says what an applied command did.
@@ -269,7 +270,7 @@ func nilCommand(cmd Command) (Result, error) {
 
 // String summarises the machine in one line, for logs.
 func (m *Machine) String() string {
-	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending)-m.holes, m.nrun, len(m.jobs))
+	return fmt.Sprintf("applied %d, %d nodes, %d pending, %d running, %d jobs", m.applied, m.c.NumNodes(), len(m.pending)-m.holes, m.nrun, m.jobs.n)
 }
 
 // Cluster returns a read-only view of the cluster the machine keeps: only
@@ -320,8 +321,8 @@ func (m *Machine) runningView() []*scheduler.RunningJob {
 	case !m.viewOn:
 		m.viewOn = true
 		m.viewRec = m.viewRec[:0]
-		for _, r := range m.jobs {
-			if r.status == Running {
+		for _, r := range m.recs {
+			if r != nil && r.status == Running {
 				r.inView = true
 				m.viewRec = append(m.viewRec, r)
 			}
@@ -373,7 +374,7 @@ func (m *Machine) runningView() []*scheduler.RunningJob {
 
 // Job returns a copy of a job's record.
 func (m *Machine) Job(id string) (JobInfo, bool) {
-	r, ok := m.jobs[id]
+	r, ok := m.jobs.get(m.recs, id)
 	if !ok {
 		return JobInfo{}, false
 	}
@@ -381,13 +382,15 @@ func (m *Machine) Job(id string) (JobInfo, bool) {
 }
 
 // NumJobs is the number of jobs the machine remembers (not pruned).
-func (m *Machine) NumJobs() int { return len(m.jobs) }
+func (m *Machine) NumJobs() int { return m.jobs.n }
 
 // Jobs returns copies of every job record, sorted by id.
 func (m *Machine) Jobs() []JobInfo {
-	out := make([]JobInfo, 0, len(m.jobs))
-	for _, r := range m.jobs {
-		out = append(out, r.info())
+	out := make([]JobInfo, 0, m.jobs.n)
+	for _, r := range m.recs {
+		if r != nil {
+			out = append(out, r.info())
+		}
 	}
 	slices.SortFunc(out, func(a, b JobInfo) int { return strings.Compare(a.Job.ID, b.Job.ID) })
 	return out
@@ -456,7 +459,7 @@ func (m *Machine) setNodeState(c SetNodeState, res *Result) error {
 	}
 	// The node's tasks are lost: gangs go back whole, services lose replicas.
 	for _, rj := range m.Running() {
-		r := m.jobs[rj.Job.ID]
+		r, _ := m.jobs.get(m.recs, rj.Job.ID)
 		var lost []int
 		for _, tp := range r.run.Tasks {
 			if tp.Node == c.Node {
@@ -523,7 +526,7 @@ func (m *Machine) submit(c Submit, res *Result) error {
 	if err := j.Validate(); err != nil {
 		return err
 	}
-	if old, ok := m.jobs[j.ID]; ok {
+	if old, ok := m.jobs.get(m.recs, j.ID); ok {
 		return fmt.Errorf("job %s: field id: already submitted (%s)", j.ID, old.status)
 	}
 	s, err := m.c.ShapeOf(&j.Task)
@@ -543,8 +546,8 @@ func (m *Machine) submit(c Submit, res *Result) error {
 	}
 	r.run.Job = &r.job
 	m.nextSeq++
-	m.jobs[j.ID] = r
 	m.slot(r)
+	m.jobs.put(r)
 	m.lastSub = r
 	m.pending = append(m.pending, queued{r.seq, r}) // the newest seq goes last
 	m.changed(r)
@@ -648,7 +651,7 @@ func (m *Machine) prune(c Prune, res *Result) error {
 	keep := m.ended[:0]
 	for _, r := range m.ended {
 		if r.ended < c.Before {
-			delete(m.jobs, r.job.ID)
+			m.jobs.del(r)
 			m.recs[r.slot] = nil
 			m.free = append(m.free, r.slot)
 			res.Changed = true
@@ -696,7 +699,7 @@ func (m *Machine) Hint(id string) int32 {
 	if r := m.lastSub; r != nil && r.job.ID == id && m.recs[r.slot] == r {
 		return r.slot + 1 // asked of the job just submitted, as drivers do
 	}
-	if r, ok := m.jobs[id]; ok {
+	if r, ok := m.jobs.get(m.recs, id); ok {
 		return r.slot + 1
 	}
 	return 0
@@ -710,8 +713,7 @@ func (m *Machine) lookup(id string, hint int32) (*record, bool) {
 			return r, true
 		}
 	}
-	r, ok := m.jobs[id]
-	return r, ok
+	return m.jobs.get(m.recs, id)
 }
 
 // checkTasks checks a list of task indices of a job: in range, no repeats.

@@ -211,7 +211,7 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool) ([]
 	// plan's generation.
 	m.planGen++
 	for i, jp := range place {
-		r, ok := m.jobs[jp.Job]
+		r, ok := m.jobs.get(m.recs, jp.Job)
 		switch {
 		case !ok:
 			return ops, fmt.Errorf("field place[%d].job: unknown job %q", i, jp.Job)
@@ -367,7 +367,7 @@ func (m *Machine) evictions(evs []scheduler.Eviction, ops []placeOp) ([]eviction
 	at := map[*record]int{}
 	for i := range evs {
 		ev := &evs[i]
-		r, ok := m.jobs[ev.Job]
+		r, ok := m.jobs.get(m.recs, ev.Job)
 		if !ok {
 			return nil, fmt.Errorf("field evict[%d].job: unknown job %q", i, ev.Job)
 		}

@@ -167,7 +167,7 @@ func (m *Machine) restoreJob(ji *JobInfo, seqs map[uint64]string) error {
 		return err
 	}
 	id := j.ID
-	if _, dup := m.jobs[id]; dup {
+	if _, dup := m.jobs.get(m.recs, id); dup {
 		return fmt.Errorf("job %s: repeated", id)
 	}
 	if other, dup := seqs[ji.Seq]; dup || ji.Seq >= m.nextSeq {
@@ -201,8 +201,8 @@ func (m *Machine) restoreJob(ji *JobInfo, seqs map[uint64]string) error {
 		}
 		r.run.Tasks = append(r.run.Tasks, tp)
 	}
-	m.jobs[id] = r
 	m.slot(r)
+	m.jobs.put(r)
 	if r.status.Ended() {
 		m.ended = append(m.ended, r)
 	}
