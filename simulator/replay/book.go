@@ -156,7 +156,7 @@ func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement) {
 	j.shares = j.buf[:0] // beside the job's other hot fields (books never move)
 	var total int64
 	for _, tp := range tasks {
-		pool := e.poolOf[tp.Node]
+		pool := e.poolOfNode(tp.Node)
 		m := int64(len(tp.GPUs)) * int64(tp.GPUMilli)
 		total += m
 		i := slices.IndexFunc(j.shares, func(p poolShare) bool { return p.pool == pool })
@@ -171,6 +171,29 @@ func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement) {
 			j.shares[i].gpus *= j.gpus / float64(total)
 		}
 	}
+}
+
+// notePool records that node name, registered with the state machine, is
+// in pool (fleet order): by name, and by the machine's id of the node.
+func (e *engine) notePool(name string, pool int32) {
+	e.poolOf[name] = pool
+	if id, ok := e.m.Cluster().NodeByName(name); ok {
+		for len(e.nodePool) <= int(id) {
+			e.nodePool = append(e.nodePool, -1)
+		}
+		e.nodePool[id] = pool
+	}
+}
+
+// poolOfNode is the pool of the node named name, poolOf's answer. It asks
+// the state machine for the node's id, a look-up the machine has just
+// made for the node as it took the plan, whose table is in the cache
+// where the engine's own would not be, and reads the pool from a slice.
+func (e *engine) poolOfNode(name string) int32 {
+	if id, ok := e.m.Cluster().NodeByName(name); ok && int(id) < len(e.nodePool) && e.nodePool[id] >= 0 {
+		return e.nodePool[id]
+	}
+	return e.poolOf[name]
 }
 
 // poolShare is how many GPUs a run holds in one pool (fleet order).

@@ -55,6 +55,7 @@ type engine struct {
 	price      map[string]float64
 	prices     []float64        // price per GPU-hour, fleet order (price's)
 	poolOf     map[string]int32 // node name → pool, fleet order
+	nodePool   []int32          // the state machine's node id → pool, as poolOf (-1: none)
 	kind       map[string]scheduler.PoolKind
 	normCPU    int64 // under bursting, every owned node's CPU and memory
 	normMem    int64
@@ -283,7 +284,7 @@ func (e *engine) buildFleet() error {
 			return fmt.Errorf("fleet: node %s: %w", n.Name, err)
 		}
 		id, _ := e.m.Cluster().NodeByName(n.Name)
-		e.poolOf[n.Name] = int32(e.poolIdx[e.m.Cluster().PoolOf(id).Name])
+		e.notePool(n.Name, int32(e.poolIdx[e.m.Cluster().PoolOf(id).Name]))
 		owned++
 	}
 	if owned == 0 && !slices.ContainsFunc(e.cfg.NodeEvents, func(ne NodeEvent) bool { return ne.Add != nil }) {
@@ -754,7 +755,7 @@ func (e *engine) nodeEvent(i int, t int64) (bool, error) {
 		if _, err := e.m.Apply(state.RegisterNode{Node: *ne.Add}); err != nil {
 			return false, fmt.Errorf("replay: node event %d: add %s: %w", i, ne.Node, err)
 		}
-		e.poolOf[ne.Node] = int32(e.poolIdx[ne.Add.Pool])
+		e.notePool(ne.Node, int32(e.poolIdx[ne.Add.Pool]))
 		id, _ := e.m.Cluster().NodeByName(ne.Node)
 		gpus := float64(e.m.Cluster().Usage(id).GPUCap) / 1000
 		e.addedGPUs += gpus

@@ -252,7 +252,7 @@ func (s *scaler) event(e *engine, it item, t int64) (bool, error) {
 				return false, fmt.Errorf("replay: scale %s: %w", n.name, err)
 			}
 			n.made = true
-			e.poolOf[n.name] = int32(e.poolIdx[node.Pool])
+			e.notePool(n.name, int32(e.poolIdx[node.Pool]))
 			id, _ := e.m.Cluster().NodeByName(n.name)
 			gpus := float64(e.m.Cluster().Usage(id).GPUCap) / 1000
 			e.addedGPUs += gpus
