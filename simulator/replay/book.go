@@ -68,7 +68,7 @@ func (e *engine) requeued(ids []string, t int64) error {
 			return fmt.Errorf("replay: job %s requeued but not running", j.rec.ID)
 		}
 		ran := t - j.runStart
-		e.closeRun(k, t)
+		e.closeRun(j, t)
 		r := &j.rec
 		r.Preemptions++
 		if j.kind == scheduler.Training {
@@ -96,8 +96,10 @@ func (e *engine) requeued(ids []string, t int64) error {
 
 // setStatus moves job k to st, keeping the counts of queued and running
 // jobs, pending GPUs and GPUs in the burst cloud.
-func (e *engine) setStatus(k int, st status) {
-	j := e.job(k)
+func (e *engine) setStatus(k int, st status) { e.setStatusOf(e.job(k), st) }
+
+// setStatusOf is setStatus of the job whose book is j.
+func (e *engine) setStatusOf(j *jobState, st status) {
 	e.count(j.status, -1, j.gpus) // leave the old status first, always
 	e.count(st, 1, j.gpus)
 	j.status = st
@@ -115,9 +117,8 @@ func (e *engine) count(s status, sign int, gpus float64) {
 	}
 }
 
-// closeRun books the owned run of job k that ends at t.
-func (e *engine) closeRun(k int, t int64) {
-	j := e.job(k)
+// closeRun books the owned run that ends at t of the job whose book is j.
+func (e *engine) closeRun(j *jobState, t int64) {
 	r := &j.rec
 	d := t - j.runStart
 	r.GPUHours += j.gpus * hours(d)

@@ -697,42 +697,45 @@ func (e *engine) apply(it item, t int64) (bool, error) {
 	}
 	// A finish names the job's book, not its number: the book is read
 	// without a look-up in the job table first.
-	j := e.live.at(int(it.job))
+	s := it.job
+	j := e.live.at(int(s))
 	if it.epoch != j.epoch {
 		return false, nil // stale: the job was requeued, or ended, since
 	}
 	k := int(j.k)
 	if it.cloud {
-		e.setStatus(k, stDone)
+		e.setStatusOf(j, stDone)
 		e.ended++
 		r := &j.rec
 		r.End, r.State = t, "ended"
 		e.emit(Event{At: t, Kind: EventCloudEnd, Job: k, ID: j.rec.ID})
-		e.fold(k)
+		e.foldAt(k, s, j)
 		return false, nil
 	}
 	if j.status == stDone || j.status == stCloud {
 		return false, nil // stale
 	}
-	id := e.machineID(k)
+	// Written now, not after the state machine's finish: the record's
+	// line of figures, which fold reads, is fetched meanwhile.
+	j.rec.End = t
+	id := j.id
 	var err error
 	if j.status == stQueued { // a service that lost every replica ends queued
 		_, err = e.m.Apply(state.Cancel{Job: id, At: seconds(t), Hint: j.hint})
 	} else {
-		e.closeRun(k, t)
+		e.closeRun(j, t)
 		_, err = e.m.Apply(state.Finish{Job: id, At: seconds(t), Hint: j.hint})
 	}
 	if err != nil {
 		return false, fmt.Errorf("replay: finish %s: %w", j.rec.ID, err)
 	}
-	e.setStatus(k, stDone)
+	e.setStatusOf(j, stDone)
 	e.ended++
-	r := &j.rec
-	r.End, r.State = t, "ended"
+	j.rec.State = "ended"
 	if e.log != nil {
 		e.emit(Event{At: t, Kind: EventFinish, Job: k, ID: j.rec.ID})
 	}
-	e.fold(k)
+	e.foldAt(k, s, j)
 	e.prune(t)
 	return true, nil
 }
@@ -800,12 +803,12 @@ func (e *engine) stop() {
 	if e.cfg.Horizon == 0 {
 		return
 	}
-	for k, s := range e.slot { // in job order, as the sums always went
+	for _, s := range e.slot { // in job order, as the sums always went
 		if s < 0 || e.live.at(int(s)).status != stRunning {
 			continue
 		}
 		j := e.live.at(int(s))
-		e.closeRun(k, e.cfg.Horizon)
+		e.closeRun(j, e.cfg.Horizon)
 		j.runStart = e.cfg.Horizon
 		if e.cfg.RecordRuns {
 			j.rec.Runs[len(j.rec.Runs)-1].End = -1 // still running

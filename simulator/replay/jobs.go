@@ -216,10 +216,9 @@ func (e *engine) admit(k int, src *Job) *jobState {
 	return j
 }
 
-// fold writes the figures (and the record, when kept) of job k, which
-// ended, and frees its book.
-func (e *engine) fold(k int) {
-	j := e.job(k)
+// foldAt writes the figures (and the record, when kept) of job k, which
+// ended, and frees its book, j, number s in engine.live.
+func (e *engine) foldAt(k int, s int32, j *jobState) {
 	e.setFigs(k, e.figs.at(k), &j.rec, j.poolAt)
 	if e.recs != nil {
 		e.recs[k] = j.rec
@@ -229,7 +228,7 @@ func (e *engine) fold(k int) {
 		*j.src = Job{} // let its strings go
 	}
 	*j = jobState{epoch: j.epoch + 1} // the job's pending events go stale
-	e.free = append(e.free, e.slot[k])
+	e.free = append(e.free, s)
 	e.slot[k] = -1
 }
 
