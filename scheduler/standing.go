@@ -328,9 +328,9 @@ func (st *Standing) stop(lj *liveJob) {
 	st.count(ti, -1)
 }
 
-// fit gives an entry, its lists empty, room for n tasks: its own lists
-// when they have it, else pieces of the Standing's slabs, which it keeps
-// for its next jobs (an entry's lists only grow).
+// fit gives entry lj's lists room for n tasks (the caller empties them):
+// its own lists when they have it, else pieces of the Standing's slabs,
+// which it keeps for its next jobs.
 func (st *Standing) fit(lj *liveJob, n int) {
 	if cap(lj.tasks) >= n && cap(lj.assigns) >= n && cap(lj.alive) >= n {
 		return
