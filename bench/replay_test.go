@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	// The full 1,000,000 jobs take over ten CPU-seconds a policy (bench/README.md,
+	// The full 1,000,000 jobs take several CPU-seconds a policy (bench/README.md,
 	// Replay), so `make bench` replays a slice;
 	// -replay.jobs 1000000 runs the full size.
 	replayJobs      = flag.Int("replay.jobs", 10_000, "jobs replayed by BenchmarkReplay1MJobs (1000000 for the full size)")
