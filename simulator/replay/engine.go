@@ -40,6 +40,7 @@ type engine struct {
 	free       []int32           // books of live free for reuse
 	slot       []int32           // job number → its book in live, -1 when not live
 	figs       chunked[figs]     // job number → its figures, every job pulled
+	endLog     []endedFigs       // ended jobs' figures not yet in figs (flushFigs)
 	more       map[int]moreFigs  // job number → its rarer figures, when not all zero
 	recs       []JobRecord
 	keep       bool // recs are kept (not Config.NoRecords)

@@ -219,7 +219,12 @@ func (e *engine) admit(k int, src *Job) *jobState {
 // foldAt writes the figures (and the record, when kept) of job k, which
 // ended, and frees its book, j, number s in engine.live.
 func (e *engine) foldAt(k int, s int32, j *jobState) {
-	e.setFigs(k, e.figs.at(k), &j.rec, j.poolAt)
+	x := endedFigs{k: k}
+	e.setFigs(k, &x.f, &j.rec, j.poolAt)
+	e.endLog = append(e.endLog, x)
+	if len(e.endLog) == endBatch {
+		e.flushFigs()
+	}
 	if e.recs != nil {
 		e.recs[k] = j.rec
 	}
@@ -230,6 +235,33 @@ func (e *engine) foldAt(k int, s int32, j *jobState) {
 	*j = jobState{epoch: j.epoch + 1} // the job's pending events go stale
 	e.free = append(e.free, s)
 	e.slot[k] = -1
+}
+
+// endedFigs are the figures of job k, which ended, on their way to
+// engine.figs (all but the tenant and size, which they keep).
+type endedFigs struct {
+	k int
+	f figs
+}
+
+// endBatch is how many ended jobs' figures engine.endLog gathers before
+// they are written: a job's figures lie in a cache line the run has long
+// left, and a batch of such writes in a row waits for many lines at once,
+// where one write a finish waits for each.
+const endBatch = 1024
+
+// flushFigs writes the figures gathered in engine.endLog, field by field
+// but for the tenant and size: written, not read, the lines of a batch
+// are fetched side by side.
+func (e *engine) flushFigs() {
+	for i := range e.endLog {
+		x := &e.endLog[i].f
+		f := e.figs.at(e.endLog[i].k)
+		f.submit, f.start, f.end, f.dur = x.submit, x.start, x.end, x.dur
+		f.gpuH, f.cost = x.gpuH, x.cost
+		f.pool, f.state, f.cloud, f.more = x.pool, x.state, x.cloud, x.more
+	}
+	e.endLog = e.endLog[:0]
 }
 
 // newRecord is job k's record before it arrives.

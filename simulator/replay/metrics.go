@@ -444,6 +444,7 @@ func (e *engine) cutAccs() (tenants, sizes, pools map[string]*cutAcc, accs []*cu
 }
 
 func (e *engine) result() *Result {
+	e.flushFigs()
 	for k, sl := range e.slot { // the jobs still live at the end
 		if sl >= 0 {
 			j := e.live.at(int(sl))
