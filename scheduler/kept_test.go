@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -146,4 +147,67 @@ func TestSyncCopiesANodeChangedOtherwise(t *testing.T) {
 			require.Equal(t, liveState(src), liveState(r.Cluster()))
 		})
 	}
+}
+
+// TestScheduleKeptAssignsAreThePlans: over random passes on a kept set-up
+// (gangs, services topped up, preemption and backfill on), the
+// assignments ScheduleKeptAssigns hands back are, one for one in plan
+// order, those of the plan's task placements (AssignOf with the job's
+// tag), and the plan is ScheduleStanding's.
+func TestScheduleKeptAssignsAreThePlans(t *testing.T) {
+	var topUps, gangs, evictions int
+	for seed := range uint64(6) {
+		rng := rand.New(rand.NewPCG(seed, 41))
+		pools, nodes := randomFleet(rng, 6+rng.IntN(8))
+		src, err := NewCluster(pools, nodes)
+		require.NoError(t, err)
+		pol, err := NewPolicy(src, []string{"best-fit", "fgd"}[seed%2], Options{})
+		require.NoError(t, err)
+		m := &stModel{c: src, st: NewStanding(), pending: map[string]*Job{}, running: map[string]*RunningJob{}, assigns: map[string][]Assign{}}
+		r := NewReplica(src)
+		rc := r.Cluster()
+		phantom := ""
+		for step := range 300 {
+			m.step(t, rng, pol, &phantom)
+			r.Sync()
+			in := func() Pass {
+				return Pass{Now: int64(step), Policy: pol, Rng: rand.New(rand.NewPCG(seed, uint64(step))), Preempt: step%2 == 0, Backfill: step%3 == 0}
+			}
+			want, err := rc.ScheduleStanding(in(), m.st)
+			if err != nil {
+				continue // a phantom task: refused
+			}
+			got, as, err := rc.ScheduleKeptAssigns(in(), m.st)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "step %d: the plan", step)
+			var wantAs []Assign
+			for _, jp := range got.Place {
+				j := m.pending[jp.Job]
+				if j == nil {
+					j = m.running[jp.Job].Job
+					topUps++
+				}
+				if len(jp.Tasks) > 1 && j.Kind == Training {
+					gangs++
+				}
+				sh, err := rc.ShapeOf(&j.Task)
+				require.NoError(t, err)
+				for _, tp := range jp.Tasks {
+					a, err := rc.AssignOf(tp, sh.Tag)
+					require.NoError(t, err)
+					wantAs = append(wantAs, a)
+				}
+			}
+			require.Len(t, as, len(wantAs), "step %d: the assignments", step)
+			if len(as) > 0 {
+				require.Equal(t, wantAs, slices.Clip(as), "step %d: the assignments", step)
+			}
+			evictions += len(got.Evict)
+			m.apply(t, got)
+		}
+	}
+	t.Logf("top-ups %d, gangs %d, evictions %d", topUps, gangs, evictions)
+	require.Positive(t, topUps)
+	require.Positive(t, gangs)
+	require.Positive(t, evictions)
 }

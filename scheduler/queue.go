@@ -855,6 +855,9 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 	}
 	s.live = append(s.live, lj)
 	s.plan.Place = append(s.plan.Place, jp)
+	if s.st != nil {
+		s.st.planAs = append(s.st.planAs, as...)
+	}
 }
 
 // neverFits reports whether a job could not start even if every running

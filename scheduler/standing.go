@@ -64,6 +64,9 @@ type Standing struct {
 	outs  [][]*Unplaced
 	p     pass
 	in    Pass // the pass's input, a copy: ScheduleStanding's does not escape
+	// planAs holds the assignments of the last pass's plan, its placed
+	// tasks in plan order (see ScheduleKeptAssigns), reused pass to pass.
+	planAs []Assign
 
 	// emptyFit is the passes' count, per task shape, of the tasks the
 	// ready nodes would hold empty (see neverFits): it holds while no node
@@ -603,6 +606,21 @@ func (c *Cluster) ScheduleKept(in Pass, st *Standing) (Plan, error) {
 	return c.scheduleStanding(in, st, true)
 }
 
+// ScheduleKeptAssigns is ScheduleKept that also hands back the plan's
+// assignments: those of plan.Place's tasks, job after job and each job's
+// tasks in order (AssignOf of each placement, with the task's tag), as the
+// pass applied them. A driver whose pass ran on its own cluster (the state
+// machine's Step) keeps them without looking each placement's node up by
+// name again. The list is the Standing's, reused: valid until its next
+// pass, and not to be written.
+func (c *Cluster) ScheduleKeptAssigns(in Pass, st *Standing) (Plan, []Assign, error) {
+	plan, err := c.scheduleStanding(in, st, true)
+	if err != nil {
+		return Plan{}, nil, err
+	}
+	return plan, st.planAs, nil
+}
+
 func (c *Cluster) scheduleStanding(in Pass, st *Standing, keep bool) (Plan, error) {
 	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
 		return Plan{}, fmt.Errorf("pass: fields pending, running, tenants: the set-up supplies them; leave them empty")
@@ -668,6 +686,7 @@ func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
 	// The pass itself and its undo log are reused from pass to pass.
 	s := &st.p
 	st.in = *in
+	st.planAs = st.planAs[:0]
 	*s = pass{c: c, in: &st.in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st,
 		undo: s.undo[:0], buf: s.buf[:0], touched: s.touched[:0], emptyFit: st.emptyFit,
 		tps: s.tps, devs: s.devs, jps: s.jps} // the rest of the slabs, never carved yet

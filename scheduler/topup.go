@@ -75,6 +75,9 @@ func (s *pass) topUpOne(lj *liveJob) {
 		s.touch(lj)
 		lj.tasks = append(lj.tasks, task)
 		lj.assigns = append(lj.assigns, a)
+		if s.st != nil {
+			s.st.planAs = append(s.st.planAs, a)
+		}
 		lj.alive = append(lj.alive, true)
 		lj.nAlive++
 		s.l.tenants[lj.tenant].used.add(amountOf(&a))

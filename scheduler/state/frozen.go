@@ -344,7 +344,7 @@ func (m *Machine) Step(in scheduler.Pass, at int64) (scheduler.Plan, Result, err
 	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
 		return scheduler.Plan{}, Result{}, fmt.Errorf("plan: fields pending, running, tenants: the machine supplies them; leave them empty")
 	}
-	plan, err := m.c.ScheduleKept(in, f.st)
+	plan, as, err := m.c.ScheduleKeptAssigns(in, f.st)
 	if err != nil {
 		return scheduler.Plan{}, Result{}, fmt.Errorf("plan at applied %d: %w", m.applied, err)
 	}
@@ -352,7 +352,7 @@ func (m *Machine) Step(in scheduler.Pass, at int64) (scheduler.Plan, Result, err
 		return plan, Result{}, nil
 	}
 	var res Result
-	if err := m.applyPlan(PlanCommand(plan, at), &res, true); err != nil {
+	if err := m.applyPlanAs(PlanCommand(plan, at), &res, true, as); err != nil {
 		panic(fmt.Sprintf("state: the machine refused its own plan, which its cluster holds already: %v", err))
 	}
 	if res.Changed {

@@ -31,9 +31,17 @@ type placeOp struct {
 // updates the job table.
 //
 // kept says the cluster holds the plan's changes already (Step's pass ran
-// on it): the job table alone is checked and updated.
+// on it): the job table alone is checked and updated. given, with kept, is
+// the assignments of the plan's tasks in plan order as the pass applied
+// them (scheduler.Cluster.ScheduleKeptAssigns): no placement's node is
+// looked up by name then, nor its assignment worked out again.
 func (m *Machine) applyPlan(p ApplyPlan, res *Result, kept bool) error {
-	ops, err := m.checkPlacements(p.Place, kept)
+	return m.applyPlanAs(p, res, kept, nil)
+}
+
+// applyPlanAs is applyPlan with the assignments given (see applyPlan).
+func (m *Machine) applyPlanAs(p ApplyPlan, res *Result, kept bool, given []scheduler.Assign) error {
+	ops, err := m.checkPlacements(p.Place, kept, given)
 	defer func() {
 		clear(ops) // let the records go
 		m.ops = ops[:0]
@@ -184,10 +192,12 @@ func (m *Machine) commit(op *placeOp, k int, s *scheduler.Shape) error {
 // checkPlacements checks the form of a plan's placements: known, live
 // jobs, each once; task indices in range, each once; known nodes and
 // devices; and resources that are exactly what the task asks for (unless
-// kept: the cluster took them already, which checked them). The ops are
-// the machine's scratch (m.ops), returned with an error too, for
+// kept: the cluster took them already, which checked them). given, when
+// kept, holds the tasks' assignments in plan order (see applyPlan); a job
+// whose placements are not in task order has its own worked out. The ops
+// are the machine's scratch (m.ops), returned with an error too, for
 // applyPlan to clear.
-func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool) ([]placeOp, error) {
+func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool, given []scheduler.Assign) ([]placeOp, error) {
 	ops := slices.Grow(m.ops[:0], len(place)) // applyPlan clears it
 	// The plan's copies of the placements, their devices, assignments and
 	// skip marks come from one slab each: a plan allocates per plan, not
@@ -200,6 +210,9 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool) ([]
 		for k := range jp.Tasks {
 			ngpu += len(jp.Tasks[k].GPUs)
 		}
+	}
+	if !kept || len(given) != ntask {
+		given = nil
 	}
 	taskSlab, gpuSlab := make([]scheduler.TaskPlacement, ntask), make([]int, ngpu)
 	asSlab := make([]scheduler.Assign, ntask)
@@ -238,8 +251,13 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool) ([]
 			gpuSlab = gpuSlab[g:]
 			copy(tp.GPUs, jp.Tasks[k].GPUs)
 		}
+		var gas []scheduler.Assign // the job's assignments, given
+		if len(given) >= n {
+			gas, given = given[:n], given[n:]
+		}
 		if !slices.IsSortedFunc(op.tasks, byTask) {
 			slices.SortFunc(op.tasks, byTask)
+			gas = nil
 		}
 		for k := range op.tasks {
 			tp := &op.tasks[k]
@@ -248,6 +266,15 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool) ([]
 			}
 			if k > 0 && op.tasks[k-1].Task == tp.Task {
 				return ops, fmt.Errorf("field place[%d].tasks: job %s: task %d placed twice", i, jp.Job, tp.Task)
+			}
+			if gas != nil {
+				// The pass's own: its node and devices are the cluster's,
+				// and tp.Node the cluster's string already.
+				if err := m.checkTaskOf(r, tp); err != nil {
+					return ops, fmt.Errorf("field place[%d].tasks: job %s task %d: %w", i, jp.Job, tp.Task, err)
+				}
+				op.as[k] = gas[k]
+				continue
 			}
 			id, err := m.checkTask(r, tp, kept)
 			if err != nil {
@@ -276,11 +303,8 @@ func byTask(a, b scheduler.TaskPlacement) int { return a.Task - b.Task }
 // already (kept) are not checked again.
 func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement, kept bool) (scheduler.NodeID, error) {
 	t := &r.job.Task
-	if tp.Task < 0 || tp.Task >= r.job.Count {
-		return 0, fmt.Errorf("field task: out of range 0..%d", r.job.Count-1)
-	}
-	if r.isDone(tp.Task) {
-		return 0, fmt.Errorf("field task: the task is done")
+	if err := m.checkTaskOf(r, tp); err != nil {
+		return 0, err
 	}
 	// Plans name the same node many times over: the last one found is
 	// kept (a node's name and id never change).
@@ -295,6 +319,18 @@ func (m *Machine) checkTask(r *record, tp *scheduler.TaskPlacement, kept bool) (
 		return id, nil
 	}
 	return id, m.checkShare(t, id, tp)
+}
+
+// checkTaskOf checks that a placement names a task of the job, in range
+// and not done.
+func (m *Machine) checkTaskOf(r *record, tp *scheduler.TaskPlacement) error {
+	if tp.Task < 0 || tp.Task >= r.job.Count {
+		return fmt.Errorf("field task: out of range 0..%d", r.job.Count-1)
+	}
+	if r.isDone(tp.Task) {
+		return fmt.Errorf("field task: the task is done")
+	}
+	return nil
 }
 
 // checkShare checks the resources of a placement on node id against the
