@@ -34,6 +34,8 @@ type Standing struct {
 	slabL  []bool
 	err    error // the first change refused, reported by the next pass
 	inited bool  // the ledger was built (SetTenants ran once)
+	// trusted: no held sums are kept nor checked (NewTrustedStanding).
+	trusted bool
 	// jobs counts each tenant's running and pending jobs; idle is the
 	// number of best-effort tenants with none. order lists the tenants by
 	// name, short the running services missing replicas (topUp's work).
@@ -47,7 +49,8 @@ type Standing struct {
 	// compares them with the cluster on the nodes that changed on either
 	// side since the last pass) and the node's share of ready; gpu and
 	// tags the sums per device and per node and tag. They are kept as
-	// jobs run and stop. dirty lists the nodes to take again.
+	// jobs run and stop (not by a trusted set-up, whose nodes keep only
+	// their ready share). dirty lists the nodes to take again.
 	nodes []standNode
 	gpu   []int64
 	tags  []int32
@@ -114,6 +117,25 @@ type readyPart struct {
 // NewStanding returns an empty set-up: no tenants, no jobs.
 func NewStanding() *Standing {
 	return &Standing{l: ledger{byName: map[string]int{}}, run: map[string]*liveJob{}}
+}
+
+// NewTrustedStanding returns an empty set-up that trusts its driver: one
+// whose passes run on a cluster of its own that holds exactly the tasks of
+// the running jobs it tells the set-up of, since the driver itself
+// committed and released them there (the state machine's Step). It keeps
+// no per-node sums of the running tasks and makes no held check: a run or
+// a stop costs the job's own entry and its tenant's amounts, not a cold
+// record per node, device and tag. Everything a decision reads is kept as
+// in NewStanding's (the ready amounts, taken again on the nodes the
+// cluster's change log names), so the plans are the same. The trade: a
+// driver that breaks the promise (a running task the cluster does not
+// hold, or one told twice) is not refused with an error; its passes decide
+// on the cluster as it is. A driver that plans on a copy, or is told of
+// jobs by others (the daemon's Plan and Freeze), keeps the check.
+func NewTrustedStanding() *Standing {
+	st := NewStanding()
+	st.trusted = true
+	return st
 }
 
 // refuse keeps the first error of a change for the next pass to report.
@@ -283,7 +305,9 @@ func (st *Standing) run1(c *Cluster, rj *RunningJob, as []Assign) *liveJob {
 		lj.assigns = append(lj.assigns, a)
 		lj.alive = append(lj.alive, true)
 		t.used.add(amountOf(&a))
-		st.hold(c, &a, 1)
+		if !st.trusted {
+			st.hold(c, &a, 1)
+		}
 	}
 	// Not clipped: the lists are the entry's own (in itself, or a piece
 	// carved clipped by fit), so a pass's topUp may append in place, past
@@ -313,7 +337,9 @@ func (st *Standing) stop(lj *liveJob) {
 	t := &st.l.tenants[lj.tenant]
 	for k := range lj.assigns {
 		t.used.sub(amountOf(&lj.assigns[k]))
-		st.hold(nil, &lj.assigns[k], -1)
+		if !st.trusted {
+			st.hold(nil, &lj.assigns[k], -1)
+		}
 	}
 	last := st.live[len(st.live)-1]
 	st.live[lj.slot], last.slot = last, lj.slot
@@ -553,7 +579,7 @@ func (st *Standing) sync(c *Cluster) error {
 		sn.cap, sn.free, sn.ready = p.cap, p.free, p.ready
 		st.ready.cap.add(p.cap)
 		st.ready.free.add(p.free)
-		if (bad < 0 || n < bad) && overHeld(c, n, sn.cpu, sn.mem, st.gpuSums(sn), st.tags[int(n)*numTags:], sn.tagBits) {
+		if !st.trusted && (bad < 0 || n < bad) && overHeld(c, n, sn.cpu, sn.mem, st.gpuSums(sn), st.tags[int(n)*numTags:], sn.tagBits) {
 			bad = n
 		}
 	}

@@ -97,6 +97,40 @@ func TestStandingHeldTags(t *testing.T) {
 	require.ErrorContains(t, err, "the tasks on node n1 hold more")
 }
 
+// TestTrustedStandingSkipsTheHeldCheck states the trade of a trusted
+// set-up: a running task the cluster does not hold is refused by a
+// checking set-up and not by a trusted one, which keeps no sums to check
+// it with; both place alike once the driver is consistent again.
+func TestTrustedStandingSkipsTheHeldCheck(t *testing.T) {
+	f := qNew(t, qNodes("n", "H100", 2, 4))
+	ghost := &RunningJob{Job: qJob("g", "a", 0, 1, 1),
+		Tasks: []TaskPlacement{{Node: "n1", GPUs: []int{0}, GPUMilli: MilliPerGPU, CPUMilli: 1000, MemoryMiB: 1024}}}
+	for _, tc := range []struct {
+		name    string
+		st      *Standing
+		refused bool
+	}{{"checking", NewStanding(), true}, {"trusted", NewTrustedStanding(), false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.st
+			j := qJob("q", "a", 0, 1, 1)
+			st.Queue(f.c, j)
+			st.Run(f.c, ghost)
+			in := Pass{Policy: f.p, Rng: rand.New(rand.NewPCG(1, 2))}
+			_, err := f.c.ScheduleStanding(in, st)
+			if tc.refused {
+				require.ErrorContains(t, err, "the tasks on node n1 hold more")
+			} else {
+				require.NoError(t, err)
+			}
+			require.Equal(t, tc.refused, st.nodes[1].cpu != 0, "the ghost's CPU summed on its node")
+			st.Stop("g")
+			p, err := f.c.ScheduleStanding(in, st)
+			require.NoError(t, err)
+			require.Len(t, p.Place, 1)
+		})
+	}
+}
+
 // TestKeptPlansStayValid runs passes on a kept set-up, which carve their
 // plans from blocks kept from pass to pass, and checks that every plan
 // returned keeps its contents through the later passes, and that appends
