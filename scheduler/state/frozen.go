@@ -351,6 +351,7 @@ func (m *Machine) Step(in scheduler.Pass, at int64) (scheduler.Plan, Result, err
 		return scheduler.Plan{}, Result{}, fmt.Errorf("plan: fields pending, running, tenants: the machine supplies them; leave them empty")
 	}
 	plan, as, err := m.c.ScheduleKeptAssigns(in, f.st)
+	m.stepAs = as
 	if err != nil {
 		return scheduler.Plan{}, Result{}, fmt.Errorf("plan at applied %d: %w", m.applied, err)
 	}
@@ -367,6 +368,13 @@ func (m *Machine) Step(in scheduler.Pass, at int64) (scheduler.Plan, Result, err
 	res.finish()
 	return plan, res, nil
 }
+
+// StepAssigns returns the cluster assignments of the last Step's plan,
+// one per task placement in the plan's order (placement by placement, task
+// by task), each naming its node by id: a driver that books the plan's
+// placements by node finds them without looking names up. Read-only,
+// valid until the next Step.
+func (m *Machine) StepAssigns() []scheduler.Assign { return m.stepAs }
 
 // Applied is the machine's Applied when the state was frozen.
 func (f *Frozen) Applied() uint64 { return f.applied }

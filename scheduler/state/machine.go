@@ -76,6 +76,8 @@ type Machine struct {
 	// which may keep records: none is reused then.
 	limbo, spare []*record
 	shared       bool
+	// stepAs is the last Step's plan's assignments (StepAssigns).
+	stepAs []scheduler.Assign
 	recycled     int // records filled again, for tests
 	// jlog lists the jobs whose status or live tasks changed, in order;
 	// jlogBase is the position of jlog[0] in the whole history. A Frozen

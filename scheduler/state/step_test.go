@@ -83,9 +83,20 @@ func TestStepMatchesPlanApply(t *testing.T) {
 				require.Equal(t, b.Applied(), g.m.Applied())
 				checkInvariants(t, g.m)
 				steps++
+				// StepAssigns: a task placement's assignment each, in order.
+				as := g.m.StepAssigns()
 				for _, p := range got.Place {
 					placed += len(p.Tasks)
+					r, ok := g.m.jobs.get(g.m.recs, p.Job)
+					require.True(t, ok)
+					for _, tp := range p.Tasks {
+						a, err := g.m.c.AssignOf(tp, r.tag)
+						require.NoError(t, err)
+						require.Equal(t, a, as[0], "step %d: job %s task %d", step, p.Job, tp.Task)
+						as = as[1:]
+					}
 				}
+				require.Empty(t, as, "step %d: one assignment a task placement", step)
 				evicted += len(got.Evict)
 			}
 			require.Positive(t, steps)

@@ -153,11 +153,15 @@ func (e *engine) runCost(j *jobState, t int64) float64 {
 func (e *engine) cloudCharge(c float64) { e.poolCost[e.poolIdx[e.cloudAt]] += c }
 
 // share splits a job's GPUs over the pools its tasks were placed in.
-func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement) {
+func (e *engine) share(j *jobState, tasks []scheduler.TaskPlacement, as []scheduler.Assign) {
 	j.shares = j.buf[:0] // beside the job's other hot fields (books never move)
 	var total int64
-	for _, tp := range tasks {
-		pool := e.poolOfNode(tp.Node)
+	for k, tp := range tasks {
+		id := scheduler.NoNode
+		if as != nil {
+			id = as[k].Node
+		}
+		pool := e.poolAt(id, tp.Node)
 		m := int64(len(tp.GPUs)) * int64(tp.GPUMilli)
 		total += m
 		i := slices.IndexFunc(j.shares, func(p poolShare) bool { return p.pool == pool })
@@ -195,6 +199,15 @@ func (e *engine) poolOfNode(name string) int32 {
 		return e.nodePool[id]
 	}
 	return e.poolOf[name]
+}
+
+// poolAt is poolOfNode for a node the machine knows by id (NoNode: by its
+// name alone).
+func (e *engine) poolAt(id scheduler.NodeID, name string) int32 {
+	if id >= 0 && int(id) < len(e.nodePool) && e.nodePool[id] >= 0 {
+		return e.nodePool[id]
+	}
+	return e.poolOfNode(name)
 }
 
 // poolShare is how many GPUs a run holds in one pool (fleet order).

@@ -30,7 +30,10 @@ func (e *engine) pass(t int64) error {
 		return err
 	}
 	started := 0
+	as := e.m.StepAssigns() // by task placement, in the plan's order
 	for _, jp := range plan.Place {
+		tas := as[:len(jp.Tasks)]
+		as = as[len(jp.Tasks):]
 		k, err := e.number(jp.Job)
 		if err != nil {
 			return err
@@ -39,7 +42,7 @@ func (e *engine) pass(t int64) error {
 			e.emit(Event{At: t, Kind: EventReplace, Job: k, ID: e.job(k).rec.ID, Node: jp.Tasks[0].Node})
 			continue
 		}
-		e.start(k, t, jp.Tasks)
+		e.start(k, t, jp.Tasks, tas)
 		started++
 	}
 	if started != len(res.Started) {
@@ -49,15 +52,16 @@ func (e *engine) pass(t int64) error {
 }
 
 // start books job k's start on owned nodes at t with the placements of its
-// tasks, and schedules its end: a training job after its restart time and
-// remaining work, a service once, at its first start plus its duration.
-func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement) {
+// tasks (as their assignments, which name the nodes by id), and schedules
+// its end: a training job after its restart time and remaining work, a
+// service once, at its first start plus its duration.
+func (e *engine) start(k int, t int64, tasks []scheduler.TaskPlacement, as []scheduler.Assign) {
 	j := e.job(k)
 	r := &j.rec
 	node := tasks[0].Node
 	e.setStatus(k, stRunning)
 	j.runStart, j.costFrom = t, t
-	e.share(j, tasks)
+	e.share(j, tasks, as)
 	for _, p := range j.shares {
 		e.alloc[p.pool] += p.gpus
 	}

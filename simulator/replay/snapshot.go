@@ -213,7 +213,7 @@ func (e *engine) arrivePlaced(k int, src *Job, t int64) error {
 	if len(res.Started) != 1 {
 		return fmt.Errorf("replay: %s: field placed: the state machine did not start it", src.Source)
 	}
-	e.start(k, t, tasks)
+	e.start(k, t, tasks, nil) // found by name
 	if s := src.PlacedSince; s != 0 && s < t {
 		j.rec.Start = s
 	}
