@@ -77,8 +77,8 @@ type Machine struct {
 	limbo, spare []*record
 	shared       bool
 	// stepAs is the last Step's plan's assignments (StepAssigns).
-	stepAs []scheduler.Assign
-	recycled     int // records filled again, for tests
+	stepAs   []scheduler.Assign
+	recycled int // records filled again, for tests
 	// jlog lists the jobs whose status or live tasks changed, in order;
 	// jlogBase is the position of jlog[0] in the whole history. A Frozen
 	// reads it from where it last stopped (see Refreeze); it is trimmed as
