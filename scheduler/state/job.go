@@ -98,40 +98,43 @@ func (j *JobInfo) Missing() []int {
 	return out
 }
 
-// record is the machine's live form of a job.
+// record is the machine's live form of a job. Its fields are laid out
+// for a finish, the most frequent command of a replay: what it reads (the
+// status, the live tasks and their assignments, the planner's copy, the
+// job's id) lies in the first cache lines, the rest after.
 type record struct {
-	job      scheduler.Job
-	seq      uint64
-	status   JobStatus
-	run      scheduler.RunningJob // run.Job is &job; run.Tasks the live tasks by index
-	done     []int                // sorted
-	ended    int64
-	requeues int
-	tag      int8 // the task's GPU tag, for AssignOf
+	status JobStatus
+	tag    int8 // the task's GPU tag, for AssignOf
+	// inView: the record is listed in the machine's running view or in
+	// the jobs started since it was built (see Machine.runningView).
+	inView bool
 	// slot is the record's index in the machine's recs (see Machine.Hint);
 	// hash is its id's in the machine's jobIndex.
 	slot int32
 	hash uint32
-	// planGen is the generation of the last plan that named the job (see
-	// checkPlacements): a job named twice in one plan is refused.
-	planGen uint64
 	// ver counts the changes to status and run (see Machine.changed), so
 	// that a Frozen copies a job once however often the log names it.
-	ver uint64
-	// inView: the record is listed in the machine's running view or in
-	// the jobs started since it was built (see Machine.runningView).
-	inView bool
-	// fz is a Frozen's copy of the job, a cache (see Frozen.copyOf).
-	fz *frozenJob
-	// lean is what the machine's planner knows of the job (see
-	// Frozen.lean).
-	lean leanCopy
+	ver   uint64
+	ended int64
+	run   scheduler.RunningJob // run.Job is &job; run.Tasks the live tasks by index
 	// as holds the cluster assignments of run.Tasks, index for index, as
 	// the plan that started the job worked them out; nil (or of another
 	// length) when not kept, and they are worked out again (assignAt).
 	as []scheduler.Assign
+	// lean is what the machine's planner knows of the job (see
+	// Frozen.lean).
+	lean leanCopy
 	// as1 holds the assignment of a job of one task (as is as1[:] then).
 	as1 [1]scheduler.Assign
+	job scheduler.Job
+	seq uint64
+	// planGen is the generation of the last plan that named the job (see
+	// checkPlacements): a job named twice in one plan is refused.
+	planGen  uint64
+	done     []int // sorted
+	requeues int
+	// fz is a Frozen's copy of the job, a cache (see Frozen.copyOf).
+	fz *frozenJob
 }
 
 func (r *record) info() JobInfo {
