@@ -84,3 +84,21 @@ func TestHint(t *testing.T) {
 	_, err = Decode([]byte(`{"v":1,"type":"finish","job":"a","at":1,"Hint":3}`))
 	require.Error(t, err)
 }
+
+// TestWarmChangesNothing: Warm reads, whatever the hint (a running job's,
+// a pending one's, a pruned one's, out of range, none), and changes no
+// byte of the state.
+func TestWarmChangesNothing(t *testing.T) {
+	g := busyMachine(t, 3, 6)
+	before := snap(t, g.m)
+	applied := g.m.Applied()
+	for h := int32(-2); h <= int32(len(g.m.recs))+2; h++ {
+		g.m.Warm(h)
+	}
+	require.Equal(t, string(before), string(snap(t, g.m)))
+	require.Equal(t, applied, g.m.Applied())
+	require.NotZero(t, g.m.warmed, "the reads were kept")
+	require.Zero(t, g.m.c.Warm(-1))
+	require.Zero(t, g.m.c.Warm(scheduler.NodeID(g.m.c.NumNodes())))
+	require.Zero(t, scheduler.RunRef{}.Warm())
+}

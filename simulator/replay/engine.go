@@ -79,6 +79,7 @@ type engine struct {
 	lastT      int64      // the last instant applied
 	ended      int
 	pruneAt    int
+	warmed     uint32 // what the warming of finishes read, kept so that the reads stay
 	topUp      bool
 	passes     int
 	log        func(Event)
@@ -568,6 +569,18 @@ func (e *engine) run(ctx context.Context) error {
 		for !e.q.empty() && e.q.h[0].at == t {
 			batch = append(batch, e.q.pop())
 		}
+		// Read the instant's finishing jobs' books, records and nodes side
+		// by side first (Machine.Warm): their cache misses overlap rather
+		// than come one after another (1M jobs: about 5% of the run).
+		var epochs uint32
+		for _, it := range batch {
+			if it.phase == phaseFinish && it.scale == 0 && !it.price && !it.move {
+				j := e.live.at(int(it.job))
+				epochs += j.epoch
+				e.m.Warm(j.hint)
+			}
+		}
+		e.warmed += epochs
 		changed := false
 		returns := len(batch)
 		for i, it := range batch {
