@@ -287,7 +287,9 @@ func (m *Machine) Cluster() scheduler.View { return m.c.View() }
 func (m *Machine) Applied() uint64 { return m.applied }
 
 // Pending returns the queued jobs in submission order (a requeued job at
-// its original place). The jobs are the machine's own: read-only.
+// its original place). The jobs are the machine's own: read-only, valid
+// until the next Apply (a stepping machine fills a pruned job's record
+// again).
 func (m *Machine) Pending() []*scheduler.Job {
 	out := make([]*scheduler.Job, 0, len(m.pending)-m.holes)
 	for _, q := range m.pending {
