@@ -750,8 +750,14 @@ func (m *Machine) lookup(id string, hint int32) (*record, bool) {
 }
 
 // checkTasks checks a list of task indices of a job: in range, no repeats.
-// It leaves the tasks in m.sets[0], for the caller to test against.
+// It leaves the tasks in m.sets[0], for the caller to test against; an
+// empty list (a whole job named, as most commands name it) leaves the set
+// as it was and reads nothing of the job, whose count lies on a cache line
+// the command would not read otherwise.
 func (m *Machine) checkTasks(r *record, tasks []int) error {
+	if len(tasks) == 0 {
+		return nil
+	}
 	set := &m.sets[0]
 	set.reset(r.job.Count)
 	m.work += uint64(len(tasks))
