@@ -1,18 +1,22 @@
 package scheduler
 
-// Warm reads what releasing a task on node id reads first (the node's
-// record and its first device) and changes nothing. A driver about to
-// change a batch of jobs' nodes warms them side by side first, so that
-// their cache misses overlap rather than come one after another; the value
-// is only for the caller to keep, so that the reads stay.
-func (c *Cluster) Warm(id NodeID) int64 {
-	if id < 0 || int(id) >= len(c.nodes) {
+// Warm reads what releasing assignment a reads first (its node's record,
+// its first device, its tag's count on the node) and changes nothing. A
+// driver about to release a batch of jobs' tasks warms them side by side
+// first, so that their cache misses overlap rather than come one after
+// another; the value is only for the caller to keep, so that the reads
+// stay.
+func (c *Cluster) Warm(a *Assign) int64 {
+	if a.Node < 0 || int(a.Node) >= len(c.nodes) {
 		return 0
 	}
-	r := &c.nodes[id]
+	r := &c.nodes[a.Node]
 	v := r.cpuFree
 	if r.gpuN > 0 {
 		v += int64(c.gpuFree[r.gpuOff])
+	}
+	if a.Tag >= 0 && int(a.Tag) < numTags {
+		v += int64(c.tagCount[int(a.Node)*numTags+int(a.Tag)])
 	}
 	return v
 }

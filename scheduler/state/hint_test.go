@@ -98,7 +98,7 @@ func TestWarmChangesNothing(t *testing.T) {
 	require.Equal(t, string(before), string(snap(t, g.m)))
 	require.Equal(t, applied, g.m.Applied())
 	require.NotZero(t, g.m.warmed, "the reads were kept")
-	require.Zero(t, g.m.c.Warm(-1))
-	require.Zero(t, g.m.c.Warm(scheduler.NodeID(g.m.c.NumNodes())))
+	require.Zero(t, g.m.c.Warm(&scheduler.Assign{Node: -1}))
+	require.Zero(t, g.m.c.Warm(&scheduler.Assign{Node: scheduler.NodeID(g.m.c.NumNodes())}))
 	require.Zero(t, scheduler.RunRef{}.Warm())
 }

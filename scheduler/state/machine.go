@@ -733,7 +733,7 @@ func (m *Machine) Warm(hint int32) {
 	r := m.recs[i]
 	v := int64(r.status) + int64(r.lean.ref.Warm())
 	if len(r.as) > 0 {
-		v += m.c.Warm(r.as[0].Node)
+		v += m.c.Warm(&r.as[0])
 	}
 	m.warmed += v
 }
