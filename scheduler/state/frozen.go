@@ -341,15 +341,15 @@ func (m *Machine) Plan(in scheduler.Pass) (scheduler.Plan, error) {
 // the machine disagree, and panics. A driver that replicates its commands
 // must log the plan (PlanCommand) as the command Step applied.
 func (m *Machine) Step(in scheduler.Pass, at int64) (scheduler.Plan, Result, error) {
+	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
+		return scheduler.Plan{}, Result{}, fmt.Errorf("plan: fields pending, running, tenants: the machine supplies them; leave them empty")
+	}
 	f := m.planner
 	if f == nil || !f.direct {
 		f = &Frozen{lean: true, direct: true}
 		m.planner = f
 	}
 	m.readLog(f, m.c)
-	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
-		return scheduler.Plan{}, Result{}, fmt.Errorf("plan: fields pending, running, tenants: the machine supplies them; leave them empty")
-	}
 	plan, as, err := m.c.ScheduleKeptAssigns(in, f.st)
 	m.stepAs = as
 	if err != nil {

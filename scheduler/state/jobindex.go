@@ -10,7 +10,10 @@ import "hash/maphash"
 // id only where the hash matches, and a record keeps its hash, so that
 // forgetting a job reads neither its id nor hashes it again. The table is
 // no part of the state: a lookup's result does not depend on its layout,
-// and nothing walks it.
+// and nothing walks it. Its hash is seeded per machine (maphash, as Go's
+// maps are) because clients choose job ids: ids crafted to collide under a
+// fixed hash would turn every probe into a walk of the table. The seed
+// changes where an entry lies, never what a command does.
 type jobIndex struct {
 	seed maphash.Seed
 	tab  []ixEntry // len a power of two, at most half full

@@ -183,7 +183,7 @@ func (m *Machine) Apply(cmd Command) (Result, error) {
 	case Cancel:
 		typ, err = c.Type(), m.cancel(c, &res)
 	case ApplyPlan:
-		typ, err = c.Type(), m.applyPlan(c, &res, false)
+		typ, err = c.Type(), m.applyPlan(c, &res)
 	case Finish:
 		typ, err = c.Type(), m.finish(c, &res)
 	case Preempt:
@@ -231,7 +231,7 @@ func (m *Machine) Apply(cmd Command) (Result, error) {
 		if c == nil {
 			return nilCommand(cmd)
 		}
-		typ, err = c.Type(), m.applyPlan(*c, &res, false)
+		typ, err = c.Type(), m.applyPlan(*c, &res)
 	case *Finish:
 		if c == nil {
 			return nilCommand(cmd)

@@ -29,17 +29,16 @@ type placeOp struct {
 // rule), then changes the cluster (releases, then commits that re-check
 // every device), undoing it all on the first refusal, and only then
 // updates the job table.
-//
-// kept says the cluster holds the plan's changes already (Step's pass ran
-// on it): the job table alone is checked and updated. given, with kept, is
-// the assignments of the plan's tasks in plan order as the pass applied
-// them (scheduler.Cluster.ScheduleKeptAssigns): no placement's node is
-// looked up by name then, nor its assignment worked out again.
-func (m *Machine) applyPlan(p ApplyPlan, res *Result, kept bool) error {
-	return m.applyPlanAs(p, res, kept, nil)
+func (m *Machine) applyPlan(p ApplyPlan, res *Result) error {
+	return m.applyPlanAs(p, res, false, nil)
 }
 
-// applyPlanAs is applyPlan with the assignments given (see applyPlan).
+// applyPlanAs is applyPlan, or with kept the plan of Step, whose pass left
+// its changes on the cluster already: the job table alone is checked and
+// updated. given, with kept, is the assignments of the plan's tasks in
+// plan order as the pass applied them (scheduler.Cluster.
+// ScheduleKeptAssigns): no placement's node is looked up by name then, nor
+// its assignment worked out again.
 func (m *Machine) applyPlanAs(p ApplyPlan, res *Result, kept bool, given []scheduler.Assign) error {
 	ops, err := m.checkPlacements(p.Place, kept, given)
 	defer func() {

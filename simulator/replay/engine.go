@@ -574,7 +574,7 @@ func (e *engine) run(ctx context.Context) error {
 		// than come one after another (1M jobs: about 5% of the run).
 		var epochs uint32
 		for _, it := range batch {
-			if it.phase == phaseFinish && it.scale == 0 && !it.price && !it.move {
+			if it.isFinish() {
 				j := e.live.at(int(it.job))
 				epochs += j.epoch
 				e.m.Warm(j.hint)

@@ -28,6 +28,12 @@ type item struct {
 	scale uint8 // a scaler event (job is the cloud node's index)
 }
 
+// isFinish says whether the item is a job's finish (engine.apply's last
+// case: no scaler, price, move, node or expiry event).
+func (it *item) isFinish() bool {
+	return it.phase == phaseFinish && it.scale == 0 && !it.price && !it.move
+}
+
 // entry is an item as the heap holds it, 24 bytes: the heap moves entries
 // by value, and a smaller one moves more of them per cache line. Its key
 // packs the item's phase, push order and flags, in an order that sorts as
