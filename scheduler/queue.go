@@ -246,6 +246,9 @@ func (s *pass) slab() int {
 func (s *pass) placements(n int) []TaskPlacement {
 	if len(s.tps) < n {
 		s.tps = make([]TaskPlacement, max(n, s.expect, 2*len(s.plan.Place), s.slab()))
+		if s.st != nil && s.st.reuse {
+			s.st.tps0 = s.tps
+		}
 	}
 	out := s.tps[:n:n]
 	s.tps = s.tps[n:]
@@ -260,6 +263,9 @@ func (s *pass) devices(n int) []int {
 	}
 	if len(s.devs) < n {
 		s.devs = make([]int, max(n*max(s.expect, 1), 2*len(s.plan.Place), 2*s.slab()))
+		if s.st != nil && s.st.reuse {
+			s.st.devs0 = s.devs
+		}
 	}
 	out := s.devs[:0:n]
 	s.devs = s.devs[n:]
@@ -842,6 +848,9 @@ func (s *pass) start(ti int, j *Job, as []Assign) {
 		s.expect = min(max(s.expect, 1), 16)
 		if len(s.jps) < s.expect {
 			s.jps = make([]JobPlacement, max(s.expect, s.slab()))
+			if s.st != nil && s.st.reuse {
+				s.st.jps0 = s.jps
+			}
 		}
 		s.plan.Place = s.jps[:0:s.expect]
 		s.jps = s.jps[s.expect:]

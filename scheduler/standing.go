@@ -36,6 +36,12 @@ type Standing struct {
 	inited bool  // the ledger was built (SetTenants ran once)
 	// trusted: no held sums are kept nor checked (NewTrustedStanding).
 	trusted bool
+	// reuse: each pass carves its plan from the start of the newest slabs
+	// (tps0, devs0, jps0) again (see ReusePlans).
+	reuse bool
+	tps0  []TaskPlacement
+	devs0 []int
+	jps0  []JobPlacement
 	// jobs counts each tenant's running and pending jobs; idle is the
 	// number of best-effort tenants with none. order lists the tenants by
 	// name, short the running services missing replicas (topUp's work).
@@ -137,6 +143,15 @@ func NewTrustedStanding() *Standing {
 	st.trusted = true
 	return st
 }
+
+// ReusePlans makes each plan of a pass on st valid until st's next pass
+// only: the pass carves the plan's lists (its placements, their task
+// placements and device lists) from the memory of the last plan again,
+// rather than from memory no other plan holds, so that passes allocate
+// nothing for their plans. It is for a driver that is done with a plan
+// before it runs the next pass and keeps nothing of it (the state
+// machine's Step, which copies what it keeps).
+func (st *Standing) ReusePlans() { st.reuse = true }
 
 // refuse keeps the first error of a change for the next pass to report.
 func (st *Standing) refuse(err error) {
@@ -713,9 +728,13 @@ func (c *Cluster) passFrom(in *Pass, st *Standing) (*pass, error) {
 	s := &st.p
 	st.in = *in
 	st.planAs = st.planAs[:0]
+	tps, devs, jps := s.tps, s.devs, s.jps // the rest of the slabs, never carved yet
+	if st.reuse {
+		tps, devs, jps = st.tps0, st.devs0, st.jps0 // the newest slabs, whole
+	}
 	*s = pass{c: c, in: &st.in, lim: lim, l: l, live: st.live, nRun: len(st.live), st: st,
 		undo: s.undo[:0], buf: s.buf[:0], touched: s.touched[:0], emptyFit: st.emptyFit,
-		tps: s.tps, devs: s.devs, jps: s.jps} // the rest of the slabs, never carved yet
+		tps: tps, devs: devs, jps: jps}
 	return s, nil
 }
 

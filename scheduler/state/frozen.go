@@ -120,6 +120,9 @@ func (m *Machine) readLog(f *Frozen, c *scheduler.Cluster) {
 			// exactly the running jobs' tasks (the machine committed
 			// them): no held sums to keep and check.
 			f.st = scheduler.NewTrustedStanding()
+			// Step copies what it keeps of a plan, and its plan is the
+			// driver's until the next Step only.
+			f.st.ReusePlans()
 		}
 		if !f.lean {
 			f.jobs = map[*record]*frozenJob{}
@@ -339,7 +342,9 @@ func (m *Machine) Plan(in scheduler.Pass) (scheduler.Plan, error) {
 // the cluster is kept in step. The plan's changes to the job table are
 // checked as Apply checks them; a refusal there would mean the pass and
 // the machine disagree, and panics. A driver that replicates its commands
-// must log the plan (PlanCommand) as the command Step applied.
+// must log the plan (PlanCommand) as the command Step applied. The plan's
+// lists are valid until the next Step, which reuses their memory: the
+// machine keeps none of it.
 func (m *Machine) Step(in scheduler.Pass, at int64) (scheduler.Plan, Result, error) {
 	if in.Pending != nil || in.Running != nil || in.Tenants != nil {
 		return scheduler.Plan{}, Result{}, fmt.Errorf("plan: fields pending, running, tenants: the machine supplies them; leave them empty")

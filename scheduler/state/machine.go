@@ -49,8 +49,12 @@ type Machine struct {
 	// applyPlan's scratch log of the changes to roll back.
 	planGen uint64
 	undo    []undo
-	ops     []placeOp // checkPlacements's scratch, and its skip marks
+	ops     []placeOp // checkPlacements's scratch, its skip marks and assignments
 	skip    []bool
+	opAs    []scheduler.Assign
+	// asBlock is a block that the records of starting jobs of several
+	// tasks take their assignments from (see keepAs).
+	asBlock []scheduler.Assign
 	// ids is a block of strings that results' job lists are carved from
 	// (see idList): a finish or a plan allocates no list of its own.
 	ids []string

@@ -146,13 +146,8 @@ func (m *Machine) applyPlanAs(p ApplyPlan, res *Result, kept bool, given []sched
 		op.r.run.Tasks = mergeTasks(op.r.run.Tasks, op.tasks, op.skip)
 		op.r.as = nil
 		if starting {
-			// The tasks are op.tasks: keep their assignments, a single
-			// task's in the record itself (read with it at the finish).
-			op.r.as = op.as
-			if len(op.as) == 1 {
-				op.r.as1[0] = op.as[0]
-				op.r.as = op.r.as1[:]
-			}
+			// The tasks are op.tasks: keep their assignments.
+			m.keepAs(op.r, op.as)
 		}
 		m.work += uint64(len(op.skip) + len(op.r.run.Tasks))
 		res.Changed = true
@@ -166,6 +161,25 @@ func (m *Machine) applyPlanAs(p ApplyPlan, res *Result, kept bool, given []sched
 		res.Started = nil // none started: as Apply always reported it
 	}
 	return nil
+}
+
+// keepAs gives a starting job's record a copy of its tasks' assignments
+// (the plan's are scratch): a single task's in the record itself, read
+// with it at the finish; more from a block shared by the records of many
+// jobs, each part's capacity clipped, let go when no record holds a part.
+func (m *Machine) keepAs(r *record, as []scheduler.Assign) {
+	if len(as) == 1 {
+		r.as1[0] = as[0]
+		r.as = r.as1[:]
+		return
+	}
+	n := len(as)
+	if len(m.asBlock) < n {
+		m.asBlock = make([]scheduler.Assign, max(n, 256))
+	}
+	r.as = m.asBlock[:n:n]
+	m.asBlock = m.asBlock[n:]
+	copy(r.as, as)
 }
 
 // commit re-checks one placement against the state at hand and takes its
@@ -214,11 +228,14 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool, giv
 		given = nil
 	}
 	taskSlab, gpuSlab := make([]scheduler.TaskPlacement, ntask), make([]int, ngpu)
-	asSlab := make([]scheduler.Assign, ntask)
-	// The skip marks are scratch, reused from plan to plan.
+	// The skip marks and assignments are scratch, reused from plan to
+	// plan: a starting job's record takes a copy of its assignments
+	// (keepAs).
 	skipSlab := slices.Grow(m.skip[:0], ntask)[:ntask]
 	clear(skipSlab)
 	m.skip = skipSlab
+	asSlab := slices.Grow(m.opAs[:0], ntask)[:ntask]
+	m.opAs = asSlab
 	// A job placed twice: each record the plan names is marked with the
 	// plan's generation.
 	m.planGen++

@@ -97,6 +97,19 @@ func TestStepMatchesPlanApply(t *testing.T) {
 					}
 				}
 				require.Empty(t, as, "step %d: one assignment a task placement", step)
+				// The plan is the driver's until the next Step: the machine
+				// keeps none of its memory, so writing over it changes nothing.
+				for i := range got.Place {
+					got.Place[i].Job = "scribbled"
+					for k := range got.Place[i].Tasks {
+						tp := &got.Place[i].Tasks[k]
+						tp.Task, tp.Node, tp.GPUMilli = -1, "scribbled", -1
+						for d := range tp.GPUs {
+							tp.GPUs[d] = -1
+						}
+					}
+				}
+				require.Equal(t, string(snap(t, b)), string(snap(t, g.m)), "step %d: the state after the plan was written over", step)
 				evicted += len(got.Evict)
 			}
 			require.Positive(t, steps)
