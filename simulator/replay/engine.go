@@ -566,7 +566,7 @@ func (e *engine) run(ctx context.Context) error {
 		}
 		e.beginBills(t)
 		batch = batch[:0]
-		for !e.q.empty() && e.q.h[0].at == t {
+		for e.q.nextAt(t) {
 			batch = append(batch, e.q.pop())
 		}
 		// Read the instant's finishing jobs' books, records and nodes side

@@ -1,5 +1,11 @@
 package replay
 
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+)
+
 // phase orders the events of one instant: completions free capacity first,
 // node events change it next, then expired budgets leave the queue (before
 // the pass, so a budget that ends when GPUs free up still sends its job to
@@ -34,8 +40,8 @@ func (it *item) isFinish() bool {
 	return it.phase == phaseFinish && it.scale == 0 && !it.price && !it.move
 }
 
-// entry is an item as the heap holds it, 24 bytes: the heap moves entries
-// by value, and a smaller one moves more of them per cache line. Its key
+// entry is an item as the queue holds it, 24 bytes: the queue moves
+// entries by value, and a smaller one moves more of them per cache line. Its key
 // packs the item's phase, push order and flags, in an order that sorts as
 // (phase, push order): the flags, below a push order no two entries
 // share, never decide.
@@ -60,7 +66,7 @@ func b2u(b bool) uint64 {
 	return 0
 }
 
-// pack is it, pushed seq-th, as the heap holds it.
+// pack is it, pushed seq-th, as the queue holds it.
 func pack(it *item, seq uint64) entry {
 	return entry{at: it.at, job: it.job, epoch: it.epoch,
 		key: uint64(it.phase)<<62 | (seq&(1<<seqBits-1))<<6 | uint64(it.scale&7)<<3 | b2u(it.move)<<2 | b2u(it.price)<<1 | b2u(it.cloud)}
@@ -74,96 +80,158 @@ func (e *entry) unpack() item {
 		scale: uint8(e.key>>3) & 7, move: e.key&4 != 0, price: e.key&2 != 0, cloud: e.key&1 != 0}
 }
 
-// events is a min-heap on (at, phase, push order), that is on (at, key),
-// kept by queue without container/heap, whose interface would box every
-// item pushed and popped.
-type events []entry
-
 // before orders entries on (at, key).
 func (a *entry) before(b *entry) bool {
 	return a.at < b.at || (a.at == b.at && a.key < b.key)
 }
 
-// The heap is 4-ary: half the levels of a binary one, and a node's
-// children side by side in memory, so a pop touches fewer cache lines.
-const arity = 4
-
-// up moves entry i towards the root while it is less than its parent. The
-// entry is held aside and written once, where it stops: each level moves
-// one entry, not two.
-func (h events) up(i int) {
-	it := h[i]
-	for i > 0 {
-		p := (i - 1) / arity
-		if !it.before(&h[p]) {
-			break
-		}
-		h[i] = h[p]
-		i = p
-	}
-	h[i] = it
-}
-
-// down places entry it at hole i, moving it towards the leaves while a
-// child is less than it (written once, as up writes it).
-func (h events) down(i int, it entry) {
-	n := len(h)
-	for {
-		c := arity*i + 1
-		if c >= n {
-			break
-		}
-		m := c
-		for k := c + 1; k < min(c+arity, n); k++ {
-			if h[k].before(&h[m]) {
-				m = k
-			}
-		}
-		if !h[m].before(&it) {
-			break
-		}
-		h[i] = h[m]
-		i = m
-	}
-	h[i] = it
-}
-
-// queue wraps the heap with a sequence counter.
+// queue is the pending events, popped in (at, key) order: a radix heap on
+// at. The replay's clock never goes back: no event is pushed before the
+// instant being replayed, nor, but at an instant before the next event
+// (an arrival's, a tick's), before last, the instant of the front (the
+// earliest entries, taken out of the buckets when it runs out). An entry
+// after last is filed, an append, under the highest bit in which its at
+// differs from last, and only the lowest non-empty bucket is ever looked
+// into, when the front runs out, its entries going down to lower
+// buckets. A min-heap of the same entries (a finish per running job)
+// spends a pop's cache misses sifting down through it; the buckets are
+// read and written in sequence.
+//
+// An entry at or before last (pushed at the front's instant, at an
+// instant before it, or in the past should a time overflow int64) goes
+// into the front, kept sorted, so the order is (at, key) whatever is
+// pushed: every entry of the front is at or before last, every other one
+// after it.
 type queue struct {
-	h   events
-	seq uint64
+	// front holds the entries at or before last, sorted on (at, key) from
+	// head on (those before head are popped): the next pop is
+	// front[head].
+	front []entry
+	head  int
+	// b[i] holds the entries after last whose at differs from last first
+	// at bit i (bucket): every entry of b[i] is before every entry of
+	// b[i+1]. Bit i of used is set when b[i] is not empty.
+	b    [64][]entry
+	used uint64
+	last int64
+	seq  uint64
 }
+
+// bucket is the bucket of an entry at at, after last: the highest bit of
+// their xor, where they first differ. That holds in signed order too:
+// flipping both sign bits makes unsigned order the signed one and leaves
+// the xor as it is.
+func bucket(at, last int64) int { return bits.Len64(uint64(at^last)) - 1 }
 
 func (q *queue) push(it item) {
-	q.h = append(q.h, pack(&it, q.seq))
+	e := pack(&it, q.seq)
 	q.seq++
-	q.h.up(len(q.h) - 1)
+	if e.at > q.last {
+		i := bucket(e.at, q.last)
+		q.b[i] = append(q.b[i], e)
+		q.used |= 1 << i
+		return
+	}
+	q.insert(e)
 }
 
-// pop takes the earliest event; the order is total (the push order is unique), so it
-// is the order any heap gives.
-func (q *queue) pop() item {
-	n := len(q.h) - 1
-	it := q.h[0].unpack()
-	last := q.h[n]
-	q.h = q.h[:n]
-	if n > 0 {
-		q.h.down(0, last)
+// insert puts e, at or before last, in its place in the front. An event
+// pushed at the current instant comes after the others of its phase
+// there, often at the end: the search runs from the end.
+func (q *queue) insert(e entry) {
+	f := q.front
+	p := len(f)
+	for p > q.head && e.before(&f[p-1]) {
+		p--
 	}
+	if p == q.head && q.head > 0 { // before everything left: the popped room takes it
+		q.head--
+		f[q.head] = e
+		return
+	}
+	f = append(f, entry{})
+	copy(f[p+1:], f[p:])
+	f[p] = e
+	q.front = f
+}
+
+// fill makes the lowest non-empty bucket the front when the front has run
+// out: last moves up to its earliest at, and its entries go to the front
+// (those at last) or to lower buckets, their bits above their bucket's
+// now shared with last. It reports whether any event is left.
+func (q *queue) fill() bool {
+	if q.head < len(q.front) {
+		return true
+	}
+	q.front, q.head = q.front[:0], 0
+	if q.used == 0 {
+		return false
+	}
+	i := bits.TrailingZeros64(q.used)
+	src := q.b[i]
+	m := src[0].at
+	for k := 1; k < len(src); k++ {
+		m = min(m, src[k].at)
+	}
+	q.last = m
+	f := q.front
+	for k := range src {
+		e := &src[k]
+		if e.at == m {
+			f = append(f, *e)
+			continue
+		}
+		j := bucket(e.at, m)
+		q.b[j] = append(q.b[j], *e)
+		q.used |= 1 << j
+	}
+	q.b[i] = src[:0]
+	q.used &^= 1 << i
+	if len(f) > 1 { // one instant: the order is the key's
+		slices.SortFunc(f, func(a, b entry) int { return cmp.Compare(a.key, b.key) })
+	}
+	q.front = f
+	return true
+}
+
+// pop takes the earliest event; the order is total (the push order is
+// unique), so it is the order any priority queue gives. The queue must
+// not be empty.
+func (q *queue) pop() item {
+	q.fill()
+	it := q.front[q.head].unpack()
+	q.head++
 	return it
 }
 
-// peek is the earliest event, left on the heap; the heap must not be empty.
-func (q *queue) peek() item { return q.h[0].unpack() }
+// peek is the earliest event, left in the queue, which must not be empty.
+func (q *queue) peek() item {
+	q.fill()
+	return q.front[q.head].unpack()
+}
 
-func (q *queue) empty() bool { return len(q.h) == 0 }
+func (q *queue) empty() bool { return q.head == len(q.front) && q.used == 0 }
 
 // next is the time of the earliest event; ok is false when there is none.
 func (q *queue) next() (int64, bool) {
-	if len(q.h) == 0 {
+	if !q.fill() {
 		return 0, false
 	}
-	return q.h[0].at, true
+	return q.front[q.head].at, true
+}
+
+// nextAt says whether the earliest event is at t.
+func (q *queue) nextAt(t int64) bool {
+	return q.fill() && q.front[q.head].at == t
+}
+
+// len is the number of events left.
+func (q *queue) len() int {
+	n := len(q.front) - q.head
+	for _, b := range q.b {
+		n += len(b)
+	}
+	return n
 }
 
 // EventKind names what happened in the event log.

@@ -37,7 +37,7 @@ func TestQueueOrder(t *testing.T) {
 			require.Equal(t, left[0], q.pop(), "seed %d step %d", seed, step)
 			left = left[1:]
 		}
-		require.Equal(t, len(left), len(q.h))
+		require.Equal(t, len(left), q.len())
 	}
 }
 
