@@ -458,47 +458,62 @@ func TestValidateJob(t *testing.T) {
 	}
 }
 
-// TestVisitBestOrder checks the best-first walk against a sort of the scan.
+// TestVisitBestOrder checks the best-first walk against a sort of the scan,
+// on fleets whose trees have several levels and whose scores tie (an empty
+// fleet ties everywhere: the walk then goes in rank order).
 func TestVisitBestOrder(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 5))
-	pools, nodes := randomFleet(rng, 37)
-	c, err := NewCluster(pools, nodes)
-	require.NoError(t, err)
-	p, err := NewPolicy(c, "best-fit", Options{})
-	require.NoError(t, err)
-	for i := 0; i < 40; i++ {
-		task := randomTask(rng)
-		s, err := c.ShapeOf(&task)
-		require.NoError(t, err)
-		c.PlaceTask(p, &s, rng)
+	for _, tc := range []struct {
+		name   string
+		nodes  int
+		placed int
+		policy string
+	}{
+		{"small", 37, 40, "best-fit"},
+		{"empty-ties", 700, 0, "best-fit"},
+		{"busy", 700, 500, "best-fit"},
+		{"packing-ties", 700, 300, "gpu-packing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, uint64(tc.nodes)))
+			pools, nodes := randomFleet(rng, tc.nodes)
+			c, err := NewCluster(pools, nodes)
+			require.NoError(t, err)
+			p, err := NewPolicy(c, tc.policy, Options{})
+			require.NoError(t, err)
+			for i := 0; i < tc.placed; i++ {
+				task := randomTask(rng)
+				s, err := c.ShapeOf(&task)
+				require.NoError(t, err)
+				c.PlaceTask(p, &s, rng)
+			}
+			task := Task{GPUs: 1, GPUMilli: 300}
+			s, err := c.ShapeOf(&task)
+			require.NoError(t, err)
+			type cand struct {
+				n NodeID
+				v int64
+			}
+			var want []cand
+			for i := range c.nodes {
+				n := NodeID(i)
+				if c.Fits(n, &s) && p.filter(c, n, &s) {
+					want = append(want, cand{n, p.nodeScore(c, n, &s)})
+				}
+			}
+			sort.Slice(want, func(i, j int) bool {
+				if want[i].v != want[j].v {
+					return want[i].v > want[j].v
+				}
+				return c.rank[want[i].n] < c.rank[want[j].n]
+			})
+			require.NotEmpty(t, want)
+			for _, limit := range []int{len(want) + 10, 100, 3} {
+				var got []cand
+				c.visitBest(c.index(p, &s), limit, func(n NodeID, v int64) bool { got = append(got, cand{n, v}); return true })
+				require.Equal(t, want[:min(limit, len(want))], got, "limit %d", limit)
+			}
+		})
 	}
-	task := Task{GPUs: 1, GPUMilli: 300}
-	s, err := c.ShapeOf(&task)
-	require.NoError(t, err)
-	type cand struct {
-		n NodeID
-		v int64
-	}
-	var want []cand
-	for i := range c.nodes {
-		n := NodeID(i)
-		if c.Fits(n, &s) {
-			want = append(want, cand{n, p.nodeScore(c, n, &s)})
-		}
-	}
-	sort.Slice(want, func(i, j int) bool {
-		if want[i].v != want[j].v {
-			return want[i].v > want[j].v
-		}
-		return c.rank[want[i].n] < c.rank[want[j].n]
-	})
-	var got []cand
-	c.visitBest(c.index(p, &s), 1000, func(n NodeID, v int64) bool { got = append(got, cand{n, v}); return true })
-	require.NotEmpty(t, want)
-	require.Equal(t, want, got)
-	got = got[:0]
-	c.visitBest(c.index(p, &s), 3, func(n NodeID, v int64) bool { got = append(got, cand{n, v}); return true })
-	require.Equal(t, want[:min(3, len(want))], got)
 }
 
 func TestModelLimit(t *testing.T) {

@@ -200,7 +200,7 @@ func (c *Cluster) selectSpread(p *Policy, s *Shape, rng *rand.Rand, label string
 	cand, candUse, candV := NoNode, bestUse, int64(noScore)
 	for i := range c.nodes {
 		n := NodeID(i)
-		v := ix.val[ix.size+int(c.rank[n])]
+		v := ix.leafAt(c.rank[n])
 		if v == noScore {
 			continue
 		}

@@ -2,8 +2,8 @@ package scheduler
 
 import (
 	"math"
-	"math/bits"
 	"math/rand/v2"
+	"slices"
 )
 
 // noScore marks an infeasible node in a score index.
@@ -15,24 +15,86 @@ type idxKey struct {
 	shape Shape
 }
 
-// shapeIndex is a tournament tree over the nodes in rank order. Each leaf
-// holds the node's score for one shape under one policy (noScore when the
-// node cannot take it); each inner entry holds the best of its two children
-// and, for a Uniform policy (counted), the number of feasible leaves below
-// it. The best node is the leftmost leaf with the root's score: the lowest
-// rank among the best scores.
+// shapeIndex is a tournament tree over the nodes in rank order, of fan-out
+// fan. Each leaf holds the node's score for one shape under one policy
+// (noScore when the node cannot take it); each inner entry holds the best
+// of its children and, for a Uniform policy (counted), the number of
+// feasible leaves below it. The best node is the leftmost leaf with the
+// root's score: the lowest rank among the best scores.
+//
+// The levels lie one after another in val (and cnt), leaves first, each
+// padded with infeasible entries to whole groups of fan: an entry's
+// children are one cache line of scores. A refresh that climbs the tree
+// (a placement on the best node climbs to the root) reads a line a level,
+// and 10,000 nodes make five levels above the leaves, not fourteen; the
+// whole index takes 91 KB where a binary tree took 256.
 type shapeIndex struct {
-	key     idxKey
-	seq     uint64 // change-log position the leaves are current to
-	size    int    // number of leaves, a power of two
-	val     []int64
-	cnt     []int32
-	counted bool // cnt is kept: only uniform draws read it
-	used    uint64
+	key  idxKey
+	seq  uint64 // change-log position the leaves are current to
+	n    int    // leaves in use: the cluster's nodes when built
+	val  []int64
+	cnt  []int32
+	off  []int // where each level starts in val; the last is the root alone
+	used uint64
+	// counted: cnt is kept, only uniform draws read it.
+	counted bool
 	// feas has bit n set when node n's leaf is feasible: a small copy of
 	// the leaves' feasibility that a refresh of a node infeasible before
 	// and after reads instead of its leaf, a cold cache line.
 	feas []uint64
+}
+
+// fan is the score index's fan-out: eight scores are a cache line.
+const (
+	fan     = 8
+	fanBits = 3
+)
+
+// root is the root's position in val.
+func (ix *shapeIndex) root() int { return ix.off[len(ix.off)-1] }
+
+// leafAt is the leaf of the node of rank r.
+func (ix *shapeIndex) leafAt(r int32) int64 { return ix.val[r] }
+
+// layout sets out the levels of an index of n leaves and sizes its lists.
+func (ix *shapeIndex) layout(n int) {
+	ix.n = n
+	ix.off = ix.off[:0]
+	total, w := 0, max(n, 1)
+	for {
+		ix.off = append(ix.off, total)
+		if w == 1 && len(ix.off) > 1 {
+			total++
+			break
+		}
+		w = (w + fan - 1) &^ (fan - 1) // whole groups
+		total += w
+		w /= fan
+	}
+	if cap(ix.val) < total {
+		ix.val = make([]int64, total)
+	}
+	ix.val = ix.val[:total]
+	if ix.cnt != nil {
+		ix.cnt = slices.Grow(ix.cnt[:0], total)[:total]
+	}
+	if words := (n + 63) / 64; cap(ix.feas) < words {
+		ix.feas = make([]uint64, words)
+	} else {
+		ix.feas = ix.feas[:words]
+	}
+}
+
+// max8 is the best of a group of entries.
+func max8(g []int64) int64 {
+	g = g[:fan]
+	return max(max(max(g[0], g[1]), max(g[2], g[3])), max(max(g[4], g[5]), max(g[6], g[7])))
+}
+
+// sum8 is the count of a group of entries.
+func sum8(g []int32) int32 {
+	g = g[:fan]
+	return g[0] + g[1] + g[2] + g[3] + g[4] + g[5] + g[6] + g[7]
 }
 
 // idxCache holds the indexes of the shapes seen recently, least recently
@@ -94,20 +156,17 @@ func (c *Cluster) newIndex(key idxKey) *shapeIndex {
 		ic.spare = append(ic.spare, ic.m[victim])
 		delete(ic.m, victim)
 	}
-	size := 1
-	for size < len(c.nodes) {
-		size <<= 1
-	}
 	var ix *shapeIndex
 	for len(ic.spare) > 0 && ix == nil {
 		last := ic.spare[len(ic.spare)-1]
 		ic.spare = ic.spare[:len(ic.spare)-1]
-		if last.size == size {
+		if last.n == len(c.nodes) {
 			ix = last
 		}
 	}
 	if ix == nil {
-		ix = &shapeIndex{size: size, val: make([]int64, 2*size), feas: make([]uint64, (size+63)/64)}
+		ix = &shapeIndex{}
+		ix.layout(len(c.nodes))
 	}
 	ix.key = key
 	c.rebuild(ix)
@@ -123,13 +182,12 @@ func (c *Cluster) leaf(p *Policy, s *Shape, n NodeID) int64 {
 }
 
 func (c *Cluster) rebuild(ix *shapeIndex) {
-	size := ix.size
 	p, s := ix.key.pol, &ix.key.shape
 	ix.counted = p.Uniform
 	if ix.counted && ix.cnt == nil {
-		ix.cnt = make([]int32, 2*size)
+		ix.cnt = make([]int32, len(ix.val))
 	}
-	for i := size; i < 2*size; i++ {
+	for i := range ix.val {
 		ix.val[i] = noScore
 	}
 	clear(ix.feas)
@@ -151,23 +209,35 @@ func (c *Cluster) rebuild(ix *shapeIndex) {
 		} else {
 			v = c.leaf(p, s, NodeID(n))
 		}
-		ix.val[size+int(c.rank[n])] = v
+		ix.val[c.rank[n]] = v
 		if v != noScore {
 			ix.feas[n>>6] |= 1 << uint(n&63)
 		}
 	}
-	for i := size - 1; i >= 1; i-- {
-		ix.val[i] = max(ix.val[2*i], ix.val[2*i+1])
-	}
 	if ix.counted {
-		for i := size; i < 2*size; i++ {
+		for i := range ix.off[1] {
 			ix.cnt[i] = 0
 			if ix.val[i] != noScore {
 				ix.cnt[i] = 1
 			}
 		}
-		for i := size - 1; i >= 1; i-- {
-			ix.cnt[i] = ix.cnt[2*i] + ix.cnt[2*i+1]
+	}
+	for l := 1; l < len(ix.off); l++ {
+		below, at := ix.off[l-1], ix.off[l]
+		for i := range (at - below) / fan {
+			g := below + i*fan
+			ix.val[at+i] = max8(ix.val[g:])
+			if ix.counted {
+				ix.cnt[at+i] = sum8(ix.cnt[g:])
+			}
+		}
+		if l+1 < len(ix.off) { // the level's padding
+			for i := at + (at-below)/fan; i < ix.off[l+1]; i++ {
+				ix.val[i] = noScore
+				if ix.counted {
+					ix.cnt[i] = 0
+				}
+			}
 		}
 	}
 	ix.seq = c.seq
@@ -220,19 +290,22 @@ func (c *Cluster) refresh(ix *shapeIndex, n NodeID) {
 		}
 		ix.feas[w] &^= bit
 	}
-	pos := ix.size + int(c.rank[n])
+	pos := int(c.rank[n])
 	old := ix.val[pos]
 	if old == v {
 		return
 	}
 	ix.val[pos] = v
 	if !ix.counted || (old == noScore) == (v == noScore) {
-		for pos >>= 1; pos >= 1; pos >>= 1 {
-			nv := max(ix.val[2*pos], ix.val[2*pos+1])
-			if ix.val[pos] == nv {
+		// Climb while the best of a group changes.
+		for l := 1; l < len(ix.off); l++ {
+			nv := max8(ix.val[ix.off[l-1]+pos&^(fan-1):])
+			pos >>= fanBits
+			at := ix.off[l] + pos
+			if ix.val[at] == nv {
 				break
 			}
-			ix.val[pos] = nv
+			ix.val[at] = nv
 		}
 		return
 	}
@@ -242,65 +315,80 @@ func (c *Cluster) refresh(ix *shapeIndex, n NodeID) {
 		d = -1
 	}
 	ix.cnt[pos] += d
-	for pos >>= 1; pos >= 1; pos >>= 1 {
-		ix.cnt[pos] += d
-		ix.val[pos] = max(ix.val[2*pos], ix.val[2*pos+1])
+	for l := 1; l < len(ix.off); l++ {
+		g := ix.off[l-1] + pos&^(fan-1)
+		pos >>= fanBits
+		at := ix.off[l] + pos
+		ix.cnt[at] += d
+		ix.val[at] = max8(ix.val[g:])
 	}
 }
 
 // best returns the feasible node with the highest score and, among equals,
 // the lowest rank.
 func (c *Cluster) best(ix *shapeIndex) (NodeID, int64) {
-	if ix.val[1] == noScore {
+	top := ix.val[ix.root()]
+	if top == noScore {
 		return NoNode, noScore
 	}
-	top, i := ix.val[1], 1
-	for i < ix.size {
-		if ix.val[2*i] == top {
-			i = 2 * i
-		} else {
-			i = 2*i + 1
+	i := 0
+	for l := len(ix.off) - 2; l >= 0; l-- {
+		g := ix.off[l] + i*fan
+		k := 0
+		for ix.val[g+k] != top {
+			k++
 		}
+		i = i*fan + k
 	}
-	return c.order[i-ix.size], top
+	return c.order[i], top
 }
 
-// uniform returns a feasible node drawn uniformly at random.
+// uniform returns a feasible node drawn uniformly at random: the k-th
+// feasible leaf in rank order, k drawn below their count.
 func (c *Cluster) uniform(ix *shapeIndex, rng *rand.Rand) NodeID {
-	if ix.cnt[1] == 0 {
+	total := ix.cnt[ix.root()]
+	if total == 0 {
 		return NoNode
 	}
-	k := int32(rng.IntN(int(ix.cnt[1])))
-	i := 1
-	for i < ix.size {
-		if k < ix.cnt[2*i] {
-			i = 2 * i
-		} else {
-			k -= ix.cnt[2*i]
-			i = 2*i + 1
+	k := int32(rng.IntN(int(total)))
+	i := 0
+	for l := len(ix.off) - 2; l >= 0; l-- {
+		g := ix.off[l] + i*fan
+		j := 0
+		for k >= ix.cnt[g+j] {
+			k -= ix.cnt[g+j]
+			j++
 		}
+		i = i*fan + j
 	}
-	return c.order[i-ix.size]
+	return c.order[i]
 }
 
 // visitBest walks feasible nodes from the best score down (lowest rank first
 // among equals), at most limit of them, until visit returns false. It is a
-// best-first search over the tree, so it costs O(k log n) for k visits.
+// best-first search over the tree, so it costs O(k log n) for k visits. Its
+// heap holds an entry's level in the bits above 40 and its place in val
+// below; an entry comes before another by score, then by the leftmost leaf
+// below it.
 func (c *Cluster) visitBest(ix *shapeIndex, limit int, visit func(n NodeID, score int64) bool) {
-	levels := bits.Len(uint(ix.size)) - 1
-	leftmost := func(i int) int { return i<<(levels-(bits.Len(uint(i))-1)) - ix.size }
+	const placeBits = 40
+	leftmost := func(e int) int {
+		l := e >> placeBits
+		return (e&(1<<placeBits-1) - ix.off[l]) << (fanBits * l)
+	}
+	val := func(e int) int64 { return ix.val[e&(1<<placeBits-1)] }
 	less := func(a, b int) bool { // a comes before b
-		if ix.val[a] != ix.val[b] {
-			return ix.val[a] > ix.val[b]
+		if va, vb := val(a), val(b); va != vb {
+			return va > vb
 		}
 		return leftmost(a) < leftmost(b)
 	}
 	h := c.heap[:0]
-	push := func(i int) {
-		if ix.val[i] == noScore {
+	push := func(e int) {
+		if val(e) == noScore {
 			return
 		}
-		h = append(h, i)
+		h = append(h, e)
 		for k := len(h) - 1; k > 0; {
 			parent := (k - 1) / 2
 			if !less(h[k], h[parent]) {
@@ -331,18 +419,21 @@ func (c *Cluster) visitBest(ix *shapeIndex, limit int, visit func(n NodeID, scor
 		}
 		return top
 	}
-	push(1)
+	push((len(ix.off)-1)<<placeBits | ix.root())
 	for visited := 0; len(h) > 0 && visited < limit; {
-		i := pop()
-		if i >= ix.size {
+		e := pop()
+		l, at := e>>placeBits, e&(1<<placeBits-1)
+		if l == 0 {
 			visited++
-			if !visit(c.order[i-ix.size], ix.val[i]) {
+			if !visit(c.order[at], ix.val[at]) {
 				break
 			}
 			continue
 		}
-		push(2 * i)
-		push(2*i + 1)
+		first := ix.off[l-1] + (at-ix.off[l])*fan
+		for k := range fan {
+			push((l-1)<<placeBits | (first + k))
+		}
 	}
 	c.heap = h[:0]
 }

@@ -381,10 +381,10 @@ func TestOracleSpreadBigFleet(t *testing.T) {
 // where the index keeps counts, else counted over the leaves.
 func (ix *shapeIndex) feasible() int {
 	if ix.counted {
-		return int(ix.cnt[1])
+		return int(ix.cnt[ix.root()])
 	}
 	k := 0
-	for _, v := range ix.val[ix.size:] {
+	for _, v := range ix.val[:ix.n] {
 		if v != noScore {
 			k++
 		}
