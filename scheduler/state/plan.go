@@ -240,7 +240,11 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool, giv
 	// plan's generation.
 	m.planGen++
 	for i, jp := range place {
-		r, ok := m.jobs.get(m.recs, jp.Job)
+		r := m.nearHead(jp.Job)
+		ok := r != nil
+		if !ok {
+			r, ok = m.jobs.get(m.recs, jp.Job)
+		}
 		switch {
 		case !ok:
 			return ops, fmt.Errorf("field place[%d].job: unknown job %q", i, jp.Job)
@@ -309,6 +313,23 @@ func (m *Machine) checkPlacements(place []scheduler.JobPlacement, kept bool, giv
 	}
 	return ops, nil
 }
+
+// nearHead returns the job of that id among the first of the queue, nil
+// if none is: a pass places mostly jobs from there (in the order of the
+// tenants' shares, not the queue's), and Step's plan names them by their
+// records' own strings, so that each comparison is one of pointers, where
+// the table's look-up reads a cold entry.
+func (m *Machine) nearHead(id string) *record {
+	for _, q := range m.pending[:min(len(m.pending), nearHeadScan)] {
+		if q.r != nil && q.r.job.ID == id {
+			return q.r
+		}
+	}
+	return nil
+}
+
+// nearHeadScan is how many of the queue's first entries nearHead reads.
+const nearHeadScan = 16
 
 // byTask orders placements by task index.
 func byTask(a, b scheduler.TaskPlacement) int { return a.Task - b.Task }
