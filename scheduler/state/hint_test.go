@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -95,6 +96,14 @@ func TestWarmChangesNothing(t *testing.T) {
 	for h := int32(-2); h <= int32(len(g.m.recs))+2; h++ {
 		g.m.Warm(h)
 	}
+	for k, r := range g.m.recs {
+		if r != nil {
+			g.m.WarmSubmit(r.job.ID, k)
+		}
+		g.m.WarmSubmit(fmt.Sprint("new-", k), k)
+	}
+	g.m.WarmSubmit("", 0)
+	New().WarmSubmit("x", 0) // an empty table
 	require.Equal(t, string(before), string(snap(t, g.m)))
 	require.Equal(t, applied, g.m.Applied())
 	require.NotZero(t, g.m.warmed, "the reads were kept")

@@ -50,6 +50,14 @@ func (x *jobIndex) get(recs []*record, id string) (*record, bool) {
 	}
 }
 
+// warm reads the entry where a look-up of id starts, for Machine.WarmSubmit.
+func (x *jobIndex) warm(id string) int64 {
+	if len(x.tab) == 0 {
+		return 0
+	}
+	return int64(x.tab[x.hash(id)&uint32(len(x.tab)-1)].slot1)
+}
+
 // put adds r, whose id the index does not hold, at its slot; it keeps the
 // hash in r.
 func (x *jobIndex) put(r *record) {

@@ -38,6 +38,11 @@ func TestStepMatchesPlanApply(t *testing.T) {
 						s.Job.Priority = int32(g.rng.IntN(3))
 						s.Job.Walltime = int64(10 + g.rng.IntN(100))
 						cmd = s
+						// Warming changes nothing: the stepping machine warms
+						// each submission (ids new, known or empty; reused
+						// records near and past the end of its spares).
+						g.m.WarmSubmit(s.Job.ID, g.rng.IntN(3))
+						g.m.WarmSubmit(fmt.Sprintf("j%d", g.rng.IntN(50)), len(g.m.spare)-1+g.rng.IntN(3))
 					}
 					resA, errA := g.m.Apply(cmd)
 					resB, errB := b.Apply(cmd)

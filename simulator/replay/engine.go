@@ -594,6 +594,11 @@ func (e *engine) run(ctx context.Context) error {
 			}
 			changed = changed || c
 		}
+		if nj != nil && nj.Submit == t {
+			if err := e.warmArrivals(t); err != nil {
+				return err
+			}
+		}
 		for nj != nil && nj.Submit == t {
 			if err := e.arrive(e.arrived, nj, t); err != nil {
 				return err
@@ -692,6 +697,26 @@ func (e *engine) arrive(k int, src *Job, t int64) error {
 	}
 	return nil
 }
+
+// warmArrivals reads the state machine's side of the next arrivals at t
+// (Machine.WarmSubmit) side by side before they are submitted one by
+// one, at most arrivalWarm of them: their cache misses overlap.
+func (e *engine) warmArrivals(t int64) error {
+	if err := e.fill(max(e.cfg.WarmupJobs+1, arrivalWarm)); err != nil {
+		return err
+	}
+	for i := range min(arrivalWarm, e.figs.n-e.arrived) {
+		k := e.arrived + i
+		if e.upcoming(k).Submit != t || (i > 0 && k%idBlock == 0) {
+			break // past the instant, or into the next block of ids (baseID)
+		}
+		e.m.WarmSubmit(e.baseID(k), i)
+	}
+	return nil
+}
+
+// arrivalWarm bounds the arrivals warmArrivals reads ahead.
+const arrivalWarm = 8
 
 // apply applies one event of the heap; changed says whether the owned
 // cluster or its queue changed.

@@ -277,7 +277,8 @@ func newRecord(k int, src *Job, gpus float64) JobRecord {
 // feed is the workload as the engine pulls it: all of Config.Jobs at the
 // start, or a Source's jobs kept W + 1 ahead of the arrivals, so that the
 // measurement window's start is known from the first arrival, and its end
-// is known (or still to come) whenever the books need it.
+// is known (or still to come) whenever the books need it; at an instant
+// with arrivals, up to arrivalWarm ahead (see warmArrivals).
 type feed struct {
 	src   Source
 	ahead []Job // a Source's jobs pulled and not arrived, from head on
