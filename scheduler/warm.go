@@ -24,8 +24,19 @@ func (c *Cluster) Warm(a *Assign) int64 {
 // Warm reads a running job's entry in its set-up, as Cluster.Warm reads a
 // node, and changes nothing.
 func (r RunRef) Warm() int {
-	if r.lj == nil {
+	lj := r.lj
+	if lj == nil {
 		return 0
 	}
-	return r.lj.nAlive
+	// What stopping the job reads: its tenant, its assignments' amounts
+	// and its count of live tasks, on the entry's first two cache lines,
+	// and its job's kind.
+	v := lj.nAlive + lj.tenant
+	if len(lj.assigns) > 0 {
+		v += int(lj.assigns[0].Take)
+	}
+	if lj.job != nil {
+		v += int(lj.job.Kind)
+	}
+	return v
 }
