@@ -576,7 +576,7 @@ func (e *engine) run(ctx context.Context) error {
 		for _, it := range batch {
 			if it.isFinish() {
 				j := e.live.at(int(it.job))
-				epochs += j.epoch
+				epochs += j.warm()
 				e.m.Warm(j.hint)
 			}
 		}

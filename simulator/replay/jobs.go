@@ -48,6 +48,14 @@ type jobState struct {
 	src *Job
 }
 
+// warm reads a word of each cache line of the book that a finish reads
+// (its head, the run's shares, the record's times, its counts and costs,
+// the saved work and source), for the engine to read an instant's
+// finishing books side by side before it applies them.
+func (j *jobState) warm() uint32 {
+	return j.epoch + uint32(len(j.shares)) + uint32(j.rec.End) + uint32(j.rec.Preemptions) + uint32(j.done)
+}
+
 // figs is what the summary needs of one job: its record without the
 // strings (tenant, pool and size as small numbers). Every job has one,
 // from the moment it is pulled from the workload; a live job's is written
