@@ -746,7 +746,9 @@ func (m *Machine) Warm(hint int32) {
 		return
 	}
 	r := m.recs[i]
-	v := int64(r.status) + int64(r.lean.ref.Warm())
+	// The record's head, its planner entry and, on its last line, the done
+	// tasks a finish clears.
+	v := int64(r.status) + int64(r.lean.ref.Warm()) + int64(len(r.done))
 	if len(r.as) > 0 {
 		v += m.c.Warm(&r.as[0])
 	}
