@@ -13,6 +13,18 @@ const Second int64 = 1e9
 // Hour is one hour of the virtual clock.
 const Hour = 3600 * Second
 
+// MaxSpan bounds each span a run adds to its clock: a job's duration, a
+// checkpoint's interval and restart, the pass period, a pool's
+// provisioning delay, an idle release, a spot node's mean life. About 36
+// years. With the workload's times within MaxTime, a time plus a few such
+// spans stays on the clock, where an unbounded sum would wrap into the
+// past and its event come first.
+const MaxSpan int64 = 1 << 60
+
+// MaxTime bounds the workload's times (its submissions) either side of
+// zero: about 146 years, Unix times in nanoseconds included.
+const MaxTime int64 = 1 << 62
+
 // maxSeconds bounds a time in seconds so that it fits the nanosecond clock
 // (about ±292 years around zero).
 const maxSeconds = math.MaxInt64 / Second

@@ -111,8 +111,14 @@ func newEngine(cfg *Config) (*engine, error) {
 	if cfg.WarmupJobs < 0 {
 		return nil, fmt.Errorf("warmup jobs %d: must not be negative", cfg.WarmupJobs)
 	}
-	if cfg.Checkpoint.Interval < 0 || cfg.Checkpoint.Restart < 0 {
+	switch c := cfg.Checkpoint; {
+	case c.Interval < 0 || c.Restart < 0:
 		return nil, fmt.Errorf("checkpoint: interval and restart must not be negative")
+	case c.Interval > MaxSpan || c.Restart > MaxSpan:
+		return nil, fmt.Errorf("checkpoint: interval %d ns and restart %d ns: at most %d ns (about 36 years)", c.Interval, c.Restart, MaxSpan)
+	}
+	if cfg.PassEvery < 0 || cfg.PassEvery > MaxSpan {
+		return nil, fmt.Errorf("pass every %d ns: want 0 (passes when something changes) to %d ns", cfg.PassEvery, MaxSpan)
 	}
 	if cfg.Horizon < 0 {
 		return nil, fmt.Errorf("horizon: must not be negative")
@@ -240,6 +246,9 @@ func (e *engine) buildFleet() error {
 	burst := e.cfg.Burst != nil
 	cloudPool := -1
 	for i, p := range e.cfg.Pools {
+		if p.ProvisionDelaySec < 0 || p.ProvisionDelaySec > MaxSpan/Second {
+			return fmt.Errorf("fleet: pool %s: provision_delay_sec %d: want 0 to %d (about 36 years)", p.Name, p.ProvisionDelaySec, MaxSpan/Second)
+		}
 		if _, err := e.m.Apply(state.RegisterPool{Pool: p}); err != nil {
 			return fmt.Errorf("fleet: pool %s: %w", p.Name, err)
 		}
@@ -264,9 +273,6 @@ func (e *engine) buildFleet() error {
 			return errors.New("fleet: the burst method needs a cloud pool to spill to; the fleet has none")
 		}
 		p := e.cfg.Pools[cloudPool]
-		if p.ProvisionDelaySec < 0 {
-			return fmt.Errorf("fleet: pool %s: provision_delay_sec %d: must not be negative", p.Name, p.ProvisionDelaySec)
-		}
 		e.cloud, e.cloudAt = p.PricePerGPUHour, p.Name
 	}
 	var cpu, mem int64
@@ -361,6 +367,12 @@ const streamWidth = 12
 func (e *engine) check(k int, src *Job) (float64, error) {
 	if src.Duration < 0 {
 		return 0, fmt.Errorf("%s: field duration: %d ns is negative", where(src, k), src.Duration)
+	}
+	if src.Duration > MaxSpan {
+		return 0, fmt.Errorf("%s: field duration: %d ns is longer than a run can add to its clock (%d ns, about 36 years)", where(src, k), src.Duration, MaxSpan)
+	}
+	if src.Submit > MaxTime || src.Submit < -MaxTime {
+		return 0, fmt.Errorf("%s: field submit: %d ns is outside the clock's range for a workload (±%d ns, about 146 years around 1970)", where(src, k), src.Submit, MaxTime)
 	}
 	if e.cfg.Burst != nil {
 		t := src.Job.Task

@@ -118,8 +118,11 @@ type scaler struct {
 // listed node's shape.
 func newScaler(e *engine) (*scaler, error) {
 	sc := e.cfg.Scale
-	if sc.IdleRelease < 0 || sc.SpotReclaim < 0 {
+	switch {
+	case sc.IdleRelease < 0 || sc.SpotReclaim < 0:
 		return nil, fmt.Errorf("scale: idle release and spot reclaim must not be negative")
+	case sc.IdleRelease > MaxSpan || sc.SpotReclaim > MaxSpan:
+		return nil, fmt.Errorf("scale: idle release %d ns and spot reclaim %d ns: at most %d ns (about 36 years)", sc.IdleRelease, sc.SpotReclaim, MaxSpan)
 	}
 	s := &scaler{idle: sc.IdleRelease, spot: sc.SpotReclaim, byName: map[string]int{},
 		shapes: map[shapeKey][]scheduler.ScaleOption{}, asked: map[int]int{},
