@@ -60,8 +60,16 @@ func Resample(points []Point, anchor time.Time, step time.Duration, agg Agg) (*S
 	if len(points) == 0 {
 		return nil, fmt.Errorf("no points to resample")
 	}
-	first := floorDiv(points[0].T.Sub(anchor), step)
-	last := floorDiv(points[len(points)-1].T.Sub(anchor), step)
+	// The grid counts in Durations from the anchor: a point further than
+	// half their range from it (about 146 years) is refused, since the
+	// differences would saturate and steps fall outside the grid.
+	d0, d1 := points[0].T.Sub(anchor), points[len(points)-1].T.Sub(anchor)
+	for _, d := range []time.Duration{d0, d1} {
+		if d > math.MaxInt64/2 || d < -math.MaxInt64/2 {
+			return nil, fmt.Errorf("%v to %v: more than %v from the grid's anchor %v", points[0].T, points[len(points)-1].T, time.Duration(math.MaxInt64/2), anchor)
+		}
+	}
+	first, last := floorDiv(d0, step), floorDiv(d1, step)
 	if n := last - first + 1; n > MaxSteps || n < 0 {
 		return nil, fmt.Errorf("%v to %v in steps of %v: more than %d steps", points[0].T, points[len(points)-1].T, step, MaxSteps)
 	}
