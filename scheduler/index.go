@@ -35,6 +35,7 @@ type shapeIndex struct {
 	val  []int64
 	cnt  []int32
 	off  []int // where each level starts in val; the last is the root alone
+	offs [12]int
 	used uint64
 	// counted: cnt is kept, only uniform draws read it.
 	counted bool
@@ -59,7 +60,7 @@ func (ix *shapeIndex) leafAt(r int32) int64 { return ix.val[r] }
 // layout sets out the levels of an index of n leaves and sizes its lists.
 func (ix *shapeIndex) layout(n int) {
 	ix.n = n
-	ix.off = ix.off[:0]
+	ix.off = ix.offs[:0] // in the index itself: 8^11 leaves before it allocates
 	total, w := 0, max(n, 1)
 	for {
 		ix.off = append(ix.off, total)
