@@ -137,6 +137,13 @@ type record struct {
 	fz *frozenJob
 }
 
+// lines reads a word of each cache line of the record, for a submission
+// about to fill it to find them fetched (see Machine.WarmSubmit).
+func (r *record) lines() int64 {
+	return int64(r.status) + int64(r.lean.gen) + int64(len(r.job.ID)) + int64(r.job.Task.GPUs) +
+		int64(len(r.job.Task.Residency)) + r.job.Walltime + int64(r.seq)
+}
+
 func (r *record) info() JobInfo {
 	return JobInfo{
 		Job: cloneJob(r.job), Status: r.status, Seq: r.seq, Tasks: cloneTasks(r.run.Tasks),

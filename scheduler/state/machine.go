@@ -566,8 +566,7 @@ func (m *Machine) submit(c Submit) error {
 			// of each of its cache lines now, so that they arrive while this
 			// one is filled rather than when that one is.
 			nx := m.spare[n-2]
-			m.warmed += int64(nx.status) + int64(nx.lean.gen) + int64(len(nx.job.ID)) + int64(nx.job.Task.GPUs) +
-				int64(len(nx.job.Task.Residency)) + nx.job.Walltime + int64(nx.seq)
+			m.warmed += nx.lines()
 		}
 		*r = record{job: j, seq: m.nextSeq, status: Pending, tag: s.Tag}
 		m.recycled++
@@ -764,8 +763,7 @@ func (m *Machine) WarmSubmit(id string, k int) {
 	v := m.jobs.warm(id)
 	if n := len(m.spare); k >= 0 && k < n {
 		r := m.spare[n-1-k]
-		v += int64(r.status) + int64(r.lean.gen) + int64(len(r.job.ID)) + int64(r.job.Task.GPUs) +
-			int64(len(r.job.Task.Residency)) + r.job.Walltime + int64(r.seq)
+		v += r.lines()
 	}
 	m.warmed += v
 }
